@@ -1,0 +1,22 @@
+/*
+ * mem.h — every allocation of the library goes through these wrappers, so that tests can make
+ * the Nth allocation fail and check that each caller handles it.
+ */
+#ifndef AJ_UTIL_MEM_H
+#define AJ_UTIL_MEM_H
+
+#include <stddef.h>
+
+void *aj__malloc(size_t n);
+void *aj__calloc(size_t count, size_t size);
+void *aj__realloc(void *p, size_t n);
+void aj__free(void *p);
+/* Copies a string (NULL gives NULL without failing). */
+char *aj__strdup(const char *s);
+/* Copies n bytes and appends a NUL not counted in n. */
+void *aj__memdup0(const void *p, size_t n);
+
+/* Fault injection: the Nth allocation from now fails (1 = the next); 0 disarms. */
+void aj__mem_fail_at(unsigned long n);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * harness.c — shared test helpers (see harness.h).
+ */
+#include "harness.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char *aj_test_tmpdir(void) {
+    const char *base = getenv("TMPDIR");
+    char tmpl[512];
+    snprintf(tmpl, sizeof tmpl, "%s/ajtest.XXXXXX", base ? base : "/tmp");
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    return strdup(d);
+}
+
+void aj_test_rmtree(const char *path) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    int rc = system(cmd);
+    (void)rc;
+}
+
+char *aj_test_path(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    assert_non_null(p);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static int64_t test_now(void *ud) {
+    aj_test_clock *c = ud;
+    return __atomic_load_n(&c->now, __ATOMIC_SEQ_CST);
+}
+
+void aj_test_clock_init(aj_test_clock *c, int64_t start_ms) {
+    c->clock.now_ms = test_now;
+    c->clock.ud = c;
+    c->now = start_ms;
+}
+
+void aj_test_clock_advance(aj_test_clock *c, int64_t ms) {
+    __atomic_add_fetch(&c->now, ms, __ATOMIC_SEQ_CST);
+}

@@ -1,0 +1,33 @@
+/*
+ * harness.h — shared helpers for the C tests: temporary directories, a simulated clock, and
+ * cmocka includes in the order cmocka needs.
+ */
+#ifndef AJ_TEST_HARNESS_H
+#define AJ_TEST_HARNESS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "aj.h"
+
+/* Creates a fresh temporary directory (removed by aj_test_rmtree) and returns its path (static
+ * storage per call site is not needed: the string is heap-allocated and owned by the caller). */
+char *aj_test_tmpdir(void);
+/* Removes a directory tree. */
+void aj_test_rmtree(const char *path);
+/* A path inside dir: dir/name (heap-allocated). */
+char *aj_test_path(const char *dir, const char *name);
+
+/* A simulated clock: starts at `start_ms` and moves only when advanced. Thread-safe. */
+typedef struct aj_test_clock {
+    aj_clock clock; /* pass &c.clock to aj_engine_opts */
+    volatile int64_t now;
+} aj_test_clock;
+
+void aj_test_clock_init(aj_test_clock *c, int64_t start_ms);
+void aj_test_clock_advance(aj_test_clock *c, int64_t ms);
+
+#endif
