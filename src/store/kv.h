@@ -61,7 +61,7 @@ typedef struct kv_write {
 /* Called once for an asynchronous commit, from the committer's thread, with its result. */
 typedef void (*kv_done_fn)(void *ud, int rc);
 
-typedef struct kv_commit {
+typedef struct kv_commit_req {
     const kv_read *reads;
     size_t n_reads;
     const kv_write *writes; /* sorted by key, each key once */
@@ -71,7 +71,7 @@ typedef struct kv_commit {
     void *done_ud;
     /* Written by the backend for KV_SYNC commits: the version given to every written key. */
     uint64_t out_version;
-} kv_commit;
+} kv_commit_req;
 
 /* Called for each entry of a scan. Return nonzero to stop. Pointers valid during the call. */
 typedef int (*kv_scan_fn)(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
@@ -94,11 +94,14 @@ typedef struct kv_backend_ops {
     int (*snap_scan)(void *st, void *snap, const uint8_t *start, size_t slen, const uint8_t *end,
                      size_t elen, int reverse, kv_scan_fn fn, void *ud);
     /* Validates the read set and applies the writes atomically: 0, AJ_ECONFLICT, or an error
-     * (AJ_EIO, AJ_EFULL, ...) after which nothing was written. */
-    int (*commit)(void *st, kv_commit *c);
+     * (AJ_EIO, AJ_EFULL, ...) after which nothing was written. For KV_ASYNC, returns 0 once the
+     * commit is handed off and later calls c->done exactly once with the result (c and everything
+     * it points to stay valid until then); a nonzero return means it was not handed off and done
+     * will not be called. */
+    int (*commit)(void *st, kv_commit_req *c);
     /* A counter that changes whenever any process commits to the store. Cheap. */
     uint64_t (*change_seq)(void *st);
-    /* Waits until change_seq differs from `seen` or timeout_ms passes. */
+    /* Waits until change_seq differs from `seen` or timeout_ms passes (negative: no timeout). */
     void (*wait_change)(void *st, uint64_t seen, int64_t timeout_ms);
     /* Writes a consistent copy to `path` (KV_CAP_BACKUP). */
     int (*backup)(void *st, const char *path);
@@ -126,9 +129,11 @@ int kv_backup(kv_store *s, const char *path);
 void kv_commit_stats(kv_store *s, uint64_t *batches, uint64_t *syncs, uint64_t *hist,
                      size_t n_hist);
 
-/* Wraps backend state in a store. Used by backend constructors. */
+/* Wraps backend state in a store. Used by backend constructors. On failure `st` is closed. */
 int kv__store_new(kv_store **out, const kv_backend_ops *ops, void *st, uint32_t caps,
                   const kv_limits *limits);
+/* The backend state of `s` if its backend is `ops`, else NULL (for backend-specific hooks). */
+void *kv__store_state(kv_store *s, const kv_backend_ops *ops);
 
 /* Backend constructors. */
 int kv_mem_open(kv_store **out);
@@ -136,11 +141,15 @@ int kv_sqlite_open(kv_store **out, const char *path, const kv_open_opts *opts);
 
 /* --- Transactions --- */
 int kv_begin(kv_store *s, kv_txn **out);
-/* Reads a key: 0 with the value (borrowed until the transaction ends) or AJ_ENOTFOUND. The key
- * and its version join the read set. */
+/* Reads a key: 0 with the value (borrowed until the transaction ends, even if the key is written
+ * or read again later in the transaction) or AJ_ENOTFOUND. The key and its version join the read
+ * set. kv_get may be called from inside a kv_scan callback. */
 int kv_get(kv_txn *t, const void *key, size_t klen, const uint8_t **val, size_t *vlen);
 /* Scans [start, end) (end NULL: to the end of the keyspace), at most `limit` entries (0: no
- * limit), merged with this transaction's writes. Returned keys join the read set. */
+ * limit), merged with this transaction's writes. Returned keys join the read set. Entries that come
+ * from the transaction's own writes carry version 0. `fn` may use the same transaction (get, put,
+ * del, nested scans); keys it writes ahead of the scan position are seen by the scan. Returns 0
+ * (also when fn stopped the scan) or an error. */
 int kv_scan(kv_txn *t, const void *start, size_t slen, const void *end, size_t elen, int reverse,
             size_t limit, kv_scan_fn fn, void *ud);
 /* Like kv_scan over every key starting with `prefix`. */
@@ -152,8 +161,11 @@ int kv_del(kv_txn *t, const void *key, size_t klen);
 /* Declares that the transaction depends on `key` having `version` without reading it (for a
  * record whose version the caller learned from an earlier commit). */
 int kv_expect(kv_txn *t, const void *key, size_t klen, uint64_t version);
-/* Commits and frees the transaction. For KV_ASYNC, `done` (may be NULL) receives the result.
- * *out_version (may be NULL) receives the version written keys got (KV_SYNC only). */
+/* Commits and frees the transaction. For KV_ASYNC, `done` (may be NULL) receives the result:
+ * when kv_commit returns 0 it is called exactly once, from the committer's thread or (memory
+ * backend, nothing to write) before kv_commit returns; when kv_commit returns an error it is not
+ * called. `done` must not make a KV_SYNC commit. *out_version (may be NULL) receives the version
+ * written keys got (KV_SYNC only; 0 when nothing was written). */
 int kv_commit(kv_txn *t, kv_sync sync, kv_done_fn done, void *done_ud, uint64_t *out_version);
 /* Abandons and frees the transaction. Accepts NULL. */
 void kv_abort(kv_txn *t);
@@ -173,5 +185,11 @@ uint64_t kv_mem_ops(kv_store *s);
 void kv_mem_crash(kv_store *s);
 /* Makes the next `n` commits fail with AJ_ECONFLICT. */
 void kv_mem_inject_conflicts(kv_store *s, uint64_t n);
+
+/* --- Fault injection (SQLite backend) --- */
+
+/* Caps the database at `pages` pages (PRAGMA max_page_count on the writer connection), so that
+ * tests can fill the "disk"; 0 restores the default. Returns 0 or AJ_EIO. */
+int kv_sqlite_max_pages(kv_store *s, uint64_t pages);
 
 #endif /* AJ_KV_H */

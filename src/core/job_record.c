@@ -1,0 +1,216 @@
+/*
+ * job_record.c — encoding and decoding of job records (see job_record.h). Decoding validates
+ * every length against the input and every enum against its range, so a corrupt record gives
+ * AJ_ECORRUPT and never a crash.
+ */
+#include "core/job_record.h"
+
+#include <string.h>
+
+#include "util/err.h"
+#include "util/mem.h"
+
+/* Field-presence bits for the optional byte strings, in encoding order. */
+enum { HAS_RESULT = 1, HAS_WORKER = 2, HAS_ERROR = 4, HAS_IDEM = 8, HAS_META = 16 };
+
+static void add_i64(aj_buf *b, int64_t v) {
+    /* Zig-zag so that small negative values (never expected) stay small and round-trip. */
+    aj_buf_add_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static int64_t rd_i64(aj_rd *r) {
+    uint64_t u = aj_rd_varint(r);
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
+
+static void add_opt(aj_buf *b, aj_slice s) {
+    if (s.p != NULL) {
+        aj_buf_add_bytes(b, s.p, s.n);
+    }
+}
+
+int job_rec_encode(const job_rec *r, aj_buf *b) {
+    uint8_t present = (uint8_t)((r->result.p ? HAS_RESULT : 0) | (r->worker.p ? HAS_WORKER : 0) |
+                                (r->error.p ? HAS_ERROR : 0) | (r->idem_key.p ? HAS_IDEM : 0) |
+                                (r->metadata.p ? HAS_META : 0));
+    aj_buf_add_u8(b, JOB_RECORD_FORMAT);
+    aj_buf_add_varint(b, r->id);
+    aj_buf_add_u8(b, (uint8_t)r->state);
+    aj_buf_add_u8(b, (uint8_t)r->dead_reason);
+    aj_buf_add_varint(b, r->priority);
+    aj_buf_add_varint(b, r->attempts);
+    aj_buf_add_varint(b, r->max_attempts);
+    aj_buf_add_varint(b, r->redrives);
+    aj_buf_add_varint(b, r->flags);
+    aj_buf_add_varint(b, r->epoch);
+    add_i64(b, r->timeout_ms);
+    add_i64(b, r->lease_ms);
+    add_i64(b, r->created_ms);
+    add_i64(b, r->run_at_ms);
+    add_i64(b, r->ready_us);
+    add_i64(b, r->started_ms);
+    add_i64(b, r->finished_ms);
+    add_i64(b, r->updated_ms);
+    add_i64(b, r->lease_expires_ms);
+    add_i64(b, r->dead_ms);
+    aj_buf_add_u8(b, (uint8_t)r->backoff.kind);
+    add_i64(b, r->backoff.initial_ms);
+    aj_buf_add(b, &r->backoff.factor, sizeof r->backoff.factor);
+    add_i64(b, r->backoff.max_ms);
+    aj_buf_add_varint(b, r->backoff.n_delays);
+    for (uint32_t i = 0; i < r->backoff.n_delays && i < AJ_BACKOFF_LIST_MAX; i++) {
+        add_i64(b, r->backoff.delays_ms[i]);
+    }
+    aj_buf_add_bytes(b, r->queue.p, r->queue.n);
+    aj_buf_add_bytes(b, r->type.p, r->type.n);
+    aj_buf_add_bytes(b, r->payload.p, r->payload.n);
+    aj_buf_add_u8(b, present);
+    add_opt(b, r->result);
+    add_opt(b, r->worker);
+    add_opt(b, r->error);
+    add_opt(b, r->idem_key);
+    add_opt(b, r->metadata);
+    return b->oom ? AJ_ENOMEM : 0;
+}
+
+static aj_slice rd_slice(aj_rd *r) {
+    aj_slice s;
+    s.p = aj_rd_bytes(r, &s.n);
+    if (s.p == NULL && !r->bad) {
+        s.p = (const uint8_t *)"";
+    }
+    return s;
+}
+
+static aj_slice rd_opt(aj_rd *r, uint8_t present, uint8_t bit) {
+    aj_slice none = {NULL, 0};
+    return (present & bit) ? rd_slice(r) : none;
+}
+
+int job_rec_decode(const uint8_t *p, size_t n, job_rec *out) {
+    aj_rd r;
+    aj_rd_init(&r, p, n);
+    job_rec v;
+    memset(&v, 0, sizeof v);
+    uint8_t format = aj_rd_u8(&r);
+    if (!r.bad && format > JOB_RECORD_FORMAT) {
+        return aj__err(AJ_EFORMAT, "job record format %u is newer than this aj supports (%d)",
+                       format, JOB_RECORD_FORMAT);
+    }
+    v.id = aj_rd_varint(&r);
+    v.state = (aj_job_state)aj_rd_u8(&r);
+    v.dead_reason = (aj_dead_reason)aj_rd_u8(&r);
+    v.priority = (uint32_t)aj_rd_varint(&r);
+    v.attempts = (uint32_t)aj_rd_varint(&r);
+    v.max_attempts = (uint32_t)aj_rd_varint(&r);
+    v.redrives = (uint32_t)aj_rd_varint(&r);
+    v.flags = (uint32_t)aj_rd_varint(&r);
+    v.epoch = aj_rd_varint(&r);
+    v.timeout_ms = rd_i64(&r);
+    v.lease_ms = rd_i64(&r);
+    v.created_ms = rd_i64(&r);
+    v.run_at_ms = rd_i64(&r);
+    v.ready_us = rd_i64(&r);
+    v.started_ms = rd_i64(&r);
+    v.finished_ms = rd_i64(&r);
+    v.updated_ms = rd_i64(&r);
+    v.lease_expires_ms = rd_i64(&r);
+    v.dead_ms = rd_i64(&r);
+    v.backoff.kind = (aj_backoff_kind)aj_rd_u8(&r);
+    v.backoff.initial_ms = rd_i64(&r);
+    const uint8_t *f = aj_rd_raw(&r, sizeof v.backoff.factor);
+    if (f != NULL) {
+        memcpy(&v.backoff.factor, f, sizeof v.backoff.factor);
+    }
+    v.backoff.max_ms = rd_i64(&r);
+    uint64_t nd = aj_rd_varint(&r);
+    if (nd > AJ_BACKOFF_LIST_MAX) {
+        r.bad = 1;
+    }
+    v.backoff.n_delays = (uint32_t)nd;
+    for (uint32_t i = 0; i < v.backoff.n_delays && !r.bad; i++) {
+        v.backoff.delays_ms[i] = rd_i64(&r);
+    }
+    v.queue = rd_slice(&r);
+    v.type = rd_slice(&r);
+    v.payload = rd_slice(&r);
+    uint8_t present = aj_rd_u8(&r);
+    v.result = rd_opt(&r, present, HAS_RESULT);
+    v.worker = rd_opt(&r, present, HAS_WORKER);
+    v.error = rd_opt(&r, present, HAS_ERROR);
+    v.idem_key = rd_opt(&r, present, HAS_IDEM);
+    v.metadata = rd_opt(&r, present, HAS_META);
+    if (r.bad || r.off != n || v.state < AJ_STATE_SCHEDULED || v.state > AJ_STATE_CANCELLED ||
+        v.dead_reason > AJ_DEAD_DEPENDENCY || v.backoff.kind > AJ_BACKOFF_LIST) {
+        return aj__err(AJ_ECORRUPT, "job record%s is corrupt (%zu bytes)",
+                       r.bad ? " (truncated)" : "", n);
+    }
+    *out = v;
+    return 0;
+}
+
+int aj_slice_eq(aj_slice a, const char *s) {
+    size_t n = strlen(s);
+    return a.p != NULL && a.n == n && memcmp(a.p, s, n) == 0;
+}
+
+/* Lays a slice out as a NUL-terminated copy inside the single allocation. */
+static char *place(char **cursor, aj_slice s) {
+    if (s.p == NULL) {
+        return NULL;
+    }
+    char *d = *cursor;
+    if (s.n > 0) {
+        memcpy(d, s.p, s.n);
+    }
+    d[s.n] = '\0';
+    *cursor += s.n + 1;
+    return d;
+}
+
+aj_job *job_rec_to_public(const job_rec *r) {
+    const aj_slice *all[] = {&r->queue,  &r->type,  &r->payload,  &r->result,
+                             &r->worker, &r->error, &r->idem_key, &r->metadata};
+    size_t total = sizeof(aj_job);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        total += all[i]->n + 1;
+    }
+    aj_job *j = aj__calloc(1, total);
+    if (j == NULL) {
+        return NULL;
+    }
+    char *cursor = (char *)(j + 1);
+    j->id = r->id;
+    j->state = r->state;
+    j->queue = place(&cursor, r->queue);
+    j->type = place(&cursor, r->type);
+    aj_slice payload = r->payload;
+    if (payload.p == NULL) {
+        payload.p = (const uint8_t *)"";
+    }
+    j->payload = place(&cursor, payload);
+    j->payload_len = r->payload.n;
+    j->result = place(&cursor, r->result);
+    j->result_len = r->result.n;
+    j->worker = place(&cursor, r->worker);
+    j->error = place(&cursor, r->error);
+    j->idempotency_key = place(&cursor, r->idem_key);
+    j->metadata = place(&cursor, r->metadata);
+    j->priority = r->priority;
+    j->attempts = r->attempts;
+    j->max_attempts = r->max_attempts;
+    j->backoff = r->backoff;
+    j->timeout_ms = r->timeout_ms;
+    j->lease_ms = r->lease_ms;
+    j->created_ms = r->created_ms;
+    j->run_at_ms = r->run_at_ms;
+    j->started_ms = r->started_ms;
+    j->finished_ms = r->finished_ms;
+    j->updated_ms = r->updated_ms;
+    j->epoch = r->epoch;
+    j->lease_expires_ms = r->lease_expires_ms;
+    j->dead_reason = r->dead_reason;
+    j->dead_ms = r->dead_ms;
+    j->redrives = r->redrives;
+    return j;
+}

@@ -1,0 +1,1253 @@
+/*
+ * jobs.c — the job lifecycle over one storage transaction (see jobs.h).
+ *
+ * Invariant: a job record in state X has exactly the index entries listed for X in jobs.h, and
+ * every index entry names a record in the matching state. Each transition reads the record,
+ * checks the state (and for a lease holder, the epoch), and rewrites the record and its index
+ * entries in the caller's transaction. job_check() verifies the invariant.
+ */
+#include "core/jobs.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/keys.h"
+#include "util/err.h"
+#include "util/hash.h"
+#include "util/mem.h"
+
+/* Most queues one claim may name. */
+#define JOB_CLAIM_QUEUES_MAX 1024
+/* Most jobs one claim may take. */
+#define JOB_CLAIM_MAX 1024
+/* Longest time a job may be delayed or backed off (about 100 years), so times stay in range. */
+#define JOB_DELAY_MAX ((int64_t)100 * 365 * AJ_DAY)
+/* Most attempts a job may be given. */
+#define JOB_ATTEMPTS_MAX 1000000u
+
+#define COUNT(env, field)                                                                          \
+    do {                                                                                           \
+        if ((env)->delta != NULL) {                                                                \
+            (env)->delta->field++;                                                                 \
+        }                                                                                          \
+    } while (0)
+
+/* ----------------------------------------------------------------------------------------- */
+/* Record I/O                                                                                */
+
+static int put_rec(kv_txn *t, const job_rec *r) {
+    aj_buf b = AJ_BUF_INIT;
+    int rc = job_rec_encode(r, &b);
+    if (rc == 0) {
+        akey k;
+        key_job(&k, r->id);
+        rc = kv_put(t, k.b, k.n, b.p, b.len);
+    }
+    aj_buf_free(&b);
+    return rc;
+}
+
+int job_read(kv_txn *t, uint64_t id, job_rec *out) {
+    akey k;
+    key_job(&k, id);
+    const uint8_t *v;
+    size_t n;
+    int rc = kv_get(t, k.b, k.n, &v, &n);
+    if (rc == AJ_ENOTFOUND) {
+        return aj__err(AJ_ENOTFOUND, "job %llu not found", (unsigned long long)id);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    rc = job_rec_decode(v, n, out);
+    if (rc != 0) {
+        return aj__err_wrap(rc, "job %llu", (unsigned long long)id);
+    }
+    return 0;
+}
+
+static int put_empty(kv_txn *t, const akey *k) {
+    return kv_put(t, k->b, k->n, "", 0);
+}
+
+static int del_key(kv_txn *t, const akey *k) {
+    return kv_del(t, k->b, k->n);
+}
+
+static void ready_key(akey *k, const job_rec *r) {
+    key_ready(k, (const char *)r->queue.p, r->queue.n, r->priority, r->ready_us, r->id);
+}
+
+/* Removes the index entries of the record's current state. */
+static int unindex(kv_txn *t, const job_rec *r) {
+    akey k;
+    key_state(&k, r->state, r->id);
+    int rc = del_key(t, &k);
+    if (rc != 0) {
+        return rc;
+    }
+    switch (r->state) {
+    case AJ_STATE_SCHEDULED:
+        key_time_id(&k, KEY_DELAYED, r->run_at_ms, r->id);
+        return del_key(t, &k);
+    case AJ_STATE_READY:
+        ready_key(&k, r);
+        return del_key(t, &k);
+    case AJ_STATE_RUNNING:
+        key_time_id(&k, KEY_LEASE, r->lease_expires_ms, r->id);
+        return del_key(t, &k);
+    case AJ_STATE_COMPLETED:
+    case AJ_STATE_CANCELLED:
+        key_time_id(&k, KEY_FINISHED, r->finished_ms, r->id);
+        return del_key(t, &k);
+    case AJ_STATE_DEAD:
+        return 0;
+    }
+    return 0;
+}
+
+/* Writes the index entries of the record's current state. */
+static int index_rec(kv_txn *t, const job_rec *r) {
+    akey k;
+    key_state(&k, r->state, r->id);
+    int rc = put_empty(t, &k);
+    if (rc != 0) {
+        return rc;
+    }
+    switch (r->state) {
+    case AJ_STATE_SCHEDULED:
+        key_time_id(&k, KEY_DELAYED, r->run_at_ms, r->id);
+        return put_empty(t, &k);
+    case AJ_STATE_READY:
+        ready_key(&k, r);
+        return put_empty(t, &k);
+    case AJ_STATE_RUNNING:
+        key_time_id(&k, KEY_LEASE, r->lease_expires_ms, r->id);
+        return put_empty(t, &k);
+    case AJ_STATE_COMPLETED:
+    case AJ_STATE_CANCELLED:
+        key_time_id(&k, KEY_FINISHED, r->finished_ms, r->id);
+        return put_empty(t, &k);
+    case AJ_STATE_DEAD:
+        return 0;
+    }
+    return 0;
+}
+
+/* Moves a record to its new state: `before` is the stored record, `after` the new one. */
+static int transition(kv_txn *t, const job_rec *before, const job_rec *after) {
+    int rc = unindex(t, before);
+    if (rc == 0) {
+        rc = index_rec(t, after);
+    }
+    if (rc == 0) {
+        rc = put_rec(t, after);
+    }
+    return rc;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Submit                                                                                    */
+
+int job_spec_check(const aj_job_spec *s) {
+    int rc;
+    if (s->queue != NULL && (rc = aj_name_check("queue", s->queue)) != 0) {
+        return rc;
+    }
+    if (s->type == NULL) {
+        return aj__err(AJ_EINVAL, "a job needs a type");
+    }
+    if ((rc = aj_name_check("type", s->type)) != 0) {
+        return rc;
+    }
+    if (s->payload_len > AJ_PAYLOAD_MAX) {
+        return aj__err(AJ_ETOOBIG, "payload is %zu bytes, over the %zu-byte limit", s->payload_len,
+                       AJ_PAYLOAD_MAX);
+    }
+    if (s->payload_len > 0 && s->payload == NULL) {
+        return aj__err(AJ_EINVAL, "payload is NULL but payload_len is %zu", s->payload_len);
+    }
+    if (s->delay_ms < 0 || s->delay_ms > JOB_DELAY_MAX) {
+        return aj__err(AJ_EINVAL, "delay must be between 0 and 100 years");
+    }
+    if (s->delay_ms > 0 && s->run_at_ms > 0) {
+        return aj__err(AJ_EINVAL, "give a delay or a run-at time, not both");
+    }
+    if (s->run_at_ms < 0) {
+        return aj__err(AJ_EINVAL, "run-at time is before 1970");
+    }
+    if (s->timeout_ms <= 0) {
+        return aj__err(AJ_EINVAL, "timeout must be positive");
+    }
+    if (s->lease_ms <= 0) {
+        return aj__err(AJ_EINVAL, "lease must be positive");
+    }
+    if (s->max_attempts < 1 || s->max_attempts > JOB_ATTEMPTS_MAX) {
+        return aj__err(AJ_EINVAL, "max attempts must be between 1 and %u", JOB_ATTEMPTS_MAX);
+    }
+    if (s->backoff.kind > AJ_BACKOFF_LIST ||
+        (s->backoff.kind == AJ_BACKOFF_LIST &&
+         (s->backoff.n_delays < 1 || s->backoff.n_delays > AJ_BACKOFF_LIST_MAX))) {
+        return aj__err(AJ_EINVAL, "invalid backoff policy");
+    }
+    if (s->idempotency_key != NULL) {
+        size_t n = strlen(s->idempotency_key);
+        if (n == 0 || n > AJ_IDEMPOTENCY_KEY_MAX) {
+            return aj__err(AJ_EINVAL, "idempotency key must be 1 to %d bytes",
+                           AJ_IDEMPOTENCY_KEY_MAX);
+        }
+    }
+    if (s->metadata != NULL) {
+        size_t n = strlen(s->metadata);
+        if (n > AJ_METADATA_MAX) {
+            return aj__err(AJ_ETOOBIG, "metadata is %zu bytes, over the %zu-byte limit", n,
+                           AJ_METADATA_MAX);
+        }
+        json_error_t jerr;
+        json_t *m = json_loadb(s->metadata, n, 0, &jerr);
+        int is_obj = m != NULL && json_is_object(m);
+        json_decref(m);
+        if (!is_obj) {
+            return aj__err(AJ_EINVAL, "metadata must be a JSON object%s%s", m ? "" : ": ",
+                           m ? "" : jerr.text);
+        }
+    }
+    return 0;
+}
+
+/* The fingerprint that tells whether a repeated idempotency key names the same job. */
+static uint64_t job_fingerprint(const char *type, const void *payload, size_t len) {
+    uint64_t h = aj__fnv1a(AJ_FNV_INIT, type, strlen(type) + 1);
+    return aj__fnv1a(h, payload, len);
+}
+
+/* Idempotency record: id, expiry, fingerprint. */
+#define IDEM_REC_LEN 24
+
+/* Looks the key up: *out_id is nonzero when a live record names a job. */
+static int idem_lookup(kv_txn *t, const job_env *env, const aj_job_spec *s, const char *queue,
+                       uint64_t fp, uint64_t *out_id, int64_t *out_old_expiry) {
+    akey k;
+    key_idem(&k, queue, strlen(queue), s->idempotency_key, strlen(s->idempotency_key));
+    const uint8_t *v;
+    size_t n;
+    *out_id = 0;
+    *out_old_expiry = -1;
+    int rc = kv_get(t, k.b, k.n, &v, &n);
+    if (rc == AJ_ENOTFOUND) {
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (n != IDEM_REC_LEN) {
+        return aj__err(AJ_ECORRUPT, "idempotency record for key '%s' is corrupt",
+                       s->idempotency_key);
+    }
+    uint64_t id = aj_get_u64be(v);
+    int64_t expires = (int64_t)aj_get_u64be(v + 8);
+    uint64_t old_fp = aj_get_u64be(v + 16);
+    *out_old_expiry = expires;
+    if (expires <= env->now_ms) {
+        return 0;
+    }
+    if (old_fp != fp) {
+        return aj__err(AJ_ECONFLICT,
+                       "idempotency key '%s' in queue '%s' was used for job %llu with a different "
+                       "type or payload",
+                       s->idempotency_key, queue, (unsigned long long)id);
+    }
+    *out_id = id;
+    return 0;
+}
+
+static int idem_store(kv_txn *t, const job_env *env, const aj_job_spec *s, const char *queue,
+                      uint64_t fp, uint64_t id, int64_t old_expiry) {
+    size_t qlen = strlen(queue), ilen = strlen(s->idempotency_key);
+    akey k;
+    int rc;
+    if (old_expiry >= 0) {
+        key_idem_expiry(&k, old_expiry, queue, qlen, s->idempotency_key, ilen);
+        if ((rc = del_key(t, &k)) != 0) {
+            return rc;
+        }
+    }
+    int64_t expires = env->now_ms + env->idempotency_ttl_ms;
+    uint8_t v[IDEM_REC_LEN];
+    aj_put_u64be(v, id);
+    aj_put_u64be(v + 8, (uint64_t)expires);
+    aj_put_u64be(v + 16, fp);
+    key_idem(&k, queue, qlen, s->idempotency_key, ilen);
+    if ((rc = kv_put(t, k.b, k.n, v, sizeof v)) != 0) {
+        return rc;
+    }
+    key_idem_expiry(&k, expires, queue, qlen, s->idempotency_key, ilen);
+    return put_empty(t, &k);
+}
+
+int job_submit(kv_txn *t, const job_env *env, const aj_job_spec *s, uint64_t id, uint64_t *out_id,
+               int *out_created) {
+    int rc = job_spec_check(s);
+    if (rc != 0) {
+        return rc;
+    }
+    const char *queue = s->queue ? s->queue : "default";
+    uint64_t fp = 0;
+    int64_t old_expiry = -1;
+    if (s->idempotency_key != NULL) {
+        uint64_t existing;
+        fp = job_fingerprint(s->type, s->payload, s->payload_len);
+        rc = idem_lookup(t, env, s, queue, fp, &existing, &old_expiry);
+        if (rc != 0) {
+            return rc;
+        }
+        if (existing != 0) {
+            *out_id = existing;
+            *out_created = 0;
+            return 0;
+        }
+    }
+    job_rec r;
+    memset(&r, 0, sizeof r);
+    r.id = id;
+    r.priority = s->priority;
+    r.max_attempts = s->max_attempts;
+    r.timeout_ms = s->timeout_ms;
+    r.lease_ms = s->lease_ms;
+    r.backoff = s->backoff;
+    r.created_ms = r.updated_ms = env->now_ms;
+    r.run_at_ms = s->run_at_ms > 0 ? s->run_at_ms : env->now_ms + s->delay_ms;
+    if (r.run_at_ms > env->now_ms) {
+        r.state = AJ_STATE_SCHEDULED;
+    } else {
+        r.state = AJ_STATE_READY;
+        r.run_at_ms = env->now_ms;
+        r.ready_us = env->now_us;
+    }
+    r.queue = aj_slice_str(queue);
+    r.type = aj_slice_str(s->type);
+    r.payload.p = s->payload_len ? s->payload : (const void *)"";
+    r.payload.n = s->payload_len;
+    r.idem_key = aj_slice_str(s->idempotency_key);
+    r.metadata = aj_slice_str(s->metadata);
+    if ((rc = index_rec(t, &r)) != 0 || (rc = put_rec(t, &r)) != 0) {
+        return rc;
+    }
+    if (s->idempotency_key != NULL &&
+        (rc = idem_store(t, env, s, queue, fp, id, old_expiry)) != 0) {
+        return rc;
+    }
+    COUNT(env, submitted);
+    *out_id = id;
+    *out_created = 1;
+    return 0;
+}
+
+int job_note_queue(kv_txn *t, const char *queue) {
+    akey k;
+    key_queue(&k, queue, strlen(queue));
+    return put_empty(t, &k);
+}
+
+typedef struct queue_walk {
+    int (*fn)(void *ud, const char *queue);
+    void *ud;
+} queue_walk;
+
+static int queue_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                    uint64_t version) {
+    (void)val;
+    (void)vlen;
+    (void)version;
+    queue_walk *w = ud;
+    char name[AJ_NAME_MAX + 1];
+    size_t n = klen - 1;
+    if (n > AJ_NAME_MAX) {
+        return 0;
+    }
+    memcpy(name, key + 1, n);
+    name[n] = '\0';
+    return w->fn(w->ud, name);
+}
+
+int job_list_queues(kv_txn *t, int (*fn)(void *ud, const char *queue), void *ud) {
+    akey k;
+    key_prefix(&k, KEY_QUEUE);
+    queue_walk w = {fn, ud};
+    return kv_scan_prefix(t, k.b, k.n, 0, 0, queue_cb, &w);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Claim                                                                                     */
+
+typedef struct candidate {
+    uint32_t prio;
+    int64_t ready_us;
+    uint64_t id;
+} candidate;
+
+typedef struct cand_list {
+    candidate *v;
+    size_t n, cap;
+    size_t prefix_len;
+} cand_list;
+
+static int cand_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                   uint64_t version) {
+    (void)val;
+    (void)vlen;
+    (void)version;
+    cand_list *c = ud;
+    if (klen != c->prefix_len + 20 || c->n == c->cap) {
+        return 0; /* not an entry of this queue (a longer queue name); skip */
+    }
+    const uint8_t *p = key + c->prefix_len;
+    candidate *d = &c->v[c->n++];
+    d->prio = aj_get_u32be(p);
+    d->ready_us = (int64_t)aj_get_u64be(p + 4);
+    d->id = aj_get_u64be(p + 12);
+    return 0;
+}
+
+static int cand_cmp(const void *a, const void *b) {
+    const candidate *x = a, *y = b;
+    if (x->prio != y->prio) {
+        return x->prio < y->prio ? -1 : 1;
+    }
+    if (x->ready_us != y->ready_us) {
+        return x->ready_us < y->ready_us ? -1 : 1;
+    }
+    return x->id < y->id ? -1 : (x->id > y->id);
+}
+
+int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n_queues,
+              const char *worker, size_t max, job_claim_fn fn, void *ud, size_t *out_n) {
+    if (max == 0 || n_queues == 0) {
+        *out_n = 0;
+        return 0;
+    }
+    if (max > JOB_CLAIM_MAX || n_queues > JOB_CLAIM_QUEUES_MAX) {
+        return aj__err(AJ_EINVAL, "a claim takes at most %d jobs from at most %d queues",
+                       JOB_CLAIM_MAX, JOB_CLAIM_QUEUES_MAX);
+    }
+    cand_list c = {NULL, 0, max * n_queues, 0};
+    c.v = aj__malloc(c.cap * sizeof *c.v);
+    if (c.v == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory claiming jobs");
+    }
+    int rc = 0;
+    size_t claimed = 0;
+    for (size_t q = 0; q < n_queues && rc == 0; q++) {
+        akey k;
+        key_ready_prefix(&k, queues[q], strlen(queues[q]));
+        c.prefix_len = k.n;
+        size_t before = c.n;
+        c.cap = c.n + max;
+        rc = kv_scan_prefix(t, k.b, k.n, 0, max, cand_cb, &c);
+        (void)before;
+    }
+    if (rc == 0 && c.n > 0) {
+        qsort(c.v, c.n, sizeof *c.v, cand_cmp);
+    }
+    for (size_t i = 0; i < c.n && claimed < max && rc == 0; i++) {
+        job_rec before, r;
+        rc = job_read(t, c.v[i].id, &before);
+        if (rc != 0) {
+            break;
+        }
+        if (before.state != AJ_STATE_READY) {
+            rc = aj__err(AJ_ECORRUPT, "ready index names job %llu, which is %s",
+                         (unsigned long long)before.id, aj_state_name(before.state));
+            break;
+        }
+        r = before;
+        r.state = AJ_STATE_RUNNING;
+        r.attempts++;
+        r.epoch++;
+        r.started_ms = r.updated_ms = env->now_ms;
+        r.lease_expires_ms = env->now_ms + r.lease_ms;
+        r.worker = aj_slice_str(worker);
+        if ((rc = transition(t, &before, &r)) != 0) {
+            break;
+        }
+        int64_t latency = env->now_us - before.ready_us;
+        COUNT(env, claimed);
+        claimed++;
+        if (fn != NULL && (rc = fn(ud, &r, latency < 0 ? 0 : latency)) != 0) {
+            break;
+        }
+    }
+    aj__free(c.v);
+    if (rc == 0) {
+        *out_n = claimed;
+    }
+    return rc;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Lease holders: heartbeat, complete, fail, release                                         */
+
+/* Reads a running job and checks that `epoch` still holds its lease. */
+static int read_leased(kv_txn *t, uint64_t id, uint64_t epoch, job_rec *out) {
+    int rc = job_read(t, id, out);
+    if (rc != 0) {
+        return rc;
+    }
+    if (out->state == AJ_STATE_RUNNING && out->epoch == epoch) {
+        return 0;
+    }
+    if (out->state == AJ_STATE_CANCELLED) {
+        return aj__err(AJ_ECANCELLED, "job %llu was cancelled", (unsigned long long)id);
+    }
+    return aj__err(AJ_ESTALE, "lease epoch %llu of job %llu is stale (job is %s, epoch %llu)",
+                   (unsigned long long)epoch, (unsigned long long)id, aj_state_name(out->state),
+                   (unsigned long long)out->epoch);
+}
+
+int job_heartbeat(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch) {
+    job_rec before, r;
+    int rc = read_leased(t, id, epoch, &before);
+    if (rc != 0) {
+        return rc;
+    }
+    r = before;
+    r.lease_expires_ms = env->now_ms + r.lease_ms;
+    r.updated_ms = env->now_ms;
+    if (r.lease_expires_ms == before.lease_expires_ms) {
+        return put_rec(t, &r);
+    }
+    return transition(t, &before, &r);
+}
+
+int job_complete(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, aj_slice result) {
+    if (result.n > AJ_PAYLOAD_MAX) {
+        return aj__err(AJ_ETOOBIG, "result is %zu bytes, over the %zu-byte limit", result.n,
+                       AJ_PAYLOAD_MAX);
+    }
+    job_rec before, r;
+    int rc = read_leased(t, id, epoch, &before);
+    if (rc != 0) {
+        return rc;
+    }
+    r = before;
+    r.state = AJ_STATE_COMPLETED;
+    r.finished_ms = r.updated_ms = env->now_ms;
+    r.lease_expires_ms = 0;
+    r.result = result.p ? result : aj_slice_str("");
+    COUNT(env, completed);
+    return transition(t, &before, &r);
+}
+
+static aj_dead_reason dead_reason_for(job_failure how) {
+    switch (how) {
+    case JOB_FAIL_PERMANENT:
+        return AJ_DEAD_PERMANENT;
+    case JOB_FAIL_TIMEOUT:
+        return AJ_DEAD_TIMEOUT;
+    case JOB_FAIL_LEASE:
+        return AJ_DEAD_LEASE_EXPIRED;
+    case JOB_FAIL_RETRYABLE:
+        break;
+    }
+    return AJ_DEAD_MAX_ATTEMPTS;
+}
+
+/* The delay before the next attempt, with up to 10% jitter. */
+static int64_t retry_delay(const job_env *env, const job_rec *r) {
+    int64_t d = aj_backoff_delay(&r->backoff, r->attempts);
+    if (d < 0) {
+        d = 0;
+    }
+    if (d > JOB_DELAY_MAX) {
+        d = JOB_DELAY_MAX;
+    }
+    int64_t jitter_max = d / 10;
+    if (jitter_max > 0) {
+        d += (int64_t)(env->rand % (uint64_t)(jitter_max + 1));
+    }
+    return d;
+}
+
+/* Applies a failed attempt to `r` (a copy of the running record). */
+static void apply_failure(const job_env *env, job_rec *r, job_failure how) {
+    r->updated_ms = env->now_ms;
+    r->lease_expires_ms = 0;
+    COUNT(env, failed);
+    if (how == JOB_FAIL_PERMANENT || r->attempts >= r->max_attempts) {
+        r->state = AJ_STATE_DEAD;
+        r->dead_reason = dead_reason_for(how);
+        r->dead_ms = r->finished_ms = env->now_ms;
+        COUNT(env, dead_lettered);
+        return;
+    }
+    int64_t delay = retry_delay(env, r);
+    COUNT(env, retried);
+    r->run_at_ms = env->now_ms + delay;
+    if (delay == 0) {
+        r->state = AJ_STATE_READY;
+        r->ready_us = env->now_us;
+    } else {
+        r->state = AJ_STATE_SCHEDULED;
+    }
+}
+
+/* Keeps at most AJ_ERROR_MAX bytes of an error message, cut at a UTF-8 character boundary. */
+static aj_slice error_slice(const char *error) {
+    aj_slice s = aj_slice_str(error ? error : "failed");
+    if (s.n > AJ_ERROR_MAX) {
+        s.n = AJ_ERROR_MAX;
+        while (s.n > 0 && (s.p[s.n] & 0xc0) == 0x80) {
+            s.n--;
+        }
+    }
+    return s;
+}
+
+int job_fail(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, job_failure how,
+             const char *error, aj_slice result) {
+    if (result.n > AJ_PAYLOAD_MAX) {
+        return aj__err(AJ_ETOOBIG, "result is %zu bytes, over the %zu-byte limit", result.n,
+                       AJ_PAYLOAD_MAX);
+    }
+    job_rec before, r;
+    int rc = read_leased(t, id, epoch, &before);
+    if (rc != 0) {
+        return rc;
+    }
+    r = before;
+    r.error = error_slice(error);
+    if (result.p != NULL) {
+        r.result = result;
+    }
+    apply_failure(env, &r, how);
+    return transition(t, &before, &r);
+}
+
+int job_release(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, int64_t delay_ms) {
+    if (delay_ms < 0 || delay_ms > JOB_DELAY_MAX) {
+        return aj__err(AJ_EINVAL, "release delay must be between 0 and 100 years");
+    }
+    job_rec before, r;
+    int rc = read_leased(t, id, epoch, &before);
+    if (rc != 0) {
+        return rc;
+    }
+    r = before;
+    if (r.attempts > 0) {
+        r.attempts--; /* a released attempt does not count */
+    }
+    r.updated_ms = env->now_ms;
+    r.lease_expires_ms = 0;
+    r.run_at_ms = env->now_ms + delay_ms;
+    if (delay_ms == 0) {
+        r.state = AJ_STATE_READY;
+        r.ready_us = env->now_us;
+    } else {
+        r.state = AJ_STATE_SCHEDULED;
+    }
+    return transition(t, &before, &r);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Operators: cancel, redrive, purge                                                         */
+
+int job_cancel(kv_txn *t, const job_env *env, uint64_t id) {
+    job_rec before, r;
+    int rc = job_read(t, id, &before);
+    if (rc != 0) {
+        return rc;
+    }
+    if (aj_state_is_final(before.state)) {
+        return aj__err(AJ_ESTATE, "job %llu is already %s", (unsigned long long)id,
+                       aj_state_name(before.state));
+    }
+    r = before;
+    r.state = AJ_STATE_CANCELLED;
+    r.finished_ms = r.updated_ms = env->now_ms;
+    r.lease_expires_ms = 0;
+    COUNT(env, cancelled);
+    return transition(t, &before, &r);
+}
+
+int job_redrive(kv_txn *t, const job_env *env, uint64_t id) {
+    job_rec before, r;
+    int rc = job_read(t, id, &before);
+    if (rc != 0) {
+        return rc;
+    }
+    if (before.state != AJ_STATE_DEAD) {
+        return aj__err(AJ_ESTATE, "job %llu is %s, not dead", (unsigned long long)id,
+                       aj_state_name(before.state));
+    }
+    r = before;
+    r.state = AJ_STATE_READY;
+    r.attempts = 0;
+    r.redrives++;
+    r.dead_reason = AJ_DEAD_NONE;
+    r.dead_ms = r.finished_ms = 0;
+    r.run_at_ms = r.updated_ms = env->now_ms;
+    r.ready_us = env->now_us;
+    COUNT(env, redriven);
+    return transition(t, &before, &r);
+}
+
+int job_purge(kv_txn *t, const job_env *env, uint64_t id) {
+    (void)env;
+    job_rec r;
+    int rc = job_read(t, id, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    if (r.state != AJ_STATE_DEAD) {
+        return aj__err(AJ_ESTATE, "job %llu is %s, not dead", (unsigned long long)id,
+                       aj_state_name(r.state));
+    }
+    akey k;
+    key_job(&k, id);
+    if ((rc = unindex(t, &r)) != 0) {
+        return rc;
+    }
+    return del_key(t, &k);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Periodic duties                                                                           */
+
+typedef struct due_list {
+    uint64_t ids[256];
+    int64_t times[256];
+    size_t n, cap;
+    int64_t next; /* first time past the window; INT64_MAX if none */
+} due_list;
+
+static int due_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                  uint64_t version) {
+    (void)val;
+    (void)vlen;
+    (void)version;
+    due_list *d = ud;
+    if (klen != 17) {
+        return 0;
+    }
+    if (d->n == d->cap) {
+        d->next = key_time(key, klen);
+        return 1;
+    }
+    d->times[d->n] = key_time(key, klen);
+    d->ids[d->n++] = key_tail_id(key, klen);
+    return 0;
+}
+
+/* Collects up to `limit` entries of a time index with times <= upto. */
+static int scan_due(kv_txn *t, uint8_t kind, int64_t upto, size_t limit, due_list *d) {
+    d->n = 0;
+    d->cap = limit < 256 ? limit : 256;
+    d->next = INT64_MAX;
+    akey start, end;
+    key_prefix(&start, kind);
+    key_time_id(&end, kind, upto, UINT64_MAX);
+    /* One extra entry tells the time of the next one due. */
+    int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, d->cap + 1, due_cb, d);
+    if (rc == 0 && d->n < d->cap) {
+        /* Everything due was taken: look past the window for the next time. */
+        akey after;
+        key_time_id(&after, kind, upto, UINT64_MAX);
+        akey stop;
+        key_prefix(&stop, (uint8_t)(kind + 1));
+        due_list next = {.n = 0, .cap = 0, .next = INT64_MAX};
+        rc = kv_scan(t, after.b, after.n, stop.b, stop.n, 0, 1, due_cb, &next);
+        d->next = next.next;
+    }
+    return rc;
+}
+
+int job_promote_due(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
+                    int64_t *out_next) {
+    due_list d;
+    int rc = scan_due(t, KEY_DELAYED, env->now_ms, limit, &d);
+    size_t done = 0;
+    for (size_t i = 0; i < d.n && rc == 0; i++) {
+        job_rec before, r;
+        rc = job_read(t, d.ids[i], &before);
+        if (rc != 0) {
+            break;
+        }
+        if (before.state != AJ_STATE_SCHEDULED || before.run_at_ms != d.times[i]) {
+            rc = aj__err(AJ_ECORRUPT, "delayed index entry for job %llu does not match its record",
+                         (unsigned long long)before.id);
+            break;
+        }
+        r = before;
+        r.state = AJ_STATE_READY;
+        r.ready_us = r.run_at_ms * 1000;
+        r.updated_ms = env->now_ms;
+        rc = transition(t, &before, &r);
+        done++;
+    }
+    if (rc == 0) {
+        *out_n = done;
+        if (out_next != NULL) {
+            *out_next = d.next;
+        }
+    }
+    return rc;
+}
+
+int job_reap_expired(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
+                     int64_t *out_next) {
+    due_list d;
+    /* A lease is expired once its expiry time has passed. */
+    int rc = scan_due(t, KEY_LEASE, env->now_ms - 1, limit, &d);
+    size_t done = 0;
+    for (size_t i = 0; i < d.n && rc == 0; i++) {
+        job_rec before, r;
+        rc = job_read(t, d.ids[i], &before);
+        if (rc != 0) {
+            break;
+        }
+        if (before.state != AJ_STATE_RUNNING || before.lease_expires_ms != d.times[i]) {
+            rc = aj__err(AJ_ECORRUPT, "lease index entry for job %llu does not match its record",
+                         (unsigned long long)before.id);
+            break;
+        }
+        r = before;
+        char msg[160 + AJ_NAME_MAX];
+        snprintf(msg, sizeof msg, "lease expired: worker %.*s stopped heartbeating",
+                 (int)(before.worker.n > 200 ? 200 : before.worker.n),
+                 before.worker.p ? (const char *)before.worker.p : "?");
+        r.error = aj_slice_str(msg);
+        COUNT(env, lease_expired);
+        apply_failure(env, &r, JOB_FAIL_LEASE);
+        rc = transition(t, &before, &r);
+        done++;
+    }
+    if (rc == 0) {
+        *out_n = done;
+        if (out_next != NULL) {
+            *out_next = d.next == INT64_MAX ? INT64_MAX : d.next + 1;
+        }
+    }
+    return rc;
+}
+
+typedef struct idem_due {
+    akey keys[64];
+    size_t n;
+} idem_due;
+
+static int idem_due_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                       uint64_t version) {
+    (void)val;
+    (void)vlen;
+    (void)version;
+    idem_due *d = ud;
+    if (klen > KEY_MAX || d->n == 64) {
+        return 1;
+    }
+    memcpy(d->keys[d->n].b, key, klen);
+    d->keys[d->n].n = klen;
+    d->n++;
+    return 0;
+}
+
+int job_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
+    due_list d;
+    int rc = scan_due(t, KEY_FINISHED, env->now_ms - env->retention_ms, limit, &d);
+    size_t done = 0;
+    for (size_t i = 0; i < d.n && rc == 0; i++) {
+        job_rec r;
+        rc = job_read(t, d.ids[i], &r);
+        if (rc != 0) {
+            break;
+        }
+        akey k;
+        key_job(&k, r.id);
+        if ((rc = unindex(t, &r)) == 0) {
+            rc = del_key(t, &k);
+        }
+        done++;
+    }
+    /* Expired idempotency keys: the X entry names the I record, which is removed only if it
+     * still carries that expiry (a renewed key has a newer X entry). */
+    idem_due x = {.n = 0};
+    if (rc == 0) {
+        akey start, end;
+        key_prefix(&start, KEY_IDEM_EXPIRY);
+        key_time_id(&end, KEY_IDEM_EXPIRY, env->now_ms, 0);
+        rc = kv_scan(t, start.b, start.n, end.b, 9, 0, limit < 64 ? limit : 64, idem_due_cb, &x);
+    }
+    for (size_t i = 0; i < x.n && rc == 0; i++) {
+        akey ik;
+        ik.b[0] = KEY_IDEM;
+        ik.n = x.keys[i].n - 8;
+        memcpy(ik.b + 1, x.keys[i].b + 9, ik.n - 1);
+        const uint8_t *v;
+        size_t vn;
+        rc = kv_get(t, ik.b, ik.n, &v, &vn);
+        if (rc == 0 && vn == IDEM_REC_LEN &&
+            (int64_t)aj_get_u64be(v + 8) == key_time(x.keys[i].b, x.keys[i].n)) {
+            rc = del_key(t, &ik);
+        } else if (rc == AJ_ENOTFOUND) {
+            rc = 0;
+        }
+        if (rc == 0) {
+            rc = del_key(t, &x.keys[i]);
+        }
+        done++;
+    }
+    if (rc == 0) {
+        *out_n = done;
+    }
+    return rc;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Queries                                                                                   */
+
+static int count_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                    uint64_t version) {
+    (void)key;
+    (void)klen;
+    (void)val;
+    (void)vlen;
+    (void)version;
+    (*(uint64_t *)ud)++;
+    return 0;
+}
+
+int job_count_states(kv_txn *t, uint64_t counts[AJ_STATE_COUNT]) {
+    for (int s = 0; s < AJ_STATE_COUNT; s++) {
+        counts[s] = 0;
+    }
+    for (int s = AJ_STATE_SCHEDULED; s <= AJ_STATE_CANCELLED; s++) {
+        akey k;
+        key_state_prefix(&k, (aj_job_state)s);
+        int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, count_cb, &counts[s]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+typedef struct pending_walk {
+    kv_txn *t;
+    const char *const *queues;
+    size_t n_queues;
+    int64_t horizon_ms;
+    int found;
+    int rc;
+} pending_walk;
+
+static int queue_served(const pending_walk *w, aj_slice queue) {
+    if (w->n_queues == 0) {
+        return 1;
+    }
+    for (size_t i = 0; i < w->n_queues; i++) {
+        if (aj_slice_eq(queue, w->queues[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* For each id in a state or time index: is that job one of the served queues? */
+static int pending_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                      uint64_t version) {
+    (void)val;
+    (void)vlen;
+    (void)version;
+    pending_walk *w = ud;
+    job_rec r;
+    int rc = job_read(w->t, key_tail_id(key, klen), &r);
+    if (rc != 0) {
+        w->rc = rc;
+        return 1;
+    }
+    if (queue_served(w, r.queue)) {
+        w->found = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int job_any_pending(kv_txn *t, const char *const *queues, size_t n_queues, int64_t horizon_ms,
+                    int *out_pending) {
+    pending_walk w = {t, queues, n_queues, horizon_ms, 0, 0};
+    akey k;
+    int rc = 0;
+    /* Ready jobs: the per-queue index answers directly. */
+    if (n_queues > 0) {
+        for (size_t i = 0; i < n_queues && !w.found && rc == 0; i++) {
+            uint64_t n = 0;
+            key_ready_prefix(&k, queues[i], strlen(queues[i]));
+            rc = kv_scan_prefix(t, k.b, k.n, 0, 1, count_cb, &n);
+            w.found = n > 0;
+        }
+    } else {
+        uint64_t n = 0;
+        key_state_prefix(&k, AJ_STATE_READY);
+        rc = kv_scan_prefix(t, k.b, k.n, 0, 1, count_cb, &n);
+        w.found = n > 0;
+    }
+    if (rc == 0 && !w.found) {
+        key_state_prefix(&k, AJ_STATE_RUNNING);
+        rc = kv_scan_prefix(t, k.b, k.n, 0, 0, pending_cb, &w);
+    }
+    if (rc == 0 && !w.found && w.rc == 0) {
+        akey start, end;
+        key_prefix(&start, KEY_DELAYED);
+        key_time_id(&end, KEY_DELAYED, horizon_ms, UINT64_MAX);
+        rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, 0, pending_cb, &w);
+    }
+    if (rc == 0) {
+        rc = w.rc;
+    }
+    if (rc == 0) {
+        *out_pending = w.found;
+    }
+    return rc;
+}
+
+typedef struct list_walk {
+    kv_txn *t;
+    const job_env *env;
+    const aj_job_filter *f;
+    int (*fn)(void *ud, const job_rec *rec);
+    void *ud;
+    size_t emitted;
+    int rc;
+    int by_state; /* keys are state index keys, else job keys */
+} list_walk;
+
+static int slice_contains(aj_slice hay, const char *needle) {
+    size_t n = strlen(needle);
+    if (n == 0) {
+        return 1;
+    }
+    if (hay.p == NULL || hay.n < n) {
+        return 0;
+    }
+    for (size_t i = 0; i + n <= hay.n; i++) {
+        if (memcmp(hay.p + i, needle, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int list_matches(const list_walk *w, const job_rec *r) {
+    const aj_job_filter *f = w->f;
+    return (f->queue == NULL || aj_slice_eq(r->queue, f->queue)) &&
+           (f->type == NULL || aj_slice_eq(r->type, f->type)) &&
+           (f->state == 0 || r->state == f->state) &&
+           (f->dead_reason == AJ_DEAD_NONE || r->dead_reason == f->dead_reason) &&
+           (f->error_contains == NULL || slice_contains(r->error, f->error_contains)) &&
+           (f->older_than_ms == 0 || r->updated_ms < w->env->now_ms - f->older_than_ms);
+}
+
+static int list_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                   uint64_t version) {
+    (void)version;
+    list_walk *w = ud;
+    job_rec r;
+    int rc;
+    if (w->by_state) {
+        rc = job_read(w->t, key_tail_id(key, klen), &r);
+    } else {
+        rc = job_rec_decode(val, vlen, &r);
+    }
+    if (rc != 0) {
+        w->rc = rc;
+        return 1;
+    }
+    if (!list_matches(w, &r)) {
+        return 0;
+    }
+    if ((rc = w->fn(w->ud, &r)) != 0) {
+        w->rc = rc > 0 ? 0 : rc;
+        return 1;
+    }
+    w->emitted++;
+    return w->f->limit != 0 && w->emitted >= w->f->limit;
+}
+
+int job_list(kv_txn *t, const job_env *env, const aj_job_filter *f,
+             int (*fn)(void *ud, const job_rec *rec), void *ud) {
+    list_walk w = {t, env, f, fn, ud, 0, 0, f->state != 0};
+    akey start, end;
+    if (w.by_state) {
+        key_state(&start, f->state, f->after_id == UINT64_MAX ? f->after_id : f->after_id + 1);
+        key_state_prefix(&end, (aj_job_state)(f->state + 1));
+    } else {
+        key_job(&start, f->after_id == UINT64_MAX ? f->after_id : f->after_id + 1);
+        key_prefix(&end, KEY_JOB + 1);
+    }
+    int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, 0, list_cb, &w);
+    return rc != 0 ? rc : w.rc;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Consistency check                                                                         */
+
+typedef struct check_walk {
+    kv_txn *t;
+    void (*report)(void *ud, const char *line);
+    void *ud;
+    uint64_t records, problems;
+    int rc;
+    uint8_t kind;
+} check_walk;
+
+static void problem(check_walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void problem(check_walk *w, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    w->problems++;
+    if (w->report != NULL) {
+        w->report(w->ud, line);
+    }
+}
+
+static int expect_key(check_walk *w, const akey *k, uint64_t id, const char *what) {
+    const uint8_t *v;
+    size_t n;
+    int rc = kv_get(w->t, k->b, k->n, &v, &n);
+    if (rc == AJ_ENOTFOUND) {
+        problem(w, "job %llu: missing %s index entry", (unsigned long long)id, what);
+        return 0;
+    }
+    return rc;
+}
+
+static int check_record_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
+                           size_t vlen, uint64_t version) {
+    (void)version;
+    check_walk *w = ud;
+    w->records++;
+    job_rec r;
+    uint64_t id = klen == 9 ? key_tail_id(key, klen) : 0;
+    if (klen != 9 || job_rec_decode(val, vlen, &r) != 0) {
+        problem(w, "job %llu: record cannot be decoded: %s", (unsigned long long)id, aj_errmsg());
+        return 0;
+    }
+    if (r.id != id) {
+        problem(w, "job %llu: record carries id %llu", (unsigned long long)id,
+                (unsigned long long)r.id);
+    }
+    akey k;
+    key_state(&k, r.state, r.id);
+    int rc = expect_key(w, &k, r.id, "state");
+    if (rc == 0) {
+        switch (r.state) {
+        case AJ_STATE_SCHEDULED:
+            key_time_id(&k, KEY_DELAYED, r.run_at_ms, r.id);
+            rc = expect_key(w, &k, r.id, "delayed");
+            break;
+        case AJ_STATE_READY:
+            ready_key(&k, &r);
+            rc = expect_key(w, &k, r.id, "ready");
+            break;
+        case AJ_STATE_RUNNING:
+            key_time_id(&k, KEY_LEASE, r.lease_expires_ms, r.id);
+            rc = expect_key(w, &k, r.id, "lease");
+            break;
+        case AJ_STATE_COMPLETED:
+        case AJ_STATE_CANCELLED:
+            key_time_id(&k, KEY_FINISHED, r.finished_ms, r.id);
+            rc = expect_key(w, &k, r.id, "retention");
+            break;
+        case AJ_STATE_DEAD:
+            break;
+        }
+    }
+    if (rc != 0) {
+        w->rc = rc;
+        return 1;
+    }
+    return 0;
+}
+
+/* For every index entry: the record exists and is in the state the index says. */
+static int check_index_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
+                          size_t vlen, uint64_t version) {
+    (void)val;
+    (void)vlen;
+    (void)version;
+    check_walk *w = ud;
+    if (klen < 9) {
+        problem(w, "index entry of kind '%c' is too short", w->kind);
+        return 0;
+    }
+    uint64_t id = key_tail_id(key, klen);
+    job_rec r;
+    int rc = job_read(w->t, id, &r);
+    if (rc == AJ_ENOTFOUND) {
+        problem(w, "index '%c' names job %llu, which does not exist", w->kind,
+                (unsigned long long)id);
+        return 0;
+    }
+    if (rc != 0) {
+        problem(w, "index '%c' names job %llu, which cannot be read", w->kind,
+                (unsigned long long)id);
+        return 0;
+    }
+    aj_job_state want = 0;
+    switch (w->kind) {
+    case KEY_STATE:
+        want = (aj_job_state)key[1];
+        break;
+    case KEY_READY:
+        want = AJ_STATE_READY;
+        break;
+    case KEY_DELAYED:
+        want = AJ_STATE_SCHEDULED;
+        break;
+    case KEY_LEASE:
+        want = AJ_STATE_RUNNING;
+        break;
+    case KEY_FINISHED:
+        if (r.state != AJ_STATE_COMPLETED && r.state != AJ_STATE_CANCELLED) {
+            problem(w, "retention index names job %llu, which is %s", (unsigned long long)id,
+                    aj_state_name(r.state));
+        }
+        return 0;
+    }
+    if (r.state != want) {
+        problem(w, "index '%c' names job %llu as %s, but it is %s", w->kind,
+                (unsigned long long)id, aj_state_name(want), aj_state_name(r.state));
+    }
+    return 0;
+}
+
+int job_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
+              uint64_t *out_records, uint64_t *out_problems) {
+    check_walk w = {t, report, ud, 0, 0, 0, KEY_JOB};
+    akey k;
+    key_prefix(&k, KEY_JOB);
+    int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, check_record_cb, &w);
+    const uint8_t kinds[] = {KEY_STATE, KEY_READY, KEY_DELAYED, KEY_LEASE, KEY_FINISHED};
+    for (size_t i = 0; i < sizeof kinds && rc == 0 && w.rc == 0; i++) {
+        w.kind = kinds[i];
+        key_prefix(&k, kinds[i]);
+        rc = kv_scan_prefix(t, k.b, k.n, 0, 0, check_index_cb, &w);
+    }
+    if (rc == 0) {
+        rc = w.rc;
+    }
+    if (rc == 0) {
+        *out_records = w.records;
+        *out_problems = w.problems;
+    }
+    return rc;
+}

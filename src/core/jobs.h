@@ -1,0 +1,95 @@
+/*
+ * jobs.h — the job lifecycle as pure functions over one storage transaction.
+ *
+ * Every function here reads and writes only through the kv_txn it is given, takes the time and
+ * randomness it needs from job_env, and moves a record together with all of its index entries,
+ * so that the caller's commit makes each transition atomic. Nothing here waits, sleeps, spawns
+ * threads or reads a clock: the runtime owns retries on conflict, commits and time.
+ *
+ * States and their index entries (keys.h):
+ *   scheduled  S + D          ready  S + R          running  S + L
+ *   completed  S + F          dead   S              cancelled S + F
+ */
+#ifndef AJ_CORE_JOBS_H
+#define AJ_CORE_JOBS_H
+
+#include "aj.h"
+#include "core/job_record.h"
+#include "store/kv.h"
+
+typedef struct job_env {
+    int64_t now_ms;             /* wall clock */
+    int64_t now_us;             /* the same instant in microseconds */
+    uint64_t rand;              /* randomness for jitter */
+    int64_t retention_ms;       /* keep finished jobs this long */
+    int64_t idempotency_ttl_ms; /* an idempotency key holds this long */
+    aj_counters *delta;         /* counters incremented by what happened; may be NULL */
+} job_env;
+
+/* How an attempt failed. */
+typedef enum job_failure {
+    JOB_FAIL_RETRYABLE = 0,
+    JOB_FAIL_PERMANENT = 1,
+    JOB_FAIL_TIMEOUT = 2, /* ran past its execution timeout */
+    JOB_FAIL_LEASE = 3,   /* its lease expired (the reaper) */
+} job_failure;
+
+/* Checks a spec without touching storage: AJ_EINVAL / AJ_ETOOBIG naming the problem. */
+int job_spec_check(const aj_job_spec *spec);
+
+/* Creates a job with id `id` (or, for a live idempotency key, finds the first one: *out_id is
+ * then that job's id and *out_created 0). */
+int job_submit(kv_txn *t, const job_env *env, const aj_job_spec *spec, uint64_t id,
+               uint64_t *out_id, int *out_created);
+/* Records a queue name in the queue registry. */
+int job_note_queue(kv_txn *t, const char *queue);
+/* Calls fn for every known queue name (NUL-terminated, valid during the call). */
+int job_list_queues(kv_txn *t, int (*fn)(void *ud, const char *queue), void *ud);
+
+/* Reads one job: 0, AJ_ENOTFOUND, or a decode error. Byte fields borrow from the transaction. */
+int job_read(kv_txn *t, uint64_t id, job_rec *out);
+
+/* Called for each claimed job with its new record; `latency_us` is the time since it became
+ * ready. Return nonzero to abort the claim (the error is returned). */
+typedef int (*job_claim_fn)(void *ud, const job_rec *rec, int64_t latency_us);
+
+/* Claims up to `max` ready jobs of the given queues in priority order, then by ready time.
+ * *out_n receives the number claimed. */
+int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n_queues,
+              const char *worker, size_t max, job_claim_fn fn, void *ud, size_t *out_n);
+
+int job_heartbeat(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch);
+int job_complete(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, aj_slice result);
+int job_fail(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, job_failure how,
+             const char *error, aj_slice result);
+int job_release(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, int64_t delay_ms);
+int job_cancel(kv_txn *t, const job_env *env, uint64_t id);
+int job_redrive(kv_txn *t, const job_env *env, uint64_t id);
+int job_purge(kv_txn *t, const job_env *env, uint64_t id);
+
+/* Periodic duties. Each handles at most `limit` entries; *out_n receives how many it handled
+ * and *out_next (may be NULL) the time of the next entry due (INT64_MAX: none). */
+int job_promote_due(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
+                    int64_t *out_next);
+int job_reap_expired(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
+                     int64_t *out_next);
+int job_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n);
+
+/* Exact counts of jobs in each state (indexed by aj_job_state). */
+int job_count_states(kv_txn *t, uint64_t counts[AJ_STATE_COUNT]);
+
+/* 1 when some job of the given queues (n_queues 0: any) is ready or running, or scheduled to
+ * become ready before `horizon_ms`. */
+int job_any_pending(kv_txn *t, const char *const *queues, size_t n_queues, int64_t horizon_ms,
+                    int *out_pending);
+
+/* Calls fn for each job matching the filter, in id order (the filter's older_than_ms is
+ * relative to env->now_ms). fn returns nonzero to stop. */
+int job_list(kv_txn *t, const job_env *env, const aj_job_filter *f,
+             int (*fn)(void *ud, const job_rec *rec), void *ud);
+
+/* Verifies records against indexes and indexes against records. */
+int job_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
+              uint64_t *out_records, uint64_t *out_problems);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * keys.h — the keyspace of the job engine. One prefix byte per record kind; numbers inside keys
+ * are fixed-width big-endian so that key order is time or priority order. Every index entry is
+ * written in the same transaction as the record it indexes.
+ *
+ *   'J' id                              job record (job_record.h)
+ *   'S' state id                        state index: every job, by state (counts, listings)
+ *   'R' queue 0 priority ready_us id    ready index, per queue: claim order
+ *   'D' run_at_ms id                    delayed index: scheduled jobs by the time they become ready
+ *   'L' lease_expires_ms id             lease index: running jobs by lease expiry (the reaper)
+ *   'F' finished_ms id                  retention index: completed and cancelled jobs
+ *   'I' queue 0 key                     idempotency record: id, expiry, fingerprint
+ *   'X' expires_ms queue 0 key          idempotency expiry index
+ *   'Q' queue                           known queues (so "every queue" can be served)
+ *   'C' instance                        one process's counters, flushed periodically
+ *   'M' name                            engine metadata: "format", "ids"
+ */
+#ifndef AJ_CORE_KEYS_H
+#define AJ_CORE_KEYS_H
+
+#include <stdint.h>
+
+#include "aj.h"
+#include "util/buf.h"
+
+enum {
+    KEY_JOB = 'J',
+    KEY_STATE = 'S',
+    KEY_READY = 'R',
+    KEY_DELAYED = 'D',
+    KEY_LEASE = 'L',
+    KEY_FINISHED = 'F',
+    KEY_IDEM = 'I',
+    KEY_IDEM_EXPIRY = 'X',
+    KEY_QUEUE = 'Q',
+    KEY_COUNTERS = 'C',
+    KEY_META = 'M',
+};
+
+/* A key built on the stack: the longest is 'I' + queue + NUL + idempotency key. */
+#define KEY_MAX (2 + AJ_NAME_MAX + AJ_IDEMPOTENCY_KEY_MAX + 32)
+
+typedef struct key_t_ {
+    uint8_t b[KEY_MAX];
+    size_t n;
+} akey;
+
+void key_job(akey *k, uint64_t id);
+void key_state(akey *k, aj_job_state s, uint64_t id);
+void key_state_prefix(akey *k, aj_job_state s);
+void key_ready(akey *k, const char *queue, size_t qlen, uint32_t prio, int64_t ready_us,
+               uint64_t id);
+void key_ready_prefix(akey *k, const char *queue, size_t qlen);
+void key_time_id(akey *k, uint8_t kind, int64_t t, uint64_t id);
+void key_idem(akey *k, const char *queue, size_t qlen, const char *ikey, size_t ilen);
+void key_idem_expiry(akey *k, int64_t expires, const char *queue, size_t qlen, const char *ikey,
+                     size_t ilen);
+void key_queue(akey *k, const char *queue, size_t qlen);
+void key_counters(akey *k, uint64_t instance);
+void key_meta(akey *k, const char *name);
+void key_prefix(akey *k, uint8_t kind);
+
+/* The id at the end of a key ending in 8 id bytes. */
+uint64_t key_tail_id(const uint8_t *key, size_t klen);
+/* The 8-byte time following the prefix byte of 'D', 'L', 'F' and 'X' keys. */
+int64_t key_time(const uint8_t *key, size_t klen);
+
+#endif

@@ -1,0 +1,878 @@
+/*
+ * engine.c — the engine handle: open and close, the transaction runner that retries conflicts,
+ * id allocation, and the public job calls, each one core transition inside eng_run().
+ *
+ * Durability: submits commit with KV_SYNC (acknowledged only after fsync in the default mode);
+ * the synchronous lease calls (aj_complete, aj_fail, ...) too. Only the worker pool hands its
+ * completions to the committer without waiting (worker.c).
+ */
+#include "runtime/engine.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/keys.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/hist.h"
+#include "util/mem.h"
+
+/* The engine's keyspace format (keys.h and job_record.h); a newer store is refused. */
+#define ENG_FORMAT 1
+/* First and longest wait between conflicting transaction attempts. */
+#define ENG_BACKOFF_FIRST_US 50
+#define ENG_BACKOFF_MAX_US 20000
+
+void aj_engine_opts_init(aj_engine_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->durability = AJ_DURABLE;
+    o->retention_ms = 7 * AJ_DAY;
+    o->idempotency_ttl_ms = 24 * AJ_HOUR;
+    o->log_level = AJ_LOG_INFO;
+    o->background = 1;
+}
+
+int64_t eng_now_ms(aj_engine *e) {
+    return aj__clock_now(&e->clock);
+}
+
+int64_t eng_now_us(aj_engine *e) {
+    /* With the system clock, microseconds are real; a simulated clock has millisecond steps. */
+    if (e->clock.now_ms == aj__system_clock.now_ms) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    }
+    return eng_now_ms(e) * 1000;
+}
+
+uint64_t eng_rand(aj_engine *e) {
+    pthread_mutex_lock(&e->mu);
+    uint64_t r = aj_rng_next(&e->rng);
+    pthread_mutex_unlock(&e->mu);
+    return r;
+}
+
+void eng_env(aj_engine *e, job_env *env, aj_counters *delta) {
+    env->now_us = eng_now_us(e);
+    env->now_ms = env->now_us / 1000;
+    env->rand = eng_rand(e);
+    env->retention_ms = e->opts.retention_ms;
+    env->idempotency_ttl_ms = e->opts.idempotency_ttl_ms;
+    if (delta != NULL) {
+        memset(delta, 0, sizeof *delta);
+    }
+    env->delta = delta;
+}
+
+static void add_counters(aj_counters *to, const aj_counters *d) {
+    const uint64_t *s = (const uint64_t *)d;
+    uint64_t *t = (uint64_t *)to;
+    for (size_t i = 0; i < sizeof *d / sizeof(uint64_t); i++) {
+        t[i] += s[i];
+    }
+}
+
+void eng_count(aj_engine *e, const aj_counters *delta) {
+    pthread_mutex_lock(&e->counters_mu);
+    add_counters(&e->counters, delta);
+    pthread_mutex_unlock(&e->counters_mu);
+}
+
+void eng_count_latency(aj_engine *e, int64_t latency_us) {
+    pthread_mutex_lock(&e->counters_mu);
+    e->counters.start_latency_hist[aj__hist_bucket((uint64_t)latency_us)]++;
+    pthread_mutex_unlock(&e->counters_mu);
+}
+
+int eng_run(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync) {
+    int64_t wait_us = ENG_BACKOFF_FIRST_US;
+    for (int attempt = 1;; attempt++) {
+        kv_txn *t;
+        int rc = kv_begin(e->kv, &t);
+        if (rc != 0) {
+            return rc;
+        }
+        job_env env;
+        aj_counters delta;
+        eng_env(e, &env, &delta);
+        rc = fn(t, &env, ud);
+        if (rc == ENG_READ_ONLY) {
+            kv_abort(t);
+            return 0;
+        }
+        if (rc != 0) {
+            kv_abort(t);
+            return rc;
+        }
+        rc = kv_commit(t, sync, NULL, NULL, NULL);
+        if (rc == 0) {
+            eng_count(e, &delta);
+            return 0;
+        }
+        if (rc != AJ_ECONFLICT) {
+            return rc;
+        }
+        aj_counters c;
+        memset(&c, 0, sizeof c);
+        c.conflicts = 1;
+        if (attempt == ENG_TXN_ATTEMPTS) {
+            eng_count(e, &c);
+            return aj__err(AJ_ERETRIES, "gave up after %d conflicting transaction attempts",
+                           ENG_TXN_ATTEMPTS);
+        }
+        c.retries = 1;
+        eng_count(e, &c);
+        /* Full jitter: a random wait up to the current bound, which doubles up to a cap. */
+        int64_t us = (int64_t)(eng_rand(e) % (uint64_t)wait_us) + 1;
+        struct timespec ts = {0, (long)us * 1000};
+        nanosleep(&ts, NULL);
+        if (wait_us < ENG_BACKOFF_MAX_US) {
+            wait_us *= 2;
+        }
+    }
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Ids and queues                                                                            */
+
+typedef struct id_reserve {
+    uint64_t count;
+    uint64_t first;
+} id_reserve;
+
+static int reserve_ids_txn(kv_txn *t, const job_env *env, void *ud) {
+    (void)env;
+    id_reserve *r = ud;
+    akey k;
+    key_meta(&k, "ids");
+    const uint8_t *v;
+    size_t n;
+    uint64_t next = 1;
+    int rc = kv_get(t, k.b, k.n, &v, &n);
+    if (rc == 0 && n == 8) {
+        next = aj_get_u64be(v);
+    } else if (rc == 0) {
+        return aj__err(AJ_ECORRUPT, "id counter record is corrupt");
+    } else if (rc != AJ_ENOTFOUND) {
+        return rc;
+    }
+    uint8_t out[8];
+    aj_put_u64be(out, next + r->count);
+    r->first = next;
+    return kv_put(t, k.b, k.n, out, sizeof out);
+}
+
+int eng_ids(aj_engine *e, size_t n, uint64_t *first) {
+    pthread_mutex_lock(&e->mu);
+    if (e->id_end - e->id_next >= n) {
+        *first = e->id_next;
+        e->id_next += n;
+        pthread_mutex_unlock(&e->mu);
+        return 0;
+    }
+    pthread_mutex_unlock(&e->mu);
+    /* Reserve a fresh block outside the lock; a large batch gets its own exact block. */
+    id_reserve r = {n > ENG_ID_BLOCK ? n : ENG_ID_BLOCK, 0};
+    int rc = eng_run(e, reserve_ids_txn, &r, KV_SYNC);
+    if (rc != 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&e->mu);
+    *first = r.first;
+    if (r.count > n) {
+        /* Keep the rest of the block if it is ahead of what we hold, so ids keep increasing. */
+        if (r.first + n > e->id_next) {
+            e->id_next = r.first + n;
+            e->id_end = r.first + r.count;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+static int queue_known(aj_engine *e, const char *queue) {
+    for (size_t i = 0; i < e->n_known; i++) {
+        if (strcmp(e->known_queues[i], queue) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int note_queue_txn(kv_txn *t, const job_env *env, void *ud) {
+    (void)env;
+    return job_note_queue(t, ud);
+}
+
+int eng_note_queue(aj_engine *e, const char *queue) {
+    pthread_mutex_lock(&e->mu);
+    int known = queue_known(e, queue);
+    pthread_mutex_unlock(&e->mu);
+    if (known) {
+        return 0;
+    }
+    int rc = eng_run(e, note_queue_txn, (void *)queue, KV_SYNC);
+    if (rc != 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&e->mu);
+    if (!queue_known(e, queue)) {
+        if (e->n_known == e->cap_known) {
+            size_t cap = e->cap_known ? e->cap_known * 2 : 8;
+            char **nq = aj__realloc(e->known_queues, cap * sizeof *nq);
+            if (nq == NULL) {
+                pthread_mutex_unlock(&e->mu);
+                return 0; /* only a cache: the store already has the queue */
+            }
+            e->known_queues = nq;
+            e->cap_known = cap;
+        }
+        char *copy = aj__strdup(queue);
+        if (copy != NULL) {
+            e->known_queues[e->n_known++] = copy;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Open and close                                                                            */
+
+static int format_txn(kv_txn *t, const job_env *env, void *ud) {
+    (void)env;
+    (void)ud;
+    akey k;
+    key_meta(&k, "format");
+    const uint8_t *v;
+    size_t n;
+    int rc = kv_get(t, k.b, k.n, &v, &n);
+    if (rc == 0) {
+        if (n != 4) {
+            return aj__err(AJ_ECORRUPT, "engine format record is corrupt");
+        }
+        uint32_t f = aj_get_u32be(v);
+        if (f > ENG_FORMAT) {
+            return aj__err(AJ_EFORMAT,
+                           "store holds engine format %u, newer than this aj supports (%d): "
+                           "upgrade aj",
+                           f, ENG_FORMAT);
+        }
+        return ENG_READ_ONLY;
+    }
+    if (rc != AJ_ENOTFOUND) {
+        return rc;
+    }
+    uint8_t out[4];
+    aj_put_u32be(out, ENG_FORMAT);
+    return kv_put(t, k.b, k.n, out, sizeof out);
+}
+
+int aj_engine_open(aj_engine **out, const char *url, const aj_engine_opts *opts) {
+    if (out == NULL || url == NULL) {
+        return aj__err(AJ_EINVAL, "aj_engine_open needs an output pointer and a store URL");
+    }
+    aj_engine *e = aj__calloc(1, sizeof *e);
+    if (e == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory opening the engine");
+    }
+    if (opts != NULL) {
+        e->opts = *opts;
+    } else {
+        aj_engine_opts_init(&e->opts);
+    }
+    if (e->opts.retention_ms <= 0 || e->opts.idempotency_ttl_ms <= 0) {
+        aj__free(e);
+        return aj__err(AJ_EINVAL, "retention and idempotency TTL must be positive");
+    }
+    e->clock = e->opts.clock != NULL ? *e->opts.clock : aj__system_clock;
+    e->log.fn = e->opts.log;
+    e->log.ud = e->opts.log_ud;
+    e->log.level = e->opts.log_level;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->counters_mu, NULL);
+    if (e->opts.seed != 0) {
+        aj_rng_seed(&e->rng, e->opts.seed);
+    } else {
+        aj_rng_seed_os(&e->rng);
+    }
+    e->instance = aj_rng_next(&e->rng) | 1;
+    kv_open_opts ko = {e->opts.durability == AJ_RELAXED};
+    int rc = kv_open(&e->kv, url, &ko);
+    if (rc == 0) {
+        rc = eng_run(e, format_txn, NULL, KV_SYNC);
+    }
+    if (rc == 0 && e->opts.background) {
+        rc = eng_ticker_start(e);
+    }
+    if (rc != 0) {
+        kv_close(e->kv);
+        pthread_mutex_destroy(&e->mu);
+        pthread_mutex_destroy(&e->counters_mu);
+        aj__free(e);
+        return rc;
+    }
+    e->last_flush_ms = e->last_collect_ms = eng_now_ms(e);
+    char q[256];
+    aj__log(&e->log, AJ_LOG_DEBUG, "msg=\"engine opened\" store=%s",
+            aj__logq(q, sizeof q, url));
+    *out = e;
+    return 0;
+}
+
+void aj_engine_close(aj_engine *e) {
+    if (e == NULL) {
+        return;
+    }
+    atomic_store(&e->closing, 1);
+    eng_pool_destroy(e);
+    eng_ticker_stop(e);
+    eng_flush_counters(e);
+    kv_close(e->kv);
+    for (size_t i = 0; i < e->n_handlers; i++) {
+        aj__free(e->handlers[i].type);
+    }
+    for (size_t i = 0; i < e->n_known; i++) {
+        aj__free(e->known_queues[i]);
+    }
+    aj__free(e->known_queues);
+    pthread_mutex_destroy(&e->mu);
+    pthread_mutex_destroy(&e->counters_mu);
+    aj__free(e);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Submit                                                                                    */
+
+typedef struct submit_ctx {
+    const aj_job_spec *specs;
+    size_t n;
+    uint64_t first_id;
+    uint64_t *out_ids;
+} submit_ctx;
+
+static int submit_txn(kv_txn *t, const job_env *env, void *ud) {
+    submit_ctx *s = ud;
+    for (size_t i = 0; i < s->n; i++) {
+        int created;
+        int rc = job_submit(t, env, &s->specs[i], s->first_id + i, &s->out_ids[i], &created);
+        if (rc != 0) {
+            if (s->n > 1) {
+                return aj__err_wrap(rc, "job %zu of the batch", i + 1);
+            }
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int aj_submit_batch(aj_engine *e, const aj_job_spec *specs, size_t n, uint64_t *out_ids) {
+    if (n == 0 || n > AJ_BATCH_MAX) {
+        return aj__err(AJ_EINVAL, "a batch holds 1 to %d jobs", AJ_BATCH_MAX);
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = job_spec_check(&specs[i]);
+        if (rc != 0) {
+            return n > 1 ? aj__err_wrap(rc, "job %zu of the batch", i + 1) : rc;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *q = specs[i].queue ? specs[i].queue : "default";
+        if (i > 0) {
+            const char *prev = specs[i - 1].queue ? specs[i - 1].queue : "default";
+            if (strcmp(prev, q) == 0) {
+                continue;
+            }
+        }
+        int rc = eng_note_queue(e, q);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    uint64_t *ids = aj__malloc(n * sizeof *ids);
+    if (ids == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory submitting %zu jobs", n);
+    }
+    submit_ctx s = {specs, n, 0, ids};
+    int rc = eng_ids(e, n, &s.first_id);
+    if (rc == 0) {
+        rc = eng_run(e, submit_txn, &s, KV_SYNC);
+    }
+    if (rc == 0) {
+        memcpy(out_ids, ids, n * sizeof *ids);
+    }
+    aj__free(ids);
+    return rc;
+}
+
+int aj_submit(aj_engine *e, const aj_job_spec *spec, uint64_t *out_id) {
+    return aj_submit_batch(e, spec, 1, out_id);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Reads                                                                                     */
+
+typedef struct get_ctx {
+    uint64_t id;
+    aj_job *job;
+} get_ctx;
+
+static int get_txn(kv_txn *t, const job_env *env, void *ud) {
+    (void)env;
+    get_ctx *g = ud;
+    job_rec r;
+    int rc = job_read(t, g->id, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    aj_job_free(g->job);
+    g->job = job_rec_to_public(&r);
+    if (g->job == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory reading job %llu", (unsigned long long)g->id);
+    }
+    return ENG_READ_ONLY;
+}
+
+int aj_job_get(aj_engine *e, uint64_t id, aj_job **out) {
+    get_ctx g = {id, NULL};
+    int rc = eng_run(e, get_txn, &g, KV_SYNC);
+    if (rc == 0) {
+        *out = g.job;
+    } else {
+        aj_job_free(g.job);
+    }
+    return rc;
+}
+
+typedef struct list_ctx {
+    const aj_job_filter *f;
+    aj_job **v;
+    size_t n, cap;
+} list_ctx;
+
+static void list_reset(list_ctx *l) {
+    for (size_t i = 0; i < l->n; i++) {
+        aj_job_free(l->v[i]);
+    }
+    l->n = 0;
+}
+
+static int list_add(void *ud, const job_rec *r) {
+    list_ctx *l = ud;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        aj_job **nv = aj__realloc(l->v, cap * sizeof *nv);
+        if (nv == NULL) {
+            return aj__err(AJ_ENOMEM, "out of memory listing jobs");
+        }
+        l->v = nv;
+        l->cap = cap;
+    }
+    aj_job *j = job_rec_to_public(r);
+    if (j == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory listing jobs");
+    }
+    l->v[l->n++] = j;
+    return 0;
+}
+
+static int list_txn(kv_txn *t, const job_env *env, void *ud) {
+    list_ctx *l = ud;
+    list_reset(l);
+    int rc = job_list(t, env, l->f, list_add, l);
+    return rc != 0 ? rc : ENG_READ_ONLY;
+}
+
+int aj_job_list(aj_engine *e, const aj_job_filter *filter, aj_job ***out, size_t *n) {
+    aj_job_filter none;
+    memset(&none, 0, sizeof none);
+    list_ctx l = {filter ? filter : &none, NULL, 0, 0};
+    int rc = eng_run(e, list_txn, &l, KV_SYNC);
+    if (rc != 0) {
+        aj_job_list_free(l.v, l.n);
+        return rc;
+    }
+    *out = l.v;
+    *n = l.n;
+    return 0;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Single-job transitions                                                                     */
+
+typedef enum op_kind {
+    OP_HEARTBEAT,
+    OP_COMPLETE,
+    OP_FAIL,
+    OP_RELEASE,
+    OP_CANCEL,
+    OP_REDRIVE,
+    OP_PURGE,
+} op_kind;
+
+typedef struct op_ctx {
+    op_kind kind;
+    uint64_t id;
+    uint64_t epoch;
+    job_failure how;
+    const char *error;
+    aj_slice result;
+    int64_t delay_ms;
+} op_ctx;
+
+static int op_txn(kv_txn *t, const job_env *env, void *ud) {
+    op_ctx *o = ud;
+    switch (o->kind) {
+    case OP_HEARTBEAT:
+        return job_heartbeat(t, env, o->id, o->epoch);
+    case OP_COMPLETE:
+        return job_complete(t, env, o->id, o->epoch, o->result);
+    case OP_FAIL:
+        return job_fail(t, env, o->id, o->epoch, o->how, o->error, o->result);
+    case OP_RELEASE:
+        return job_release(t, env, o->id, o->epoch, o->delay_ms);
+    case OP_CANCEL:
+        return job_cancel(t, env, o->id);
+    case OP_REDRIVE:
+        return job_redrive(t, env, o->id);
+    case OP_PURGE:
+        return job_purge(t, env, o->id);
+    }
+    return aj__err(AJ_EINTERNAL, "unknown operation");
+}
+
+static int run_op(aj_engine *e, op_ctx *o) {
+    return eng_run(e, op_txn, o, KV_SYNC);
+}
+
+int aj_heartbeat(aj_engine *e, uint64_t id, uint64_t epoch) {
+    op_ctx o = {.kind = OP_HEARTBEAT, .id = id, .epoch = epoch};
+    return run_op(e, &o);
+}
+
+int aj_complete(aj_engine *e, uint64_t id, uint64_t epoch, const void *result, size_t len) {
+    op_ctx o = {.kind = OP_COMPLETE, .id = id, .epoch = epoch};
+    o.result.p = len ? result : (const void *)"";
+    o.result.n = len;
+    return run_op(e, &o);
+}
+
+int aj_fail(aj_engine *e, uint64_t id, uint64_t epoch, const char *error, int permanent) {
+    op_ctx o = {.kind = OP_FAIL, .id = id, .epoch = epoch};
+    o.how = permanent ? JOB_FAIL_PERMANENT : JOB_FAIL_RETRYABLE;
+    o.error = error;
+    return run_op(e, &o);
+}
+
+int aj_fail_timeout(aj_engine *e, uint64_t id, uint64_t epoch, const char *error) {
+    op_ctx o = {.kind = OP_FAIL, .id = id, .epoch = epoch, .how = JOB_FAIL_TIMEOUT};
+    o.error = error;
+    return run_op(e, &o);
+}
+
+int aj_release(aj_engine *e, uint64_t id, uint64_t epoch, int64_t delay_ms) {
+    op_ctx o = {.kind = OP_RELEASE, .id = id, .epoch = epoch, .delay_ms = delay_ms};
+    return run_op(e, &o);
+}
+
+int aj_job_cancel(aj_engine *e, uint64_t id) {
+    op_ctx o = {.kind = OP_CANCEL, .id = id};
+    return run_op(e, &o);
+}
+
+int aj_dlq_redrive(aj_engine *e, uint64_t id) {
+    op_ctx o = {.kind = OP_REDRIVE, .id = id};
+    return run_op(e, &o);
+}
+
+int aj_dlq_purge(aj_engine *e, uint64_t id) {
+    op_ctx o = {.kind = OP_PURGE, .id = id};
+    return run_op(e, &o);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Claims                                                                                     */
+
+typedef struct claim_ctx {
+    const char *const *queues;
+    size_t n_queues;
+    const char *worker;
+    size_t max;
+    aj_job **jobs;
+    int64_t *latency;
+    size_t n;
+} claim_ctx;
+
+static int claim_add(void *ud, const job_rec *r, int64_t latency_us) {
+    claim_ctx *c = ud;
+    aj_job *j = job_rec_to_public(r);
+    if (j == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory claiming jobs");
+    }
+    c->latency[c->n] = latency_us;
+    c->jobs[c->n++] = j;
+    return 0;
+}
+
+static int claim_txn(kv_txn *t, const job_env *env, void *ud) {
+    claim_ctx *c = ud;
+    for (size_t i = 0; i < c->n; i++) {
+        aj_job_free(c->jobs[i]);
+    }
+    c->n = 0;
+    size_t got;
+    int rc = job_claim(t, env, c->queues, c->n_queues, c->worker, c->max, claim_add, c, &got);
+    if (rc == 0 && got == 0) {
+        return ENG_READ_ONLY;
+    }
+    return rc;
+}
+
+typedef struct queue_names {
+    char **v;
+    size_t n, cap;
+    int rc;
+} queue_names;
+
+static int queue_name_add(void *ud, const char *queue) {
+    queue_names *q = ud;
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 16;
+        char **nv = aj__realloc(q->v, cap * sizeof *nv);
+        if (nv == NULL) {
+            q->rc = aj__err(AJ_ENOMEM, "out of memory listing queues");
+            return 1;
+        }
+        q->v = nv;
+        q->cap = cap;
+    }
+    char *copy = aj__strdup(queue);
+    if (copy == NULL) {
+        q->rc = aj__err(AJ_ENOMEM, "out of memory listing queues");
+        return 1;
+    }
+    q->v[q->n++] = copy;
+    return 0;
+}
+
+static int queues_txn(kv_txn *t, const job_env *env, void *ud) {
+    (void)env;
+    queue_names *q = ud;
+    for (size_t i = 0; i < q->n; i++) {
+        aj__free(q->v[i]);
+    }
+    q->n = 0;
+    q->rc = 0;
+    int rc = job_list_queues(t, queue_name_add, q);
+    if (rc == 0) {
+        rc = q->rc;
+    }
+    return rc != 0 ? rc : ENG_READ_ONLY;
+}
+
+void eng_queue_names_free(char **names, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        aj__free(names[i]);
+    }
+    aj__free(names);
+}
+
+int eng_queue_names(aj_engine *e, char ***out, size_t *n) {
+    queue_names q = {NULL, 0, 0, 0};
+    int rc = eng_run(e, queues_txn, &q, KV_SYNC);
+    if (rc != 0) {
+        eng_queue_names_free(q.v, q.n);
+        return rc;
+    }
+    *out = q.v;
+    *n = q.n;
+    return 0;
+}
+
+/* Claims into caller arrays of `max` entries. */
+int eng_claim(aj_engine *e, const char *const *queues, size_t n_queues, const char *worker,
+              size_t max, aj_job **jobs, int64_t *latency, size_t *n) {
+    claim_ctx c = {queues, n_queues, worker, max, jobs, latency, 0};
+    int rc = eng_run(e, claim_txn, &c, KV_SYNC);
+    if (rc != 0) {
+        for (size_t i = 0; i < c.n; i++) {
+            aj_job_free(jobs[i]);
+        }
+        return rc;
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        eng_count_latency(e, latency[i]);
+    }
+    *n = c.n;
+    return 0;
+}
+
+int aj_claim(aj_engine *e, const char *const *queues, size_t n_queues, const char *worker,
+             size_t max, aj_job ***out, size_t *n) {
+    if (worker == NULL || worker[0] == '\0') {
+        return aj__err(AJ_EINVAL, "a claim needs a worker id");
+    }
+    if (max == 0) {
+        *out = NULL;
+        *n = 0;
+        return 0;
+    }
+    char **all = NULL;
+    size_t n_all = 0;
+    int rc = 0;
+    if (queues == NULL || n_queues == 0) {
+        rc = eng_queue_names(e, &all, &n_all);
+        if (rc != 0) {
+            return rc;
+        }
+        queues = (const char *const *)all;
+        n_queues = n_all;
+    }
+    aj_job **jobs = aj__calloc(max, sizeof *jobs);
+    int64_t *latency = aj__calloc(max, sizeof *latency);
+    if (jobs == NULL || latency == NULL) {
+        rc = aj__err(AJ_ENOMEM, "out of memory claiming jobs");
+    }
+    size_t got = 0;
+    if (rc == 0 && n_queues > 0) {
+        rc = eng_claim(e, queues, n_queues, worker, max, jobs, latency, &got);
+    }
+    aj__free(latency);
+    eng_queue_names_free(all, n_all);
+    if (rc != 0) {
+        aj__free(jobs);
+        return rc;
+    }
+    *out = jobs;
+    *n = got;
+    return 0;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Waiting                                                                                    */
+
+int aj_job_wait(aj_engine *e, uint64_t id, int64_t timeout_ms, aj_job_state *out_state) {
+    int64_t start = aj__mono_us();
+    for (;;) {
+        uint64_t seen = kv_change_seq(e->kv);
+        aj_job *j;
+        int rc = aj_job_get(e, id, &j);
+        if (rc != 0) {
+            return rc;
+        }
+        aj_job_state s = j->state;
+        aj_job_free(j);
+        if (aj_state_is_final(s)) {
+            if (out_state != NULL) {
+                *out_state = s;
+            }
+            return 0;
+        }
+        int64_t left = 1000;
+        if (timeout_ms >= 0) {
+            left = timeout_ms - (aj__mono_us() - start) / 1000;
+            if (left <= 0) {
+                return aj__err(AJ_ETIMEDOUT, "job %llu is still %s", (unsigned long long)id,
+                               aj_state_name(s));
+            }
+        }
+        kv_wait_change(e->kv, seen, left < 1000 ? left : 1000);
+    }
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Maintenance                                                                                */
+
+int aj_backup(aj_engine *e, const char *path) {
+    if (path == NULL || path[0] == '\0') {
+        return aj__err(AJ_EINVAL, "backup needs a path");
+    }
+    if (access(path, F_OK) == 0) {
+        return aj__err(AJ_EEXISTS, "backup target '%s' already exists", path);
+    }
+    return kv_backup(e->kv, path);
+}
+
+typedef struct check_ctx {
+    void (*report)(void *ud, const char *line);
+    void *ud;
+    uint64_t records, problems;
+} check_ctx;
+
+static int check_txn(kv_txn *t, const job_env *env, void *ud) {
+    (void)env;
+    check_ctx *c = ud;
+    int rc = job_check(t, c->report, c->ud, &c->records, &c->problems);
+    return rc != 0 ? rc : ENG_READ_ONLY;
+}
+
+int aj_check(aj_engine *e, void (*report)(void *ud, const char *line), void *ud,
+             uint64_t *out_records) {
+    check_ctx c = {report, ud, 0, 0};
+    int rc = eng_run(e, check_txn, &c, KV_SYNC);
+    if (rc != 0) {
+        return rc;
+    }
+    if (out_records != NULL) {
+        *out_records = c.records;
+    }
+    if (c.problems > 0) {
+        return aj__err(AJ_ECORRUPT, "%llu problems found in %llu job records",
+                       (unsigned long long)c.problems, (unsigned long long)c.records);
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Handlers                                                                                   */
+
+int aj_register(aj_engine *e, const char *type, aj_handler_fn fn, void *ud) {
+    int rc = aj_name_check("type", type);
+    if (rc != 0) {
+        return rc;
+    }
+    if (fn == NULL) {
+        return aj__err(AJ_EINVAL, "handler for type '%s' is NULL", type);
+    }
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i < e->n_handlers; i++) {
+        if (strcmp(e->handlers[i].type, type) == 0) {
+            e->handlers[i].fn = fn;
+            e->handlers[i].ud = ud;
+            pthread_mutex_unlock(&e->mu);
+            return 0;
+        }
+    }
+    if (e->n_handlers == ENG_HANDLERS_MAX) {
+        pthread_mutex_unlock(&e->mu);
+        return aj__err(AJ_ETOOBIG, "at most %d handler types can be registered",
+                       ENG_HANDLERS_MAX);
+    }
+    char *copy = aj__strdup(type);
+    if (copy == NULL) {
+        pthread_mutex_unlock(&e->mu);
+        return aj__err(AJ_ENOMEM, "out of memory registering a handler");
+    }
+    e->handlers[e->n_handlers++] = (eng_handler){copy, fn, ud};
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+int eng_handler_find(aj_engine *e, aj_slice type, eng_handler *out) {
+    int rc = AJ_ENOTFOUND;
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i < e->n_handlers; i++) {
+        if (aj_slice_eq(type, e->handlers[i].type)) {
+            *out = e->handlers[i];
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}

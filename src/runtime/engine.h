@@ -1,0 +1,106 @@
+/*
+ * engine.h — the engine handle's internals, shared by the runtime's files (engine.c, txn.c,
+ * worker.c, ticker.c). Not part of the public API.
+ *
+ * Threads: the engine owns a ticker thread (promotes due jobs, reaps expired leases, collects old
+ * records, flushes counters) and, once started, a worker pool (worker.c). `mu` guards the id
+ * block, the PRNG, the handler table and the queue cache; `counters_mu` guards the counters.
+ */
+#ifndef AJ_RUNTIME_ENGINE_H
+#define AJ_RUNTIME_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "aj.h"
+#include "core/jobs.h"
+#include "store/kv.h"
+#include "util/log.h"
+#include "util/rand.h"
+
+/* Ids reserved from the store at a time; ids are increasing within a process. */
+#define ENG_ID_BLOCK 1000
+/* Transaction attempts before giving up on repeated conflicts (AJ_ERETRIES). */
+#define ENG_TXN_ATTEMPTS 64
+/* Most handler types one engine can register. */
+#define ENG_HANDLERS_MAX 256
+/* How often counters are flushed to the store. */
+#define ENG_COUNTER_FLUSH_MS 1000
+/* How often finished jobs and expired idempotency keys are collected. */
+#define ENG_COLLECT_EVERY_MS (60 * AJ_SECOND)
+/* Entries one periodic duty handles per transaction. */
+#define ENG_DUTY_BATCH 256
+
+typedef struct eng_handler {
+    char *type;
+    aj_handler_fn fn;
+    void *ud;
+} eng_handler;
+
+typedef struct aj_pool aj_pool;
+
+struct aj_engine {
+    kv_store *kv;
+    aj_engine_opts opts;
+    aj_clock clock;
+    aj_logger log;
+    uint64_t instance; /* this process's counters record */
+
+    pthread_mutex_t mu;
+    aj_rng rng;
+    uint64_t id_next, id_end;
+    eng_handler handlers[ENG_HANDLERS_MAX];
+    size_t n_handlers;
+    char **known_queues; /* queues this process has registered in the store */
+    size_t n_known, cap_known;
+
+    pthread_mutex_t counters_mu;
+    aj_counters counters;
+    aj_counters flushed; /* what the store holds for this instance */
+
+    pthread_t ticker;
+    int ticker_started;
+    atomic_int closing;
+    int64_t last_collect_ms;
+    int64_t last_flush_ms;
+
+    aj_pool *pool;
+};
+
+/* Fills a job_env for one transaction attempt. */
+void eng_env(aj_engine *e, job_env *env, aj_counters *delta);
+/* Adds a transaction's counter delta to the engine's counters. */
+void eng_count(aj_engine *e, const aj_counters *delta);
+void eng_count_latency(aj_engine *e, int64_t latency_us);
+/* A transaction body: runs inside one attempt; must reset any output it fills at its start. */
+typedef int (*eng_txn_fn)(kv_txn *t, const job_env *env, void *ud);
+/* Runs fn in a transaction and commits it, retrying conflicts with bounded backoff and jitter.
+ * A body that only reads may return ENG_READ_ONLY to skip the commit. */
+#define ENG_READ_ONLY 1
+int eng_run(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync);
+/* Reserves n consecutive ids. */
+int eng_ids(aj_engine *e, size_t n, uint64_t *first);
+/* Makes sure the queue is registered in the store. */
+int eng_note_queue(aj_engine *e, const char *queue);
+int64_t eng_now_ms(aj_engine *e);
+int64_t eng_now_us(aj_engine *e);
+uint64_t eng_rand(aj_engine *e);
+/* Looks up a handler; 0 when found. */
+int eng_handler_find(aj_engine *e, aj_slice type, eng_handler *out);
+
+/* Every queue registered in the store (free with eng_queue_names_free). */
+int eng_queue_names(aj_engine *e, char ***out, size_t *n);
+void eng_queue_names_free(char **names, size_t n);
+/* Claims up to max jobs into caller arrays (jobs owned by the caller afterwards). */
+int eng_claim(aj_engine *e, const char *const *queues, size_t n_queues, const char *worker,
+              size_t max, aj_job **jobs, int64_t *latency, size_t *n);
+
+/* ticker.c */
+int eng_ticker_start(aj_engine *e);
+void eng_ticker_stop(aj_engine *e);
+int eng_flush_counters(aj_engine *e);
+
+/* worker.c */
+void eng_pool_destroy(aj_engine *e);
+
+#endif

@@ -1,0 +1,780 @@
+/*
+ * worker.c — the worker pool: a dispatcher thread that claims jobs in batches, handler threads
+ * that run them, and a heartbeat thread that renews leases and notices lost ones.
+ *
+ * Flow of one job: the dispatcher claims it (a KV_SYNC commit, so two workers never run the same
+ * epoch) and queues a slot; a handler thread runs the handler; the outcome is handed to the
+ * committer with KV_ASYNC (a crash before the fsync re-runs the job, which at-least-once allows)
+ * and the slot is freed at once. An asynchronous outcome that hits a conflict is retried
+ * synchronously by the dispatcher, which then learns the truth (a stale epoch drops it).
+ *
+ * Locking: `mu` guards the slot lists, counts and flags; `cv` wakes handler threads (work) and
+ * the dispatcher (a slot freed). A slot's heartbeat and its outcome never overlap: the heartbeat
+ * thread marks a slot busy while it commits, and a finishing handler waits for that to end, so
+ * the outcome transaction reads the record the heartbeat wrote.
+ *
+ * Shutdown: a stop request (async-signal-safe: one atomic store) stops claims; queued jobs are
+ * released; running handlers get the shutdown deadline, then are told to stop; their jobs are
+ * released unless they completed.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/engine.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/mem.h"
+
+/* Most handler threads in one pool. */
+#define POOL_CONCURRENCY_MAX 1024
+/* Jobs claimed ahead of free handler threads, per thread: they overlap the next claim's fsync
+ * with running the current jobs. */
+#define POOL_PREFETCH_PER_THREAD 1
+/* Longest the dispatcher sleeps before looking at the stop flag and the store again. */
+#define POOL_IDLE_WAIT_MS 100
+/* A lease is renewed when this fraction of it has passed (1/3: two chances before expiry). */
+#define POOL_HEARTBEAT_DIVISOR 3
+/* How often the heartbeat thread looks at its slots. */
+#define POOL_HEARTBEAT_TICK_MS 50
+
+typedef enum stop_reason {
+    STOP_NONE = 0,
+    STOP_TIMEOUT = 1,   /* the attempt ran past its execution timeout */
+    STOP_LOST = 2,      /* the lease is gone (reaped, or the epoch is stale) */
+    STOP_CANCELLED = 3, /* the job was cancelled */
+    STOP_SHUTDOWN = 4,  /* the pool's shutdown deadline passed */
+} stop_reason;
+
+typedef enum slot_state {
+    SLOT_QUEUED = 0,
+    SLOT_RUNNING = 1,
+    SLOT_FINISHING = 2,
+} slot_state;
+
+typedef struct slot {
+    aj_job *job;
+    int64_t deadline_ms;     /* execution timeout of this attempt (wall) */
+    int64_t next_beat_us;    /* monotonic time of the next heartbeat */
+    atomic_int stop;         /* stop_reason */
+    slot_state state;
+    int beating;             /* a heartbeat commit is in flight */
+    struct slot *next;       /* in the pool's list of all slots */
+    struct slot *next_queued;
+} slot;
+
+struct aj_job_ctx {
+    slot *s;
+    aj_buf result;
+    int has_result;
+    int failed;
+    int permanent;
+    char *error;
+};
+
+/* An outcome handed to the committer; kept until it is known to be committed or stale. */
+typedef struct outcome {
+    aj_pool *pool;
+    int kind; /* 0 complete, 1 fail, 2 release */
+    uint64_t id, epoch;
+    job_failure how;
+    char *error;
+    aj_buf result;
+    int has_result;
+    aj_counters delta;
+    struct outcome *next;
+} outcome;
+
+struct aj_pool {
+    aj_engine *e;
+    char **queues; /* NULL: every queue */
+    size_t n_queues;
+    uint32_t concurrency;
+    int64_t shutdown_deadline_ms;
+    char *worker_id;
+
+    pthread_t dispatcher, heartbeater;
+    pthread_t *threads;
+    uint32_t n_threads;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;  /* handler threads wait for queued slots */
+    pthread_cond_t cv_freed; /* the dispatcher and stop() wait for freed slots and outcomes */
+    slot *all;
+    slot *queued_head, *queued_tail;
+    size_t inflight; /* slots in any state */
+    size_t outstanding_outcomes;
+    outcome *redo; /* outcomes whose async commit conflicted */
+    int exiting;   /* handler threads exit when nothing is queued */
+    int64_t stop_deadline_us;
+
+    atomic_int stop_requested;
+    atomic_int stopped; /* the dispatcher has stopped claiming */
+};
+
+/* ----------------------------------------------------------------------------------------- */
+/* Handler context (public)                                                                  */
+
+int aj_ctx_set_result(aj_job_ctx *ctx, const void *data, size_t len) {
+    if (len > AJ_PAYLOAD_MAX) {
+        return aj__err(AJ_ETOOBIG, "result is %zu bytes, over the %zu-byte limit", len,
+                       AJ_PAYLOAD_MAX);
+    }
+    aj_buf_reset(&ctx->result);
+    aj_buf_add(&ctx->result, data, len);
+    if (ctx->result.oom) {
+        return aj__err(AJ_ENOMEM, "out of memory keeping a result");
+    }
+    ctx->has_result = 1;
+    return 0;
+}
+
+int aj_ctx_fail(aj_job_ctx *ctx, const char *error, int permanent) {
+    ctx->failed = 1;
+    ctx->permanent = permanent != 0;
+    aj__free(ctx->error);
+    ctx->error = aj__strdup(error ? error : "failed");
+    return permanent ? AJ_EINVAL : AJ_EIO;
+}
+
+int aj_ctx_should_stop(const aj_job_ctx *ctx) {
+    return atomic_load(&ctx->s->stop) != STOP_NONE;
+}
+
+int64_t aj_ctx_deadline(const aj_job_ctx *ctx) {
+    return ctx->s->deadline_ms;
+}
+
+uint32_t aj_ctx_attempt(const aj_job_ctx *ctx) {
+    return ctx->s->job->attempts;
+}
+
+void aj_worker_opts_init(aj_worker_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->concurrency = 4;
+    o->shutdown_deadline_ms = 30 * AJ_SECOND;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Outcomes                                                                                  */
+
+static void outcome_free(outcome *o) {
+    aj__free(o->error);
+    aj_buf_free(&o->result);
+    aj__free(o);
+}
+
+static int outcome_txn(kv_txn *t, const job_env *env, void *ud) {
+    outcome *o = ud;
+    aj_slice result = {NULL, 0};
+    if (o->has_result) {
+        result.p = o->result.p ? o->result.p : (const uint8_t *)"";
+        result.n = o->result.len;
+    }
+    switch (o->kind) {
+    case 0:
+        return job_complete(t, env, o->id, o->epoch, result);
+    case 1:
+        return job_fail(t, env, o->id, o->epoch, o->how, o->error, result);
+    default:
+        return job_release(t, env, o->id, o->epoch, 0);
+    }
+}
+
+static void outcome_settled(aj_pool *p) {
+    pthread_mutex_lock(&p->mu);
+    p->outstanding_outcomes--;
+    pthread_cond_broadcast(&p->cv_freed);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* The committer's verdict on an asynchronous outcome. */
+static void outcome_done(void *ud, int rc) {
+    outcome *o = ud;
+    aj_pool *p = o->pool;
+    if (rc == 0) {
+        eng_count(p->e, &o->delta);
+    } else if (rc == AJ_ECONFLICT || rc == AJ_EIO || rc == AJ_EFULL) {
+        /* Retry synchronously on the dispatcher to learn whether the epoch still holds. */
+        pthread_mutex_lock(&p->mu);
+        o->next = p->redo;
+        p->redo = o;
+        pthread_cond_broadcast(&p->cv_freed);
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    outcome_free(o);
+    outcome_settled(p);
+}
+
+/* Builds the outcome transaction once and hands it to the committer without waiting. */
+static void outcome_submit(aj_pool *p, outcome *o) {
+    aj_engine *e = p->e;
+    kv_txn *t;
+    int rc = kv_begin(e->kv, &t);
+    if (rc == 0) {
+        job_env env;
+        eng_env(e, &env, &o->delta);
+        rc = outcome_txn(t, &env, o);
+        if (rc != 0) {
+            kv_abort(t);
+        } else {
+            /* kv_commit frees the transaction whatever it returns. */
+            rc = kv_commit(t, KV_ASYNC, outcome_done, o, NULL);
+            if (rc == 0) {
+                return; /* outcome_done runs once with the verdict */
+            }
+        }
+    }
+    /* A stale epoch or a cancelled job: the outcome no longer matters. Anything else is retried
+     * synchronously. */
+    if (rc == AJ_ESTALE || rc == AJ_ECANCELLED || rc == AJ_ENOTFOUND) {
+        outcome_free(o);
+        outcome_settled(p);
+        return;
+    }
+    outcome_done(o, AJ_ECONFLICT);
+}
+
+/* Retries outcomes whose asynchronous commit failed. Called by the dispatcher. */
+static void redo_outcomes(aj_pool *p) {
+    pthread_mutex_lock(&p->mu);
+    outcome *list = p->redo;
+    p->redo = NULL;
+    pthread_mutex_unlock(&p->mu);
+    while (list != NULL) {
+        outcome *o = list;
+        list = o->next;
+        int rc = eng_run(p->e, outcome_txn, o, KV_SYNC);
+        if (rc != 0 && rc != AJ_ESTALE && rc != AJ_ECANCELLED && rc != AJ_ENOTFOUND) {
+            char idbuf[32];
+            snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)o->id);
+            aj__log(&p->e->log, AJ_LOG_WARN,
+                    "msg=\"could not record a job outcome; its lease will expire and it will run "
+                    "again\" job=%s error=\"%s\"",
+                    idbuf, aj_errmsg());
+        }
+        outcome_free(o);
+        outcome_settled(p);
+    }
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Slots                                                                                      */
+
+static void slot_unlink(aj_pool *p, slot *s) {
+    for (slot **pp = &p->all; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    p->inflight--;
+    pthread_cond_broadcast(&p->cv_freed);
+}
+
+static void slot_free(slot *s) {
+    aj_job_free(s->job);
+    aj__free(s);
+}
+
+/* Hands the slot's outcome to the committer and frees the slot. */
+static void finish_slot(aj_pool *p, slot *s, int kind, job_failure how, aj_job_ctx *ctx) {
+    pthread_mutex_lock(&p->mu);
+    while (s->beating) {
+        pthread_cond_wait(&p->cv_freed, &p->mu);
+    }
+    s->state = SLOT_FINISHING;
+    p->outstanding_outcomes++;
+    pthread_mutex_unlock(&p->mu);
+
+    outcome *o = aj__calloc(1, sizeof *o);
+    if (o != NULL) {
+        o->pool = p;
+        o->kind = kind;
+        o->id = s->job->id;
+        o->epoch = s->job->epoch;
+        o->how = how;
+        if (ctx != NULL) {
+            o->error = ctx->error;
+            ctx->error = NULL;
+            o->result = ctx->result;
+            memset(&ctx->result, 0, sizeof ctx->result);
+            o->has_result = ctx->has_result;
+        }
+        outcome_submit(p, o);
+    } else {
+        /* Out of memory: the lease expires and the job runs again. */
+        outcome_settled(p);
+    }
+    pthread_mutex_lock(&p->mu);
+    slot_unlink(p, s);
+    pthread_mutex_unlock(&p->mu);
+    slot_free(s);
+}
+
+static void run_slot(aj_pool *p, slot *s) {
+    aj_engine *e = p->e;
+    aj_job *job = s->job;
+    if (atomic_load(&s->stop) == STOP_SHUTDOWN) {
+        finish_slot(p, s, 2, JOB_FAIL_RETRYABLE, NULL);
+        return;
+    }
+    aj_job_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.s = s;
+    eng_handler h;
+    int rc;
+    if (eng_handler_find(e, (aj_slice){(const uint8_t *)job->type, strlen(job->type)}, &h) != 0) {
+        char msg[64 + AJ_NAME_MAX];
+        snprintf(msg, sizeof msg, "no handler for job type '%s' in this worker", job->type);
+        aj_ctx_fail(&ctx, msg, 0);
+        rc = AJ_ENOTFOUND;
+    } else {
+        rc = h.fn(&ctx, job, h.ud);
+        if (rc != 0 && !ctx.failed) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "handler returned %s", aj_err_name(rc));
+            aj_ctx_fail(&ctx, msg, 0);
+        }
+    }
+    stop_reason why = (stop_reason)atomic_load(&s->stop);
+    if (!ctx.failed) {
+        finish_slot(p, s, 0, JOB_FAIL_RETRYABLE, &ctx);
+    } else if (why == STOP_SHUTDOWN) {
+        finish_slot(p, s, 2, JOB_FAIL_RETRYABLE, &ctx);
+    } else if (why == STOP_TIMEOUT || eng_now_ms(e) >= s->deadline_ms) {
+        finish_slot(p, s, 1, JOB_FAIL_TIMEOUT, &ctx);
+    } else {
+        finish_slot(p, s, 1, ctx.permanent ? JOB_FAIL_PERMANENT : JOB_FAIL_RETRYABLE, &ctx);
+    }
+    aj__free(ctx.error);
+    aj_buf_free(&ctx.result);
+}
+
+static void *handler_main(void *arg) {
+    aj_pool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->queued_head == NULL && !p->exiting) {
+            pthread_cond_wait(&p->cv_work, &p->mu);
+        }
+        if (p->queued_head == NULL) {
+            break;
+        }
+        slot *s = p->queued_head;
+        p->queued_head = s->next_queued;
+        if (p->queued_head == NULL) {
+            p->queued_tail = NULL;
+        }
+        s->state = SLOT_RUNNING;
+        pthread_mutex_unlock(&p->mu);
+        run_slot(p, s);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Heartbeats                                                                                 */
+
+static int64_t beat_interval_us(const aj_job *j) {
+    return j->lease_ms * 1000 / POOL_HEARTBEAT_DIVISOR;
+}
+
+static void *heartbeat_main(void *arg) {
+    aj_pool *p = arg;
+    aj_engine *e = p->e;
+    pthread_mutex_lock(&p->mu);
+    while (!(p->exiting && p->inflight == 0)) {
+        int64_t now_us = aj__mono_us();
+        int64_t now_ms = eng_now_ms(e);
+        slot *due = NULL;
+        for (slot *s = p->all; s != NULL; s = s->next) {
+            if (s->state == SLOT_FINISHING || s->beating) {
+                continue;
+            }
+            if (s->state == SLOT_RUNNING && now_ms >= s->deadline_ms &&
+                atomic_load(&s->stop) == STOP_NONE) {
+                atomic_store(&s->stop, STOP_TIMEOUT);
+            }
+            /* Past its deadline (plus one lease of grace for the handler to stop), a job's lease
+             * is left to expire, so a handler that ignores stop requests loses it. */
+            if (now_ms >= s->deadline_ms + s->job->lease_ms) {
+                continue;
+            }
+            if (now_us >= s->next_beat_us) {
+                due = s;
+                break;
+            }
+        }
+        if (due == NULL) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += POOL_HEARTBEAT_TICK_MS * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&p->cv_freed, &p->mu, &ts);
+            continue;
+        }
+        due->beating = 1;
+        uint64_t id = due->job->id, epoch = due->job->epoch;
+        pthread_mutex_unlock(&p->mu);
+        int rc = aj_heartbeat(e, id, epoch);
+        pthread_mutex_lock(&p->mu);
+        due->beating = 0;
+        due->next_beat_us = aj__mono_us() + beat_interval_us(due->job);
+        if (rc == AJ_ECANCELLED) {
+            atomic_store(&due->stop, STOP_CANCELLED);
+        } else if (rc == AJ_ESTALE || rc == AJ_ENOTFOUND) {
+            atomic_store(&due->stop, STOP_LOST);
+        } else if (rc != 0) {
+            /* The store is unavailable: try again soon; the lease may still hold. */
+            due->next_beat_us = aj__mono_us() + POOL_HEARTBEAT_TICK_MS * 1000 * 4;
+        }
+        pthread_cond_broadcast(&p->cv_freed);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Dispatcher                                                                                 */
+
+static void queue_slots(aj_pool *p, aj_job **jobs, size_t n) {
+    int64_t now_us = aj__mono_us();
+    int64_t now_ms = eng_now_ms(p->e);
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < n; i++) {
+        slot *s = aj__calloc(1, sizeof *s);
+        if (s == NULL) {
+            aj_job_free(jobs[i]); /* its lease expires and it runs again */
+            continue;
+        }
+        s->job = jobs[i];
+        s->deadline_ms = now_ms + s->job->timeout_ms;
+        s->next_beat_us = now_us + beat_interval_us(s->job);
+        s->state = SLOT_QUEUED;
+        s->next = p->all;
+        p->all = s;
+        if (p->queued_tail != NULL) {
+            p->queued_tail->next_queued = s;
+        } else {
+            p->queued_head = s;
+        }
+        p->queued_tail = s;
+        p->inflight++;
+    }
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Claims up to `want` jobs; returns how many were claimed (0 on error, logged). */
+static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
+    aj_engine *e = p->e;
+    char **names = NULL;
+    size_t n_names = 0;
+    const char *const *queues = (const char *const *)p->queues;
+    size_t nq = p->n_queues;
+    int rc = 0;
+    if (p->queues == NULL) {
+        rc = eng_queue_names(e, &names, &n_names);
+        queues = (const char *const *)names;
+        nq = n_names;
+    }
+    aj_job *jobs[256];
+    int64_t latency[256];
+    size_t got = 0;
+    if (want > 256) {
+        want = 256;
+    }
+    if (rc == 0 && nq > 0) {
+        rc = eng_claim(e, queues, nq, p->worker_id, want, jobs, latency, &got);
+    }
+    eng_queue_names_free(names, n_names);
+    if (rc != 0) {
+        int64_t now = aj__mono_us();
+        if (now - *last_error_log > 10 * 1000 * 1000) {
+            aj__log(&e->log, AJ_LOG_ERROR, "msg=\"claim failed\" error=\"%s\"", aj_errmsg());
+            *last_error_log = now;
+        }
+        return 0;
+    }
+    queue_slots(p, jobs, got);
+    return got;
+}
+
+/* Releases every queued (not yet started) slot. */
+static void release_queued(aj_pool *p) {
+    pthread_mutex_lock(&p->mu);
+    slot *list = p->queued_head;
+    p->queued_head = p->queued_tail = NULL;
+    for (slot *s = list; s != NULL; s = s->next_queued) {
+        s->state = SLOT_RUNNING; /* owned by us now */
+    }
+    pthread_mutex_unlock(&p->mu);
+    while (list != NULL) {
+        slot *s = list;
+        list = s->next_queued;
+        finish_slot(p, s, 2, JOB_FAIL_RETRYABLE, NULL);
+    }
+}
+
+static void *dispatcher_main(void *arg) {
+    aj_pool *p = arg;
+    aj_engine *e = p->e;
+    size_t target = (size_t)p->concurrency * (1 + POOL_PREFETCH_PER_THREAD);
+    int64_t last_error_log = 0;
+    while (!atomic_load(&p->stop_requested) && !atomic_load(&e->closing)) {
+        redo_outcomes(p);
+        pthread_mutex_lock(&p->mu);
+        size_t free_slots = p->inflight < target ? target - p->inflight : 0;
+        pthread_mutex_unlock(&p->mu);
+        if (free_slots == 0) {
+            pthread_mutex_lock(&p->mu);
+            if (p->inflight >= target && p->redo == NULL) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += POOL_IDLE_WAIT_MS * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&p->cv_freed, &p->mu, &ts);
+            }
+            pthread_mutex_unlock(&p->mu);
+            continue;
+        }
+        uint64_t seen = kv_change_seq(e->kv);
+        size_t got = claim_some(p, free_slots, &last_error_log);
+        if (got == 0) {
+            kv_wait_change(e->kv, seen, POOL_IDLE_WAIT_MS);
+        }
+    }
+    atomic_store(&p->stopped, 1);
+    release_queued(p);
+    return NULL;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Lifecycle                                                                                  */
+
+static void pool_free(aj_pool *p) {
+    for (size_t i = 0; i < p->n_queues; i++) {
+        aj__free(p->queues[i]);
+    }
+    aj__free(p->queues);
+    aj__free(p->worker_id);
+    aj__free(p->threads);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv_work);
+    pthread_cond_destroy(&p->cv_freed);
+    aj__free(p);
+}
+
+int aj_workers_start(aj_engine *e, const aj_worker_opts *opts) {
+    aj_worker_opts o;
+    if (opts != NULL) {
+        o = *opts;
+    } else {
+        aj_worker_opts_init(&o);
+    }
+    if (e->pool != NULL) {
+        return aj__err(AJ_ESTATE, "the worker pool is already running");
+    }
+    if (o.concurrency < 1 || o.concurrency > POOL_CONCURRENCY_MAX) {
+        return aj__err(AJ_EINVAL, "concurrency must be between 1 and %d", POOL_CONCURRENCY_MAX);
+    }
+    if (o.shutdown_deadline_ms < 0) {
+        return aj__err(AJ_EINVAL, "shutdown deadline must not be negative");
+    }
+    for (size_t i = 0; i < o.n_queues; i++) {
+        int rc = aj_name_check("queue", o.queues[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    aj_pool *p = aj__calloc(1, sizeof *p);
+    if (p == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory starting workers");
+    }
+    p->e = e;
+    p->concurrency = o.concurrency;
+    p->shutdown_deadline_ms = o.shutdown_deadline_ms;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv_work, NULL);
+    pthread_cond_init(&p->cv_freed, NULL);
+    int rc = 0;
+    if (o.queues != NULL && o.n_queues > 0) {
+        p->queues = aj__calloc(o.n_queues, sizeof *p->queues);
+        if (p->queues == NULL) {
+            rc = AJ_ENOMEM;
+        }
+        for (size_t i = 0; rc == 0 && i < o.n_queues; i++) {
+            p->queues[i] = aj__strdup(o.queues[i]);
+            if (p->queues[i] == NULL) {
+                rc = AJ_ENOMEM;
+            }
+            p->n_queues = i + 1;
+        }
+    }
+    if (o.worker_id != NULL) {
+        p->worker_id = aj__strdup(o.worker_id);
+    } else {
+        char host[128] = "host";
+        gethostname(host, sizeof host - 1);
+        char id[256];
+        snprintf(id, sizeof id, "%s:%d:%04llx", host, (int)getpid(),
+                 (unsigned long long)(eng_rand(e) & 0xffff));
+        p->worker_id = aj__strdup(id);
+    }
+    p->threads = aj__calloc(o.concurrency, sizeof *p->threads);
+    if (rc != 0 || p->worker_id == NULL || p->threads == NULL) {
+        pool_free(p);
+        return aj__err(AJ_ENOMEM, "out of memory starting workers");
+    }
+    e->pool = p;
+    for (uint32_t i = 0; i < o.concurrency; i++) {
+        if (pthread_create(&p->threads[i], NULL, handler_main, p) != 0) {
+            break;
+        }
+        p->n_threads++;
+    }
+    int ok = p->n_threads == o.concurrency &&
+             pthread_create(&p->heartbeater, NULL, heartbeat_main, p) == 0;
+    if (ok && pthread_create(&p->dispatcher, NULL, dispatcher_main, p) != 0) {
+        ok = 0;
+        pthread_mutex_lock(&p->mu);
+        p->exiting = 1;
+        pthread_cond_broadcast(&p->cv_work);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->heartbeater, NULL);
+    }
+    if (!ok) {
+        pthread_mutex_lock(&p->mu);
+        p->exiting = 1;
+        pthread_cond_broadcast(&p->cv_work);
+        pthread_mutex_unlock(&p->mu);
+        for (uint32_t i = 0; i < p->n_threads; i++) {
+            pthread_join(p->threads[i], NULL);
+        }
+        e->pool = NULL;
+        pool_free(p);
+        return aj__err(AJ_EINTERNAL, "cannot start worker threads");
+    }
+    char q[256];
+    aj__log(&e->log, AJ_LOG_INFO, "msg=\"workers started\" worker=%s concurrency=%u",
+            aj__logq(q, sizeof q, p->worker_id), o.concurrency);
+    return 0;
+}
+
+void aj_workers_request_stop(aj_engine *e) {
+    aj_pool *p = e->pool;
+    if (p != NULL) {
+        atomic_store(&p->stop_requested, 1);
+    }
+}
+
+int aj_workers_stop(aj_engine *e) {
+    aj_pool *p = e->pool;
+    if (p == NULL) {
+        return 0;
+    }
+    atomic_store(&p->stop_requested, 1);
+    pthread_join(p->dispatcher, NULL);
+    /* Running handlers get the shutdown deadline, then are told to stop. */
+    int64_t deadline = aj__mono_us() + p->shutdown_deadline_ms * 1000;
+    pthread_mutex_lock(&p->mu);
+    p->exiting = 1;
+    pthread_cond_broadcast(&p->cv_work);
+    int told = 0;
+    while (p->inflight > 0) {
+        if (!told && aj__mono_us() >= deadline) {
+            for (slot *s = p->all; s != NULL; s = s->next) {
+                atomic_store(&s->stop, STOP_SHUTDOWN);
+            }
+            told = 1;
+            aj__log(&e->log, AJ_LOG_WARN,
+                    "msg=\"shutdown deadline passed; telling running jobs to stop\" running=%zu",
+                    p->inflight);
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->cv_freed, &p->mu, &ts);
+    }
+    pthread_mutex_unlock(&p->mu);
+    for (uint32_t i = 0; i < p->n_threads; i++) {
+        pthread_join(p->threads[i], NULL);
+    }
+    pthread_join(p->heartbeater, NULL);
+    /* Wait for the committer's verdicts; retry any that conflicted. */
+    pthread_mutex_lock(&p->mu);
+    while (p->outstanding_outcomes > 0) {
+        if (p->redo != NULL) {
+            pthread_mutex_unlock(&p->mu);
+            redo_outcomes(p);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
+        pthread_cond_wait(&p->cv_freed, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    aj__log(&e->log, AJ_LOG_INFO, "msg=\"workers stopped\"");
+    e->pool = NULL;
+    pool_free(p);
+    return 0;
+}
+
+void eng_pool_destroy(aj_engine *e) {
+    aj_workers_stop(e);
+}
+
+typedef struct drain_ctx {
+    aj_pool *p;
+    int64_t horizon_ms;
+    int pending;
+} drain_ctx;
+
+static int drain_txn(kv_txn *t, const job_env *env, void *ud) {
+    drain_ctx *d = ud;
+    int rc = job_any_pending(t, (const char *const *)d->p->queues, d->p->n_queues,
+                             env->now_ms + d->horizon_ms, &d->pending);
+    return rc != 0 ? rc : ENG_READ_ONLY;
+}
+
+int aj_workers_drain(aj_engine *e, int64_t horizon_ms) {
+    aj_pool *p = e->pool;
+    if (p == NULL) {
+        return aj__err(AJ_ESTATE, "no worker pool is running");
+    }
+    while (!atomic_load(&p->stop_requested)) {
+        uint64_t seen = kv_change_seq(e->kv);
+        pthread_mutex_lock(&p->mu);
+        int idle = p->inflight == 0 && p->outstanding_outcomes == 0;
+        pthread_mutex_unlock(&p->mu);
+        if (idle) {
+            drain_ctx d = {p, horizon_ms, 1};
+            int rc = eng_run(e, drain_txn, &d, KV_SYNC);
+            if (rc != 0) {
+                return rc;
+            }
+            if (!d.pending) {
+                return 0;
+            }
+        }
+        kv_wait_change(e->kv, seen, POOL_IDLE_WAIT_MS);
+    }
+    return aj__err(AJ_ECANCELLED, "the worker pool was asked to stop before draining");
+}
