@@ -2,9 +2,10 @@
 # Installs the Debian packages the build and tests need, only when they are missing.
 # Safe to run repeatedly; needs root (or sudo) only when something is missing.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev)
-if [ "${AJ_SETUP_TEST:-0}" = 1 ]; then
-    pkgs+=(clang llvm libclang-rt-14-dev python3)
+# Build: compiler, CMake, SQLite, jansson (JSON), cmocka (tests). Tests also use jq, python3, procps.
+pkgs=(build-essential cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev jq python3 procps)
+if [ "${AJ_SETUP_FUZZ:-0}" = 1 ]; then
+    pkgs+=(clang libclang-rt-14-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
