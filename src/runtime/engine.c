@@ -273,10 +273,8 @@ static int format_txn(kv_txn *t, const job_env *env, void *ud) {
     return kv_put(t, k.b, k.n, out, sizeof out);
 }
 
-int aj_engine_open(aj_engine **out, const char *url, const aj_engine_opts *opts) {
-    if (out == NULL || url == NULL) {
-        return aj__err(AJ_EINVAL, "aj_engine_open needs an output pointer and a store URL");
-    }
+static int engine_open(aj_engine **out, const char *url, kv_store *kv,
+                       const aj_engine_opts *opts) {
     aj_engine *e = aj__calloc(1, sizeof *e);
     if (e == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory opening the engine");
@@ -302,8 +300,14 @@ int aj_engine_open(aj_engine **out, const char *url, const aj_engine_opts *opts)
         aj_rng_seed_os(&e->rng);
     }
     e->instance = aj_rng_next(&e->rng) | 1;
-    kv_open_opts ko = {e->opts.durability == AJ_RELAXED};
-    int rc = kv_open(&e->kv, url, &ko);
+    int rc = 0;
+    if (kv != NULL) {
+        e->kv = kv;
+    } else {
+        kv_open_opts ko = {e->opts.durability == AJ_RELAXED};
+        rc = kv_open(&e->kv, url, &ko);
+        e->owns_kv = 1;
+    }
     if (rc == 0) {
         rc = eng_run(e, format_txn, NULL, KV_SYNC);
     }
@@ -311,7 +315,9 @@ int aj_engine_open(aj_engine **out, const char *url, const aj_engine_opts *opts)
         rc = eng_ticker_start(e);
     }
     if (rc != 0) {
-        kv_close(e->kv);
+        if (e->owns_kv) {
+            kv_close(e->kv);
+        }
         pthread_mutex_destroy(&e->mu);
         pthread_mutex_destroy(&e->counters_mu);
         aj__free(e);
@@ -320,9 +326,20 @@ int aj_engine_open(aj_engine **out, const char *url, const aj_engine_opts *opts)
     e->last_flush_ms = e->last_collect_ms = eng_now_ms(e);
     char q[256];
     aj__log(&e->log, AJ_LOG_DEBUG, "msg=\"engine opened\" store=%s",
-            aj__logq(q, sizeof q, url));
+            aj__logq(q, sizeof q, url ? url : kv_backend_name(e->kv)));
     *out = e;
     return 0;
+}
+
+int aj_engine_open(aj_engine **out, const char *url, const aj_engine_opts *opts) {
+    if (out == NULL || url == NULL) {
+        return aj__err(AJ_EINVAL, "aj_engine_open needs an output pointer and a store URL");
+    }
+    return engine_open(out, url, NULL, opts);
+}
+
+int aj__engine_open_kv(aj_engine **out, kv_store *kv, const aj_engine_opts *opts) {
+    return engine_open(out, NULL, kv, opts);
 }
 
 void aj_engine_close(aj_engine *e) {
@@ -333,7 +350,9 @@ void aj_engine_close(aj_engine *e) {
     eng_pool_destroy(e);
     eng_ticker_stop(e);
     eng_flush_counters(e);
-    kv_close(e->kv);
+    if (e->owns_kv) {
+        kv_close(e->kv);
+    }
     for (size_t i = 0; i < e->n_handlers; i++) {
         aj__free(e->handlers[i].type);
     }

@@ -41,6 +41,7 @@ typedef struct aj_pool aj_pool;
 
 struct aj_engine {
     kv_store *kv;
+    int owns_kv; /* 0 when a test handed the store in (aj__engine_open_kv) */
     aj_engine_opts opts;
     aj_clock clock;
     aj_logger log;
@@ -66,6 +67,10 @@ struct aj_engine {
 
     aj_pool *pool;
 };
+
+/* Opens an engine over an existing store, which the engine does not close (tests use it to
+ * "restart" over a memory store after a simulated crash). */
+int aj__engine_open_kv(aj_engine **out, kv_store *kv, const aj_engine_opts *opts);
 
 /* Fills a job_env for one transaction attempt. */
 void eng_env(aj_engine *e, job_env *env, aj_counters *delta);

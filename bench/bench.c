@@ -1,0 +1,393 @@
+/*
+ * bench.c — the benchmark: durable-mode throughput and latency of the job engine on SQLite,
+ * each figure printed beside the disk's raw fsync rate measured in the same run, because this
+ * machine's fsync rate swings by more than 2x within minutes. Usage:
+ *
+ *   aj_bench [--dir DIR] [--jobs N] [--quick]
+ *
+ * Figures: raw fsync rate (write + fdatasync of 64-byte records, one thread) measured before and
+ * after each figure; submit throughput one job per call and in batches; fsyncs per acknowledged
+ * submit with many concurrent submitters; drain throughput of `echo` jobs with 1, 2 and 4 worker
+ * threads; submit-to-start latency p50/p99 with idle workers in the same process.
+ * Uses only the public API (aj.h).
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aj.h"
+
+int main(int argc, char **argv);
+
+/* How long one raw fsync measurement runs. */
+#define FSYNC_MEASURE_US 1000000
+/* Concurrent submitting threads for the fsync-sharing figure. */
+#define SUBMIT_THREADS 16
+/* Jobs per batch in the bulk submit figure. */
+#define BULK_BATCH 1000
+/* Latency samples. */
+#define LATENCY_SAMPLES 300
+
+static int64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void die(const char *what, int rc) {
+    fprintf(stderr, "aj_bench: %s: %s (%s)\n", what, aj_strerror(rc), aj_errmsg());
+    exit(1);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int64_t percentile(int64_t *v, size_t n, double q) {
+    if (n == 0) {
+        return 0;
+    }
+    qsort(v, n, sizeof *v, cmp_i64);
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return v[i];
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Raw fsync rate                                                                            */
+
+typedef struct fsync_result {
+    double rate;
+    int64_t p50_us, p99_us;
+} fsync_result;
+
+static fsync_result measure_fsync(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/fsync-probe", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) {
+        perror(path);
+        exit(1);
+    }
+    static int64_t lat[200000];
+    size_t n = 0;
+    char rec[64];
+    memset(rec, 'x', sizeof rec);
+    int64_t start = now_us(), t = start;
+    while (t - start < FSYNC_MEASURE_US && n < sizeof lat / sizeof lat[0]) {
+        if (write(fd, rec, sizeof rec) != (ssize_t)sizeof rec || fdatasync(fd) != 0) {
+            perror("fsync probe");
+            exit(1);
+        }
+        int64_t t2 = now_us();
+        lat[n++] = t2 - t;
+        t = t2;
+    }
+    close(fd);
+    unlink(path);
+    fsync_result r;
+    r.rate = (double)n * 1e6 / (double)(t - start);
+    r.p50_us = percentile(lat, n, 0.50);
+    r.p99_us = percentile(lat, n, 0.99);
+    return r;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Engine helpers                                                                            */
+
+static aj_engine *open_store(const char *dir, const char *name) {
+    char url[4200];
+    snprintf(url, sizeof url, "sqlite:%s/%s", dir, name);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+    aj_engine *e;
+    int rc = aj_engine_open(&e, url, NULL);
+    if (rc != 0) {
+        die("open", rc);
+    }
+    return e;
+}
+
+static void echo_spec(aj_job_spec *s) {
+    aj_job_spec_init(s);
+    s->type = "echo";
+    s->payload = "{\"n\":1}";
+    s->payload_len = 7;
+}
+
+static uint64_t fsyncs_of(aj_engine *e) {
+    aj_stats st;
+    int rc = aj_stats_get(e, &st);
+    if (rc != 0) {
+        die("stats", rc);
+    }
+    return st.process.fsyncs;
+}
+
+/* One job per call from one thread: every submit waits for its own fsync. */
+static double bench_submit_single(const char *dir, int n) {
+    aj_engine *e = open_store(dir, "single.db");
+    aj_job_spec s;
+    echo_spec(&s);
+    int64_t t0 = now_us();
+    for (int i = 0; i < n; i++) {
+        uint64_t id;
+        int rc = aj_submit(e, &s, &id);
+        if (rc != 0) {
+            die("submit", rc);
+        }
+    }
+    double rate = (double)n * 1e6 / (double)(now_us() - t0);
+    aj_engine_close(e);
+    return rate;
+}
+
+static double bench_submit_bulk(const char *dir, int n) {
+    aj_engine *e = open_store(dir, "bulk.db");
+    aj_job_spec *specs = calloc(BULK_BATCH, sizeof *specs);
+    uint64_t *ids = calloc(BULK_BATCH, sizeof *ids);
+    for (int i = 0; i < BULK_BATCH; i++) {
+        echo_spec(&specs[i]);
+    }
+    int64_t t0 = now_us();
+    for (int done = 0; done < n; done += BULK_BATCH) {
+        int rc = aj_submit_batch(e, specs, BULK_BATCH, ids);
+        if (rc != 0) {
+            die("submit batch", rc);
+        }
+    }
+    double rate = (double)n * 1e6 / (double)(now_us() - t0);
+    free(specs);
+    free(ids);
+    aj_engine_close(e);
+    return rate;
+}
+
+typedef struct submitter {
+    aj_engine *e;
+    int n;
+} submitter;
+
+static void *submit_thread(void *arg) {
+    submitter *s = arg;
+    aj_job_spec spec;
+    echo_spec(&spec);
+    for (int i = 0; i < s->n; i++) {
+        uint64_t id;
+        int rc = aj_submit(s->e, &spec, &id);
+        if (rc != 0) {
+            die("submit", rc);
+        }
+    }
+    return NULL;
+}
+
+/* Many threads submitting one job per call: group commit shares fsyncs between them. */
+static void bench_submit_concurrent(const char *dir, int n, double *rate, double *fsync_per) {
+    aj_engine *e = open_store(dir, "concurrent.db");
+    pthread_t th[SUBMIT_THREADS];
+    submitter s = {e, n / SUBMIT_THREADS};
+    uint64_t f0 = fsyncs_of(e);
+    int64_t t0 = now_us();
+    for (int i = 0; i < SUBMIT_THREADS; i++) {
+        pthread_create(&th[i], NULL, submit_thread, &s);
+    }
+    for (int i = 0; i < SUBMIT_THREADS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    int total = s.n * SUBMIT_THREADS;
+    *rate = (double)total * 1e6 / (double)(now_us() - t0);
+    *fsync_per = (double)(fsyncs_of(e) - f0) / (double)total;
+    aj_engine_close(e);
+}
+
+static double bench_drain(const char *dir, int n, uint32_t threads) {
+    char name[64];
+    snprintf(name, sizeof name, "drain%u.db", threads);
+    aj_engine *e = open_store(dir, name);
+    aj_job_spec *specs = calloc(BULK_BATCH, sizeof *specs);
+    uint64_t *ids = calloc(BULK_BATCH, sizeof *ids);
+    for (int i = 0; i < BULK_BATCH; i++) {
+        echo_spec(&specs[i]);
+    }
+    for (int done = 0; done < n; done += BULK_BATCH) {
+        int rc = aj_submit_batch(e, specs, BULK_BATCH, ids);
+        if (rc != 0) {
+            die("submit batch", rc);
+        }
+    }
+    free(specs);
+    free(ids);
+    int rc = aj_register_builtins(e);
+    if (rc != 0) {
+        die("register", rc);
+    }
+    aj_worker_opts o;
+    aj_worker_opts_init(&o);
+    o.concurrency = threads;
+    int64_t t0 = now_us();
+    if ((rc = aj_workers_start(e, &o)) != 0) {
+        die("workers", rc);
+    }
+    if ((rc = aj_workers_drain(e, 0)) != 0) {
+        die("drain", rc);
+    }
+    double rate = (double)n * 1e6 / (double)(now_us() - t0);
+    aj_workers_stop(e);
+    aj_stats st;
+    if ((rc = aj_stats_get(e, &st)) != 0) {
+        die("stats", rc);
+    }
+    if (st.jobs[AJ_STATE_COMPLETED] != (uint64_t)n) {
+        fprintf(stderr, "aj_bench: drain completed %llu of %d jobs\n",
+                (unsigned long long)st.jobs[AJ_STATE_COMPLETED], n);
+        exit(1);
+    }
+    aj_engine_close(e);
+    return rate;
+}
+
+/* Submit-to-start latency: the payload carries the submit time; the handler records the gap. */
+static int64_t latencies[LATENCY_SAMPLES];
+static atomic_int n_latencies;
+
+static int latency_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
+    (void)ctx;
+    (void)ud;
+    int64_t t = now_us();
+    int64_t sent = strtoll(job->payload, NULL, 10);
+    int i = atomic_fetch_add(&n_latencies, 1);
+    if (i < LATENCY_SAMPLES) {
+        latencies[i] = t - sent;
+    }
+    return 0;
+}
+
+static void bench_latency(const char *dir, int64_t *p50, int64_t *p99) {
+    aj_engine *e = open_store(dir, "latency.db");
+    int rc = aj_register(e, "stamp", latency_handler, NULL);
+    aj_worker_opts o;
+    aj_worker_opts_init(&o);
+    o.concurrency = 2;
+    if (rc != 0 || (rc = aj_workers_start(e, &o)) != 0) {
+        die("workers", rc);
+    }
+    usleep(100000); /* let the workers go idle */
+    for (int i = 0; i < LATENCY_SAMPLES; i++) {
+        char payload[32];
+        int len = snprintf(payload, sizeof payload, "%lld", (long long)now_us());
+        aj_job_spec s;
+        aj_job_spec_init(&s);
+        s.type = "stamp";
+        s.payload = payload;
+        s.payload_len = (size_t)len;
+        uint64_t id;
+        if ((rc = aj_submit(e, &s, &id)) != 0) {
+            die("submit", rc);
+        }
+        usleep(2000); /* one at a time, to idle workers */
+    }
+    while (atomic_load(&n_latencies) < LATENCY_SAMPLES) {
+        usleep(1000);
+    }
+    aj_workers_stop(e);
+    aj_engine_close(e);
+    *p50 = percentile(latencies, LATENCY_SAMPLES, 0.50);
+    *p99 = percentile(latencies, LATENCY_SAMPLES, 0.99);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+
+typedef struct figure {
+    const char *name;
+    double value;
+    double fsync_before, fsync_after;
+} figure;
+
+static void print_figure(const figure *f) {
+    double mean = (f->fsync_before + f->fsync_after) / 2;
+    printf("%-34s %10.0f /s   fsync %6.0f→%-6.0f /s   ratio %6.2fx\n", f->name, f->value,
+           f->fsync_before, f->fsync_after, f->value / mean);
+}
+
+int main(int argc, char **argv) {
+    const char *dir = NULL;
+    int jobs = 20000;
+    int quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc) {
+            jobs = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+        } else {
+            fprintf(stderr, "usage: aj_bench [--dir DIR] [--jobs N] [--quick]\n");
+            return 2;
+        }
+    }
+    if (quick) {
+        jobs = 2000;
+    }
+    jobs = (jobs + BULK_BATCH - 1) / BULK_BATCH * BULK_BATCH;
+    char tmpl[] = "/tmp/ajbench.XXXXXX";
+    if (dir == NULL) {
+        dir = mkdtemp(tmpl);
+        if (dir == NULL) {
+            perror("mkdtemp");
+            return 1;
+        }
+    }
+    printf("aj %s benchmark, durable mode (fsync before acknowledging), store in %s\n",
+           aj_version(), dir);
+    fsync_result first = measure_fsync(dir);
+    printf("raw fsync: %.0f/s, latency p50 %lld us, p99 %lld us\n\n", first.rate,
+           (long long)first.p50_us, (long long)first.p99_us);
+
+    figure figs[8];
+    size_t nf = 0;
+    double before = first.rate;
+#define FIGURE(label, expr)                                                                        \
+    do {                                                                                           \
+        figs[nf].name = (label);                                                                   \
+        figs[nf].fsync_before = before;                                                            \
+        figs[nf].value = (expr);                                                                   \
+        figs[nf].fsync_after = measure_fsync(dir).rate;                                            \
+        before = figs[nf].fsync_after;                                                             \
+        print_figure(&figs[nf]);                                                                   \
+        nf++;                                                                                      \
+    } while (0)
+
+    FIGURE("submit, one job per call", bench_submit_single(dir, quick ? 300 : 2000));
+    FIGURE("submit, batches of 1000", bench_submit_bulk(dir, jobs * 2));
+    double conc_rate = 0, fsync_per = 0;
+    FIGURE("submit, 16 threads one job each",
+           (bench_submit_concurrent(dir, quick ? 1600 : 8000, &conc_rate, &fsync_per),
+            conc_rate));
+    FIGURE("drain echo, 1 worker thread", bench_drain(dir, jobs, 1));
+    FIGURE("drain echo, 2 worker threads", bench_drain(dir, jobs, 2));
+    FIGURE("drain echo, 4 worker threads", bench_drain(dir, jobs, 4));
+    printf("\nfsyncs per acknowledged submit (16 threads): %.3f\n", fsync_per);
+
+    int64_t p50, p99;
+    bench_latency(dir, &p50, &p99);
+    fsync_result last = measure_fsync(dir);
+    printf("submit-to-start latency (idle workers, same process): p50 %lld us, p99 %lld us\n",
+           (long long)p50, (long long)p99);
+    printf("raw fsync latency now: p50 %lld us, p99 %lld us (%.0f/s)\n", (long long)last.p50_us,
+           (long long)last.p99_us, last.rate);
+    if (dir == tmpl) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "aj_bench: could not remove %s\n", dir);
+        }
+    }
+    return 0;
+}
