@@ -311,6 +311,7 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv,
     if (rc == 0) {
         rc = eng_run(e, format_txn, NULL, KV_SYNC);
     }
+    e->last_flush_ms = e->last_collect_ms = eng_now_ms(e);
     if (rc == 0 && e->opts.background) {
         rc = eng_ticker_start(e);
     }
@@ -323,7 +324,6 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv,
         aj__free(e);
         return rc;
     }
-    e->last_flush_ms = e->last_collect_ms = eng_now_ms(e);
     char q[256];
     aj__log(&e->log, AJ_LOG_DEBUG, "msg=\"engine opened\" store=%s",
             aj__logq(q, sizeof q, url ? url : kv_backend_name(e->kv)));

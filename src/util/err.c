@@ -57,8 +57,15 @@ int aj__err_wrap(int code, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(errmsg, sizeof errmsg, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof errmsg && prev[0] != '\0') {
-        snprintf(errmsg + n, sizeof errmsg - (size_t)n, ": %s", prev);
+    if (n >= 0 && (size_t)n + 2 < sizeof errmsg && prev[0] != '\0') {
+        /* Append ": previous", cut to fit: the context matters more than the tail. */
+        size_t at = (size_t)n;
+        errmsg[at++] = ':';
+        errmsg[at++] = ' ';
+        size_t room = sizeof errmsg - at - 1;
+        size_t len = strnlen(prev, sizeof prev);
+        memcpy(errmsg + at, prev, len < room ? len : room);
+        errmsg[at + (len < room ? len : room)] = '\0';
     }
     return code;
 }

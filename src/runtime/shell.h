@@ -1,0 +1,74 @@
+/*
+ * shell.h — runs the program of one `shell` job: argv executed directly (never through a shell
+ * string), in its own process group, with its output captured and its whole group killed on
+ * timeout, on request, or when the worker process dies.
+ *
+ * Thread-safety: aj__shell_run() may be called from any number of threads at once; each call owns
+ * its own processes and descriptors. It never waits on a child it did not start and never
+ * installs a signal handler in the calling process.
+ */
+#ifndef AJ_RUNTIME_SHELL_H
+#define AJ_RUNTIME_SHELL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+/* Bytes of output kept: only the last AJ__SHELL_OUTPUT_MAX bytes of stdout+stderr survive. */
+#define AJ__SHELL_OUTPUT_MAX ((size_t)64 << 10)
+/* How often deadline and should_stop are checked while the program runs, in milliseconds. */
+#define AJ__SHELL_POLL_MS 20
+/* Grace between SIGTERM and SIGKILL when the group is killed, in milliseconds. */
+#define AJ__SHELL_KILL_GRACE_MS 1000
+/* Exit codes reported, as a shell would, when the program could not be started. */
+#define AJ__SHELL_EXIT_NOTFOUND 127 /* program not found, or cwd missing */
+#define AJ__SHELL_EXIT_NOEXEC 126   /* found but could not be executed */
+
+typedef struct aj__shell_job {
+    uint64_t job_id;
+    uint32_t attempt; /* 1 for the first run */
+    const char *queue;
+    const void *payload; /* {"argv":[...], "env":{...}?, "cwd":"..."?} */
+    size_t payload_len;
+    const char *const *extra_env; /* NULL-terminated "K=V" list added last; may be NULL */
+    int64_t deadline_mono_us;     /* kill the group at this aj__mono_us() time; 0: none */
+    int (*should_stop)(void *ud); /* polled every AJ__SHELL_POLL_MS; nonzero: kill; may be NULL */
+    void *stop_ud;
+} aj__shell_job;
+
+typedef struct aj__shell_result {
+    int exit_code; /* the program's exit status; -1 when killed by a signal */
+    int signal;    /* 0 unless killed by a signal */
+    int timed_out; /* killed because deadline_mono_us passed */
+    int stopped;   /* killed because should_stop returned nonzero */
+    aj_buf json;   /* {"exit_code":N,"signal":S,"output":"..."}; owned, free with aj_buf_free() */
+} aj__shell_result;
+
+/*
+ * Runs the job's program and waits for it; *out is written only when 0 is returned.
+ *
+ * Returns 0 when the program's fate is known, whatever it was: an exit status, a signal, a kill.
+ * A program that cannot be started is reported the way a shell reports it, not as an error:
+ * exit code AJ__SHELL_EXIT_NOTFOUND (not found; or `cwd` cannot be entered) or
+ * AJ__SHELL_EXIT_NOEXEC (found but not executable), with the reason in the output.
+ *
+ * Errors: AJ_EINVAL for a bad payload (aj_errmsg() names the problem); AJ_EIO when the machinery
+ * failed (no pipe, no fork, the supervisor process died); AJ_ENOMEM.
+ *
+ * The environment is the calling process's, then the payload's "env" (overriding), then
+ * AJ_JOB_ID, AJ_ATTEMPT, AJ_QUEUE, then extra_env (entries without '=' are ignored). The process
+ * environment is read during the call: like any reader of environ, it must not race setenv().
+ * The program's PATH (from the final environment, as `env PATH=... prog` would) is searched for
+ * argv[0] as execvp() does, including running a file without #! by /bin/sh. stdin is /dev/null;
+ * stdout and stderr share one pipe. The program starts with default signal dispositions and an
+ * empty signal mask.
+ *
+ * Killing: the program leads no group itself; a supervisor process does (see shell.c). On the
+ * deadline, on should_stop, or when the calling process dies (even by SIGKILL), the whole group
+ * gets SIGTERM, then SIGKILL after AJ__SHELL_KILL_GRACE_MS. When the program exits, whatever it
+ * left running in its group is killed at once.
+ */
+int aj__shell_run(const aj__shell_job *job, aj__shell_result *out);
+
+#endif
