@@ -802,8 +802,9 @@ int job_promote_due(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
 int job_reap_expired(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
                      int64_t *out_next) {
     due_list d;
-    /* A lease is expired once its expiry time has passed. */
-    int rc = scan_due(t, KEY_LEASE, env->now_ms - 1, limit, &d);
+    /* A lease covers [claim, expiry): it is expired from its expiry time on. Until the reaper
+     * takes it, a late heartbeat still renews it: the epoch, not the clock, is what fences. */
+    int rc = scan_due(t, KEY_LEASE, env->now_ms, limit, &d);
     size_t done = 0;
     for (size_t i = 0; i < d.n && rc == 0; i++) {
         job_rec before, r;
@@ -830,7 +831,7 @@ int job_reap_expired(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
     if (rc == 0) {
         *out_n = done;
         if (out_next != NULL) {
-            *out_next = d.next == INT64_MAX ? INT64_MAX : d.next + 1;
+            *out_next = d.next;
         }
     }
     return rc;

