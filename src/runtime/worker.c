@@ -32,9 +32,9 @@
 
 /* Most handler threads in one pool. */
 #define POOL_CONCURRENCY_MAX 1024
-/* Jobs claimed ahead of free handler threads, per thread: they overlap the next claim's fsync
- * with running the current jobs. */
-#define POOL_PREFETCH_PER_THREAD 1
+/* Most jobs claimed ahead of free handler threads. Claims wait for a commit; jobs claimed ahead
+ * keep the threads busy meanwhile. How many are needed is measured (see claim_target). */
+#define POOL_PREFETCH_MAX 256
 /* Longest the dispatcher sleeps before looking at the stop flag and the store again. */
 #define POOL_IDLE_WAIT_MS 100
 /* A lease is renewed when this fraction of it has passed (1/3: two chances before expiry). */
@@ -110,6 +110,8 @@ struct aj_pool {
     size_t outstanding_outcomes;
     outcome *redo; /* outcomes whose async commit conflicted */
     int exiting;   /* handler threads exit when nothing is queued */
+    int64_t run_us_avg;   /* moving average of handler run time */
+    int64_t claim_us_avg; /* moving average of a claim's commit time */
     int64_t stop_deadline_us;
 
     atomic_int stop_requested;
@@ -317,8 +319,28 @@ static void finish_slot(aj_pool *p, slot *s, int kind, job_failure how, aj_job_c
     slot_free(s);
 }
 
+/* Folds a sample into a moving average (weight 1/8). */
+static void average_in(int64_t *avg, int64_t sample) {
+    *avg = *avg == 0 ? sample : *avg + (sample - *avg) / 8;
+}
+
+/* Jobs to hold (running and queued) so that threads stay busy while a claim commits: each
+ * thread needs claim time / run time jobs ahead of it. Short jobs (echo) get large batches,
+ * which also share each fsync; long jobs (shell) get about one spare per thread, so a worker
+ * does not hoard jobs that others could run. */
+static size_t claim_target(aj_pool *p) {
+    int64_t run = p->run_us_avg > 0 ? p->run_us_avg : 1;
+    int64_t ahead = p->concurrency * (p->claim_us_avg / run + 1);
+    size_t target = (size_t)p->concurrency + (size_t)ahead;
+    if (target > p->concurrency + POOL_PREFETCH_MAX) {
+        target = p->concurrency + POOL_PREFETCH_MAX;
+    }
+    return target;
+}
+
 static void run_slot(aj_pool *p, slot *s) {
     aj_engine *e = p->e;
+    int64_t started_us = aj__mono_us();
     aj_job *job = s->job;
     if (atomic_load(&s->stop) == STOP_SHUTDOWN) {
         finish_slot(p, s, 2, JOB_FAIL_RETRYABLE, NULL);
@@ -342,6 +364,10 @@ static void run_slot(aj_pool *p, slot *s) {
             aj_ctx_fail(&ctx, msg, 0);
         }
     }
+    int64_t ran_us = aj__mono_us() - started_us;
+    pthread_mutex_lock(&p->mu);
+    average_in(&p->run_us_avg, ran_us);
+    pthread_mutex_unlock(&p->mu);
     stop_reason why = (stop_reason)atomic_load(&s->stop);
     if (!ctx.failed) {
         finish_slot(p, s, 0, JOB_FAIL_RETRYABLE, &ctx);
@@ -496,7 +522,13 @@ static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
         want = 256;
     }
     if (rc == 0 && nq > 0) {
+        int64_t t0 = aj__mono_us();
         rc = eng_claim(e, queues, nq, p->worker_id, want, jobs, latency, &got);
+        if (rc == 0 && got > 0) {
+            pthread_mutex_lock(&p->mu);
+            average_in(&p->claim_us_avg, aj__mono_us() - t0);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
     eng_queue_names_free(names, n_names);
     if (rc != 0) {
@@ -530,16 +562,16 @@ static void release_queued(aj_pool *p) {
 static void *dispatcher_main(void *arg) {
     aj_pool *p = arg;
     aj_engine *e = p->e;
-    size_t target = (size_t)p->concurrency * (1 + POOL_PREFETCH_PER_THREAD);
     int64_t last_error_log = 0;
     while (!atomic_load(&p->stop_requested) && !atomic_load(&e->closing)) {
         redo_outcomes(p);
         pthread_mutex_lock(&p->mu);
+        size_t target = claim_target(p);
         size_t free_slots = p->inflight < target ? target - p->inflight : 0;
         pthread_mutex_unlock(&p->mu);
         if (free_slots == 0) {
             pthread_mutex_lock(&p->mu);
-            if (p->inflight >= target && p->redo == NULL) {
+            if (p->inflight >= claim_target(p) && p->redo == NULL) {
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_nsec += POOL_IDLE_WAIT_MS * 1000000L;
