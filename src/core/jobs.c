@@ -76,6 +76,8 @@ static int put_empty(kv_txn *t, const akey *k) {
     return kv_put(t, k->b, k->n, "", 0);
 }
 
+static void index_key(akey *k, const job_rec *r);
+
 static int del_key(kv_txn *t, const akey *k) {
     return kv_del(t, k->b, k->n);
 }
@@ -84,60 +86,44 @@ static void ready_key(akey *k, const job_rec *r) {
     key_ready(k, (const char *)r->queue.p, r->queue.n, r->priority, r->ready_us, r->id);
 }
 
-/* Removes the index entries of the record's current state. */
-static int unindex(kv_txn *t, const job_rec *r) {
-    akey k;
-    key_state(&k, r->state, r->id);
-    int rc = del_key(t, &k);
-    if (rc != 0) {
-        return rc;
-    }
+/* Each state has exactly one index entry (keys.h); ready, running and scheduled jobs, which
+ * change most often, touch one index key per transition. */
+static void index_key(akey *k, const job_rec *r) {
     switch (r->state) {
     case AJ_STATE_SCHEDULED:
-        key_time_id(&k, KEY_DELAYED, r->run_at_ms, r->id);
-        return del_key(t, &k);
+        key_time_id(k, KEY_DELAYED, r->run_at_ms, r->id);
+        return;
     case AJ_STATE_READY:
-        ready_key(&k, r);
-        return del_key(t, &k);
+        ready_key(k, r);
+        return;
     case AJ_STATE_RUNNING:
-        key_time_id(&k, KEY_LEASE, r->lease_expires_ms, r->id);
-        return del_key(t, &k);
+        key_time_id(k, KEY_LEASE, r->lease_expires_ms, r->id);
+        return;
     case AJ_STATE_COMPLETED:
     case AJ_STATE_CANCELLED:
-        key_time_id(&k, KEY_FINISHED, r->finished_ms, r->id);
-        return del_key(t, &k);
+        key_time_id(k, KEY_FINISHED, r->finished_ms, r->id);
+        return;
     case AJ_STATE_DEAD:
-        return 0;
+        key_state(k, AJ_STATE_DEAD, r->id);
+        return;
     }
-    return 0;
+    assert(!"job state out of range");
 }
 
-/* Writes the index entries of the record's current state. */
+/* Removes the index entry of the record's current state. */
+static int unindex(kv_txn *t, const job_rec *r) {
+    akey k;
+    index_key(&k, r);
+    return del_key(t, &k);
+}
+
+/* Writes the index entry of the record's current state. Finished entries carry the state, so
+ * completed and cancelled jobs can be counted from the one index. */
 static int index_rec(kv_txn *t, const job_rec *r) {
     akey k;
-    key_state(&k, r->state, r->id);
-    int rc = put_empty(t, &k);
-    if (rc != 0) {
-        return rc;
-    }
-    switch (r->state) {
-    case AJ_STATE_SCHEDULED:
-        key_time_id(&k, KEY_DELAYED, r->run_at_ms, r->id);
-        return put_empty(t, &k);
-    case AJ_STATE_READY:
-        ready_key(&k, r);
-        return put_empty(t, &k);
-    case AJ_STATE_RUNNING:
-        key_time_id(&k, KEY_LEASE, r->lease_expires_ms, r->id);
-        return put_empty(t, &k);
-    case AJ_STATE_COMPLETED:
-    case AJ_STATE_CANCELLED:
-        key_time_id(&k, KEY_FINISHED, r->finished_ms, r->id);
-        return put_empty(t, &k);
-    case AJ_STATE_DEAD:
-        return 0;
-    }
-    return 0;
+    index_key(&k, r);
+    uint8_t state = (uint8_t)r->state;
+    return kv_put(t, k.b, k.n, &state, 1);
 }
 
 /* Moves a record to its new state: `before` is the stored record, `after` the new one. */
@@ -911,14 +897,52 @@ int job_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
 /* ----------------------------------------------------------------------------------------- */
 /* Queries                                                                                   */
 
+/* The index holding jobs of each state (finished states share one). */
+static uint8_t state_index(aj_job_state st) {
+    switch (st) {
+    case AJ_STATE_SCHEDULED:
+        return KEY_DELAYED;
+    case AJ_STATE_READY:
+        return KEY_READY;
+    case AJ_STATE_RUNNING:
+        return KEY_LEASE;
+    case AJ_STATE_COMPLETED:
+    case AJ_STATE_CANCELLED:
+        return KEY_FINISHED;
+    case AJ_STATE_DEAD:
+        return KEY_STATE;
+    }
+    return 0;
+}
+
+static void index_range(uint8_t kind, akey *start, akey *end) {
+    if (kind == KEY_STATE) {
+        key_state_prefix(start, AJ_STATE_DEAD);
+        key_state_prefix(end, (aj_job_state)(AJ_STATE_DEAD + 1));
+    } else {
+        key_prefix(start, kind);
+        key_prefix(end, (uint8_t)(kind + 1));
+    }
+}
+
+typedef struct count_walk {
+    uint64_t *counts;
+    aj_job_state state; /* for indexes that hold one state */
+} count_walk;
+
 static int count_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                     uint64_t version) {
     (void)key;
     (void)klen;
-    (void)val;
-    (void)vlen;
     (void)version;
-    (*(uint64_t *)ud)++;
+    count_walk *w = ud;
+    aj_job_state st = w->state;
+    if (st == 0) { /* the finished index: its value names the state */
+        st = vlen == 1 && (val[0] == AJ_STATE_COMPLETED || val[0] == AJ_STATE_CANCELLED)
+                 ? (aj_job_state)val[0]
+                 : AJ_STATE_COMPLETED;
+    }
+    w->counts[st]++;
     return 0;
 }
 
@@ -926,10 +950,13 @@ int job_count_states(kv_txn *t, uint64_t counts[AJ_STATE_COUNT]) {
     for (int s = 0; s < AJ_STATE_COUNT; s++) {
         counts[s] = 0;
     }
-    for (int s = AJ_STATE_SCHEDULED; s <= AJ_STATE_CANCELLED; s++) {
-        akey k;
-        key_state_prefix(&k, (aj_job_state)s);
-        int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, count_cb, &counts[s]);
+    const aj_job_state one[] = {AJ_STATE_SCHEDULED, AJ_STATE_READY, AJ_STATE_RUNNING,
+                                AJ_STATE_DEAD, 0};
+    for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) {
+        akey start, end;
+        index_range(one[i] ? state_index(one[i]) : KEY_FINISHED, &start, &end);
+        count_walk w = {counts, one[i]};
+        int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, 0, count_cb, &w);
         if (rc != 0) {
             return rc;
         }
@@ -941,7 +968,6 @@ typedef struct pending_walk {
     kv_txn *t;
     const char *const *queues;
     size_t n_queues;
-    int64_t horizon_ms;
     int found;
     int rc;
 } pending_walk;
@@ -958,13 +984,17 @@ static int queue_served(const pending_walk *w, aj_slice queue) {
     return 0;
 }
 
-/* For each id in a state or time index: is that job one of the served queues? */
+/* For each id in a time index: is that job one of the served queues? */
 static int pending_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                       uint64_t version) {
     (void)val;
     (void)vlen;
     (void)version;
     pending_walk *w = ud;
+    if (w->n_queues == 0) {
+        w->found = 1;
+        return 1;
+    }
     job_rec r;
     int rc = job_read(w->t, key_tail_id(key, klen), &r);
     if (rc != 0) {
@@ -980,32 +1010,29 @@ static int pending_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *
 
 int job_any_pending(kv_txn *t, const char *const *queues, size_t n_queues, int64_t horizon_ms,
                     int *out_pending) {
-    pending_walk w = {t, queues, n_queues, horizon_ms, 0, 0};
-    akey k;
+    pending_walk w = {t, queues, n_queues, 0, 0};
+    akey k, end;
     int rc = 0;
     /* Ready jobs: the per-queue index answers directly. */
     if (n_queues > 0) {
         for (size_t i = 0; i < n_queues && !w.found && rc == 0; i++) {
-            uint64_t n = 0;
             key_ready_prefix(&k, queues[i], strlen(queues[i]));
-            rc = kv_scan_prefix(t, k.b, k.n, 0, 1, count_cb, &n);
-            w.found = n > 0;
+            pending_walk any = {t, NULL, 0, 0, 0};
+            rc = kv_scan_prefix(t, k.b, k.n, 0, 1, pending_cb, &any);
+            w.found = any.found;
         }
     } else {
-        uint64_t n = 0;
-        key_state_prefix(&k, AJ_STATE_READY);
-        rc = kv_scan_prefix(t, k.b, k.n, 0, 1, count_cb, &n);
-        w.found = n > 0;
+        key_prefix(&k, KEY_READY);
+        rc = kv_scan_prefix(t, k.b, k.n, 0, 1, pending_cb, &w);
     }
-    if (rc == 0 && !w.found) {
-        key_state_prefix(&k, AJ_STATE_RUNNING);
+    if (rc == 0 && !w.found && w.rc == 0) {
+        key_prefix(&k, KEY_LEASE);
         rc = kv_scan_prefix(t, k.b, k.n, 0, 0, pending_cb, &w);
     }
     if (rc == 0 && !w.found && w.rc == 0) {
-        akey start, end;
-        key_prefix(&start, KEY_DELAYED);
+        key_prefix(&k, KEY_DELAYED);
         key_time_id(&end, KEY_DELAYED, horizon_ms, UINT64_MAX);
-        rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, 0, pending_cb, &w);
+        rc = kv_scan(t, k.b, k.n, end.b, end.n, 0, 0, pending_cb, &w);
     }
     if (rc == 0) {
         rc = w.rc;
@@ -1024,7 +1051,8 @@ typedef struct list_walk {
     void *ud;
     size_t emitted;
     int rc;
-    int by_state; /* keys are state index keys, else job keys */
+    uint64_t *ids; /* ids collected from a state's index */
+    size_t n_ids, cap_ids;
 } list_walk;
 
 static int slice_contains(aj_slice hay, const char *needle) {
@@ -1045,7 +1073,7 @@ static int slice_contains(aj_slice hay, const char *needle) {
 
 static int list_matches(const list_walk *w, const job_rec *r) {
     const aj_job_filter *f = w->f;
-    return (f->queue == NULL || aj_slice_eq(r->queue, f->queue)) &&
+    return r->id > f->after_id && (f->queue == NULL || aj_slice_eq(r->queue, f->queue)) &&
            (f->type == NULL || aj_slice_eq(r->type, f->type)) &&
            (f->state == 0 || r->state == f->state) &&
            (f->dead_reason == AJ_DEAD_NONE || r->dead_reason == f->dead_reason) &&
@@ -1053,25 +1081,13 @@ static int list_matches(const list_walk *w, const job_rec *r) {
            (f->older_than_ms == 0 || r->updated_ms < w->env->now_ms - f->older_than_ms);
 }
 
-static int list_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                   uint64_t version) {
-    (void)version;
-    list_walk *w = ud;
-    job_rec r;
-    int rc;
-    if (w->by_state) {
-        rc = job_read(w->t, key_tail_id(key, klen), &r);
-    } else {
-        rc = job_rec_decode(val, vlen, &r);
-    }
-    if (rc != 0) {
-        w->rc = rc;
-        return 1;
-    }
-    if (!list_matches(w, &r)) {
+/* Emits one record; returns nonzero to stop the walk. */
+static int list_emit(list_walk *w, const job_rec *r) {
+    if (!list_matches(w, r)) {
         return 0;
     }
-    if ((rc = w->fn(w->ud, &r)) != 0) {
+    int rc = w->fn(w->ud, r);
+    if (rc != 0) {
         w->rc = rc > 0 ? 0 : rc;
         return 1;
     }
@@ -1079,19 +1095,82 @@ static int list_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
     return w->f->limit != 0 && w->emitted >= w->f->limit;
 }
 
+static int list_record_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
+                          size_t vlen, uint64_t version) {
+    (void)key;
+    (void)klen;
+    (void)version;
+    list_walk *w = ud;
+    job_rec r;
+    int rc = job_rec_decode(val, vlen, &r);
+    if (rc != 0) {
+        w->rc = rc;
+        return 1;
+    }
+    return list_emit(w, &r);
+}
+
+static int list_id_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                      uint64_t version) {
+    (void)version;
+    list_walk *w = ud;
+    if (vlen == 1 && val[0] != (uint8_t)w->f->state) {
+        return 0; /* the finished index holds completed and cancelled jobs */
+    }
+    uint64_t id = key_tail_id(key, klen);
+    if (id <= w->f->after_id) {
+        return 0;
+    }
+    if (w->n_ids == w->cap_ids) {
+        size_t cap = w->cap_ids ? w->cap_ids * 2 : 256;
+        uint64_t *nv = aj__realloc(w->ids, cap * sizeof *nv);
+        if (nv == NULL) {
+            w->rc = aj__err(AJ_ENOMEM, "out of memory listing jobs");
+            return 1;
+        }
+        w->ids = nv;
+        w->cap_ids = cap;
+    }
+    w->ids[w->n_ids++] = id;
+    return 0;
+}
+
+static int id_cmp(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 int job_list(kv_txn *t, const job_env *env, const aj_job_filter *f,
              int (*fn)(void *ud, const job_rec *rec), void *ud) {
-    list_walk w = {t, env, f, fn, ud, 0, 0, f->state != 0};
+    list_walk w = {t, env, f, fn, ud, 0, 0, NULL, 0, 0};
     akey start, end;
-    if (w.by_state) {
-        key_state(&start, f->state, f->after_id == UINT64_MAX ? f->after_id : f->after_id + 1);
-        key_state_prefix(&end, (aj_job_state)(f->state + 1));
-    } else {
+    int rc;
+    if (f->state == 0) {
+        /* Every job: walk the records in id order. */
         key_job(&start, f->after_id == UINT64_MAX ? f->after_id : f->after_id + 1);
         key_prefix(&end, KEY_JOB + 1);
+        rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, 0, list_record_cb, &w);
+        return rc != 0 ? rc : w.rc;
     }
-    int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, 0, list_cb, &w);
-    return rc != 0 ? rc : w.rc;
+    /* One state: collect its ids from the state's index, then read them in id order. */
+    index_range(state_index(f->state), &start, &end);
+    rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, 0, list_id_cb, &w);
+    if (rc == 0) {
+        rc = w.rc;
+    }
+    if (rc == 0 && w.n_ids > 0) {
+        qsort(w.ids, w.n_ids, sizeof *w.ids, id_cmp);
+        for (size_t i = 0; i < w.n_ids && rc == 0; i++) {
+            job_rec r;
+            rc = job_read(t, w.ids[i], &r);
+            if (rc == 0 && list_emit(&w, &r)) {
+                rc = w.rc;
+                break;
+            }
+        }
+    }
+    aj__free(w.ids);
+    return rc;
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -1120,17 +1199,6 @@ static void problem(check_walk *w, const char *fmt, ...) {
     }
 }
 
-static int expect_key(check_walk *w, const akey *k, uint64_t id, const char *what) {
-    const uint8_t *v;
-    size_t n;
-    int rc = kv_get(w->t, k->b, k->n, &v, &n);
-    if (rc == AJ_ENOTFOUND) {
-        problem(w, "job %llu: missing %s index entry", (unsigned long long)id, what);
-        return 0;
-    }
-    return rc;
-}
-
 static int check_record_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
                            size_t vlen, uint64_t version) {
     (void)version;
@@ -1147,34 +1215,19 @@ static int check_record_cb(void *ud, const uint8_t *key, size_t klen, const uint
                 (unsigned long long)r.id);
     }
     akey k;
-    key_state(&k, r.state, r.id);
-    int rc = expect_key(w, &k, r.id, "state");
-    if (rc == 0) {
-        switch (r.state) {
-        case AJ_STATE_SCHEDULED:
-            key_time_id(&k, KEY_DELAYED, r.run_at_ms, r.id);
-            rc = expect_key(w, &k, r.id, "delayed");
-            break;
-        case AJ_STATE_READY:
-            ready_key(&k, &r);
-            rc = expect_key(w, &k, r.id, "ready");
-            break;
-        case AJ_STATE_RUNNING:
-            key_time_id(&k, KEY_LEASE, r.lease_expires_ms, r.id);
-            rc = expect_key(w, &k, r.id, "lease");
-            break;
-        case AJ_STATE_COMPLETED:
-        case AJ_STATE_CANCELLED:
-            key_time_id(&k, KEY_FINISHED, r.finished_ms, r.id);
-            rc = expect_key(w, &k, r.id, "retention");
-            break;
-        case AJ_STATE_DEAD:
-            break;
-        }
-    }
-    if (rc != 0) {
+    index_key(&k, &r);
+    const uint8_t *v;
+    size_t n;
+    int rc = kv_get(w->t, k.b, k.n, &v, &n);
+    if (rc == AJ_ENOTFOUND) {
+        problem(w, "job %llu (%s): its index entry is missing", (unsigned long long)id,
+                aj_state_name(r.state));
+    } else if (rc != 0) {
         w->rc = rc;
         return 1;
+    } else if (n != 1 || v[0] != (uint8_t)r.state) {
+        problem(w, "job %llu (%s): its index entry names another state", (unsigned long long)id,
+                aj_state_name(r.state));
     }
     return 0;
 }
@@ -1182,51 +1235,25 @@ static int check_record_cb(void *ud, const uint8_t *key, size_t klen, const uint
 /* For every index entry: the record exists and is in the state the index says. */
 static int check_index_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
                           size_t vlen, uint64_t version) {
-    (void)val;
-    (void)vlen;
     (void)version;
     check_walk *w = ud;
-    if (klen < 9) {
-        problem(w, "index entry of kind '%c' is too short", w->kind);
+    if (klen < 9 || vlen != 1) {
+        problem(w, "an index entry of kind '%c' is malformed", w->kind);
         return 0;
     }
     uint64_t id = key_tail_id(key, klen);
     job_rec r;
     int rc = job_read(w->t, id, &r);
-    if (rc == AJ_ENOTFOUND) {
-        problem(w, "index '%c' names job %llu, which does not exist", w->kind,
-                (unsigned long long)id);
-        return 0;
-    }
     if (rc != 0) {
-        problem(w, "index '%c' names job %llu, which cannot be read", w->kind,
-                (unsigned long long)id);
+        problem(w, "index '%c' names job %llu, which %s", w->kind, (unsigned long long)id,
+                rc == AJ_ENOTFOUND ? "does not exist" : "cannot be read");
         return 0;
     }
-    aj_job_state want = 0;
-    switch (w->kind) {
-    case KEY_STATE:
-        want = (aj_job_state)key[1];
-        break;
-    case KEY_READY:
-        want = AJ_STATE_READY;
-        break;
-    case KEY_DELAYED:
-        want = AJ_STATE_SCHEDULED;
-        break;
-    case KEY_LEASE:
-        want = AJ_STATE_RUNNING;
-        break;
-    case KEY_FINISHED:
-        if (r.state != AJ_STATE_COMPLETED && r.state != AJ_STATE_CANCELLED) {
-            problem(w, "retention index names job %llu, which is %s", (unsigned long long)id,
-                    aj_state_name(r.state));
-        }
-        return 0;
-    }
-    if (r.state != want) {
-        problem(w, "index '%c' names job %llu as %s, but it is %s", w->kind,
-                (unsigned long long)id, aj_state_name(want), aj_state_name(r.state));
+    akey want;
+    index_key(&want, &r);
+    if (r.state != (aj_job_state)val[0] || want.n != klen || memcmp(want.b, key, klen) != 0) {
+        problem(w, "index '%c' entry for job %llu does not match the record (%s)", w->kind,
+                (unsigned long long)id, aj_state_name(r.state));
     }
     return 0;
 }

@@ -4,11 +4,14 @@
  * written in the same transaction as the record it indexes.
  *
  *   'J' id                              job record (job_record.h)
- *   'S' state id                        state index: every job, by state (counts, listings)
- *   'R' queue 0 priority ready_us id    ready index, per queue: claim order
- *   'D' run_at_ms id                    delayed index: scheduled jobs by the time they become ready
- *   'L' lease_expires_ms id             lease index: running jobs by lease expiry (the reaper)
- *   'F' finished_ms id                  retention index: completed and cancelled jobs
+ *   'R' queue 0 priority ready_us id    ready jobs, per queue, in claim order
+ *   'D' run_at_ms id                    scheduled jobs by the time they become ready
+ *   'L' lease_expires_ms id             running jobs by lease expiry (the reaper)
+ *   'F' finished_ms id                  completed and cancelled jobs (retention)
+ *   'S' dead_state id                   dead jobs (the dead-letter queue)
+ *
+ * Every job has exactly one of the five index entries above, chosen by its state; its value is
+ * the state byte. Ready, running and scheduled jobs therefore touch one index key per transition.
  *   'I' queue 0 key                     idempotency record: id, expiry, fingerprint
  *   'X' expires_ms queue 0 key          idempotency expiry index
  *   'Q' queue                           known queues (so "every queue" can be served)
