@@ -320,6 +320,7 @@ int main(int argc, char **argv) {
     const char *dir = NULL;
     int jobs = 20000;
     int quick = 0;
+    int drain_only = 0; /* for profiling the worker path alone */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
             dir = argv[++i];
@@ -327,8 +328,10 @@ int main(int argc, char **argv) {
             jobs = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
+        } else if (strcmp(argv[i], "--drain-only") == 0) {
+            drain_only = 1;
         } else {
-            fprintf(stderr, "usage: aj_bench [--dir DIR] [--jobs N] [--quick]\n");
+            fprintf(stderr, "usage: aj_bench [--dir DIR] [--jobs N] [--quick] [--drain-only]\n");
             return 2;
         }
     }
@@ -350,6 +353,12 @@ int main(int argc, char **argv) {
     printf("raw fsync: %.0f/s, latency p50 %lld us, p99 %lld us\n\n", first.rate,
            (long long)first.p50_us, (long long)first.p99_us);
 
+    if (drain_only) {
+        double rate = bench_drain(dir, jobs, 4);
+        printf("drain echo, 4 worker threads: %.0f/s (%.2fx fsync rate)\n", rate,
+               rate / measure_fsync(dir).rate);
+        return 0;
+    }
     figure figs[8];
     size_t nf = 0;
     double before = first.rate;
