@@ -146,6 +146,30 @@ int aj_time_parse(const char *text, int64_t *out_ms);
 /* Formats a time as RFC 3339 UTC, with milliseconds only when not whole. Returns the length. */
 size_t aj_time_format(int64_t ms, char *buf, size_t size);
 
+/* The payload-lines format of `aj submit --payload-lines`: one JSON value per line. */
+/* A part of a caller's text: `len` bytes at offset `off`. */
+typedef struct aj_span {
+    size_t off, len;
+} aj_span;
+
+/* Splits text into lines (LF, an optional CR before it is dropped; the last line may lack LF; a
+ * trailing LF does not create an extra line; a CR ending the last line is dropped too). Validates
+ * EVERY line before returning: each must be a single JSON value with nothing but JSON whitespace
+ * after it, of at most AJ_PAYLOAD_MAX bytes; an empty or whitespace-only line is an error. A span
+ * is the whole line (surrounding whitespace included), without its CR and LF.
+ *
+ * Errors: AJ_EINVAL naming the 1-based line and the problem ("line 3 is blank", "line 2 is not
+ * valid JSON (column 4: ...)" with jansson's column); AJ_ETOOBIG for a line over AJ_PAYLOAD_MAX
+ * bytes ("line 2 is 1048578 bytes, over the 1 MiB limit") or more than AJ_BATCH_MAX lines;
+ * AJ_EINVAL "no payload lines" for empty text; AJ_ENOMEM.
+ *
+ * On success *out is an array of *n spans into `text` (free it with aj_free()); `text` may be
+ * NULL only when len is 0. Pure and thread-safe. */
+int aj_payload_lines_split(const char *text, size_t len, aj_span **out, size_t *n);
+
+/* Frees memory the library returned where no more specific free function is named. */
+void aj_free(void *p);
+
 /* ---------------------------------------------------------------------------------------------
  * Engine
  * ------------------------------------------------------------------------------------------- */

@@ -2,6 +2,7 @@
  * mem.c — allocation wrappers with a fault-injection counter (see mem.h). The counter is atomic
  * so the wrappers stay cheap and thread-safe when injection is disarmed.
  */
+#include "aj.h"
 #include "util/mem.h"
 
 #include <stdatomic.h>
@@ -60,4 +61,8 @@ void *aj__memdup0(const void *p, size_t n) {
     }
     d[n] = '\0';
     return d;
+}
+
+void aj_free(void *p) {
+    aj__free(p);
 }
