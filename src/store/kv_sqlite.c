@@ -1,0 +1,1186 @@
+/*
+ * kv_sqlite.c — the SQLite backend: one file, WAL mode, group commit, safe for several processes.
+ *
+ * Storage: `kv(k BLOB PRIMARY KEY, v BLOB NOT NULL, ver INTEGER NOT NULL) WITHOUT ROWID` holds the
+ * keys (SQLite orders BLOBs by memcmp, shorter first: the order kv.h promises); `meta` holds
+ * `format_version` (SQ_FORMAT) and `version`, the global commit counter. Upgrade rule: a store
+ * whose format_version is newer than SQ_FORMAT is refused unchanged (AJ_EFORMAT); an older one
+ * would be migrated here, inside one write transaction, before use.
+ *
+ * Reads: a pool of reader connections. A snapshot is one connection inside a deferred BEGIN, so
+ * every read of a transaction sees the WAL snapshot taken at its first read. Statements are
+ * prepared once per connection and reused.
+ *
+ * Writes (group commit): kv_commit queues a request; one committer thread with its own connection
+ * takes every queued request (up to SQ_BATCH_MAX or SQ_BATCH_BYTES), runs BEGIN IMMEDIATE, reads
+ * the counter once (new version = counter + 1 for the whole batch), then validates each request's
+ * read set in order against the state that includes the earlier requests of the batch (so
+ * conflicts inside a batch are caught like any other) and applies its writes inside a SAVEPOINT,
+ * so a failing request is rolled back alone. One COMMIT, so one fsync, serves the whole batch.
+ * KV_SYNC callers sleep until their batch is done; KV_ASYNC callers return at once and are told
+ * through `done` on the committer thread. A failed COMMIT fails every request of its batch and
+ * leaves the file as it was; the next batch is tried normally, so the store resumes when space
+ * returns.
+ *
+ * Changes: commits of this process bump a counter and wake waiters at once; commits of other
+ * processes are noticed by polling `PRAGMA data_version` on a dedicated connection every
+ * SQ_POLL_US while anybody waits (and from change_seq when its last poll is older than that).
+ *
+ * Reader connections are capped (SQ_READERS_MAX): one thread must not hold that many
+ * transactions with reads open at once, or it waits for itself.
+ *
+ * Invariants: the writer connection is used only under `wmu` (by the committer, or by open and
+ * test hooks); a reader connection belongs to one snapshot at a time; the poll connection is used
+ * only under `pollmu`. Mutex order: wmu, then mu; chmu and pollmu are never held with another.
+ *
+ * Layer: src/store, a backend below kv.c.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/kv.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/hist.h"
+#include "util/mem.h"
+
+#define SQ_FORMAT 1                          /* the store format this code reads and writes */
+#define SQ_MAX_KEY 4096                      /* bytes in one key */
+#define SQ_MAX_VALUE ((size_t)64 << 20)      /* bytes in one value */
+#define SQ_MAX_TXN_OPS 1000000               /* writes in one transaction */
+#define SQ_MAX_TXN_BYTES ((size_t)256 << 20) /* bytes written by one transaction */
+#define SQ_BATCH_MAX 4096                    /* transactions in one commit batch */
+#define SQ_BATCH_BYTES ((size_t)64 << 20)    /* bytes one batch writes (at least one txn) */
+#define SQ_QUEUE_MAX 16384                   /* queued commits before committers must wait */
+#define SQ_READERS_MAX 64                    /* reader connections, i.e. open snapshots */
+#define SQ_BUSY_TIMEOUT_MS 10000             /* wait this long for another process's lock */
+#define SQ_POLL_US 2000                      /* data_version poll interval while waited on */
+#define SQ_JOURNAL_LIMIT ((int64_t)64 << 20) /* WAL bytes kept after a checkpoint */
+#define SQ_PAGES_UNLIMITED 0xfffffffeu       /* max_page_count that SQLite clamps to its max */
+#define SQ_GATHER_MAX_US 2000 /* longest a batch waits for the callers the last one released */
+#define SQ_GATHER_MIN_US 20   /* commits faster than 4x this are not worth waiting for */
+
+enum {
+    ST_BEGIN,
+    ST_BEGIN_IMM,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_GET,
+    ST_VER,
+    ST_SCAN_F,
+    ST_SCAN_FE,
+    ST_SCAN_R,
+    ST_SCAN_RE,
+    ST_PUT,
+    ST_DEL,
+    ST_CTR_GET,
+    ST_CTR_SET,
+    ST_DATA_VERSION,
+    ST_COUNT
+};
+
+static const char *const sq_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN",
+    [ST_BEGIN_IMM] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT req",
+    [ST_RELEASE] = "RELEASE req",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO req",
+    [ST_GET] = "SELECT v, ver FROM kv WHERE k = ?1",
+    [ST_VER] = "SELECT ver FROM kv WHERE k = ?1",
+    [ST_SCAN_F] = "SELECT k, v, ver FROM kv WHERE k >= ?1 ORDER BY k",
+    [ST_SCAN_FE] = "SELECT k, v, ver FROM kv WHERE k >= ?1 AND k < ?2 ORDER BY k",
+    [ST_SCAN_R] = "SELECT k, v, ver FROM kv WHERE k >= ?1 ORDER BY k DESC",
+    [ST_SCAN_RE] = "SELECT k, v, ver FROM kv WHERE k >= ?1 AND k < ?2 ORDER BY k DESC",
+    [ST_PUT] = "INSERT OR REPLACE INTO kv(k, v, ver) VALUES (?1, ?2, ?3)",
+    [ST_DEL] = "DELETE FROM kv WHERE k = ?1",
+    [ST_CTR_GET] = "SELECT val FROM meta WHERE name = 'version'",
+    [ST_CTR_SET] = "UPDATE meta SET val = ?1 WHERE name = 'version'",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
+};
+
+typedef struct sq_conn {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    sqlite3_stmt *lent; /* the statement whose current row a snap_get result points into */
+    struct sq_conn *next;
+} sq_conn;
+
+/* A KV_SYNC caller waiting for its batch; lives on the caller's stack. */
+typedef struct sq_waiter {
+    int done;
+    int rc;
+    char msg[AJ__ERRMSG_MAX];
+} sq_waiter;
+
+typedef struct sq_req {
+    kv_commit_req *c;
+    sq_waiter *w; /* NULL: KV_ASYNC */
+    size_t bytes;
+    int rc;
+    char *msg; /* detail of a failure other than a conflict (owned), or NULL */
+} sq_req;
+
+typedef struct sq_store {
+    char *path;
+    int relaxed;
+
+    pthread_mutex_t wmu; /* the writer connection */
+    sq_conn *writer;
+
+    pthread_mutex_t mu;      /* queue, reader pool, stats */
+    pthread_cond_t queue_cv; /* the committer waits for requests */
+    pthread_cond_t done_cv;  /* KV_SYNC callers wait for their batch */
+    pthread_cond_t space_cv; /* callers wait for room in the queue */
+    pthread_cond_t reader_cv;
+    sq_req *q; /* ring */
+    size_t q_cap, q_head, q_n;
+    int stopping;
+    pthread_t committer;
+    int committer_started;
+    sq_req *batch;         /* the committer's batch, SQ_BATCH_MAX entries */
+    size_t released;       /* KV_SYNC callers the last batch woke up */
+    size_t gather_target;  /* queue length once they all committed again */
+    int64_t released_us;   /* when they were woken */
+    int64_t avg_commit_us; /* moving average of a durable COMMIT (committer thread only) */
+    sq_conn *free_readers;
+    size_t n_readers; /* open reader connections, free or lent */
+    uint64_t batches, syncs, hist[AJ_HIST_BUCKETS];
+
+    pthread_mutex_t chmu; /* change notification */
+    pthread_cond_t change_cv;
+    pthread_cond_t poll_cv; /* wakes the poller */
+    atomic_uint_fast64_t change;
+    int waiters;
+    int poll_stop;
+    pthread_t poller;
+    int poller_started;
+
+    pthread_mutex_t pollmu; /* the poll connection */
+    sq_conn *pollc;
+    int64_t last_dv;
+    atomic_int_fast64_t last_poll_us;
+} sq_store;
+
+static const kv_backend_ops sq_ops;
+static const uint8_t sq_empty[1];
+
+/* ---------------------------------------------------------------------------------------------
+ * Connections and statements
+ * ------------------------------------------------------------------------------------------- */
+
+static int sq_code(int rc) {
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+        return AJ_EFULL;
+    case SQLITE_NOMEM:
+        return AJ_ENOMEM;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return AJ_ECORRUPT;
+    case SQLITE_TOOBIG:
+        return AJ_ETOOBIG;
+    default:
+        return AJ_EIO;
+    }
+}
+
+/* Sets the error message from an SQLite failure and returns the matching AJ_E* code. */
+static int sq_err(sqlite3 *db, int rc, const char *what) {
+    const char *detail = db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    return aj__err(sq_code(rc), "%s: %s (sqlite error %d)", what, detail, rc);
+}
+
+static void conn_close(sq_conn *c) {
+    if (c == NULL) {
+        return;
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        sqlite3_finalize(c->st[i]);
+    }
+    sqlite3_close_v2(c->db);
+    aj__free(c);
+}
+
+static int conn_open(const sq_store *ss, sq_conn **out) {
+    sq_conn *c = aj__calloc(1, sizeof *c);
+    if (c == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory opening a connection");
+    }
+    /* NOMUTEX: each connection is used by one thread at a time (see the invariants above). */
+    int rc = sqlite3_open_v2(ss->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        int code = aj__err(AJ_EIO, "cannot open store '%s': %s", ss->path,
+                           c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        conn_close(c);
+        return code;
+    }
+    sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
+    *out = c;
+    return 0;
+}
+
+static sqlite3_stmt *stmt(sq_conn *c, int which, int *err) {
+    if (c->st[which] == NULL) {
+        int rc = sqlite3_prepare_v3(c->db, sq_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &c->st[which], NULL);
+        if (rc != SQLITE_OK) {
+            *err = sq_err(c->db, rc, "preparing a statement");
+            return NULL;
+        }
+    }
+    return c->st[which];
+}
+
+/* Runs a statement without results (BEGIN, COMMIT...): an SQLite result code. */
+static int run(sq_conn *c, int which) {
+    int err = 0;
+    sqlite3_stmt *s = stmt(c, which, &err);
+    if (s == NULL) {
+        return SQLITE_ERROR;
+    }
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* Binds a blob; an empty one must not be bound as NULL, which compares as nothing. */
+static int bind_blob(sqlite3_stmt *s, int i, const uint8_t *p, size_t n) {
+    if (n == 0) {
+        return sqlite3_bind_zeroblob(s, i, 0);
+    }
+    return sqlite3_bind_blob64(s, i, p, (sqlite3_uint64)n, SQLITE_STATIC);
+}
+
+/* Runs SQL text on a connection (setup only). */
+static int exec_sql(sq_conn *c, const char *sql, const char *what) {
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : sq_err(c->db, rc, what);
+}
+
+/* Runs a one-value query (setup only): 0 with *out, AJ_ENOTFOUND without a row, or an error. */
+static int query_int(sq_conn *c, const char *sql, int64_t *out, const char **text) {
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        return rc;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(s, 0);
+        if (text != NULL) {
+            /* Only journal_mode asks for text; its values are short and static in SQLite. */
+            const unsigned char *t = sqlite3_column_text(s, 0);
+            *text = t != NULL && strcmp((const char *)t, "wal") == 0 ? "wal" : "other";
+        }
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_NOTFOUND;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Snapshots
+ * ------------------------------------------------------------------------------------------- */
+
+static int reader_take(sq_store *ss, sq_conn **out) {
+    pthread_mutex_lock(&ss->mu);
+    while (ss->free_readers == NULL && ss->n_readers >= SQ_READERS_MAX) {
+        pthread_cond_wait(&ss->reader_cv, &ss->mu);
+    }
+    sq_conn *c = ss->free_readers;
+    if (c != NULL) {
+        ss->free_readers = c->next;
+    } else {
+        ss->n_readers++; /* reserved; opened outside the lock */
+    }
+    pthread_mutex_unlock(&ss->mu);
+    if (c == NULL) {
+        int rc = conn_open(ss, &c);
+        if (rc != 0) {
+            pthread_mutex_lock(&ss->mu);
+            ss->n_readers--;
+            pthread_cond_signal(&ss->reader_cv);
+            pthread_mutex_unlock(&ss->mu);
+            return rc;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+static void reader_give(sq_store *ss, sq_conn *c) {
+    pthread_mutex_lock(&ss->mu);
+    c->next = ss->free_readers;
+    ss->free_readers = c;
+    pthread_cond_signal(&ss->reader_cv);
+    pthread_mutex_unlock(&ss->mu);
+}
+
+static int sq_snap_open(void *st, void **out) {
+    sq_store *ss = st;
+    sq_conn *c;
+    int rc = reader_take(ss, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    /* A deferred BEGIN: the snapshot is taken by the first read and held until snap_close. */
+    rc = run(c, ST_BEGIN);
+    if (rc != SQLITE_OK) {
+        int code = sq_err(c->db, rc, "opening a read snapshot");
+        reader_give(ss, c);
+        return code;
+    }
+    *out = c;
+    return 0;
+}
+
+static void sq_snap_close(void *st, void *snap) {
+    sq_store *ss = st;
+    sq_conn *c = snap;
+    if (c->lent != NULL) {
+        sqlite3_reset(c->lent);
+        c->lent = NULL;
+    }
+    /* Ending a read-only transaction cannot lose anything; a failure leaves the connection in
+     * autocommit mode anyway, which is all the pool needs. */
+    if (run(c, ST_ROLLBACK) != SQLITE_OK) {
+        assert(sqlite3_get_autocommit(c->db));
+    }
+    reader_give(ss, c);
+}
+
+static int sq_snap_get(void *st, void *snap, const uint8_t *key, size_t klen, const uint8_t **val,
+                       size_t *vlen, uint64_t *version) {
+    (void)st;
+    sq_conn *c = snap;
+    if (c->lent != NULL) {
+        sqlite3_reset(c->lent);
+        c->lent = NULL;
+    }
+    int err = 0;
+    sqlite3_stmt *s = stmt(c, ST_GET, &err);
+    if (s == NULL) {
+        return err;
+    }
+    bind_blob(s, 1, key, klen);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const uint8_t *v = sqlite3_column_blob(s, 0);
+        *vlen = (size_t)sqlite3_column_bytes(s, 0);
+        *val = v != NULL ? v : sq_empty;
+        *version = (uint64_t)sqlite3_column_int64(s, 1);
+        c->lent = s; /* the row stays valid until the next call on this snapshot */
+        return 0;
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE) {
+        return AJ_ENOTFOUND;
+    }
+    return sq_err(c->db, rc, "reading a key");
+}
+
+static int sq_snap_scan(void *st, void *snap, const uint8_t *start, size_t slen, const uint8_t *end,
+                        size_t elen, int reverse, kv_scan_fn fn, void *ud) {
+    (void)st;
+    sq_conn *c = snap;
+    if (c->lent != NULL) {
+        sqlite3_reset(c->lent);
+        c->lent = NULL;
+    }
+    int which =
+        reverse ? (end != NULL ? ST_SCAN_RE : ST_SCAN_R) : (end != NULL ? ST_SCAN_FE : ST_SCAN_F);
+    int err = 0;
+    sqlite3_stmt *s = stmt(c, which, &err);
+    if (s == NULL) {
+        return err;
+    }
+    bind_blob(s, 1, start != NULL ? start : sq_empty, slen);
+    if (end != NULL) {
+        bind_blob(s, 2, end, elen);
+    }
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const uint8_t *k = sqlite3_column_blob(s, 0);
+        size_t kl = (size_t)sqlite3_column_bytes(s, 0);
+        const uint8_t *v = sqlite3_column_blob(s, 1);
+        size_t vl = (size_t)sqlite3_column_bytes(s, 1);
+        uint64_t ver = (uint64_t)sqlite3_column_int64(s, 2);
+        if (fn(ud, k != NULL ? k : sq_empty, kl, v != NULL ? v : sq_empty, vl, ver) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    int code = rc == SQLITE_DONE ? 0 : sq_err(c->db, rc, "scanning keys");
+    sqlite3_reset(s);
+    return code;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Change notification
+ * ------------------------------------------------------------------------------------------- */
+
+static void bump_change(sq_store *ss) {
+    pthread_mutex_lock(&ss->chmu);
+    atomic_fetch_add(&ss->change, 1);
+    pthread_cond_broadcast(&ss->change_cv);
+    pthread_mutex_unlock(&ss->chmu);
+}
+
+/* Checks data_version once (the caller holds pollmu); returns 1 if another connection committed
+ * since the last check. */
+static int poll_locked(sq_store *ss) {
+    int err = 0, changed = 0;
+    sqlite3_stmt *s = stmt(ss->pollc, ST_DATA_VERSION, &err);
+    if (s != NULL && sqlite3_step(s) == SQLITE_ROW) {
+        int64_t dv = sqlite3_column_int64(s, 0);
+        changed = dv != ss->last_dv;
+        ss->last_dv = dv;
+    }
+    if (s != NULL) {
+        sqlite3_reset(s);
+    }
+    atomic_store(&ss->last_poll_us, aj__mono_us());
+    return changed;
+}
+
+static void *poller_main(void *arg) {
+    sq_store *ss = arg;
+    pthread_mutex_lock(&ss->chmu);
+    while (!ss->poll_stop) {
+        if (ss->waiters == 0) {
+            pthread_cond_wait(&ss->poll_cv, &ss->chmu); /* nobody waits: no polling at all */
+            continue;
+        }
+        pthread_mutex_unlock(&ss->chmu);
+        pthread_mutex_lock(&ss->pollmu);
+        int changed = poll_locked(ss);
+        pthread_mutex_unlock(&ss->pollmu);
+        if (changed) {
+            bump_change(ss);
+        }
+        pthread_mutex_lock(&ss->chmu);
+        if (!ss->poll_stop && ss->waiters > 0) {
+            struct timespec ts;
+            aj__deadline_ts(&ts, SQ_POLL_US / 1000);
+            pthread_cond_timedwait(&ss->poll_cv, &ss->chmu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&ss->chmu);
+    return NULL;
+}
+
+static uint64_t sq_change_seq(void *st) {
+    sq_store *ss = st;
+    /* Keep the counter current for callers that only look, at most one poll per interval. */
+    if (aj__mono_us() - atomic_load(&ss->last_poll_us) >= SQ_POLL_US &&
+        pthread_mutex_trylock(&ss->pollmu) == 0) {
+        int changed = poll_locked(ss);
+        pthread_mutex_unlock(&ss->pollmu);
+        if (changed) {
+            bump_change(ss);
+        }
+    }
+    return atomic_load(&ss->change);
+}
+
+static void sq_wait_change(void *st, uint64_t seen, int64_t timeout_ms) {
+    sq_store *ss = st;
+    struct timespec deadline;
+    if (timeout_ms >= 0) {
+        aj__deadline_ts(&deadline, timeout_ms);
+    }
+    pthread_mutex_lock(&ss->chmu);
+    ss->waiters++;
+    pthread_cond_signal(&ss->poll_cv);
+    while (atomic_load(&ss->change) == seen) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&ss->change_cv, &ss->chmu);
+        } else if (pthread_cond_timedwait(&ss->change_cv, &ss->chmu, &deadline) != 0) {
+            break;
+        }
+    }
+    ss->waiters--;
+    pthread_mutex_unlock(&ss->chmu);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Group commit
+ * ------------------------------------------------------------------------------------------- */
+
+/* Records a request's failure; the message of the calling (committer) thread is kept for it. */
+static void req_fail(sq_req *r, int rc) {
+    r->rc = rc;
+    aj__free(r->msg);
+    r->msg = rc != AJ_ECONFLICT ? aj__strdup(aj_errmsg()) : NULL;
+}
+
+static void fail_all(sq_req *reqs, size_t n, int rc) {
+    for (size_t i = 0; i < n; i++) {
+        req_fail(&reqs[i], rc);
+    }
+}
+
+/* Checks a request's read set against the current state: 0, AJ_ECONFLICT or an error. */
+static int validate(sq_conn *c, const kv_commit_req *cm) {
+    int err = 0;
+    sqlite3_stmt *s = cm->n_reads > 0 ? stmt(c, ST_VER, &err) : NULL;
+    if (cm->n_reads > 0 && s == NULL) {
+        return err;
+    }
+    for (size_t i = 0; i < cm->n_reads; i++) {
+        const kv_read *r = &cm->reads[i];
+        bind_blob(s, 1, r->key, r->klen);
+        int rc = sqlite3_step(s);
+        uint64_t cur = 0;
+        if (rc == SQLITE_ROW) {
+            cur = (uint64_t)sqlite3_column_int64(s, 0);
+        } else if (rc != SQLITE_DONE) {
+            int code = sq_err(c->db, rc, "validating a read");
+            sqlite3_reset(s);
+            return code;
+        }
+        sqlite3_reset(s);
+        if (cur != r->version) {
+            return AJ_ECONFLICT;
+        }
+    }
+    return 0;
+}
+
+/* Applies a request's writes with version `ver`; a failure leaves nothing of them behind. */
+static int apply(sq_conn *c, const kv_commit_req *cm, uint64_t ver) {
+    /* One statement is atomic by itself; several need a savepoint to be undone together. */
+    int sp = cm->n_writes > 1;
+    int rc = sp ? run(c, ST_SAVEPOINT) : SQLITE_OK;
+    if (rc != SQLITE_OK) {
+        return sq_err(c->db, rc, "starting a savepoint");
+    }
+    int err = 0;
+    sqlite3_stmt *put = stmt(c, ST_PUT, &err);
+    sqlite3_stmt *del = put != NULL ? stmt(c, ST_DEL, &err) : NULL;
+    for (size_t i = 0; err == 0 && i < cm->n_writes; i++) {
+        const kv_write *w = &cm->writes[i];
+        sqlite3_stmt *s = w->val != NULL ? put : del;
+        bind_blob(s, 1, w->key, w->klen);
+        if (w->val != NULL) {
+            bind_blob(s, 2, w->val, w->vlen);
+            sqlite3_bind_int64(s, 3, (sqlite3_int64)ver);
+        }
+        rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE) {
+            err = sq_err(c->db, rc, "writing a key");
+        }
+        sqlite3_reset(s);
+    }
+    if (sp && err != 0 && !sqlite3_get_autocommit(c->db)) {
+        run(c, ST_ROLLBACK_TO);
+        run(c, ST_RELEASE);
+    } else if (sp && err == 0) {
+        rc = run(c, ST_RELEASE);
+        if (rc != SQLITE_OK) {
+            err = sq_err(c->db, rc, "releasing a savepoint");
+        }
+    }
+    return err;
+}
+
+/* Runs one batch in one SQLite transaction. Returns 1 if it committed writes. */
+static int run_batch(sq_store *ss, sq_req *reqs, size_t n) {
+    pthread_mutex_lock(&ss->wmu);
+    sq_conn *c = ss->writer;
+    int wrote = 0, err = 0;
+    int rc = run(c, ST_BEGIN_IMM);
+    if (rc != SQLITE_OK) {
+        fail_all(reqs, n, sq_err(c->db, rc, "beginning a commit"));
+        goto out;
+    }
+    sqlite3_stmt *s = stmt(c, ST_CTR_GET, &err);
+    if (s == NULL) {
+        goto fail;
+    }
+    rc = sqlite3_step(s);
+    uint64_t ver = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) + 1 : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) {
+        err = rc == SQLITE_DONE
+                  ? aj__err(AJ_ECORRUPT, "store '%s' lost its version counter", ss->path)
+                  : sq_err(c->db, rc, "reading the version counter");
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sq_req *r = &reqs[i];
+        int v = validate(c, r->c);
+        if (v == 0 && r->c->n_writes > 0) {
+            v = apply(c, r->c, ver);
+        }
+        if (v != 0) {
+            req_fail(r, v);
+            if (v != AJ_ECONFLICT && sqlite3_get_autocommit(c->db)) {
+                /* SQLite rolled the whole transaction back (I/O error, disk full): the earlier
+                 * requests of the batch are gone too. */
+                fail_all(reqs, n, v);
+                wrote = 0;
+                goto out;
+            }
+            continue;
+        }
+        r->rc = 0;
+        r->c->out_version = r->c->n_writes > 0 ? ver : 0;
+        wrote |= r->c->n_writes > 0;
+    }
+    if (!wrote) {
+        run(c, ST_ROLLBACK); /* nothing to make durable: no fsync */
+        goto out;
+    }
+    s = stmt(c, ST_CTR_SET, &err);
+    if (s == NULL) {
+        goto fail;
+    }
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)ver);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        err = sq_err(c->db, rc, "advancing the version counter");
+        goto fail;
+    }
+    int64_t t0 = aj__mono_us();
+    rc = run(c, ST_COMMIT);
+    ss->avg_commit_us = (ss->avg_commit_us * 7 + (aj__mono_us() - t0)) / 8;
+    if (rc != SQLITE_OK) {
+        err = sq_err(c->db, rc, "committing");
+        goto fail;
+    }
+    goto out;
+fail:
+    if (!sqlite3_get_autocommit(c->db)) {
+        run(c, ST_ROLLBACK);
+    }
+    fail_all(reqs, n, err);
+    wrote = 0;
+out:
+    pthread_mutex_unlock(&ss->wmu);
+    return wrote;
+}
+
+/* Waits briefly (the caller holds mu) for the KV_SYNC callers the last batch released to commit
+ * again, so that they share the next fsync. Without this, callers settle into two groups that
+ * alternate between "in the batch" and "queued behind it", halving the transactions per fsync.
+ * The wait is bounded by a quarter of a COMMIT, so when they do not come back, the requests
+ * already queued lose little. */
+static void gather(sq_store *ss) {
+    if (ss->relaxed || ss->released == 0) {
+        return;
+    }
+    int64_t window = ss->avg_commit_us / 4;
+    if (window > SQ_GATHER_MAX_US) {
+        window = SQ_GATHER_MAX_US;
+    }
+    size_t target = ss->gather_target;
+    ss->released = 0;
+    if (window < SQ_GATHER_MIN_US || ss->q_n >= target) {
+        return;
+    }
+    int64_t left = ss->released_us + window - aj__mono_us();
+    if (left <= 0) {
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += (long)(left % 1000000) * 1000L;
+    ts.tv_sec += (time_t)(left / 1000000) + ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    while (ss->q_n < target && !ss->stopping) {
+        if (pthread_cond_timedwait(&ss->queue_cv, &ss->mu, &ts) != 0) {
+            break;
+        }
+    }
+}
+
+static void *committer_main(void *arg) {
+    sq_store *ss = arg;
+    pthread_mutex_lock(&ss->mu);
+    for (;;) {
+        while (ss->q_n == 0 && !ss->stopping) {
+            pthread_cond_wait(&ss->queue_cv, &ss->mu);
+        }
+        if (ss->q_n == 0) {
+            break; /* stopping, and every queued request is done */
+        }
+        gather(ss);
+        size_t n = 0, bytes = 0;
+        while (n < SQ_BATCH_MAX && ss->q_n > 0) {
+            sq_req *r = &ss->q[ss->q_head];
+            if (n > 0 && bytes + r->bytes > SQ_BATCH_BYTES) {
+                break;
+            }
+            bytes += r->bytes;
+            ss->batch[n++] = *r;
+            ss->q_head = (ss->q_head + 1) % ss->q_cap;
+            ss->q_n--;
+        }
+        pthread_cond_broadcast(&ss->space_cv);
+        pthread_mutex_unlock(&ss->mu);
+
+        int wrote = run_batch(ss, ss->batch, n);
+        if (wrote) {
+            bump_change(ss);
+        }
+
+        pthread_mutex_lock(&ss->mu);
+        ss->batches++;
+        ss->syncs += wrote && !ss->relaxed;
+        ss->hist[aj__hist_bucket(n)]++;
+        int n_async = 0;
+        ss->released = 0;
+        for (size_t i = 0; i < n; i++) {
+            sq_req *r = &ss->batch[i];
+            if (r->w == NULL) {
+                n_async++;
+                continue;
+            }
+            ss->released++;
+            r->w->rc = r->rc;
+            if (r->msg != NULL) {
+                snprintf(r->w->msg, sizeof r->w->msg, "%s", r->msg);
+            }
+            r->w->done = 1; /* from here on the waiter (and its commit) may be gone */
+            aj__free(r->msg);
+            r->msg = NULL;
+        }
+        ss->gather_target = ss->q_n + ss->released;
+        ss->released_us = aj__mono_us();
+        pthread_cond_broadcast(&ss->done_cv);
+        if (n_async > 0) {
+            pthread_mutex_unlock(&ss->mu);
+            for (size_t i = 0; i < n; i++) {
+                sq_req *r = &ss->batch[i];
+                if (r->w != NULL) {
+                    continue;
+                }
+                if (r->rc == AJ_ECONFLICT) {
+                    aj__err(r->rc, "a key read by the transaction changed before commit");
+                } else if (r->rc != 0) {
+                    aj__err(r->rc, "%s", r->msg != NULL ? r->msg : aj_strerror(r->rc));
+                }
+                aj__free(r->msg);
+                r->msg = NULL;
+                r->c->done(r->c->done_ud, r->rc);
+            }
+            pthread_mutex_lock(&ss->mu);
+        }
+    }
+    pthread_mutex_unlock(&ss->mu);
+    return NULL;
+}
+
+/* Makes room for one more request (the caller holds mu). */
+static int queue_room(sq_store *ss) {
+    int self = ss->committer_started && pthread_equal(pthread_self(), ss->committer);
+    /* Backpressure, except for the committer itself (a done callback), which must not wait for
+     * itself: the ring grows for it instead. */
+    while (!self && ss->q_n >= SQ_QUEUE_MAX && !ss->stopping) {
+        pthread_cond_wait(&ss->space_cv, &ss->mu);
+    }
+    if (ss->stopping && !self) {
+        return aj__err(AJ_ECLOSED, "store '%s' is closing", ss->path);
+    }
+    if (ss->q_n < ss->q_cap) {
+        return 0;
+    }
+    size_t cap = ss->q_cap * 2;
+    sq_req *q = aj__malloc(cap * sizeof *q);
+    if (q == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory queueing a commit");
+    }
+    for (size_t i = 0; i < ss->q_n; i++) {
+        q[i] = ss->q[(ss->q_head + i) % ss->q_cap];
+    }
+    aj__free(ss->q);
+    ss->q = q;
+    ss->q_cap = cap;
+    ss->q_head = 0;
+    return 0;
+}
+
+static int sq_commit(void *st, kv_commit_req *c) {
+    sq_store *ss = st;
+    if (c->sync == KV_SYNC && ss->committer_started &&
+        pthread_equal(pthread_self(), ss->committer)) {
+        return aj__err(AJ_ESTATE, "a KV_SYNC commit from a commit callback would wait for itself");
+    }
+    size_t bytes = 0;
+    for (size_t i = 0; i < c->n_writes; i++) {
+        bytes += c->writes[i].klen + c->writes[i].vlen;
+    }
+    sq_waiter w;
+    w.done = 0;
+    w.rc = 0;
+    w.msg[0] = '\0';
+    pthread_mutex_lock(&ss->mu);
+    int rc = ss->stopping ? aj__err(AJ_ECLOSED, "store '%s' is closing", ss->path) : 0;
+    if (rc == 0) {
+        rc = queue_room(ss);
+    }
+    if (rc != 0) {
+        pthread_mutex_unlock(&ss->mu);
+        return rc;
+    }
+    ss->q[(ss->q_head + ss->q_n) % ss->q_cap] =
+        (sq_req){c, c->sync == KV_SYNC ? &w : NULL, bytes, 0, NULL};
+    ss->q_n++;
+    pthread_cond_signal(&ss->queue_cv);
+    if (c->sync == KV_ASYNC) {
+        pthread_mutex_unlock(&ss->mu);
+        return 0;
+    }
+    while (!w.done) {
+        pthread_cond_wait(&ss->done_cv, &ss->mu);
+    }
+    pthread_mutex_unlock(&ss->mu);
+    if (w.rc == AJ_ECONFLICT) {
+        return aj__err(AJ_ECONFLICT, "a key read by the transaction changed before commit");
+    }
+    if (w.rc != 0) {
+        return aj__err(w.rc, "%s", w.msg);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Backup, stats, close
+ * ------------------------------------------------------------------------------------------- */
+
+static int sq_backup(void *st, const char *path) {
+    sq_store *ss = st;
+    /* The copy holds the same data as the store: owner-only, like the store itself. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST) {
+            return aj__err(AJ_EEXISTS, "backup target '%s' already exists", path);
+        }
+        return aj__err(AJ_EIO, "cannot create backup '%s': %s", path, strerror(errno));
+    }
+    close(fd);
+    sqlite3 *dst = NULL;
+    int rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        int code = aj__err(AJ_EIO, "cannot open backup '%s': %s", path,
+                           dst != NULL ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
+        sqlite3_close_v2(dst);
+        unlink(path);
+        return code;
+    }
+    sq_conn *src;
+    int code = reader_take(ss, &src);
+    if (code == 0) {
+        /* One step of -1 pages copies everything under one read transaction: a consistent copy
+         * while commits go on. */
+        sqlite3_backup *b = sqlite3_backup_init(dst, "main", src->db, "main");
+        if (b == NULL) {
+            code = sq_err(dst, sqlite3_errcode(dst), "starting a backup");
+        } else {
+            rc = sqlite3_backup_step(b, -1);
+            int frc = sqlite3_backup_finish(b);
+            if (rc != SQLITE_DONE) {
+                code = sq_err(dst, rc, "copying the store");
+            } else if (frc != SQLITE_OK) {
+                code = sq_err(dst, frc, "finishing a backup");
+            }
+        }
+        reader_give(ss, src);
+    }
+    rc = sqlite3_close_v2(dst);
+    if (code == 0 && rc != SQLITE_OK) {
+        code = aj__err(AJ_EIO, "closing backup '%s': %s", path, sqlite3_errstr(rc));
+    }
+    if (code != 0) {
+        unlink(path);
+    }
+    return code;
+}
+
+static void sq_commit_stats(void *st, uint64_t *batches, uint64_t *syncs, uint64_t *hist,
+                            size_t n_hist) {
+    sq_store *ss = st;
+    pthread_mutex_lock(&ss->mu);
+    if (batches != NULL) {
+        *batches = ss->batches;
+    }
+    if (syncs != NULL) {
+        *syncs = ss->syncs;
+    }
+    for (size_t i = 0; hist != NULL && i < n_hist; i++) {
+        hist[i] = i < AJ_HIST_BUCKETS ? ss->hist[i] : 0;
+    }
+    pthread_mutex_unlock(&ss->mu);
+}
+
+static void sq_free(sq_store *ss) {
+    if (ss->committer_started) {
+        pthread_mutex_lock(&ss->mu);
+        ss->stopping = 1;
+        pthread_cond_broadcast(&ss->queue_cv);
+        pthread_cond_broadcast(&ss->space_cv);
+        pthread_mutex_unlock(&ss->mu);
+        pthread_join(ss->committer, NULL);
+    }
+    if (ss->poller_started) {
+        pthread_mutex_lock(&ss->chmu);
+        ss->poll_stop = 1;
+        pthread_cond_broadcast(&ss->poll_cv);
+        pthread_mutex_unlock(&ss->chmu);
+        pthread_join(ss->poller, NULL);
+    }
+    size_t freed = 0;
+    while (ss->free_readers != NULL) {
+        sq_conn *c = ss->free_readers;
+        ss->free_readers = c->next;
+        conn_close(c);
+        freed++;
+    }
+    assert(freed == ss->n_readers && "a snapshot is still open at close");
+    conn_close(ss->pollc);
+    conn_close(ss->writer); /* last: its close checkpoints the WAL into the database */
+    pthread_cond_destroy(&ss->queue_cv);
+    pthread_cond_destroy(&ss->done_cv);
+    pthread_cond_destroy(&ss->space_cv);
+    pthread_cond_destroy(&ss->reader_cv);
+    pthread_cond_destroy(&ss->change_cv);
+    pthread_cond_destroy(&ss->poll_cv);
+    pthread_mutex_destroy(&ss->mu);
+    pthread_mutex_destroy(&ss->wmu);
+    pthread_mutex_destroy(&ss->chmu);
+    pthread_mutex_destroy(&ss->pollmu);
+    aj__free(ss->q);
+    aj__free(ss->batch);
+    aj__free(ss->path);
+    aj__free(ss);
+}
+
+static void sq_close(void *st) {
+    sq_free(st);
+}
+
+static const kv_backend_ops sq_ops = {
+    .ops_version = KV_OPS_VERSION,
+    .name = "sqlite",
+    .close = sq_close,
+    .snap_open = sq_snap_open,
+    .snap_close = sq_snap_close,
+    .snap_get = sq_snap_get,
+    .snap_scan = sq_snap_scan,
+    .commit = sq_commit,
+    .change_seq = sq_change_seq,
+    .wait_change = sq_wait_change,
+    .backup = sq_backup,
+    .commit_stats = sq_commit_stats,
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Open
+ * ------------------------------------------------------------------------------------------- */
+
+/* Creates the file with mode 0600 unless it exists, so that SQLite (which gives its -wal and -shm
+ * files the database's mode) never creates anything readable by others. */
+static int create_file(const char *path) {
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno == EEXIST) {
+        return 0;
+    }
+    int e = errno;
+    if (e == ENOENT) {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash != NULL && slash != dir) {
+            *slash = '\0';
+        } else {
+            snprintf(dir, sizeof dir, "%s", slash == dir ? "/" : ".");
+        }
+        return aj__err(AJ_EIO, "cannot create store '%s': directory '%s' does not exist", path,
+                       dir);
+    }
+    return aj__err(AJ_EIO, "cannot create store '%s': %s", path, strerror(e));
+}
+
+/* Reads format_version: 0 with *out, or *out = 0 when the store is new (no meta table). */
+static int read_format(sq_store *ss, int64_t *out) {
+    sq_conn *c = ss->writer;
+    int64_t n = 0;
+    int rc = query_int(
+        c, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'", &n, NULL);
+    if ((rc & 0xff) == SQLITE_NOTADB) {
+        return aj__err(AJ_EFORMAT, "'%s' is not an aj store: not an SQLite database", ss->path);
+    }
+    if (rc != SQLITE_OK) {
+        return sq_err(c->db, rc, "reading the store's schema");
+    }
+    if (n == 0) {
+        *out = 0;
+        return 0;
+    }
+    rc = query_int(c, "SELECT val FROM meta WHERE name = 'format_version'", out, NULL);
+    if (rc == SQLITE_NOTFOUND || (rc == SQLITE_OK && *out < 1)) {
+        return aj__err(AJ_EFORMAT, "store '%s' has no valid format_version", ss->path);
+    }
+    if (rc != SQLITE_OK) {
+        return sq_err(c->db, rc, "reading the store's format");
+    }
+    if (*out > SQ_FORMAT) {
+        return aj__err(AJ_EFORMAT,
+                       "store format %lld is newer than this aj supports (%d): upgrade aj",
+                       (long long)*out, SQ_FORMAT);
+    }
+    return 0;
+}
+
+static int setup(sq_store *ss) {
+    int rc = create_file(ss->path);
+    if (rc != 0) {
+        return rc;
+    }
+    if (sqlite3_threadsafe() == 0) {
+        return aj__err(AJ_EINVAL, "the SQLite library was built without thread support");
+    }
+    rc = conn_open(ss, &ss->writer);
+    if (rc != 0) {
+        return rc;
+    }
+    /* The format is checked before anything is written, so a newer store stays untouched. */
+    int64_t format = 0;
+    rc = read_format(ss, &format);
+    if (rc != 0) {
+        return rc;
+    }
+    int64_t dummy = 0;
+    const char *mode = NULL;
+    int src = query_int(ss->writer, "PRAGMA journal_mode = WAL", &dummy, &mode);
+    if (src != SQLITE_OK || strcmp(mode, "wal") != 0) {
+        return src != SQLITE_OK ? sq_err(ss->writer->db, src, "switching to WAL mode")
+                                : aj__err(AJ_EIO, "store '%s' cannot use WAL mode", ss->path);
+    }
+    char pragmas[256];
+    snprintf(pragmas, sizeof pragmas, "PRAGMA synchronous = %s; PRAGMA journal_size_limit = %lld;",
+             ss->relaxed ? "NORMAL" : "FULL", (long long)SQ_JOURNAL_LIMIT);
+    rc = exec_sql(ss->writer, pragmas, "configuring the store");
+    if (rc == 0 && format == 0) {
+        rc = exec_sql(ss->writer,
+                      "BEGIN IMMEDIATE;"
+                      "CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB NOT NULL,"
+                      " ver INTEGER NOT NULL) WITHOUT ROWID;"
+                      "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY,"
+                      " val INTEGER NOT NULL) WITHOUT ROWID;"
+                      "INSERT OR IGNORE INTO meta(name, val) VALUES ('format_version', 1);"
+                      "INSERT OR IGNORE INTO meta(name, val) VALUES ('version', 0);"
+                      "COMMIT;",
+                      "creating the store");
+        if (rc != 0 && !sqlite3_get_autocommit(ss->writer->db)) {
+            exec_sql(ss->writer, "ROLLBACK", "rolling back");
+        }
+        /* Another process may have created it first, with whatever format it has. */
+        if (rc == 0) {
+            rc = read_format(ss, &format);
+        }
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    rc = conn_open(ss, &ss->pollc);
+    if (rc != 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&ss->pollmu);
+    poll_locked(ss);
+    pthread_mutex_unlock(&ss->pollmu);
+    ss->q_cap = SQ_QUEUE_MAX;
+    ss->q = aj__malloc(ss->q_cap * sizeof *ss->q);
+    ss->batch = aj__malloc(SQ_BATCH_MAX * sizeof *ss->batch);
+    if (ss->q == NULL || ss->batch == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory opening store '%s'", ss->path);
+    }
+    if (pthread_create(&ss->committer, NULL, committer_main, ss) != 0) {
+        return aj__err(AJ_EIO, "cannot start the committer thread: %s", strerror(errno));
+    }
+    ss->committer_started = 1;
+    if (pthread_create(&ss->poller, NULL, poller_main, ss) != 0) {
+        return aj__err(AJ_EIO, "cannot start the change poller thread: %s", strerror(errno));
+    }
+    ss->poller_started = 1;
+    return 0;
+}
+
+int kv_sqlite_open(kv_store **out, const char *path, const kv_open_opts *opts) {
+    if (path == NULL || path[0] == '\0') {
+        return aj__err(AJ_EINVAL, "empty SQLite store path");
+    }
+    sq_store *ss = aj__calloc(1, sizeof *ss);
+    char *p = aj__strdup(path);
+    if (ss == NULL || p == NULL) {
+        aj__free(ss);
+        aj__free(p);
+        return aj__err(AJ_ENOMEM, "out of memory opening store '%s'", path);
+    }
+    ss->path = p;
+    ss->relaxed = opts != NULL && opts->relaxed;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* aj__deadline_ts is monotonic */
+    pthread_cond_init(&ss->queue_cv, &ca);
+    pthread_cond_init(&ss->done_cv, &ca);
+    pthread_cond_init(&ss->space_cv, &ca);
+    pthread_cond_init(&ss->reader_cv, &ca);
+    pthread_cond_init(&ss->change_cv, &ca);
+    pthread_cond_init(&ss->poll_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&ss->mu, NULL);
+    pthread_mutex_init(&ss->wmu, NULL);
+    pthread_mutex_init(&ss->chmu, NULL);
+    pthread_mutex_init(&ss->pollmu, NULL);
+    atomic_init(&ss->change, 0);
+    atomic_init(&ss->last_poll_us, 0);
+    int rc = setup(ss);
+    if (rc != 0) {
+        /* Closing keeps the message of the failure, not of the cleanup. */
+        char msg[AJ__ERRMSG_MAX];
+        snprintf(msg, sizeof msg, "%s", aj_errmsg());
+        sq_free(ss);
+        return aj__err(rc, "%s", msg);
+    }
+    kv_limits lim = {SQ_MAX_KEY, SQ_MAX_VALUE, SQ_MAX_TXN_OPS, SQ_MAX_TXN_BYTES};
+    return kv__store_new(out, &sq_ops, ss, KV_CAP_MULTI_PROCESS | KV_CAP_DURABLE | KV_CAP_BACKUP,
+                         &lim);
+}
+
+int kv_sqlite_max_pages(kv_store *s, uint64_t pages) {
+    sq_store *ss = kv__store_state(s, &sq_ops);
+    if (ss == NULL) {
+        return aj__err(AJ_EINVAL, "kv_sqlite_max_pages needs an SQLite store");
+    }
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %llu",
+             (unsigned long long)(pages != 0 ? pages : SQ_PAGES_UNLIMITED));
+    pthread_mutex_lock(&ss->wmu);
+    int rc = exec_sql(ss->writer, sql, "setting max_page_count");
+    pthread_mutex_unlock(&ss->wmu);
+    return rc;
+}
