@@ -193,8 +193,9 @@ typedef struct aj_clock {
 
 typedef enum aj_durability {
     AJ_DURABLE = 0, /* a submit returns after its commit is on disk (fsync) */
-    AJ_RELAXED = 1, /* commits reach the OS at once and the disk within about a second: a power
-                       loss may drop that last second; a process crash loses nothing */
+    AJ_RELAXED = 1, /* SQLite synchronous=NORMAL: commits reach the OS at once and the disk at
+                       the next WAL checkpoint (about every 1000 pages written); a process crash
+                       loses nothing, a power loss may drop the commits since that checkpoint */
 } aj_durability;
 
 typedef struct aj_engine_opts {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "store/kv.h"
+#include "util/mem.h"
 
 static int setup(void **state) {
     kv_store *s;
@@ -214,6 +215,58 @@ static void test_scale(void **state) {
     kv_abort(t);
 }
 
+/* One small workload; every step may fail with AJ_ENOMEM, and nothing may crash or leak. */
+static int workload(void) {
+    kv_store *s;
+    int rc = kv_open(&s, "mem:", NULL);
+    if (rc != 0) {
+        return rc;
+    }
+    for (int round = 0; round < 3 && rc == 0; round++) {
+        kv_txn *t;
+        rc = kv_begin(s, &t);
+        if (rc != 0) {
+            break;
+        }
+        const uint8_t *v;
+        size_t vl, n = 0;
+        for (int i = 0; i < 40 && rc == 0; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "k%02d", (i * 7 + round) % 40);
+            rc = kv_put(t, k, strlen(k), k, strlen(k));
+        }
+        if (rc == 0) {
+            rc = kv_del(t, "k05", 3);
+        }
+        if (rc == 0) {
+            rc = kv_get(t, "k07", 3, &v, &vl);
+        }
+        if (rc == 0 || rc == AJ_ENOTFOUND) {
+            rc = kv_scan_prefix(t, "k", 1, round % 2, 0, count_cb, &n);
+        }
+        if (rc != 0) {
+            kv_abort(t);
+            break;
+        }
+        rc = kv_commit(t, round == 1 ? KV_ASYNC : KV_SYNC, NULL, NULL, NULL);
+    }
+    kv_close(s);
+    return rc;
+}
+
+static void test_alloc_failures(void **state) {
+    (void)state;
+    int ok = 0;
+    for (unsigned long n = 1; n < 2000 && !ok; n++) {
+        aj__mem_fail_at(n);
+        int rc = workload();
+        aj__mem_fail_at(0);
+        assert_true(rc == 0 || rc == AJ_ENOMEM);
+        ok = rc == 0;
+    }
+    assert_true(ok); /* past the last allocation the workload succeeds */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fail_at, setup, teardown),
@@ -221,6 +274,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_inject_conflicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_under_churn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scale, setup, teardown),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
