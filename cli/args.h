@@ -1,0 +1,59 @@
+/*
+ * args.h — the command-line parser every `aj` command shares.
+ *
+ * A command declares its flags in a table; args_parse() walks its arguments once, taking the
+ * global flags (--db, --json, --help/-h, --version) wherever they appear, the command's own flags
+ * as `--flag VALUE` or `--flag=VALUE`, and positional arguments. `--` ends option parsing.
+ * --help wins over every error on the line, so `aj submit --bogus --help` still shows help.
+ */
+#ifndef AJ_CLI_ARGS_H
+#define AJ_CLI_ARGS_H
+
+#include <stddef.h>
+
+#include "cli.h"
+
+/* args_parse() returns this when the command should go on; any other value is the exit code to
+ * return at once (0 after printing help or the version, 2 after printing a usage error). */
+#define ARGS_PROCEED (-1)
+
+typedef struct arg_flag {
+    const char *name;  /* "--queue" */
+    const char **text; /* a flag with a value: where the value goes (NULL until given) */
+    int *set;          /* a flag without a value: set to 1 when given */
+} arg_flag;
+
+typedef struct arg_spec {
+    const char *cmd;       /* "aj submit", for messages */
+    const char *help;      /* printed to stdout by --help */
+    const arg_flag *flags; /* terminated by an entry whose name is NULL; may be NULL */
+    const char *pos_name;  /* what a positional argument is ("ID"); NULL: none allowed */
+    size_t min_pos;        /* fewest positional arguments */
+    size_t max_pos;        /* most positional arguments; 0 with pos_name set: no limit */
+    int rest_after_dashes; /* 1: arguments after `--` go to `rest`, not to the positionals */
+} arg_spec;
+
+typedef struct arg_result {
+    const char **pos; /* positional arguments (into argv); owned, free with args_free() */
+    size_t n_pos;
+    const char **rest; /* with rest_after_dashes: the arguments after `--` (into argv) */
+    size_t n_rest;
+    int dashes; /* 1 when `--` was given */
+} arg_result;
+
+/* Parses argv[0..argc) for the command `spec`, storing global flags in `c`. */
+int args_parse(cli *c, const arg_spec *spec, int argc, char **argv, arg_result *out);
+void args_free(arg_result *r);
+
+/* Prints "aj: MESSAGE (see 'CMD --help')" as one line and returns CLI_EXIT_USAGE. */
+int args_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* 1 if `arg` is a global flag; *takes_value is set when its value is the next argument. */
+int args_is_global(const char *arg, int *takes_value);
+/* Applies a global flag (`value`: the next argument when it takes one) to `c`, and records
+ * --help and --version in *help and *version. */
+void args_apply_global(cli *c, const char *arg, const char *value, int *help, int *version);
+/* Prints the version ("aj 0.1.0", or JSON) and returns CLI_EXIT_OK. */
+int args_print_version(const cli *c);
+
+#endif

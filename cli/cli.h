@@ -1,0 +1,88 @@
+/*
+ * cli.h — what every `aj` subcommand shares: the invocation context (store URL, output mode, the
+ * open engine), exit codes, one-line error reporting, and the entry point of each command.
+ *
+ * The CLI sits on top of the layers and talks to the library only through aj.h.
+ */
+#ifndef AJ_CLI_H
+#define AJ_CLI_H
+
+#include <stdint.h>
+
+#include "aj.h"
+
+/* Exit codes: the contract scripts rely on. */
+enum {
+    CLI_EXIT_OK = 0,       /* success */
+    CLI_EXIT_ERROR = 1,    /* store or internal error */
+    CLI_EXIT_USAGE = 2,    /* bad input: nothing was changed */
+    CLI_EXIT_NOTFOUND = 3, /* no such job */
+    CLI_EXIT_STATE = 4,    /* conflict, or the job is in the wrong state */
+};
+
+/* The store used when neither --db nor AJ_DB names one. */
+#define CLI_DEFAULT_DB "sqlite:aj.db"
+
+/* One invocation of `aj`. */
+typedef struct cli {
+    const char *db_url; /* --db, else AJ_DB, else CLI_DEFAULT_DB */
+    int db_given;       /* 1 when --db was on the command line */
+    int json;           /* --json: every command prints JSON */
+    aj_engine *engine;  /* opened by cli_open(), closed by main */
+} cli;
+
+/* Maps a library error code to an exit code. */
+int cli_exit_code(int aj_rc);
+/* Prints "aj: MESSAGE" to stderr as one line and returns `exit_code`. */
+int cli_error(int exit_code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "aj: MESSAGE: <aj_errmsg()>" for a failed library call and returns its exit code. */
+int cli_fail(int aj_rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Opens the store named by c->db_url with `opts` (NULL: the defaults of a short command, which
+ * runs no background duty threads). Returns 0, or prints the problem and returns
+ * CLI_EXIT_ERROR: a store that cannot be opened is a store error. */
+int cli_open(cli *c, const aj_engine_opts *opts);
+/* Writes one library log line to stderr in logfmt, prefixed with a timestamp. An aj_log_fn. */
+void cli_log_stderr(void *ud, aj_log_level level, const char *line);
+
+/* Parses a job id: a positive decimal integer. Prints the problem and returns CLI_EXIT_USAGE,
+ * or returns 0. */
+int cli_parse_id(const char *text, uint64_t *out);
+/* Parses an unsigned decimal in [min, max] for flag `flag`; same convention. */
+int cli_parse_uint(const char *flag, const char *text, uint64_t min, uint64_t max, uint64_t *out);
+/* Parses a duration for flag `flag` with aj_duration_parse(); same convention. */
+int cli_parse_duration(const char *flag, const char *text, int64_t *out_ms);
+
+/* Bytes of a job id or count printed in decimal, and its NUL. */
+#define CLI_NUM_MAX 24
+/* Jobs read from the store per page when listing. */
+#define CLI_PAGE 1000
+
+/* Reports a failed call about job `id`: "job N not found" (exit 3) or "cannot VERB job N: ..." */
+int cli_job_error(int aj_rc, uint64_t id, const char *verb);
+/* The exit code of a job that finished: 0 if completed; else prints "job N ended dead
+ * (reason): error" and returns CLI_EXIT_STATE. */
+int cli_job_outcome(const aj_job *job);
+
+/* Calls `visit` with each page of jobs matching `filter` in id order, at most `limit` jobs in
+ * all (0: every one). Stops at the first non-zero return of `visit` and returns it. */
+typedef int (*cli_visit_fn)(cli *c, aj_job *const *jobs, size_t n, void *ud);
+int cli_list_pages(cli *c, const aj_job_filter *filter, size_t limit, cli_visit_fn visit, void *ud);
+
+/* The commands. argv holds the arguments after the command words, global flags included. */
+int cmd_submit(cli *c, int argc, char **argv);
+int cmd_worker(cli *c, int argc, char **argv);
+int cmd_job_show(cli *c, int argc, char **argv);
+int cmd_job_wait(cli *c, int argc, char **argv);
+int cmd_job_ls(cli *c, int argc, char **argv);
+int cmd_job_cancel(cli *c, int argc, char **argv);
+int cmd_dlq_ls(cli *c, int argc, char **argv);
+int cmd_dlq_show(cli *c, int argc, char **argv);
+int cmd_dlq_redrive(cli *c, int argc, char **argv);
+int cmd_dlq_purge(cli *c, int argc, char **argv);
+int cmd_dlq_export(cli *c, int argc, char **argv);
+int cmd_stats(cli *c, int argc, char **argv);
+int cmd_backup(cli *c, int argc, char **argv);
+int cmd_check(cli *c, int argc, char **argv);
+int cmd_demo(cli *c, int argc, char **argv);
+
+#endif

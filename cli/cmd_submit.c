@@ -1,0 +1,569 @@
+/*
+ * cmd_submit.c — `aj submit`: one job from flags (or from `-- PROGRAM ARG...`, a shell job), or
+ * one job per line of a file submitted as one all-or-nothing batch.
+ *
+ * Every input is validated before the store is opened, so bad input exits 2 and changes nothing.
+ * The library validates again (it is the authority); validating here first is what lets the CLI
+ * name the flag and the line at fault.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "args.h"
+#include "cli.h"
+#include "out.h"
+
+/* Most attempts a job may be given (counting the first run). */
+#define SUBMIT_MAX_ATTEMPTS_MAX 1000000
+/* Largest input read from a file or stdin: --payload-lines holds up to AJ_BATCH_MAX lines. */
+#define SUBMIT_INPUT_MAX ((size_t)1 << 30)
+/* Bytes of a formatted size ("1 MiB"). */
+#define SUBMIT_SIZE_TEXT 32
+/* Bytes of one validation message. */
+#define SUBMIT_WHY_MAX 256
+
+static const char submit_help[] =
+    "Usage: aj submit --type TYPE [flags] [--payload JSON | --payload-file FILE]\n"
+    "       aj submit [flags] -- PROGRAM [ARG...]\n"
+    "       aj submit --type TYPE [flags] --payload-lines FILE|-\n"
+    "\n"
+    "Submits a job and prints its id (a decimal integer) alone on stdout ({\"id\":N} with\n"
+    "--json). The job is on disk before the id is printed. With `-- PROGRAM ARG...` the job is\n"
+    "of type shell with payload {\"argv\":[PROGRAM, ARG...]}; a worker runs it without a shell.\n"
+    "\n"
+    "Flags:\n"
+    "  --queue Q              queue name (default: default). Names are 1-200 bytes of letters,\n"
+    "                         digits and -+/;.$_(), not starting with '-'\n"
+    "  --type T               job type, e.g. shell or echo (required without `--`)\n"
+    "  --priority P           0..4294967295, lower runs first, or critical (0), high (512),\n"
+    "                         normal (1024), low (2048) (default: normal). FIFO within a priority\n"
+    "  --delay DUR            become ready after DUR (default: at once)\n"
+    "  --at TIME              become ready at an RFC 3339 time (excludes --delay)\n"
+    "  --timeout DUR          execution timeout of one attempt (default: 5m)\n"
+    "  --lease DUR            lease length, renewed by heartbeats while it runs (default: 30s)\n"
+    "  --max-attempts N       runs allowed, counting the first, 1..1000000 (default: 3)\n"
+    "  --backoff SPEC         delay before a retry (default: exp:1s:2:5m); SPEC is one of\n"
+    "                           none                      retry at once\n"
+    "                           fixed:DUR                 the same delay every time\n"
+    "                           exp:INITIAL[:FACTOR[:MAX]]  INITIAL*FACTOR^(n-1), capped at MAX\n"
+    "                           list:DUR[,DUR...]         one delay per retry, the last repeated\n"
+    "                         Up to 10% jitter is added to every delay.\n"
+    "  --idempotency-key K    1-256 bytes; the same key in the same queue within 24h returns the\n"
+    "                         first job's id and creates nothing (a different job: exit 4)\n"
+    "  --metadata JSON        a JSON object (at most 64 KiB) stored with the job\n"
+    "  --payload JSON         the payload: any JSON value, at most 1 MiB (default: null)\n"
+    "  --payload-file FILE    read the payload from FILE (- for stdin)\n"
+    "  --payload-lines FILE   one job per line of FILE (- for stdin), every line a JSON payload;\n"
+    "                         all lines are checked first and submitted together or not at all;\n"
+    "                         a blank line is an error. Prints the number of jobs\n"
+    "                         ({\"count\":N,\"ids\":[...]} with --json). At most 100000 lines\n"
+    "  --wait                 after submitting, wait until the job finishes; exit 0 only if it\n"
+    "                         completed, else 4 with the reason\n"
+    "  --db URL, --json       see 'aj --help'\n"
+    "\n"
+    "A shell payload is {\"argv\":[...]} with optional \"env\" (object of strings) and \"cwd\".\n"
+    "The program gets AJ_JOB_ID, AJ_ATTEMPT and AJ_QUEUE; exit 0 completes the job, exit 100 is\n"
+    "a permanent failure (dead-lettered at once), anything else is retried.\n"
+    "\n"
+    "Exit codes: 0 submitted (and with --wait: completed), 1 store error, 2 bad input (nothing\n"
+    "submitted), 4 idempotency key used by a different job, or --wait saw it end dead/cancelled.\n"
+    "\n"
+    "Examples:\n"
+    "  aj submit --queue mail --priority high -- /usr/local/bin/send-mail --to ops\n"
+    "  aj submit --type echo --payload '{\"n\":1}' --delay 1h30m --backoff fixed:10s\n"
+    "  seq 1000 | aj submit --type echo --payload-lines -\n";
+
+typedef struct submit_args {
+    const char *queue;
+    const char *type;
+    const char *priority;
+    const char *delay;
+    const char *at;
+    const char *timeout;
+    const char *lease;
+    const char *max_attempts;
+    const char *backoff;
+    const char *key;
+    const char *metadata;
+    const char *payload;
+    const char *payload_file;
+    const char *payload_lines;
+    int wait;
+} submit_args;
+
+static void size_text(size_t bytes, char *buf, size_t size) {
+    if (bytes % ((size_t)1 << 20) == 0) {
+        snprintf(buf, size, "%zu MiB", bytes >> 20);
+    } else if (bytes % 1024 == 0) {
+        snprintf(buf, size, "%zu KiB", bytes >> 10);
+    } else {
+        snprintf(buf, size, "%zu bytes", bytes);
+    }
+}
+
+/* Reads a whole file ("-": stdin) into a NUL-terminated buffer owned by the caller. */
+static int read_input(const char *flag, const char *path, char **out, size_t *out_len) {
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        return cli_error(CLI_EXIT_USAGE, "cannot read %s '%s': %s", flag, path, strerror(errno));
+    }
+    int rc = CLI_EXIT_OK;
+    size_t cap = 0;
+    size_t len = 0;
+    char *buf = NULL;
+    for (;;) {
+        if (len + 1 >= cap) {
+            size_t ncap = cap == 0 ? 64 * 1024 : cap * 2;
+            char *nbuf = ncap <= SUBMIT_INPUT_MAX + 1 ? realloc(buf, ncap) : NULL;
+            if (nbuf == NULL) {
+                rc = cli_error(CLI_EXIT_USAGE, "%s '%s' is too large to read", flag, path);
+                goto done;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0) {
+            break;
+        }
+    }
+    if (ferror(f)) {
+        rc = cli_error(CLI_EXIT_USAGE, "cannot read %s '%s': %s", flag, path, strerror(errno));
+        goto done;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+done:
+    free(buf);
+    if (f != stdin) {
+        fclose(f);
+    }
+    return rc;
+}
+
+/* Checks the shape the built-in shell type needs, so a typo fails now rather than at run time. */
+static int shell_payload_ok(const json_t *v, char *why, size_t size) {
+    const json_t *argv = json_object_get(v, "argv");
+    if (!json_is_object(v) || !json_is_array(argv) || json_array_size(argv) == 0) {
+        snprintf(why, size, "a shell payload needs \"argv\", a non-empty array of strings");
+        return 0;
+    }
+    for (size_t i = 0; i < json_array_size(argv); i++) {
+        if (!json_is_string(json_array_get(argv, i))) {
+            snprintf(why, size, "shell payload \"argv\" item %zu is not a string", i);
+            return 0;
+        }
+    }
+    const json_t *env = json_object_get(v, "env");
+    if (env != NULL) {
+        const char *k = NULL;
+        const json_t *val = NULL;
+        int ok = json_is_object(env);
+        json_object_foreach((json_t *)env, k, val) {
+            ok = ok && json_is_string(val);
+        }
+        if (!ok) {
+            snprintf(why, size, "shell payload \"env\" must be an object of strings");
+            return 0;
+        }
+    }
+    const json_t *cwd = json_object_get(v, "cwd");
+    if (cwd != NULL && !json_is_string(cwd)) {
+        snprintf(why, size, "shell payload \"cwd\" must be a string");
+        return 0;
+    }
+    return 1;
+}
+
+/* Validates one payload; `where` prefixes the message ("payload", "line 3"). */
+static int payload_ok(const char *where, const char *type, const char *data, size_t len) {
+    char limit[SUBMIT_SIZE_TEXT];
+    size_text(AJ_PAYLOAD_MAX, limit, sizeof limit);
+    if (len > AJ_PAYLOAD_MAX) {
+        return cli_error(CLI_EXIT_USAGE, "%s is %zu bytes, over the %s limit", where, len, limit);
+    }
+    json_error_t jerr;
+    json_t *v = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    if (v == NULL) {
+        return cli_error(CLI_EXIT_USAGE, "%s is not valid JSON: line %d, column %d: %s", where,
+                         jerr.line, jerr.column, jerr.text);
+    }
+    char why[SUBMIT_WHY_MAX];
+    int ok = strcmp(type, "shell") != 0 || shell_payload_ok(v, why, sizeof why);
+    json_decref(v);
+    if (!ok) {
+        return cli_error(CLI_EXIT_USAGE, "%s: %s", where, why);
+    }
+    return CLI_EXIT_OK;
+}
+
+/* Builds {"argv":[PROGRAM, ARG...]} for `-- PROGRAM ARG...`. */
+static int argv_payload(const char **args, size_t n, char **out) {
+    json_t *arr = json_array();
+    json_t *obj = json_pack("{s:o}", "argv", arr);
+    if (obj == NULL) {
+        return cli_error(CLI_EXIT_ERROR, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *s = json_string(args[i]);
+        if (s == NULL) {
+            json_decref(obj);
+            return cli_error(CLI_EXIT_USAGE, "argument '%s' is not valid UTF-8", args[i]);
+        }
+        json_array_append_new(arr, s);
+    }
+    *out = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    return *out != NULL ? CLI_EXIT_OK : cli_error(CLI_EXIT_ERROR, "out of memory");
+}
+
+/* Fills the spec from every flag except the type and payload, checking each. */
+static int spec_from_flags(const submit_args *a, aj_job_spec *spec) {
+    int rc = 0;
+    if (a->queue != NULL) {
+        rc = aj_name_check("queue", a->queue);
+        if (rc != 0) {
+            return cli_fail(rc, "bad --queue");
+        }
+        spec->queue = a->queue;
+    }
+    rc = aj_name_check("type", spec->type);
+    if (rc != 0) {
+        return cli_fail(rc, "bad --type");
+    }
+    if (a->priority != NULL) {
+        rc = aj_priority_parse(a->priority, &spec->priority);
+        if (rc != 0) {
+            cli_fail(rc, "--priority '%s' is not 0..4294967295, critical, high, normal or low",
+                     a->priority);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (a->delay != NULL && a->at != NULL) {
+        return args_usage_error("aj submit", "--delay and --at exclude each other");
+    }
+    if (a->delay != NULL && cli_parse_duration("--delay", a->delay, &spec->delay_ms) != 0) {
+        return CLI_EXIT_USAGE;
+    }
+    if (a->at != NULL) {
+        rc = aj_time_parse(a->at, &spec->run_at_ms);
+        if (rc != 0) {
+            cli_fail(rc, "--at '%s' is not an RFC 3339 time like 2026-03-08T07:00:00Z", a->at);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (a->timeout != NULL) {
+        if (cli_parse_duration("--timeout", a->timeout, &spec->timeout_ms) != 0) {
+            return CLI_EXIT_USAGE;
+        }
+        if (spec->timeout_ms <= 0) {
+            return cli_error(CLI_EXIT_USAGE, "--timeout must be longer than 0ms");
+        }
+    }
+    if (a->lease != NULL) {
+        if (cli_parse_duration("--lease", a->lease, &spec->lease_ms) != 0) {
+            return CLI_EXIT_USAGE;
+        }
+        if (spec->lease_ms <= 0) {
+            return cli_error(CLI_EXIT_USAGE, "--lease must be longer than 0ms");
+        }
+    }
+    if (a->max_attempts != NULL) {
+        uint64_t n = 0;
+        if (cli_parse_uint("--max-attempts", a->max_attempts, 1, SUBMIT_MAX_ATTEMPTS_MAX, &n) !=
+            0) {
+            return CLI_EXIT_USAGE;
+        }
+        spec->max_attempts = (uint32_t)n;
+    }
+    if (a->backoff != NULL) {
+        rc = aj_backoff_parse(a->backoff, &spec->backoff);
+        if (rc != 0) {
+            cli_fail(rc,
+                     "--backoff '%s' is not none, fixed:DUR, exp:INITIAL[:FACTOR[:MAX]] or "
+                     "list:DUR[,DUR...]",
+                     a->backoff);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (a->key != NULL) {
+        size_t len = strlen(a->key);
+        if (len == 0 || len > AJ_IDEMPOTENCY_KEY_MAX) {
+            return cli_error(CLI_EXIT_USAGE, "--idempotency-key is %zu bytes; it must be 1 to %d",
+                             len, AJ_IDEMPOTENCY_KEY_MAX);
+        }
+        spec->idempotency_key = a->key;
+    }
+    if (a->metadata != NULL) {
+        char limit[SUBMIT_SIZE_TEXT];
+        size_text(AJ_METADATA_MAX, limit, sizeof limit);
+        size_t len = strlen(a->metadata);
+        if (len > AJ_METADATA_MAX) {
+            return cli_error(CLI_EXIT_USAGE, "--metadata is %zu bytes, over the %s limit", len,
+                             limit);
+        }
+        json_error_t jerr;
+        json_t *v = json_loads(a->metadata, 0, &jerr);
+        int is_object = json_is_object(v);
+        json_decref(v);
+        if (!is_object) {
+            return cli_error(CLI_EXIT_USAGE, "--metadata is not a JSON object%s%s",
+                             v == NULL ? ": " : "", v == NULL ? jerr.text : "");
+        }
+        spec->metadata = a->metadata;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* Splits `buf` into lines in place and checks each one as a payload. Fills *out_specs (owned by
+ * the caller) with one copy of `proto` per line. */
+static int lines_to_specs(const char *path, char *buf, size_t len, const aj_job_spec *proto,
+                          aj_job_spec **out_specs, size_t *out_n) {
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++) {
+        lines += buf[i] == '\n';
+    }
+    lines += len > 0 && buf[len - 1] != '\n'; /* a last line without its newline */
+    if (lines == 0) {
+        return cli_error(CLI_EXIT_USAGE, "--payload-lines '%s' holds no lines", path);
+    }
+    if (lines > AJ_BATCH_MAX) {
+        return cli_error(CLI_EXIT_USAGE,
+                         "--payload-lines '%s' has %zu lines, over the batch limit of %d", path,
+                         lines, AJ_BATCH_MAX);
+    }
+    aj_job_spec *specs = calloc(lines, sizeof *specs);
+    if (specs == NULL) {
+        return cli_error(CLI_EXIT_ERROR, "out of memory");
+    }
+    size_t n = 0;
+    char *p = buf;
+    char *end = buf + len;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *stop = nl != NULL ? nl : end;
+        size_t line_len = (size_t)(stop - p);
+        if (line_len > 0 && p[line_len - 1] == '\r') {
+            line_len--; /* CRLF files */
+        }
+        size_t blank = strspn(p, " \t\r");
+        char where[SUBMIT_WHY_MAX];
+        snprintf(where, sizeof where, "--payload-lines line %zu", n + 1);
+        if (blank >= line_len) {
+            free(specs);
+            return cli_error(CLI_EXIT_USAGE, "%s is blank; every line must be a payload", where);
+        }
+        int rc = payload_ok(where, proto->type, p, line_len);
+        if (rc != 0) {
+            free(specs);
+            return rc;
+        }
+        specs[n] = *proto;
+        specs[n].payload = p;
+        specs[n].payload_len = line_len;
+        n++;
+        p = stop + 1;
+    }
+    *out_specs = specs;
+    *out_n = n;
+    return CLI_EXIT_OK;
+}
+
+/* Waits for each job; exit 0 only if every one completed (the first failure is reported). */
+static int wait_all(cli *c, const uint64_t *ids, size_t n) {
+    int result = CLI_EXIT_OK;
+    for (size_t i = 0; i < n; i++) {
+        aj_job_state state = 0;
+        aj_job *job = NULL;
+        int rc = aj_job_wait(c->engine, ids[i], -1, &state);
+        if (rc == 0) {
+            rc = aj_job_get(c->engine, ids[i], &job);
+        }
+        if (rc != 0) {
+            return cli_job_error(rc, ids[i], "wait for");
+        }
+        if (result == CLI_EXIT_OK) {
+            result = cli_job_outcome(job);
+        }
+        aj_job_free(job);
+    }
+    return result;
+}
+
+static int submit_lines(cli *c, const submit_args *a, const aj_job_spec *proto) {
+    char *buf = NULL;
+    size_t len = 0;
+    aj_job_spec *specs = NULL;
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    int rc = read_input("--payload-lines", a->payload_lines, &buf, &len);
+    if (rc == 0) {
+        rc = lines_to_specs(a->payload_lines, buf, len, proto, &specs, &n);
+    }
+    if (rc == 0) {
+        ids = calloc(n, sizeof *ids);
+        rc = ids == NULL ? cli_error(CLI_EXIT_ERROR, "out of memory") : 0;
+    }
+    if (rc == 0) {
+        rc = cli_open(c, NULL);
+    }
+    if (rc == 0) {
+        int arc = aj_submit_batch(c->engine, specs, n, ids);
+        rc = arc != 0 ? cli_fail(arc, "cannot submit %zu jobs", n) : 0;
+    }
+    if (rc == 0 && c->json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n && arr != NULL; i++) {
+            json_array_append_new(arr, json_integer((json_int_t)ids[i]));
+        }
+        rc = out_json(json_pack("{s:I, s:o}", "count", (json_int_t)n, "ids", arr));
+    } else if (rc == 0) {
+        printf("%zu\n", n);
+    }
+    if (rc == 0 && a->wait) {
+        fflush(stdout);
+        rc = wait_all(c, ids, n);
+    }
+    free(ids);
+    free(specs);
+    free(buf);
+    return rc;
+}
+
+/* Picks the one payload source given and loads it into *payload (owned by the caller). */
+static int load_payload(const submit_args *a, const arg_result *r, char **payload, size_t *len) {
+    if (a->payload != NULL) {
+        *payload = strdup(a->payload);
+        *len = strlen(a->payload);
+        return *payload != NULL ? CLI_EXIT_OK : cli_error(CLI_EXIT_ERROR, "out of memory");
+    }
+    if (a->payload_file != NULL) {
+        return read_input("--payload-file", a->payload_file, payload, len);
+    }
+    if (r->dashes) {
+        int rc = argv_payload(r->rest, r->n_rest, payload);
+        *len = rc == 0 ? strlen(*payload) : 0;
+        return rc;
+    }
+    static const char none[] = "null"; /* payloads are JSON values: none given is JSON null */
+    *payload = strdup(none);
+    *len = sizeof none - 1;
+    return *payload != NULL ? CLI_EXIT_OK : cli_error(CLI_EXIT_ERROR, "out of memory");
+}
+
+/* Checks that the payload sources and the type fit together; sets the job's type. */
+static int choose_type(const submit_args *a, const arg_result *r, aj_job_spec *spec) {
+    const char *given[4];
+    size_t n = 0;
+    if (a->payload != NULL) {
+        given[n++] = "--payload";
+    }
+    if (a->payload_file != NULL) {
+        given[n++] = "--payload-file";
+    }
+    if (a->payload_lines != NULL) {
+        given[n++] = "--payload-lines";
+    }
+    if (r->dashes) {
+        given[n++] = "'-- PROGRAM'";
+    }
+    if (n > 1) {
+        return args_usage_error("aj submit", "%s and %s exclude each other", given[0], given[1]);
+    }
+    if (r->dashes && r->n_rest == 0) {
+        return args_usage_error("aj submit", "missing PROGRAM after '--'");
+    }
+    if (r->dashes && a->type != NULL && strcmp(a->type, "shell") != 0) {
+        return args_usage_error("aj submit",
+                                "--type %s conflicts with '-- PROGRAM', which submits "
+                                "a shell job",
+                                a->type);
+    }
+    if (a->payload_lines != NULL && a->key != NULL) {
+        return args_usage_error("aj submit", "--idempotency-key cannot apply to every line of "
+                                             "--payload-lines");
+    }
+    spec->type = r->dashes ? "shell" : a->type;
+    if (spec->type == NULL) {
+        return args_usage_error("aj submit",
+                                "missing --type (or '-- PROGRAM ARG...' for a shell job)");
+    }
+    return CLI_EXIT_OK;
+}
+
+int cmd_submit(cli *c, int argc, char **argv) {
+    submit_args a;
+    memset(&a, 0, sizeof a);
+    const arg_flag flags[] = {
+        {"--queue", &a.queue, NULL},
+        {"--type", &a.type, NULL},
+        {"--priority", &a.priority, NULL},
+        {"--delay", &a.delay, NULL},
+        {"--at", &a.at, NULL},
+        {"--timeout", &a.timeout, NULL},
+        {"--lease", &a.lease, NULL},
+        {"--max-attempts", &a.max_attempts, NULL},
+        {"--backoff", &a.backoff, NULL},
+        {"--idempotency-key", &a.key, NULL},
+        {"--metadata", &a.metadata, NULL},
+        {"--payload", &a.payload, NULL},
+        {"--payload-file", &a.payload_file, NULL},
+        {"--payload-lines", &a.payload_lines, NULL},
+        {"--wait", NULL, &a.wait},
+        {NULL, NULL, NULL},
+    };
+    const arg_spec spec_args = {"aj submit", submit_help, flags, NULL, 0, 0, 1};
+    arg_result r;
+    int rc = args_parse(c, &spec_args, argc, argv, &r);
+    if (rc != ARGS_PROCEED) {
+        return rc;
+    }
+    aj_job_spec spec;
+    aj_job_spec_init(&spec);
+    char *payload = NULL;
+    size_t len = 0;
+    uint64_t id = 0;
+    rc = choose_type(&a, &r, &spec);
+    if (rc == 0) {
+        rc = spec_from_flags(&a, &spec);
+    }
+    if (rc == 0 && a.payload_lines != NULL) {
+        rc = submit_lines(c, &a, &spec);
+        goto done;
+    }
+    if (rc == 0) {
+        rc = load_payload(&a, &r, &payload, &len);
+    }
+    if (rc == 0) {
+        rc = payload_ok("payload", spec.type, payload, len);
+    }
+    if (rc == 0) {
+        rc = cli_open(c, NULL);
+    }
+    if (rc == 0) {
+        spec.payload = payload;
+        spec.payload_len = len;
+        int arc = aj_submit(c->engine, &spec, &id);
+        rc = arc != 0 ? cli_fail(arc, "cannot submit the job") : 0;
+    }
+    if (rc == 0) {
+        rc = c->json ? out_json(json_pack("{s:I}", "id", (json_int_t)id))
+                     : (printf("%" PRIu64 "\n", id), CLI_EXIT_OK);
+    }
+    if (rc == 0 && a.wait) {
+        fflush(stdout);
+        rc = wait_all(c, &id, 1);
+    }
+done:
+    free(payload);
+    args_free(&r);
+    return rc;
+}

@@ -1,0 +1,227 @@
+/*
+ * cmd_worker.c — `aj worker`: runs the built-in job types (shell, echo) in a pool of threads
+ * until SIGTERM/SIGINT, or with --drain until nothing of its queues is left to do soon.
+ *
+ * Signals: SIGINT and SIGTERM are blocked before the engine starts any thread, so every library
+ * thread inherits the block and only this thread ever takes them, at points it chooses (in
+ * sigsuspend() or while draining and stopping). The handler only records the signal and calls
+ * aj_workers_request_stop(), which is async-signal-safe; a second signal during shutdown leaves
+ * at once with _exit(). Logs are logfmt lines on stderr, from the library and from here.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "cli.h"
+#include "out.h"
+
+/* Most queues one worker serves (--queue a,b,...). */
+#define WORKER_QUEUES_MAX 64
+/* Most handler threads (--concurrency). */
+#define WORKER_CONCURRENCY_MAX 1024
+/* --drain exits once nothing is ready or running and nothing becomes ready within this. */
+#define WORKER_DRAIN_HORIZON_MS AJ_MINUTE
+/* Bytes of one log line written here. */
+#define WORKER_LOG_MAX 512
+
+static const char worker_help[] =
+    "Usage: aj worker [--queue Q[,Q...]] [--concurrency N] [--drain] [--shutdown-timeout DUR]\n"
+    "\n"
+    "Runs the built-in job types until SIGTERM or SIGINT:\n"
+    "  shell  payload {\"argv\":[...], \"env\":{...}, \"cwd\":\"...\"}: runs the program without\n"
+    "         a shell, stdin from /dev/null, with AJ_JOB_ID, AJ_ATTEMPT (1 for the first run)\n"
+    "         and AJ_QUEUE set. Exit 0 completes the job with result\n"
+    "         {\"exit_code\":N,\"signal\":S,\"output\":\"last 64 KiB of stdout+stderr\"};\n"
+    "         exit 100 is a permanent failure (dead-lettered at once); anything else, or a\n"
+    "         signal, is retried after the job's backoff while attempts remain.\n"
+    "  echo   completes with the payload as the result.\n"
+    "On SIGTERM/SIGINT it stops claiming, lets running jobs finish within --shutdown-timeout,\n"
+    "then stops them and gives them back. A second signal exits at once.\n"
+    "Logs go to stderr in logfmt.\n"
+    "\n"
+    "Flags:\n"
+    "  --queue Q[,Q...]        serve only these queues (default: every queue)\n"
+    "  --concurrency N         jobs run at once, 1..1024 (default: 4)\n"
+    "  --drain                 exit 0 once, in the whole store, no job of these queues is ready\n"
+    "                          or running and none becomes ready within the next 60s\n"
+    "  --shutdown-timeout DUR  time running jobs get to finish on stop (default: 30s)\n"
+    "\n"
+    "Exit codes: 0 stopped by a signal or drained, 1 store error (or --drain interrupted by a\n"
+    "signal), 2 bad input.\n"
+    "\n"
+    "Examples:\n"
+    "  aj worker --queue mail,reports --concurrency 8\n"
+    "  aj worker --drain\n";
+
+/* The engine the signal handler stops; set only while the pool runs. */
+static aj_engine *volatile worker_engine;
+/* The first stop signal received, 0 before. */
+static volatile sig_atomic_t worker_signal;
+
+static void on_stop_signal(int sig) {
+    if (worker_signal != 0) {
+        _exit(CLI_EXIT_ERROR); /* a second signal: the user does not want to wait */
+    }
+    worker_signal = sig;
+    aj_engine *e = worker_engine;
+    if (e != NULL) {
+        aj_workers_request_stop(e);
+    }
+}
+
+static void wlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void wlog(const char *fmt, ...) {
+    char line[WORKER_LOG_MAX];
+    int n = snprintf(line, sizeof line, "level=info ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    cli_log_stderr(NULL, AJ_LOG_INFO, line);
+}
+
+static const char *signal_name(int sig) {
+    return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "signal";
+}
+
+/* Splits "a,b" in place into names, checking each. */
+static int split_queues(char *list, const char **names, size_t *n) {
+    *n = 0;
+    char *save = NULL;
+    if (list[0] == '\0' || list[0] == ',' || list[strlen(list) - 1] == ',' ||
+        strstr(list, ",,") != NULL) {
+        return cli_error(CLI_EXIT_USAGE, "--queue '%s' has an empty queue name", list);
+    }
+    for (char *q = strtok_r(list, ",", &save); q != NULL; q = strtok_r(NULL, ",", &save)) {
+        if (*n == WORKER_QUEUES_MAX) {
+            return cli_error(CLI_EXIT_USAGE, "--queue names more than %d queues",
+                             WORKER_QUEUES_MAX);
+        }
+        int rc = aj_name_check("queue", q);
+        if (rc != 0) {
+            cli_fail(rc, "bad --queue");
+            return CLI_EXIT_USAGE;
+        }
+        names[(*n)++] = q;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* Runs the pool until a signal, or until drained. Signals are blocked on entry. */
+static int run_pool(cli *c, int drain, const sigset_t *stop_set) {
+    sigset_t waitmask;
+    pthread_sigmask(SIG_BLOCK, NULL, &waitmask);
+    sigdelset(&waitmask, SIGINT);
+    sigdelset(&waitmask, SIGTERM);
+    int rc = CLI_EXIT_OK;
+    if (drain) {
+        pthread_sigmask(SIG_UNBLOCK, stop_set, NULL);
+        int arc = aj_workers_drain(c->engine, WORKER_DRAIN_HORIZON_MS);
+        if (arc == 0) {
+            char horizon[OUT_SPEC_MAX];
+            aj_duration_format(WORKER_DRAIN_HORIZON_MS, horizon, sizeof horizon);
+            wlog("msg=drained horizon=%s", horizon);
+        } else if (arc == AJ_ECANCELLED && worker_signal != 0) {
+            rc = cli_error(CLI_EXIT_ERROR, "drain interrupted by %s", signal_name(worker_signal));
+        } else {
+            rc = cli_fail(arc, "cannot drain");
+        }
+    } else {
+        while (worker_signal == 0) {
+            sigsuspend(&waitmask);
+        }
+        pthread_sigmask(SIG_UNBLOCK, stop_set, NULL); /* a second signal may now cut it short */
+    }
+    if (worker_signal != 0) {
+        wlog("msg=\"stopping\" signal=%s", signal_name(worker_signal));
+    }
+    int arc = aj_workers_stop(c->engine);
+    if (arc != 0 && rc == CLI_EXIT_OK) {
+        rc = cli_fail(arc, "cannot stop the workers");
+    }
+    wlog("msg=exiting status=%d", rc);
+    return rc;
+}
+
+int cmd_worker(cli *c, int argc, char **argv) {
+    const char *queue = NULL;
+    const char *concurrency = NULL;
+    const char *shutdown = NULL;
+    int drain = 0;
+    const arg_flag flags[] = {
+        {"--queue", &queue, NULL},
+        {"--concurrency", &concurrency, NULL},
+        {"--shutdown-timeout", &shutdown, NULL},
+        {"--drain", NULL, &drain},
+        {NULL, NULL, NULL},
+    };
+    const arg_spec spec = {"aj worker", worker_help, flags, NULL, 0, 0, 0};
+    arg_result r;
+    int rc = args_parse(c, &spec, argc, argv, &r);
+    if (rc != ARGS_PROCEED) {
+        return rc;
+    }
+    args_free(&r);
+    rc = CLI_EXIT_OK;
+    aj_worker_opts wopts;
+    aj_worker_opts_init(&wopts);
+    const char *names[WORKER_QUEUES_MAX];
+    char *queue_list = queue != NULL ? strdup(queue) : NULL;
+    if (queue != NULL && queue_list == NULL) {
+        return cli_error(CLI_EXIT_ERROR, "out of memory");
+    }
+    if (queue_list != NULL) {
+        rc = split_queues(queue_list, names, &wopts.n_queues);
+        wopts.queues = names;
+    }
+    uint64_t n = 0;
+    if (rc == 0 && concurrency != NULL) {
+        rc = cli_parse_uint("--concurrency", concurrency, 1, WORKER_CONCURRENCY_MAX, &n);
+        wopts.concurrency = (uint32_t)n;
+    }
+    if (rc == 0 && shutdown != NULL) {
+        rc = cli_parse_duration("--shutdown-timeout", shutdown, &wopts.shutdown_deadline_ms);
+    }
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL); /* before any library thread exists */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    aj_engine_opts opts;
+    aj_engine_opts_init(&opts);
+    opts.log = cli_log_stderr;
+    opts.log_level = AJ_LOG_INFO;
+    if (rc == 0) {
+        rc = cli_open(c, &opts);
+    }
+    int arc = rc == 0 ? aj_register_builtins(c->engine) : 0;
+    if (arc == 0 && rc == 0) {
+        worker_engine = c->engine;
+        arc = aj_workers_start(c->engine, &wopts);
+    }
+    if (arc != 0) {
+        rc = cli_fail(arc, "cannot start the workers");
+    }
+    if (rc == 0) {
+        wlog("msg=serving queues=%s concurrency=%" PRIu32 " drain=%d", queue != NULL ? queue : "*",
+             wopts.concurrency, drain);
+        rc = run_pool(c, drain, &stop_set);
+    }
+    /* The engine closes in main; block the signals first so the handler never sees it go. */
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    worker_engine = NULL;
+    free(queue_list);
+    return rc;
+}

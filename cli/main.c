@@ -1,0 +1,375 @@
+/*
+ * main.c — the `aj` command: global flags, the command tree and dispatch, and the helpers every
+ * command shares (errors, exit codes, opening the store, argument values).
+ *
+ * The CLI is the top layer: it uses only the public contract in aj.h, so anything it can do a
+ * user's program can do too. main() finds the command words (skipping global flags, which may
+ * appear anywhere), hands the remaining arguments to the command, and closes the engine.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "args.h"
+#include "cli.h"
+#include "out.h"
+
+/* Bytes of one error line, without the "aj: " prefix. */
+#define CLI_ERR_MAX 1024
+/* Bytes of a command path such as "aj dlq redrive". */
+#define CLI_PATH_MAX 64
+
+typedef struct command {
+    const char *name;
+    int (*run)(cli *c, int argc, char **argv); /* a leaf */
+    const struct command *subs;                /* a group: terminated by a NULL name */
+    const char *help;                          /* a group's help */
+} command;
+
+static const char top_help[] =
+    "Usage: aj [--db URL] [--json] COMMAND [ARGS...]\n"
+    "\n"
+    "Aspen Jobs: a durable job queue on an embedded SQLite store.\n"
+    "\n"
+    "Commands:\n"
+    "  submit    submit a job, or one job per line of a file\n"
+    "  worker    run the built-in job types (shell, echo) until stopped, or until drained\n"
+    "  job       show, wait for, list and cancel jobs\n"
+    "  dlq       list, show, redrive, purge and export dead-lettered jobs\n"
+    "  stats     job counts per state and the engine's counters\n"
+    "  backup    write a consistent copy of the store while it stays in use\n"
+    "  check     verify every record against its indexes\n"
+    "  demo      run a demo workload through in-process workers and print a summary\n"
+    "  help      show the help of a command: aj help dlq redrive\n"
+    "\n"
+    "Global flags, allowed anywhere on the line:\n"
+    "  --db URL     the store: sqlite:PATH or mem: (default: $AJ_DB, else sqlite:aj.db).\n"
+    "               A missing SQLite file is created when its directory exists.\n"
+    "  --json       print JSON instead of text (errors stay one line of text on stderr)\n"
+    "  -h, --help   show help; every command and subcommand has its own\n"
+    "  --version    print the version\n"
+    "  --           end of flags (for submit: PROGRAM ARG... follows)\n"
+    "\n"
+    "Formats used by the flags:\n"
+    "  DURATION     integers with units ms, s, m, h, d, combinable: 250ms, 30s, 1h30m\n"
+    "  PRIORITY     0..4294967295, lower runs first, or critical (0), high (512),\n"
+    "               normal (1024), low (2048)\n"
+    "  TIME         RFC 3339: 2026-03-08T07:00:00Z\n"
+    "\n"
+    "Exit codes:\n"
+    "  0 success   1 store or internal error   2 bad input (nothing changed)\n"
+    "  3 job not found   4 conflict or wrong state\n"
+    "\n"
+    "Example:\n"
+    "  aj submit -- echo hello && aj worker --drain && aj job ls\n";
+
+static const char job_help[] = "Usage: aj job COMMAND [ARGS...]\n"
+                               "\n"
+                               "Inspect and control jobs.\n"
+                               "\n"
+                               "Commands:\n"
+                               "  show ID       print one job\n"
+                               "  wait ID       wait until a job is completed, dead or cancelled\n"
+                               "  ls            list jobs, filtered by queue, state or type\n"
+                               "  cancel ID     cancel a job that has not finished\n"
+                               "\n"
+                               "Run 'aj job COMMAND --help' for details.\n"
+                               "\n"
+                               "Example:\n"
+                               "  aj job ls --state dead --limit 20\n";
+
+static const char dlq_help[] =
+    "Usage: aj dlq COMMAND [ARGS...]\n"
+    "\n"
+    "The dead-letter queue: jobs that failed permanently, ran out of attempts or timed out.\n"
+    "\n"
+    "Commands:\n"
+    "  ls                       list dead jobs\n"
+    "  show ID                  print one dead job\n"
+    "  redrive (ID... | --all)  make dead jobs ready again, same id, attempts reset\n"
+    "  purge (ID... | --all)    delete dead jobs\n"
+    "  export                   print dead jobs as a JSON array\n"
+    "\n"
+    "Run 'aj dlq COMMAND --help' for details.\n"
+    "\n"
+    "Example:\n"
+    "  aj dlq redrive --all --reason timeout\n";
+
+static const command job_cmds[] = {
+    {"show", cmd_job_show, NULL, NULL}, {"wait", cmd_job_wait, NULL, NULL},
+    {"ls", cmd_job_ls, NULL, NULL},     {"cancel", cmd_job_cancel, NULL, NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const command dlq_cmds[] = {
+    {"ls", cmd_dlq_ls, NULL, NULL},           {"show", cmd_dlq_show, NULL, NULL},
+    {"redrive", cmd_dlq_redrive, NULL, NULL}, {"purge", cmd_dlq_purge, NULL, NULL},
+    {"export", cmd_dlq_export, NULL, NULL},   {NULL, NULL, NULL, NULL},
+};
+
+static const command top_cmds[] = {
+    {"submit", cmd_submit, NULL, NULL}, {"worker", cmd_worker, NULL, NULL},
+    {"job", NULL, job_cmds, job_help},  {"dlq", NULL, dlq_cmds, dlq_help},
+    {"stats", cmd_stats, NULL, NULL},   {"backup", cmd_backup, NULL, NULL},
+    {"check", cmd_check, NULL, NULL},   {"demo", cmd_demo, NULL, NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
+/* Writes one error line: newlines in library messages must not split it. */
+static void print_error(const char *msg) {
+    char line[CLI_ERR_MAX];
+    snprintf(line, sizeof line, "%s", msg);
+    for (char *p = line; *p != '\0'; p++) {
+        if (*p == '\n' || *p == '\r') {
+            *p = ' ';
+        }
+    }
+    fprintf(stderr, "aj: %s\n", line);
+}
+
+int cli_error(int exit_code, const char *fmt, ...) {
+    char msg[CLI_ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    print_error(msg);
+    return exit_code;
+}
+
+int cli_fail(int aj_rc, const char *fmt, ...) {
+    char msg[CLI_ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* Callers pass plain values, so the detail still belongs to the call that failed. */
+    const char *detail = aj_errmsg();
+    if (detail[0] == '\0') {
+        detail = aj_strerror(aj_rc);
+    }
+    if (n >= 0 && (size_t)n < sizeof msg) {
+        snprintf(msg + n, sizeof msg - (size_t)n, ": %s", detail);
+    }
+    print_error(msg);
+    return cli_exit_code(aj_rc);
+}
+
+int cli_exit_code(int aj_rc) {
+    switch (aj_rc) {
+    case AJ_OK:
+        return CLI_EXIT_OK;
+    case AJ_EINVAL:
+    case AJ_ETOOBIG:
+        return CLI_EXIT_USAGE;
+    case AJ_ENOTFOUND:
+        return CLI_EXIT_NOTFOUND;
+    case AJ_ESTATE:
+    case AJ_ECONFLICT:
+    case AJ_EEXISTS:
+    case AJ_ESTALE:
+        return CLI_EXIT_STATE;
+    default:
+        return CLI_EXIT_ERROR;
+    }
+}
+
+int cli_open(cli *c, const aj_engine_opts *opts) {
+    const char *url = c->db_url;
+    const char *colon = strchr(url, ':');
+    if (colon == NULL || colon == url) {
+        return cli_error(CLI_EXIT_USAGE, "store URL '%s' is not sqlite:PATH or mem:", url);
+    }
+    aj_engine_opts defaults;
+    if (opts == NULL) {
+        /* A short command leaves the periodic duties (promoting, reaping, collecting) to the
+         * long-running workers, and so never waits for a duty thread on exit. Its counters are
+         * still flushed when the engine closes. */
+        aj_engine_opts_init(&defaults);
+        defaults.background = 0;
+        opts = &defaults;
+    }
+    aj_engine *e = NULL;
+    int rc = aj_engine_open(&e, url, opts);
+    if (rc != 0) {
+        /* Whatever the cause, a store that cannot be opened is a store error (exit 1). */
+        cli_fail(rc, "cannot open store '%s'", url);
+        return CLI_EXIT_ERROR;
+    }
+    c->engine = e;
+    return CLI_EXIT_OK;
+}
+
+void cli_log_stderr(void *ud, aj_log_level level, const char *line) {
+    (void)ud;
+    (void)level;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char t[OUT_TIME_MAX];
+    aj_time_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, t, sizeof t);
+    /* One fprintf per line: stdio locks the stream, so lines from threads never interleave. */
+    fprintf(stderr, "ts=%s %s\n", t, line);
+}
+
+int cli_parse_id(const char *text, uint64_t *out) {
+    uint64_t id = 0;
+    if (cli_parse_uint(NULL, text, 1, UINT64_MAX, &id) != 0) {
+        return cli_error(CLI_EXIT_USAGE, "job id '%s' is not a positive decimal integer", text);
+    }
+    *out = id;
+    return 0;
+}
+
+int cli_parse_uint(const char *flag, const char *text, uint64_t min, uint64_t max, uint64_t *out) {
+    int ok = text[0] >= '0' && text[0] <= '9';
+    uint64_t v = 0;
+    if (ok) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long parsed = strtoull(text, &end, 10);
+        ok = errno == 0 && *end == '\0' && parsed >= min && parsed <= max;
+        v = (uint64_t)parsed;
+    }
+    if (!ok) {
+        if (flag == NULL) {
+            return CLI_EXIT_USAGE; /* the caller words the message */
+        }
+        return cli_error(CLI_EXIT_USAGE,
+                         "%s '%s' is not a whole number from %" PRIu64 " to %" PRIu64, flag, text,
+                         min, max);
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_duration(const char *flag, const char *text, int64_t *out_ms) {
+    int64_t ms = 0;
+    int rc = aj_duration_parse(text, &ms);
+    if (rc != 0) {
+        cli_fail(rc, "%s '%s' is not a duration like 30s or 1h30m", flag, text);
+        return CLI_EXIT_USAGE;
+    }
+    *out_ms = ms;
+    return 0;
+}
+
+static const command *lookup(const command *table, const char *name) {
+    for (const command *cmd = table; cmd->name != NULL; cmd++) {
+        if (strcmp(cmd->name, name) == 0) {
+            return cmd;
+        }
+    }
+    return NULL;
+}
+
+/* `aj help WORD...`: the help of that command. */
+static int run_help(cli *c, int argc, char **argv) {
+    const command *table = top_cmds;
+    const char *help = top_help;
+    char path[CLI_PATH_MAX] = "aj";
+    for (int i = 0; i < argc; i++) {
+        const command *cmd = table != NULL ? lookup(table, argv[i]) : NULL;
+        if (cmd == NULL) {
+            return args_usage_error(path, "unknown command '%s' for '%s'", argv[i], path);
+        }
+        size_t len = strlen(path);
+        snprintf(path + len, sizeof path - len, " %s", argv[i]);
+        if (cmd->run != NULL) {
+            char flag[] = "--help";
+            char *args[] = {flag, NULL};
+            return cmd->run(c, 1, args);
+        }
+        table = cmd->subs;
+        help = cmd->help;
+    }
+    fputs(help, stdout);
+    return CLI_EXIT_OK;
+}
+
+/* Finds the command words, then runs the command with the other arguments. */
+static int dispatch(cli *c, int argc, char **argv, char **rest) {
+    const command *table = top_cmds;
+    const char *help = top_help;
+    const command *leaf = NULL;
+    char path[CLI_PATH_MAX] = "aj";
+    int n_rest = 0;
+    int want_help = 0;
+    int want_version = 0;
+    int i = 1;
+    for (; i < argc && leaf == NULL; i++) {
+        const char *arg = argv[i];
+        int takes_value = 0;
+        if (strcmp(arg, "--") == 0) {
+            break;
+        }
+        if (args_is_global(arg, &takes_value)) {
+            /* Kept for the command, which reads global flags wherever they are. */
+            rest[n_rest++] = argv[i];
+            const char *value = NULL;
+            if (takes_value && i + 1 < argc) {
+                value = argv[++i];
+                rest[n_rest++] = argv[i];
+            } else if (takes_value) {
+                return args_usage_error(path, "flag '%s' needs a value", arg);
+            }
+            args_apply_global(c, arg, value, &want_help, &want_version);
+            continue;
+        }
+        if (arg[0] == '-' && arg[1] != '\0') {
+            return args_usage_error(path, "unknown flag '%s' for '%s'", arg, path);
+        }
+        if (table == top_cmds && strcmp(arg, "help") == 0) {
+            return run_help(c, argc - i - 1, argv + i + 1);
+        }
+        const command *cmd = lookup(table, arg);
+        if (cmd == NULL) {
+            return args_usage_error(path, "unknown command '%s' for '%s'", arg, path);
+        }
+        size_t len = strlen(path);
+        snprintf(path + len, sizeof path - len, " %s", arg);
+        if (cmd->run != NULL) {
+            leaf = cmd;
+        } else {
+            table = cmd->subs;
+            help = cmd->help;
+        }
+    }
+    if (leaf == NULL) {
+        if (want_help) {
+            fputs(help, stdout);
+            return CLI_EXIT_OK;
+        }
+        if (want_version) {
+            return args_print_version(c);
+        }
+        /* A bare group is a usage error, but the group's help is the useful answer to it. */
+        fputs(help, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    for (; i < argc; i++) {
+        rest[n_rest++] = argv[i];
+    }
+    return leaf->run(c, n_rest, rest);
+}
+
+int main(int argc, char **argv) {
+    cli c;
+    memset(&c, 0, sizeof c);
+    const char *env_db = getenv("AJ_DB");
+    c.db_url = env_db != NULL && env_db[0] != '\0' ? env_db : CLI_DEFAULT_DB;
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    if (rest == NULL) {
+        return cli_error(CLI_EXIT_ERROR, "out of memory");
+    }
+    int rc = dispatch(&c, argc, argv, rest);
+    aj_engine_close(c.engine);
+    free(rest);
+    if (fflush(stdout) != 0 && rc == CLI_EXIT_OK) {
+        rc = cli_error(CLI_EXIT_ERROR, "cannot write to stdout: %s", strerror(errno));
+    }
+    return rc;
+}

@@ -1,0 +1,411 @@
+/*
+ * out.c — printing jobs and values for `aj` (see out.h).
+ *
+ * Everything the CLI prints goes through here, so human and JSON output stay in step: a field
+ * added to a job appears in both. Jobs are rendered from aj_job snapshots only (the public API).
+ */
+#include "out.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Bytes of one table cell, and its NUL; longer text is cut. */
+#define OUT_CELL_MAX 96
+/* Characters of the error column shown in a table before it is cut with "...". */
+#define OUT_ERROR_COLUMN 60
+/* Significant digits of a real number in JSON output (timings, ratios). */
+#define OUT_REAL_DIGITS 6
+/* Columns in a job table. */
+#define OUT_COLS 7
+
+/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0 if it is not valid. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    size_t len = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+        return 1;
+    } else if ((c & 0xE0) == 0xC0) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n) {
+        return 0;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    int overlong =
+        (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return len;
+}
+
+/* A JSON string of arbitrary bytes: valid UTF-8 is kept, each invalid byte becomes U+FFFD. */
+static json_t *bytes_string(const void *data, size_t len) {
+    json_t *s = json_stringn(data, len);
+    if (s != NULL) {
+        return s;
+    }
+    /* Each byte becomes at most three (U+FFFD is EF BF BD). */
+    unsigned char *clean = malloc(len * 3 + 1);
+    if (clean == NULL) {
+        return NULL;
+    }
+    const unsigned char *in = data;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_seq(in + i, len - i);
+        if (k == 0) {
+            memcpy(clean + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(clean + o, in + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    s = json_stringn((const char *)clean, o);
+    free(clean);
+    return s;
+}
+
+json_t *out_bytes_json(const void *data, size_t len) {
+    if (data == NULL) {
+        return json_null();
+    }
+    json_t *v = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (v != NULL) {
+        return v;
+    }
+    return bytes_string(data, len);
+}
+
+json_t *out_str_json(const char *s) {
+    if (s == NULL) {
+        return json_null();
+    }
+    return bytes_string(s, strlen(s));
+}
+
+const char *out_time(int64_t ms, char *buf, size_t size) {
+    if (ms == 0) {
+        snprintf(buf, size, "-");
+    } else {
+        aj_time_format(ms, buf, size);
+    }
+    return buf;
+}
+
+json_t *out_time_json(int64_t ms) {
+    if (ms == 0) {
+        return json_null();
+    }
+    char buf[OUT_TIME_MAX];
+    aj_time_format(ms, buf, sizeof buf);
+    return json_string(buf);
+}
+
+static json_t *duration_json(int64_t ms) {
+    char buf[OUT_SPEC_MAX];
+    aj_duration_format(ms, buf, sizeof buf);
+    return json_string(buf);
+}
+
+json_t *out_job_json(const aj_job *j) {
+    char backoff[OUT_SPEC_MAX];
+    aj_backoff_format(&j->backoff, backoff, sizeof backoff);
+    const char *reason = aj_dead_reason_name(j->dead_reason);
+    const char *state = aj_state_name(j->state);
+    /* json_pack's "o" steals each reference; a NULL one (out of memory) fails the whole pack. */
+    json_t *o =
+        json_pack("{s:I, s:o, s:o, s:s, s:I, s:I, s:I, s:s, s:o, s:o, s:o, s:o}", "id",
+                  (json_int_t)j->id, "queue", out_str_json(j->queue), "type", out_str_json(j->type),
+                  "state", state != NULL ? state : "unknown", "priority", (json_int_t)j->priority,
+                  "attempts", (json_int_t)j->attempts, "max_attempts", (json_int_t)j->max_attempts,
+                  "backoff", backoff, "timeout", duration_json(j->timeout_ms), "lease",
+                  duration_json(j->lease_ms), "payload", out_bytes_json(j->payload, j->payload_len),
+                  "result", out_bytes_json(j->result, j->result_len));
+    if (o == NULL) {
+        return NULL;
+    }
+    int bad = 0;
+    bad |= json_object_set_new(o, "error", out_str_json(j->error));
+    bad |= json_object_set_new(o, "dead_reason",
+                               reason[0] != '\0' ? json_string(reason) : json_null());
+    bad |= json_object_set_new(o, "created_at", out_time_json(j->created_ms));
+    bad |= json_object_set_new(o, "run_at", out_time_json(j->run_at_ms));
+    bad |= json_object_set_new(o, "started_at", out_time_json(j->started_ms));
+    bad |= json_object_set_new(o, "finished_at", out_time_json(j->finished_ms));
+    bad |= json_object_set_new(o, "updated_at", out_time_json(j->updated_ms));
+    bad |= json_object_set_new(o, "dead_at", out_time_json(j->dead_ms));
+    bad |=
+        json_object_set_new(o, "lease_expires_at",
+                            out_time_json(j->state == AJ_STATE_RUNNING ? j->lease_expires_ms : 0));
+    bad |= json_object_set_new(o, "epoch", json_integer((json_int_t)j->epoch));
+    bad |= json_object_set_new(o, "worker", out_str_json(j->worker));
+    bad |= json_object_set_new(o, "redrives", json_integer((json_int_t)j->redrives));
+    bad |= json_object_set_new(o, "idempotency_key", out_str_json(j->idempotency_key));
+    bad |= json_object_set_new(
+        o, "metadata",
+        j->metadata != NULL ? out_bytes_json(j->metadata, strlen(j->metadata)) : json_null());
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int out_json(json_t *value) {
+    if (value == NULL) {
+        return cli_error(CLI_EXIT_ERROR, "out of memory");
+    }
+    int rc = json_dumpf(value, stdout,
+                        JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(OUT_REAL_DIGITS));
+    json_decref(value);
+    if (rc != 0 || fputc('\n', stdout) == EOF) {
+        return cli_error(CLI_EXIT_ERROR, "cannot write to stdout");
+    }
+    return CLI_EXIT_OK;
+}
+
+/* Prints one `key: value` line with the values aligned. */
+static void kv(const char *key, const char *value) {
+    printf("%-17s %s\n", key, value);
+}
+
+/* Prints bytes as compact JSON (a JSON string when they are not JSON), "-" for none. */
+static void kv_bytes(const char *key, const void *data, size_t len) {
+    json_t *v = out_bytes_json(data, len);
+    char *text = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    kv(key, data == NULL ? "-" : text != NULL ? text : "(out of memory)");
+    free(text);
+    json_decref(v);
+}
+
+void out_job_human(const aj_job *j) {
+    char buf[OUT_SPEC_MAX];
+    char t[OUT_TIME_MAX];
+    snprintf(buf, sizeof buf, "%" PRIu64, j->id);
+    kv("id:", buf);
+    kv("queue:", j->queue);
+    kv("type:", j->type);
+    kv("state:", aj_state_name(j->state) != NULL ? aj_state_name(j->state) : "unknown");
+    snprintf(buf, sizeof buf, "%" PRIu32, j->priority);
+    kv("priority:", buf);
+    snprintf(buf, sizeof buf, "%" PRIu32 " of %" PRIu32, j->attempts, j->max_attempts);
+    kv("attempts:", buf);
+    aj_backoff_format(&j->backoff, buf, sizeof buf);
+    kv("backoff:", buf);
+    aj_duration_format(j->timeout_ms, buf, sizeof buf);
+    kv("timeout:", buf);
+    aj_duration_format(j->lease_ms, buf, sizeof buf);
+    kv("lease:", buf);
+    kv("created:", out_time(j->created_ms, t, sizeof t));
+    kv("run at:", out_time(j->run_at_ms, t, sizeof t));
+    kv("started:", out_time(j->started_ms, t, sizeof t));
+    kv("finished:", out_time(j->finished_ms, t, sizeof t));
+    if (j->state == AJ_STATE_RUNNING) {
+        kv("lease expires:", out_time(j->lease_expires_ms, t, sizeof t));
+    }
+    snprintf(buf, sizeof buf, "%" PRIu64, j->epoch);
+    kv("epoch:", buf);
+    kv("worker:", j->worker != NULL ? j->worker : "-");
+    if (j->state == AJ_STATE_DEAD || j->dead_reason != AJ_DEAD_NONE) {
+        kv("dead reason:", aj_dead_reason_name(j->dead_reason));
+        kv("dead at:", out_time(j->dead_ms, t, sizeof t));
+    }
+    kv("error:", j->error != NULL ? j->error : "-");
+    snprintf(buf, sizeof buf, "%" PRIu32, j->redrives);
+    kv("redrives:", buf);
+    kv("idempotency key:", j->idempotency_key != NULL ? j->idempotency_key : "-");
+    kv_bytes("metadata:", j->metadata, j->metadata != NULL ? strlen(j->metadata) : 0);
+    kv_bytes("payload:", j->payload, j->payload_len);
+    kv_bytes("result:", j->result, j->result_len);
+}
+
+void out_array_begin(out_array *a) {
+    a->n = 0;
+    fputc('[', stdout);
+}
+
+int out_array_add(out_array *a, json_t *value) {
+    if (value == NULL) {
+        return cli_error(CLI_EXIT_ERROR, "out of memory");
+    }
+    fputs(a->n == 0 ? "\n" : ",\n", stdout);
+    int rc = json_dumpf(value, stdout, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(value);
+    a->n++;
+    return rc == 0 ? CLI_EXIT_OK : cli_error(CLI_EXIT_ERROR, "cannot write to stdout");
+}
+
+void out_array_end(out_array *a) {
+    fputs(a->n == 0 ? "]\n" : "\n]\n", stdout);
+}
+
+static const char *const jobs_header[OUT_COLS] = {"ID",       "QUEUE",    "TYPE",   "STATE",
+                                                  "PRIORITY", "ATTEMPTS", "CREATED"};
+static const char *const dead_header[OUT_COLS] = {"ID",       "QUEUE",   "TYPE", "REASON",
+                                                  "ATTEMPTS", "DEAD AT", "ERROR"};
+
+/* Copies text into a cell: control characters become spaces, long text is cut with "...". */
+static void cell(char *dst, const char *src, size_t max_chars) {
+    size_t cap = max_chars < OUT_CELL_MAX - 4 ? max_chars : OUT_CELL_MAX - 4;
+    size_t n = 0;
+    for (; src[n] != '\0' && n < cap; n++) {
+        dst[n] = (unsigned char)src[n] < 0x20 ? ' ' : src[n];
+    }
+    if (src[n] != '\0') {
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) {
+            n--; /* do not cut a UTF-8 sequence in two */
+        }
+        memcpy(dst + n, "...", 3);
+        n += 3;
+    }
+    dst[n] = '\0';
+}
+
+static void job_cells(out_table_kind kind, const aj_job *j, char cells[OUT_COLS][OUT_CELL_MAX]) {
+    char t[OUT_TIME_MAX];
+    snprintf(cells[0], OUT_CELL_MAX, "%" PRIu64, j->id);
+    cell(cells[1], j->queue, OUT_CELL_MAX);
+    cell(cells[2], j->type, OUT_CELL_MAX);
+    if (kind == OUT_TABLE_JOBS) {
+        const char *state = aj_state_name(j->state);
+        cell(cells[3], state != NULL ? state : "unknown", OUT_CELL_MAX);
+        snprintf(cells[4], OUT_CELL_MAX, "%" PRIu32, j->priority);
+        snprintf(cells[5], OUT_CELL_MAX, "%" PRIu32 "/%" PRIu32, j->attempts, j->max_attempts);
+        cell(cells[6], out_time(j->created_ms, t, sizeof t), OUT_CELL_MAX);
+    } else {
+        cell(cells[3], aj_dead_reason_name(j->dead_reason), OUT_CELL_MAX);
+        snprintf(cells[4], OUT_CELL_MAX, "%" PRIu32 "/%" PRIu32, j->attempts, j->max_attempts);
+        cell(cells[5], out_time(j->dead_ms, t, sizeof t), OUT_CELL_MAX);
+        cell(cells[6], j->error != NULL ? j->error : "-", OUT_ERROR_COLUMN);
+    }
+}
+
+static void print_row(const out_table *t, char cells[OUT_COLS][OUT_CELL_MAX]) {
+    for (size_t c = 0; c < OUT_COLS; c++) {
+        if (c + 1 == OUT_COLS) {
+            printf("%s\n", cells[c]); /* no padding after the last column */
+        } else {
+            printf("%-*s  ", (int)t->width[c], cells[c]);
+        }
+    }
+}
+
+void out_table_init(out_table *t, out_table_kind kind) {
+    memset(t, 0, sizeof *t);
+    t->kind = kind;
+}
+
+static void table_start(out_table *t, aj_job *const *jobs, size_t n) {
+    const char *const *header = t->kind == OUT_TABLE_JOBS ? jobs_header : dead_header;
+    char cells[OUT_COLS][OUT_CELL_MAX];
+    for (size_t c = 0; c < OUT_COLS; c++) {
+        t->width[c] = strlen(header[c]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        job_cells(t->kind, jobs[i], cells);
+        for (size_t c = 0; c < OUT_COLS; c++) {
+            size_t w = strlen(cells[c]);
+            t->width[c] = w > t->width[c] ? w : t->width[c];
+        }
+    }
+    for (size_t c = 0; c < OUT_COLS; c++) {
+        snprintf(cells[c], OUT_CELL_MAX, "%s", header[c]);
+    }
+    print_row(t, cells);
+    t->started = 1;
+}
+
+void out_table_rows(out_table *t, aj_job *const *jobs, size_t n) {
+    if (!t->started) {
+        table_start(t, jobs, n);
+    }
+    char cells[OUT_COLS][OUT_CELL_MAX];
+    for (size_t i = 0; i < n; i++) {
+        job_cells(t->kind, jobs[i], cells);
+        print_row(t, cells);
+    }
+}
+
+void out_table_end(out_table *t) {
+    if (!t->started) {
+        table_start(t, NULL, 0);
+    }
+}
+
+void out_list_begin(out_list *l, int json, out_table_kind kind) {
+    memset(l, 0, sizeof *l);
+    l->json = json;
+    if (json) {
+        out_array_begin(&l->array);
+    } else {
+        out_table_init(&l->table, kind);
+    }
+}
+
+int out_list_visit(cli *c, aj_job *const *jobs, size_t n, void *ud) {
+    (void)c;
+    out_list *l = ud;
+    if (!l->json) {
+        out_table_rows(&l->table, jobs, n);
+        return CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = out_array_add(&l->array, out_job_json(jobs[i]));
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return CLI_EXIT_OK;
+}
+
+void out_list_end(out_list *l) {
+    if (l->json) {
+        out_array_end(&l->array);
+    } else {
+        out_table_end(&l->table);
+    }
+}
+
+uint64_t out_hist_quantile(const uint64_t hist[AJ_HIST_BUCKETS], double q) {
+    uint64_t total = 0;
+    for (size_t i = 0; i < AJ_HIST_BUCKETS; i++) {
+        total += hist[i];
+    }
+    if (total == 0) {
+        return 0;
+    }
+    /* The rank of the quantile, counted from 1, rounded up. */
+    uint64_t rank = (uint64_t)(q * (double)total);
+    if ((double)rank < q * (double)total || rank == 0) {
+        rank++;
+    }
+    uint64_t seen = 0;
+    for (size_t i = 0; i < AJ_HIST_BUCKETS; i++) {
+        seen += hist[i];
+        if (seen >= rank) {
+            return (uint64_t)1 << i;
+        }
+    }
+    return (uint64_t)1 << (AJ_HIST_BUCKETS - 1);
+}

@@ -1,0 +1,80 @@
+/*
+ * out.h — how `aj` prints: jobs as JSON objects, as aligned `key: value` lines and as tables;
+ * JSON arrays streamed page by page; times as RFC 3339.
+ *
+ * JSON is built with jansson and printed compact. A payload, result or metadata that is valid
+ * JSON is embedded as JSON, anything else as a string (invalid UTF-8 replaced by U+FFFD).
+ */
+#ifndef AJ_CLI_OUT_H
+#define AJ_CLI_OUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "aj.h"
+#include "cli.h"
+
+/* Bytes of a formatted RFC 3339 time with milliseconds, and its NUL. */
+#define OUT_TIME_MAX 40
+/* Bytes of a formatted duration or backoff spec, and its NUL. */
+#define OUT_SPEC_MAX 256
+
+/* The job as a JSON object (new reference; NULL when out of memory). */
+json_t *out_job_json(const aj_job *job);
+/* Bytes as embedded JSON when they parse, else as a string; JSON null for NULL. */
+json_t *out_bytes_json(const void *data, size_t len);
+/* A C string as a JSON string (invalid UTF-8 replaced); JSON null for NULL. */
+json_t *out_str_json(const char *s);
+/* A time as an RFC 3339 string; JSON null for 0 (never happened). */
+json_t *out_time_json(int64_t ms);
+/* Formats a time as RFC 3339, or "-" for 0. Returns buf. */
+const char *out_time(int64_t ms, char *buf, size_t size);
+
+/* Prints `value` compact on one line to stdout and drops the reference. Returns 0, or
+ * CLI_EXIT_ERROR (printed) when `value` is NULL (out of memory) or stdout fails. */
+int out_json(json_t *value);
+
+/* Prints the job as aligned `key: value` lines. */
+void out_job_human(const aj_job *job);
+
+/* A JSON array printed element by element, so lists of any length are never held at once. */
+typedef struct out_array {
+    size_t n; /* elements printed so far */
+} out_array;
+void out_array_begin(out_array *a);
+/* Prints one element (dropping the reference). Returns 0 or CLI_EXIT_ERROR. */
+int out_array_add(out_array *a, json_t *value);
+void out_array_end(out_array *a);
+
+/* Columns of a job table: the general one, or the dead-letter one (reason, error). */
+typedef enum out_table_kind { OUT_TABLE_JOBS = 0, OUT_TABLE_DEAD = 1 } out_table_kind;
+
+/* A table printed page by page: column widths come from the first page. */
+typedef struct out_table {
+    out_table_kind kind;
+    int started;
+    size_t width[8];
+} out_table;
+void out_table_init(out_table *t, out_table_kind kind);
+void out_table_rows(out_table *t, aj_job *const *jobs, size_t n);
+/* Prints the header alone when no row was printed. */
+void out_table_end(out_table *t);
+
+/* A list of jobs printed page by page: a JSON array with --json, else a table. */
+typedef struct out_list {
+    int json;
+    out_array array;
+    out_table table;
+} out_list;
+void out_list_begin(out_list *l, int json, out_table_kind kind);
+/* A cli_visit_fn: prints a page of jobs to the out_list `ud`. */
+int out_list_visit(cli *c, aj_job *const *jobs, size_t n, void *ud);
+void out_list_end(out_list *l);
+
+/* The upper bound of the histogram bucket holding quantile q (0..1) of its values: bucket i
+ * holds [2^(i-1), 2^i), so the answer means "at most". 0 for an empty histogram. */
+uint64_t out_hist_quantile(const uint64_t hist[AJ_HIST_BUCKETS], double q);
+
+#endif
