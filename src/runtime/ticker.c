@@ -19,6 +19,8 @@
 
 /* Longest sleep of the ticker when nothing is due. */
 #define TICK_IDLE_MS 1000
+/* The ticker waits in slices this long so that closing the engine is noticed quickly. */
+#define TICK_SLICE_MS 20
 /* Shortest interval between ticks woken by store changes (bounds the cost under load). */
 #define TICK_MIN_INTERVAL_US 2000
 /* Counter record format. */
@@ -196,8 +198,10 @@ static void *ticker_main(void *arg) {
         if (wait > TICK_IDLE_MS) {
             wait = TICK_IDLE_MS;
         }
-        if (wait > 0) {
-            kv_wait_change(e->kv, seen, wait);
+        while (wait > 0 && !atomic_load(&e->closing) && kv_change_seq(e->kv) == seen) {
+            int64_t slice = wait < TICK_SLICE_MS ? wait : TICK_SLICE_MS;
+            kv_wait_change(e->kv, seen, slice);
+            wait -= slice;
         }
         int64_t spent = aj__mono_us() - started;
         if (spent < TICK_MIN_INTERVAL_US) {
