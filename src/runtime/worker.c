@@ -58,12 +58,15 @@ typedef enum slot_state {
 
 typedef struct slot {
     aj_job *job;
-    int64_t deadline_ms;     /* execution timeout of this attempt (wall) */
-    int64_t next_beat_us;    /* monotonic time of the next heartbeat */
-    atomic_int stop;         /* stop_reason */
+    int64_t deadline_ms;  /* execution timeout of this attempt (wall) */
+    int64_t next_beat_us; /* monotonic time of the next heartbeat */
+    atomic_int stop;      /* stop_reason */
     slot_state state;
-    int beating;             /* a heartbeat commit is in flight */
-    struct slot *next;       /* in the pool's list of all slots */
+    int beating;              /* a heartbeat commit is in flight */
+    int64_t lease_expires_ms; /* as last written to the store (wall) */
+    int beat_rc;              /* the last heartbeat's verdict for this slot */
+    struct slot *next_due;    /* in the heartbeat thread's batch */
+    struct slot *next;        /* in the pool's list of all slots */
     struct slot *next_queued;
 } slot;
 
@@ -108,8 +111,8 @@ struct aj_pool {
     slot *queued_head, *queued_tail;
     size_t inflight; /* slots in any state */
     size_t outstanding_outcomes;
-    outcome *redo; /* outcomes whose async commit conflicted */
-    int exiting;   /* handler threads exit when nothing is queued */
+    outcome *redo;        /* outcomes whose async commit conflicted */
+    int exiting;          /* handler threads exit when nothing is queued */
     int64_t run_us_avg;   /* moving average of handler run time */
     int64_t claim_us_avg; /* moving average of a claim's commit time */
     int64_t stop_deadline_us;
@@ -338,12 +341,47 @@ static size_t claim_target(aj_pool *p) {
     return target;
 }
 
+/* Frees a slot without recording any outcome. */
+static void drop_slot(aj_pool *p, slot *s) {
+    pthread_mutex_lock(&p->mu);
+    while (s->beating) {
+        pthread_cond_wait(&p->cv_freed, &p->mu);
+    }
+    slot_unlink(p, s);
+    pthread_mutex_unlock(&p->mu);
+    slot_free(s);
+}
+
 static void run_slot(aj_pool *p, slot *s) {
     aj_engine *e = p->e;
     int64_t started_us = aj__mono_us();
     aj_job *job = s->job;
-    if (atomic_load(&s->stop) == STOP_SHUTDOWN) {
+    stop_reason before = (stop_reason)atomic_load(&s->stop);
+    if (before == STOP_SHUTDOWN) {
         finish_slot(p, s, 2, JOB_FAIL_RETRYABLE, NULL);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    int64_t lease_left = s->lease_expires_ms - eng_now_ms(e);
+    pthread_mutex_unlock(&p->mu);
+    if (lease_left > 0 && lease_left < s->job->lease_ms / POOL_HEARTBEAT_DIVISOR) {
+        /* Little of the lease is left (the heartbeat thread is behind): renew before starting,
+         * so the reaper does not hand the job to another worker while it runs here. */
+        int64_t now = eng_now_ms(e);
+        int rc = aj_heartbeat(e, s->job->id, s->job->epoch);
+        pthread_mutex_lock(&p->mu);
+        if (rc == 0) {
+            s->lease_expires_ms = now + s->job->lease_ms;
+            lease_left = s->job->lease_ms;
+        } else if (rc == AJ_ESTALE || rc == AJ_ECANCELLED || rc == AJ_ENOTFOUND) {
+            lease_left = 0;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    if (before == STOP_LOST || before == STOP_CANCELLED || lease_left <= 0) {
+        /* The lease is gone (or about to be taken by the reaper): another worker may already
+         * run this job, so it must not start here. Nothing is written; the store decides. */
+        drop_slot(p, s);
         return;
     }
     aj_job_ctx ctx;
@@ -413,6 +451,30 @@ static int64_t beat_interval_us(const aj_job *j) {
     return j->lease_ms * 1000 / POOL_HEARTBEAT_DIVISOR;
 }
 
+/* Most leases renewed in one heartbeat transaction. */
+#define POOL_HEARTBEAT_BATCH 256
+
+typedef struct beat_batch {
+    slot *list;
+    int64_t now_ms; /* the transaction's time: the new expiry is now_ms + lease_ms */
+} beat_batch;
+
+/* Renews every lease of the batch in one transaction (one fsync however many jobs the pool
+ * holds). A lease that is lost or cancelled is noted on its slot and skipped, so one stale job
+ * does not hold up the others' renewals. */
+static int beat_txn(kv_txn *t, const job_env *env, void *ud) {
+    beat_batch *b = ud;
+    b->now_ms = env->now_ms;
+    for (slot *s = b->list; s != NULL; s = s->next_due) {
+        int rc = job_heartbeat(t, env, s->job->id, s->job->epoch);
+        if (rc != 0 && rc != AJ_ESTALE && rc != AJ_ECANCELLED && rc != AJ_ENOTFOUND) {
+            return rc;
+        }
+        s->beat_rc = rc;
+    }
+    return 0;
+}
+
 static void *heartbeat_main(void *arg) {
     aj_pool *p = arg;
     aj_engine *e = p->e;
@@ -420,8 +482,9 @@ static void *heartbeat_main(void *arg) {
     while (!(p->exiting && p->inflight == 0)) {
         int64_t now_us = aj__mono_us();
         int64_t now_ms = eng_now_ms(e);
-        slot *due = NULL;
-        for (slot *s = p->all; s != NULL; s = s->next) {
+        beat_batch b = {NULL, 0};
+        size_t n = 0;
+        for (slot *s = p->all; s != NULL && n < POOL_HEARTBEAT_BATCH; s = s->next) {
             if (s->state == SLOT_FINISHING || s->beating) {
                 continue;
             }
@@ -435,11 +498,13 @@ static void *heartbeat_main(void *arg) {
                 continue;
             }
             if (now_us >= s->next_beat_us) {
-                due = s;
-                break;
+                s->beating = 1;
+                s->next_due = b.list;
+                b.list = s;
+                n++;
             }
         }
-        if (due == NULL) {
+        if (n == 0) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += POOL_HEARTBEAT_TICK_MS * 1000000L;
@@ -450,20 +515,25 @@ static void *heartbeat_main(void *arg) {
             pthread_cond_timedwait(&p->cv_freed, &p->mu, &ts);
             continue;
         }
-        due->beating = 1;
-        uint64_t id = due->job->id, epoch = due->job->epoch;
         pthread_mutex_unlock(&p->mu);
-        int rc = aj_heartbeat(e, id, epoch);
+        int rc = eng_run(e, beat_txn, &b, KV_SYNC);
         pthread_mutex_lock(&p->mu);
-        due->beating = 0;
-        due->next_beat_us = aj__mono_us() + beat_interval_us(due->job);
-        if (rc == AJ_ECANCELLED) {
-            atomic_store(&due->stop, STOP_CANCELLED);
-        } else if (rc == AJ_ESTALE || rc == AJ_ENOTFOUND) {
-            atomic_store(&due->stop, STOP_LOST);
-        } else if (rc != 0) {
-            /* The store is unavailable: try again soon; the lease may still hold. */
-            due->next_beat_us = aj__mono_us() + POOL_HEARTBEAT_TICK_MS * 1000 * 4;
+        int64_t after_us = aj__mono_us();
+        for (slot *s = b.list; s != NULL; s = s->next_due) {
+            s->beating = 0;
+            if (rc != 0) {
+                /* The store is unavailable: try again soon; the leases may still hold. */
+                s->next_beat_us = after_us + POOL_HEARTBEAT_TICK_MS * 1000 * 4;
+                continue;
+            }
+            s->next_beat_us = after_us + beat_interval_us(s->job);
+            if (s->beat_rc == 0) {
+                s->lease_expires_ms = b.now_ms + s->job->lease_ms;
+            } else if (s->beat_rc == AJ_ECANCELLED) {
+                atomic_store(&s->stop, STOP_CANCELLED);
+            } else {
+                atomic_store(&s->stop, STOP_LOST);
+            }
         }
         pthread_cond_broadcast(&p->cv_freed);
     }
@@ -487,6 +557,7 @@ static void queue_slots(aj_pool *p, aj_job **jobs, size_t n) {
         s->job = jobs[i];
         s->deadline_ms = now_ms + s->job->timeout_ms;
         s->next_beat_us = now_us + beat_interval_us(s->job);
+        s->lease_expires_ms = s->job->lease_expires_ms;
         s->state = SLOT_QUEUED;
         s->next = p->all;
         p->all = s;

@@ -63,6 +63,7 @@
 #define SQ_QUEUE_MAX 16384                   /* queued commits before committers must wait */
 #define SQ_READERS_MAX 64                    /* reader connections, i.e. open snapshots */
 #define SQ_BUSY_TIMEOUT_MS 10000             /* wait this long for another process's lock */
+#define SQ_BUSY_SLEEP_US 500                 /* mean sleep between lock attempts */
 #define SQ_POLL_US 2000                      /* data_version poll interval while waited on */
 #define SQ_JOURNAL_LIMIT ((int64_t)64 << 20) /* WAL bytes kept after a checkpoint */
 #define SQ_PAGES_UNLIMITED 0xfffffffeu       /* max_page_count that SQLite clamps to its max */
@@ -215,6 +216,22 @@ static void conn_close(sq_conn *c) {
     aj__free(c);
 }
 
+/* Waits for another process's lock. SQLite's own timeout handler sleeps up to 100 ms at a time,
+ * so under contention one process can lose the lock for seconds while others keep taking it —
+ * long enough to let leases expire. Short sleeps with jitter keep the waits fair; the total is
+ * still bounded by SQ_BUSY_TIMEOUT_MS. */
+static int sq_busy(void *ud, int count) {
+    (void)ud;
+    int64_t slept_us = (int64_t)count * SQ_BUSY_SLEEP_US;
+    if (slept_us >= (int64_t)SQ_BUSY_TIMEOUT_MS * 1000) {
+        return 0;
+    }
+    struct timespec ts = {0,
+                          (long)(SQ_BUSY_SLEEP_US / 2 + (count * 7919) % SQ_BUSY_SLEEP_US) * 1000};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 static int conn_open(const sq_store *ss, sq_conn **out) {
     sq_conn *c = aj__calloc(1, sizeof *c);
     if (c == NULL) {
@@ -228,7 +245,7 @@ static int conn_open(const sq_store *ss, sq_conn **out) {
         conn_close(c);
         return code;
     }
-    sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
+    sqlite3_busy_handler(c->db, sq_busy, NULL);
     *out = c;
     return 0;
 }

@@ -36,6 +36,7 @@ count=$("$AJ" submit --type shell --payload-lines "$dir/lines" --lease 2s --max-
 start_worker() {
     "$AJ" worker --concurrency 4 >>"$dir/worker.log" 2>&1 &
     pids+=($!)
+    echo "$!" >>"$dir/started"
 }
 for ((w = 0; w < WORKERS; w++)); do start_worker; done
 
@@ -89,7 +90,9 @@ for j in dups:
     worker = err.split("worker ", 1)[1].split(" ")[0] if "worker " in err else ""
     parts = worker.split(":")
     if len(parts) < 3 or parts[-2] not in killed:
-        sys.exit(f"job {j} ran {runs[j]} times but no killed worker held it (error: {err!r})")
+        started = open(ledger.rsplit("/", 1)[0] + "/started").read().split()
+        sys.exit(f"job {j} ran {runs[j]} times but no killed worker held it (error: {err!r}; "
+                 f"killed: {sorted(killed)}; started: {started})")
     if job["attempts"] < runs[j]:
         sys.exit(f"job {j} ran {runs[j]} times with only {job['attempts']} attempts")
 print(f"ledger ok: {jobs} jobs, {len(dups)} re-run after their worker was killed")
