@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "core/job_hooks.h"
 #include "core/keys.h"
 #include "util/err.h"
 #include "util/hash.h"
@@ -126,14 +127,22 @@ static int index_rec(kv_txn *t, const job_rec *r) {
     return kv_put(t, k.b, k.n, &state, 1);
 }
 
-/* Moves a record to its new state: `before` is the stored record, `after` the new one. */
-static int transition(kv_txn *t, const job_rec *before, const job_rec *after) {
+/* Moves a record to its new state: `before` is the stored record, `after` the new one. Modules
+ * that follow jobs (dependencies, workflows) learn of finished and redriven jobs in the same
+ * transaction (job_hooks.h). */
+static int transition(kv_txn *t, const job_env *env, const job_rec *before,
+                      const job_rec *after) {
     int rc = unindex(t, before);
     if (rc == 0) {
         rc = index_rec(t, after);
     }
     if (rc == 0) {
         rc = put_rec(t, after);
+    }
+    if (rc == 0 && !aj_state_is_final(before->state) && aj_state_is_final(after->state)) {
+        rc = job_hook_finished(t, env, after);
+    } else if (rc == 0 && before->state == AJ_STATE_DEAD && after->state != AJ_STATE_DEAD) {
+        rc = job_hook_redriven(t, env, after);
     }
     return rc;
 }
@@ -459,7 +468,7 @@ int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n
         r.started_ms = r.updated_ms = env->now_ms;
         r.lease_expires_ms = env->now_ms + r.lease_ms;
         r.worker = aj_slice_str(worker);
-        if ((rc = transition(t, &before, &r)) != 0) {
+        if ((rc = transition(t, env, &before, &r)) != 0) {
             break;
         }
         int64_t latency = env->now_us - before.ready_us;
@@ -508,7 +517,7 @@ int job_heartbeat(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch) {
     if (r.lease_expires_ms == before.lease_expires_ms) {
         return put_rec(t, &r);
     }
-    return transition(t, &before, &r);
+    return transition(t, env, &before, &r);
 }
 
 int job_complete(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, aj_slice result) {
@@ -527,7 +536,7 @@ int job_complete(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, aj_
     r.lease_expires_ms = 0;
     r.result = result.p ? result : aj_slice_str("");
     COUNT(env, completed);
-    return transition(t, &before, &r);
+    return transition(t, env, &before, &r);
 }
 
 static aj_dead_reason dead_reason_for(job_failure how) {
@@ -612,7 +621,7 @@ int job_fail(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, job_fai
         r.result = result;
     }
     apply_failure(env, &r, how);
-    return transition(t, &before, &r);
+    return transition(t, env, &before, &r);
 }
 
 int job_release(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, int64_t delay_ms) {
@@ -637,7 +646,7 @@ int job_release(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, int6
     } else {
         r.state = AJ_STATE_SCHEDULED;
     }
-    return transition(t, &before, &r);
+    return transition(t, env, &before, &r);
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -658,7 +667,7 @@ int job_cancel(kv_txn *t, const job_env *env, uint64_t id) {
     r.finished_ms = r.updated_ms = env->now_ms;
     r.lease_expires_ms = 0;
     COUNT(env, cancelled);
-    return transition(t, &before, &r);
+    return transition(t, env, &before, &r);
 }
 
 int job_redrive(kv_txn *t, const job_env *env, uint64_t id) {
@@ -680,7 +689,7 @@ int job_redrive(kv_txn *t, const job_env *env, uint64_t id) {
     r.run_at_ms = r.updated_ms = env->now_ms;
     r.ready_us = env->now_us;
     COUNT(env, redriven);
-    return transition(t, &before, &r);
+    return transition(t, env, &before, &r);
 }
 
 int job_purge(kv_txn *t, const job_env *env, uint64_t id) {
@@ -773,7 +782,7 @@ int job_promote_due(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
         r.state = AJ_STATE_READY;
         r.ready_us = r.run_at_ms * 1000;
         r.updated_ms = env->now_ms;
-        rc = transition(t, &before, &r);
+        rc = transition(t, env, &before, &r);
         done++;
     }
     if (rc == 0) {
@@ -811,7 +820,7 @@ int job_reap_expired(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
         r.error = aj_slice_str(msg);
         COUNT(env, lease_expired);
         apply_failure(env, &r, JOB_FAIL_LEASE);
-        rc = transition(t, &before, &r);
+        rc = transition(t, env, &before, &r);
         done++;
     }
     if (rc == 0) {
