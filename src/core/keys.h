@@ -17,6 +17,13 @@
  *   'Q' queue                           known queues (so "every queue" can be served)
  *   'C' instance                        one process's counters, flushed periodically
  *   'M' name                            engine metadata: "format", "ids"
+ *   'W' wf_id                           workflow record (workflows; reserved: W E G V N u)
+ *   'E' wf_id 0 run seq                 workflow history event
+ *   'G' wf_id 0 seq                     workflow inbox: signals and activity outcomes not yet
+ *                                       moved into the history
+ *   'V' state wf_id                     workflows by state
+ *   'N' finished_ms wf_id               finished workflows (retention)
+ *   'u' key                             the user's own records (transactional steps)
  */
 #ifndef AJ_CORE_KEYS_H
 #define AJ_CORE_KEYS_H
