@@ -51,7 +51,8 @@ const char *aj_version(void);
     X(CANCELLED, -14, "cancelled")                                                                 \
     X(CORRUPT, -15, "stored record is corrupt")                                                    \
     X(INTERNAL, -16, "internal error")                                                             \
-    X(EXISTS, -17, "already exists")
+    X(EXISTS, -17, "already exists")                                                              \
+    X(FAILED, -18, "failed")
 
 enum {
     AJ_OK = 0,
@@ -426,6 +427,217 @@ int aj_workers_stop(aj_engine *e);
 int aj_workers_drain(aj_engine *e, int64_t horizon_ms);
 
 /* ---------------------------------------------------------------------------------------------
+ * Durable workflows
+ *
+ * A workflow is a registered C function that the engine runs from the start on every wake-up,
+ * against its recorded history: each durable call (aj_step, aj_activity, aj_sleep, ...) returns
+ * the recorded outcome when the history has one, and otherwise does its work live and records
+ * it. A call that cannot finish now (an activity still running, a timer not yet due, a signal
+ * not yet sent) returns AJ_SUSPEND, which the workflow must return at once (AJ_TRY does this).
+ * The workflow ends when the function returns 0 (completed, with the result set by
+ * aj_wf_set_result) or an error (failed, with the message given to aj_wf_fail).
+ *
+ * Rules for workflow code: make the same durable calls in the same order on every run (read the
+ * time, random numbers and ids through aj_wf_now/aj_wf_random/aj_wf_uuid, which are recorded);
+ * do side effects only inside steps and activities. A call whose kind or name differs from the
+ * history parks the workflow (state `parked`) with a message naming both; fix the code, then
+ * aj_wf_resume().
+ *
+ * Workflow tasks run on the worker pool (aj_workers_start) of any process that registered the
+ * type, as jobs of the internal queue "aj.wf/TYPE".
+ * ------------------------------------------------------------------------------------------- */
+
+#define AJ_SUSPEND 1 /* positive: not an error; return it from the workflow function */
+#define AJ_TRY(expr)                                                                               \
+    do {                                                                                           \
+        int aj__try_rc = (expr);                                                                   \
+        if (aj__try_rc != 0) {                                                                     \
+            return aj__try_rc;                                                                     \
+        }                                                                                          \
+    } while (0)
+
+/* Workflow ids: 1..AJ_WF_ID_MAX bytes, the same characters as queue names. */
+#define AJ_WF_ID_MAX 200
+/* Largest workflow input, result, step result or signal payload (1 MiB). */
+#define AJ_WF_DATA_MAX ((size_t)1 << 20)
+/* Most events in one run of a workflow. */
+#define AJ_WF_EVENTS_MAX 50000
+/* Continue-as-new is suggested from this many events on (80% of the limit). */
+#define AJ_WF_EVENTS_SUGGEST (AJ_WF_EVENTS_MAX / 5 * 4)
+
+typedef enum aj_wf_state {
+    AJ_WF_RUNNING = 1,
+    AJ_WF_COMPENSATING = 2,
+    AJ_WF_COMPLETED = 3,
+    AJ_WF_FAILED = 4,
+    AJ_WF_CANCELLED = 5,
+    AJ_WF_TERMINATED = 6,
+    AJ_WF_TIMED_OUT = 7,
+    AJ_WF_COMPENSATED = 8,
+    AJ_WF_COMPENSATION_FAILED = 9,
+    AJ_WF_PARKED = 10,
+} aj_wf_state;
+#define AJ_WF_STATE_COUNT 11
+
+/* "running", "compensating", ...; NULL for an unknown value. */
+const char *aj_wf_state_name(aj_wf_state s);
+int aj_wf_state_parse(const char *text, aj_wf_state *out);
+/* 1 for the states a run ends in (all but running, compensating and parked). */
+int aj_wf_state_is_final(aj_wf_state s);
+
+/* Bytes owned by the library, valid as documented by the call that returned them. */
+typedef struct aj_bytes {
+    const void *data;
+    size_t len;
+} aj_bytes;
+
+typedef struct aj_wf aj_wf;
+typedef int (*aj_workflow_fn)(aj_wf *wf, aj_bytes input, void *ud);
+
+/* Registers the function for a workflow type. Call before starting workers. */
+int aj_workflow_register(aj_engine *e, const char *type, aj_workflow_fn fn, void *ud);
+
+typedef struct aj_wf_start_opts {
+    const char *id;               /* NULL: a generated id */
+    int allow_rerun;              /* 1: a finished id starts a new run; else AJ_EEXISTS */
+    int64_t execution_timeout_ms; /* 0: none; past it the run ends timed_out */
+} aj_wf_start_opts;
+
+/* Starts a workflow (durable on return). *out_id (may be NULL) receives its id: free with
+ * aj_free(). A running id: AJ_EEXISTS. */
+int aj_wf_start(aj_engine *e, const char *type, const void *input, size_t len,
+                const aj_wf_start_opts *opts, char **out_id);
+/* Sends a signal, buffered until the workflow consumes it. AJ_ENOTFOUND, or AJ_ESTATE when the
+ * workflow has finished. */
+int aj_wf_signal(aj_engine *e, const char *id, const char *name, const void *payload, size_t len);
+/* Signals the workflow, starting it first (with `input`) if it is not running. */
+int aj_wf_signal_with_start(aj_engine *e, const char *type, const char *id, const void *input,
+                            size_t input_len, const char *name, const void *payload, size_t len);
+/* Asks a workflow to cancel: its code sees aj_wf_cancel_requested() (and durable waits return
+ * AJ_ECANCELLED) and may clean up; a saga compensates. */
+int aj_wf_cancel(aj_engine *e, const char *id);
+/* Ends a workflow at once; no more of its code runs. */
+int aj_wf_terminate(aj_engine *e, const char *id, const char *reason);
+/* Retries a parked workflow (after its code was fixed). AJ_ESTATE if it is not parked. */
+int aj_wf_resume(aj_engine *e, const char *id);
+/* Answers a query by replaying the workflow read-only on this process (which must have
+ * registered the type) and calling the handler the code set with aj_wf_set_query. *out is
+ * owned by the caller (aj_free). */
+int aj_wf_query(aj_engine *e, const char *id, const char *name, char **out, size_t *out_len);
+
+/* A snapshot of a workflow's latest run. Owned; free with aj_wf_info_free(). */
+typedef struct aj_wf_info {
+    char *id;
+    char *type;
+    uint32_t run;
+    aj_wf_state state;
+    void *input; /* NUL-terminated like job payloads */
+    size_t input_len;
+    void *result; /* NULL until completed */
+    size_t result_len;
+    char *error; /* NULL unless failed, parked, ... */
+    uint64_t events;
+    int64_t created_ms, updated_ms, finished_ms, deadline_ms;
+    int cancel_requested;
+} aj_wf_info;
+
+void aj_wf_info_free(aj_wf_info *info);
+int aj_wf_get(aj_engine *e, const char *id, aj_wf_info **out);
+
+typedef struct aj_wf_filter {
+    aj_wf_state state; /* 0: any */
+    const char *type;  /* NULL: any */
+    size_t limit;      /* 0: no limit */
+} aj_wf_filter;
+
+int aj_wf_list(aj_engine *e, const aj_wf_filter *f, aj_wf_info ***out, size_t *n);
+void aj_wf_list_free(aj_wf_info **list, size_t n);
+/* Waits until the workflow's run is final (or parked) or timeout_ms passes (-1: forever). */
+int aj_wf_wait(aj_engine *e, const char *id, int64_t timeout_ms, aj_wf_state *out_state);
+
+/* One history event. */
+typedef struct aj_wf_event {
+    uint64_t seq; /* 1-based */
+    const char *type; /* "workflow_started", "step_completed", ... */
+    const char *name; /* the step, activity, timer or signal name; "" when none */
+    int64_t time_ms;  /* when it was recorded (from the HLC stamp) */
+    uint64_t hlc;
+    uint64_t id, prev_id; /* chain: prev_id is the id of event seq-1 (0 for the first) */
+    aj_bytes data;        /* result, error text, payload or input, per type */
+    uint64_t aux;         /* job id, fire time, attempt, ... per type */
+} aj_wf_event;
+
+/* Reads a run's history (run 0: the latest), validating the chain. Calls fn for each event;
+ * pointers are valid during the call. */
+int aj_wf_history(aj_engine *e, const char *id, uint32_t run,
+                  int (*fn)(void *ud, const aj_wf_event *ev), void *ud);
+
+/* --- Inside a workflow function --- */
+
+const char *aj_wf_id(const aj_wf *wf);
+/* 1 once cancellation was requested. */
+int aj_wf_cancel_requested(const aj_wf *wf);
+/* 1 when the history has passed AJ_WF_EVENTS_SUGGEST events. */
+int aj_wf_continue_suggested(const aj_wf *wf);
+/* Sets the result (copied) returned by aj_wf_get once the function returns 0. */
+int aj_wf_set_result(aj_wf *wf, const void *data, size_t len);
+/* Records why the workflow fails; returns AJ_EFAILED for the function to return. A function
+ * that returns another error fails with that error's message, except store errors (AJ_EIO,
+ * AJ_EFULL, AJ_ENOMEM, ...), after which the task is retried. */
+int aj_wf_fail(aj_wf *wf, const char *error);
+
+/* A step's context: its function sets a result and may read and write the user's own records
+ * in the engine's store; those writes commit in the same transaction that records the step's
+ * completion, so they happen exactly once. */
+typedef struct aj_step_ctx aj_step_ctx;
+typedef int (*aj_step_fn)(aj_step_ctx *ctx, aj_bytes input, void *ud);
+int aj_step_set_result(aj_step_ctx *ctx, const void *data, size_t len);
+/* Fails the attempt: retried per the step's policy unless `permanent`. */
+int aj_step_fail(aj_step_ctx *ctx, const char *error, int permanent);
+/* The user's key space (keys up to 512 bytes, values up to 1 MiB). get: *out valid until the
+ * step returns; AJ_ENOTFOUND when absent. */
+int aj_step_get(aj_step_ctx *ctx, const void *key, size_t klen, aj_bytes *out);
+int aj_step_put(aj_step_ctx *ctx, const void *key, size_t klen, const void *val, size_t vlen);
+int aj_step_del(aj_step_ctx *ctx, const void *key, size_t klen);
+
+typedef struct aj_step_policy {
+    uint32_t max_attempts; /* 3 */
+    aj_backoff backoff;    /* exp:100ms:2:10s */
+} aj_step_policy;
+
+void aj_step_policy_init(aj_step_policy *p);
+/* Runs fn inline (memoized: on replay the recorded result is returned without running it).
+ * *out (may be NULL) is valid until the workflow function returns. A step that failed all its
+ * attempts returns AJ_EFAILED (recorded too, so replay returns it again). */
+int aj_step(aj_wf *wf, const char *name, aj_step_fn fn, void *ud, aj_bytes input, aj_bytes *out);
+int aj_step_with(aj_wf *wf, const char *name, const aj_step_policy *policy, aj_step_fn fn,
+                 void *ud, aj_bytes input, aj_bytes *out);
+/* Runs a job (spec: queue, type, payload, retries, timeout, lease) on any worker and waits for
+ * it: AJ_SUSPEND until it finishes; then 0 with its result, or AJ_EFAILED when it was
+ * dead-lettered or cancelled (AJ_ECANCELLED when the workflow is being cancelled). */
+int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *out);
+/* Durable timers. */
+int aj_sleep(aj_wf *wf, int64_t ms);
+int aj_sleep_until(aj_wf *wf, int64_t at_ms);
+/* Waits for the next signal `name` (timeout_ms < 0: forever): 0 with its payload, or
+ * AJ_ETIMEDOUT. */
+int aj_wait_signal(aj_wf *wf, const char *name, int64_t timeout_ms, aj_bytes *out);
+/* Deterministic helpers, recorded as side effects. */
+int aj_wf_now(aj_wf *wf, int64_t *out_ms);
+int aj_wf_random(aj_wf *wf, uint64_t *out);
+int aj_wf_uuid(aj_wf *wf, char out[37]);
+/* Query handlers: called after a read-only replay; set *out (malloc'd) and *len. */
+typedef int (*aj_query_fn)(void *ud, aj_bytes arg, char **out, size_t *len);
+int aj_wf_set_query(aj_wf *wf, const char *name, aj_query_fn fn, void *ud);
+
+/* Sagas: after a step succeeds, push its compensation; on failure or cancellation,
+ * aj_saga_compensate() runs the pushed compensations in reverse order, each recorded
+ * (compensation_started/completed/failed), and the run ends `compensated` or
+ * `compensation_failed` when the function then returns. */
+int aj_saga_push(aj_wf *wf, const char *name, aj_step_fn fn, void *ud, aj_bytes data);
+int aj_saga_compensate(aj_wf *wf);
+
+/* ---------------------------------------------------------------------------------------------
  * Statistics
  * ------------------------------------------------------------------------------------------- */
 #define AJ_HIST_BUCKETS 24 /* bucket i counts values in [2^(i-1), 2^i) (bucket 0: < 1) */
@@ -467,6 +679,205 @@ int aj_backup(aj_engine *e, const char *path);
  * not. */
 int aj_check(aj_engine *e, void (*report)(void *ud, const char *line), void *ud,
              uint64_t *out_records);
+
+/* ---------------------------------------------------------------------------------------------
+ * Dead-letter analytics and job progress
+ *
+ * Dead-letter analytics read the dead-letter queue in one consistent snapshot and summarise it:
+ * counts by queue, type and reason (aj_dlq_stats_get), and a report with the top errors, ages,
+ * redrive counts and findings with recommendations (aj_dlq_analyze). They only read.
+ *
+ * Progress: a running handler reports how far its job has got (aj_ctx_progress, aj_ctx_step,
+ * aj_ctx_count; a `shell` job writes lines to the descriptor named in $AJ_PROGRESS_FD) and
+ * anyone reads it back (aj_job_progress). Progress is a conflict-free replicated state, so
+ * reports of several attempts of a job (a retry, or a worker that lost its lease and still runs)
+ * merge without coordination and in any order:
+ *   percent          a max-register: the highest percentage reported, never going back
+ *   message, step    last-writer-wins registers ordered by a hybrid logical clock (HLC)
+ *   completed steps  a grow-only set: a step is completed when its attempt reports another step,
+ *                    or when the attempt completes the job
+ *   counters         grow-only: each attempt (identified by its lease epoch) adds to its own
+ *                    count, and a counter's value is the sum over attempts (a G-counter), so work
+ *                    a retry repeats is counted again
+ * A worker keeps reports in memory and writes them in batches: at most every
+ * AJ_PROGRESS_FLUSH_MS while the job runs, and with the job's outcome, never one commit per
+ * report. Progress is deleted with its job (collection after retention, or purge).
+ * ------------------------------------------------------------------------------------------- */
+
+/* Bytes of a normalised error group; longer groups are cut. */
+#define AJ_DLQ_GROUP_MAX 200
+/* Bytes of the example error kept with a group; longer errors are cut. */
+#define AJ_DLQ_EXAMPLE_MAX 512
+/* Distinct queues, types or error groups counted one by one; the rest count as "(other)". */
+#define AJ_DLQ_NAMES_MAX 10000
+/* Buckets of aj_dlq_report.redrive_hist. */
+#define AJ_DLQ_REDRIVE_BUCKETS 6
+
+/* Writes the group of an error message into buf (always NUL-terminated when size > 0) and
+ * returns its length. Errors that differ only in numbers and ids share a group:
+ *   1. a word (a maximal run of ASCII letters, digits and '_') that contains a digit and
+ *      otherwise only hex letters (a-f, A-F), or that is 0x followed by hex digits, becomes
+ *      "<id>" when it has 8 or more characters and "<n>" otherwise ("job 42" -> "job <n>",
+ *      "req 9f86d081" -> "req <id>", a UUID -> "<id>-<id>-<id>-<id>-<id>");
+ *   2. in any other word, each run of digits becomes "<n>" ("31s" -> "<n>s", "utf8" ->
+ *      "utf<n>"), so "timeout after 31s" and "timeout after 32s" share "timeout after <n>s";
+ *   3. runs of whitespace become one space, and leading and trailing whitespace goes;
+ *   4. the result is cut to AJ_DLQ_GROUP_MAX bytes at a UTF-8 character boundary.
+ * A NULL or empty error is "(no error)". Pure and thread-safe. */
+size_t aj_dlq_error_group(const char *error, char *buf, size_t size);
+
+/* A name and how many dead letters carry it. */
+typedef struct aj_dlq_count {
+    char *name; /* a queue, type or reason name, or "(other)" past AJ_DLQ_NAMES_MAX */
+    uint64_t count;
+} aj_dlq_count;
+
+/* Dead letters counted three ways. Each list is sorted by count, largest first, then by name. */
+typedef struct aj_dlq_stats {
+    uint64_t total;
+    aj_dlq_count *by_queue;
+    size_t n_queues;
+    aj_dlq_count *by_type;
+    size_t n_types;
+    aj_dlq_count *by_reason; /* names as aj_dead_reason_name() */
+    size_t n_reasons;
+} aj_dlq_stats;
+
+/* Counts the dead letters matching `filter` (NULL: all; its state is taken to be dead, and its
+ * after_id and limit are ignored). *out is owned: free it with aj_dlq_stats_free(). */
+int aj_dlq_stats_get(aj_engine *e, const aj_job_filter *filter, aj_dlq_stats **out);
+void aj_dlq_stats_free(aj_dlq_stats *s);
+
+typedef enum aj_dlq_finding_kind {
+    AJ_DLQ_FINDING_STALE = 1,            /* dead letters older than stale_after_ms */
+    AJ_DLQ_FINDING_REPEATED_REDRIVE = 2, /* dead again after redrive_threshold or more redrives */
+    AJ_DLQ_FINDING_DOMINANT_ERROR = 3,   /* one error group holds dominant_percent or more */
+    AJ_DLQ_FINDING_DOMINANT_TYPE = 4,    /* one job type holds dominant_percent or more */
+} aj_dlq_finding_kind;
+
+/* "stale", "repeated_redrive", "dominant_error", "dominant_type"; NULL for an unknown kind. */
+const char *aj_dlq_finding_name(aj_dlq_finding_kind kind);
+
+/* One finding: what was seen, the counts behind it and what to do about it. */
+typedef struct aj_dlq_finding {
+    aj_dlq_finding_kind kind;
+    uint64_t count;       /* dead letters behind the finding */
+    uint64_t total;       /* dead letters analysed */
+    char *subject;        /* the error group or the job type; NULL for the other kinds */
+    int64_t threshold;    /* stale: the age in ms; repeated_redrive: the redrive count;
+                             dominant kinds: the percentage */
+    uint64_t example_id;  /* a dead letter behind it: the oldest stale one, the most redriven
+                             one, the newest of the error group or type */
+    char *message;        /* one sentence citing the counts */
+    char *recommendation; /* what to do, with an `aj` command where one helps */
+} aj_dlq_finding;
+
+/* An error group and how many dead letters fell into it. */
+typedef struct aj_dlq_error_count {
+    char *group;         /* the normalised error (aj_dlq_error_group) */
+    char *example;       /* the error of the newest dead letter in the group, as stored (cut to
+                            AJ_DLQ_EXAMPLE_MAX bytes) */
+    uint64_t example_id; /* that dead letter */
+    uint64_t count;
+} aj_dlq_error_count;
+
+typedef struct aj_dlq_analyze_opts {
+    int64_t stale_after_ms;     /* dead letters older than this are stale: 7 days */
+    uint32_t redrive_threshold; /* redriven this many times or more and dead again: 2 */
+    uint32_t dominant_percent;  /* an error group or type with this share or more: 50 */
+    uint64_t dominant_min;      /* ... and at least this many dead letters: 5 */
+    size_t top_errors;          /* error groups listed in the report: 10 */
+} aj_dlq_analyze_opts;
+
+void aj_dlq_analyze_opts_init(aj_dlq_analyze_opts *opts);
+
+/* The analysis of a set of dead letters. Ages are measured from now_ms. */
+typedef struct aj_dlq_report {
+    aj_dlq_stats stats; /* total, and counts by queue, type and reason */
+    int64_t now_ms;
+    uint64_t oldest_id; /* the dead letter that died first; 0 when there is none */
+    int64_t oldest_ms;  /* when it died */
+    uint64_t newest_id; /* the dead letter that died last */
+    int64_t newest_ms;
+    int64_t average_age_ms;
+    uint64_t redriven;    /* dead letters that had been redriven at least once */
+    uint64_t redrives;    /* their redrives, summed */
+    uint32_t redrives_max;
+    uint64_t redrive_hist[AJ_DLQ_REDRIVE_BUCKETS]; /* [i]: dead letters redriven i times; the
+                                                      last bucket: that many or more */
+    uint64_t error_groups;                         /* distinct error groups */
+    aj_dlq_error_count *top_errors; /* the largest groups, largest first, then by group */
+    size_t n_top_errors;
+    aj_dlq_finding *findings; /* in the order of aj_dlq_finding_kind; empty when all is well */
+    size_t n_findings;
+} aj_dlq_report;
+
+/* Analyses the dead letters matching `filter` (as for aj_dlq_stats_get) with `opts` (NULL: the
+ * defaults). AJ_EINVAL for options out of range (dominant_percent above 100, a negative age).
+ * *out is owned: free it with aj_dlq_report_free(). */
+int aj_dlq_analyze(aj_engine *e, const aj_job_filter *filter, const aj_dlq_analyze_opts *opts,
+                   aj_dlq_report **out);
+void aj_dlq_report_free(aj_dlq_report *r);
+
+/* Bytes of a step or counter name: 1..AJ_PROGRESS_NAME_MAX of UTF-8 without control
+ * characters; a counter name has no whitespace either. */
+#define AJ_PROGRESS_NAME_MAX 64
+/* Bytes of a progress message; a longer one is cut at a character boundary. */
+#define AJ_PROGRESS_MESSAGE_MAX 256
+/* Completed steps kept per job: the first ones to complete (by HLC). */
+#define AJ_PROGRESS_STEPS_MAX 64
+/* Counters kept per job (a job may report no more names; merges keep the first by name). */
+#define AJ_PROGRESS_COUNTERS_MAX 32
+/* Bytes of one line of the progress pipe, without its newline; a longer line is malformed. */
+#define AJ_PROGRESS_LINE_MAX 1024
+/* A running job's reports are written at most this often (they are also written with its
+ * outcome). */
+#define AJ_PROGRESS_FLUSH_MS 250
+
+/* Reports a percentage (0..100; hundredths are kept) and, unless `message` is NULL, a message.
+ * AJ_EINVAL for a percentage out of range or a message that is not UTF-8 or holds control
+ * characters (tabs are allowed). Cheap: nothing is written until the next flush. */
+int aj_ctx_progress(aj_job_ctx *ctx, double percent, const char *message);
+/* Reports that the job is now at step `name`; the step it was at before, if another, is
+ * completed. AJ_EINVAL for a bad name. */
+int aj_ctx_step(aj_job_ctx *ctx, const char *name);
+/* Adds n to counter `name`. AJ_EINVAL for a bad name; AJ_ETOOBIG for a new name past
+ * AJ_PROGRESS_COUNTERS_MAX. */
+int aj_ctx_count(aj_job_ctx *ctx, const char *name, uint64_t n);
+/* Applies one line of the progress pipe protocol (len bytes, without the newline):
+ *   progress PCT [MESSAGE]   PCT a decimal 0..100 with at most two decimals
+ *   step NAME                NAME the rest of the line
+ *   count NAME N             NAME one word, N a decimal to add
+ * Words are separated by spaces or tabs; surrounding whitespace and a trailing CR are ignored.
+ * A blank line is ignored. A malformed line changes nothing but the job's count of malformed
+ * lines, and returns AJ_EINVAL naming the problem. */
+int aj_ctx_progress_line(aj_job_ctx *ctx, const char *line, size_t len);
+
+typedef struct aj_progress_counter {
+    char *name;
+    uint64_t value; /* summed over attempts */
+} aj_progress_counter;
+
+/* A job's progress. Owned; free with aj_progress_free(). */
+typedef struct aj_progress {
+    uint64_t job_id;
+    int reported;       /* 0 until something is reported; then every field below may be set */
+    double percent;     /* the highest percentage reported; 0 if none */
+    int has_percent;    /* 1 once a percentage was reported */
+    char *message;      /* the latest message; NULL if none */
+    char *step;         /* the latest step; NULL if none */
+    char **steps_done;  /* completed steps in the order they completed */
+    size_t n_steps_done;
+    aj_progress_counter *counters; /* sorted by name */
+    size_t n_counters;
+    uint64_t malformed; /* malformed lines of the progress pipe, over all attempts */
+    int64_t updated_ms; /* wall time of the latest report (from its HLC stamp); 0 if none */
+} aj_progress;
+
+/* Reads a job's progress as last written (a running job's may lag by up to
+ * AJ_PROGRESS_FLUSH_MS plus a commit). AJ_ENOTFOUND when the job does not exist. */
+int aj_job_progress(aj_engine *e, uint64_t id, aj_progress **out);
+void aj_progress_free(aj_progress *p);
 
 #ifdef __cplusplus
 }

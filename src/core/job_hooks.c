@@ -4,6 +4,8 @@
  */
 #include "core/job_hooks.h"
 
+#include "core/workflow.h"
+
 int job_hook_finished(kv_txn *t, const job_env *env, const job_rec *job) {
     (void)t;
     (void)env;
@@ -16,4 +18,8 @@ int job_hook_redriven(kv_txn *t, const job_env *env, const job_rec *job) {
     (void)env;
     (void)job;
     return 0;
+}
+
+int job_hook_owned(kv_txn *t, const job_env *env, const job_rec *before, const job_rec *after) {
+    return wf_on_job_transition(t, env, before, after);
 }

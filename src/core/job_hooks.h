@@ -14,5 +14,7 @@
 
 int job_hook_finished(kv_txn *t, const job_env *env, const job_rec *job);
 int job_hook_redriven(kv_txn *t, const job_env *env, const job_rec *job);
+/* Every transition of a job that carries an owner tag (a workflow activity). */
+int job_hook_owned(kv_txn *t, const job_env *env, const job_rec *before, const job_rec *after);
 
 #endif

@@ -11,7 +11,7 @@
 #include "util/mem.h"
 
 /* Field-presence bits for the optional byte strings, in encoding order. */
-enum { HAS_RESULT = 1, HAS_WORKER = 2, HAS_ERROR = 4, HAS_IDEM = 8, HAS_META = 16 };
+enum { HAS_RESULT = 1, HAS_WORKER = 2, HAS_ERROR = 4, HAS_IDEM = 8, HAS_META = 16, HAS_OWNER = 32 };
 
 static void add_i64(aj_buf *b, int64_t v) {
     /* Zig-zag so that small negative values (never expected) stay small and round-trip. */
@@ -32,7 +32,7 @@ static void add_opt(aj_buf *b, aj_slice s) {
 int job_rec_encode(const job_rec *r, aj_buf *b) {
     uint8_t present = (uint8_t)((r->result.p ? HAS_RESULT : 0) | (r->worker.p ? HAS_WORKER : 0) |
                                 (r->error.p ? HAS_ERROR : 0) | (r->idem_key.p ? HAS_IDEM : 0) |
-                                (r->metadata.p ? HAS_META : 0));
+                                (r->metadata.p ? HAS_META : 0) | (r->owner.p ? HAS_OWNER : 0));
     aj_buf_add_u8(b, JOB_RECORD_FORMAT);
     aj_buf_add_varint(b, r->id);
     aj_buf_add_u8(b, (uint8_t)r->state);
@@ -70,6 +70,7 @@ int job_rec_encode(const job_rec *r, aj_buf *b) {
     add_opt(b, r->error);
     add_opt(b, r->idem_key);
     add_opt(b, r->metadata);
+    add_opt(b, r->owner);
     return b->oom ? AJ_ENOMEM : 0;
 }
 
@@ -140,6 +141,7 @@ int job_rec_decode(const uint8_t *p, size_t n, job_rec *out) {
     v.error = rd_opt(&r, present, HAS_ERROR);
     v.idem_key = rd_opt(&r, present, HAS_IDEM);
     v.metadata = rd_opt(&r, present, HAS_META);
+    v.owner = rd_opt(&r, present, HAS_OWNER);
     if (r.bad || r.off != n || v.state < AJ_STATE_SCHEDULED || v.state > AJ_STATE_CANCELLED ||
         v.dead_reason > AJ_DEAD_DEPENDENCY || v.backoff.kind > AJ_BACKOFF_LIST) {
         return aj__err(AJ_ECORRUPT, "job record%s is corrupt (%zu bytes)",

@@ -54,6 +54,7 @@ typedef struct job_rec {
     aj_slice error;
     aj_slice idem_key;
     aj_slice metadata;
+    aj_slice owner; /* the workflow that waits for this job (workflow.h), or absent */
 } job_rec;
 
 /* Encodes into b (appending). Returns AJ_ENOMEM if b ran out of memory. */

@@ -139,6 +139,9 @@ static int transition(kv_txn *t, const job_env *env, const job_rec *before,
     if (rc == 0) {
         rc = put_rec(t, after);
     }
+    if (rc == 0 && after->owner.p != NULL) {
+        rc = job_hook_owned(t, env, before, after);
+    }
     if (rc == 0 && !aj_state_is_final(before->state) && aj_state_is_final(after->state)) {
         rc = job_hook_finished(t, env, after);
     } else if (rc == 0 && before->state == AJ_STATE_DEAD && after->state != AJ_STATE_DEAD) {
@@ -288,6 +291,12 @@ static int idem_store(kv_txn *t, const job_env *env, const aj_job_spec *s, const
 
 int job_submit(kv_txn *t, const job_env *env, const aj_job_spec *s, uint64_t id, uint64_t *out_id,
                int *out_created) {
+    aj_slice none = {NULL, 0};
+    return job_submit_owned(t, env, s, id, none, out_id, out_created);
+}
+
+int job_submit_owned(kv_txn *t, const job_env *env, const aj_job_spec *s, uint64_t id,
+                     aj_slice owner, uint64_t *out_id, int *out_created) {
     int rc = job_spec_check(s);
     if (rc != 0) {
         return rc;
@@ -331,6 +340,7 @@ int job_submit(kv_txn *t, const job_env *env, const aj_job_spec *s, uint64_t id,
     r.payload.n = s->payload_len;
     r.idem_key = aj_slice_str(s->idempotency_key);
     r.metadata = aj_slice_str(s->metadata);
+    r.owner = owner;
     if ((rc = index_rec(t, &r)) != 0 || (rc = put_rec(t, &r)) != 0) {
         return rc;
     }

@@ -24,6 +24,10 @@ typedef struct job_env {
     int64_t retention_ms;       /* keep finished jobs this long */
     int64_t idempotency_ttl_ms; /* an idempotency key holds this long */
     aj_counters *delta;         /* counters incremented by what happened; may be NULL */
+    /* Allocates a job id, for transitions that create jobs (workflow tasks and activities);
+     * ids taken by a transaction that then aborts are simply skipped. */
+    int (*alloc_id)(void *ud, uint64_t *out);
+    void *alloc_ud;
 } job_env;
 
 /* How an attempt failed. */
@@ -41,6 +45,10 @@ int job_spec_check(const aj_job_spec *spec);
  * then that job's id and *out_created 0). */
 int job_submit(kv_txn *t, const job_env *env, const aj_job_spec *spec, uint64_t id,
                uint64_t *out_id, int *out_created);
+/* job_submit for a job a workflow waits for: `owner` is recorded in the job (see
+ * job_hooks.h). */
+int job_submit_owned(kv_txn *t, const job_env *env, const aj_job_spec *spec, uint64_t id,
+                     aj_slice owner, uint64_t *out_id, int *out_created);
 /* Records a queue name in the queue registry. */
 int job_note_queue(kv_txn *t, const char *queue);
 /* Calls fn for every known queue name (NUL-terminated, valid during the call). */

@@ -17,6 +17,7 @@
  *   'Q' queue                           known queues (so "every queue" can be served)
  *   'C' instance                        one process's counters, flushed periodically
  *   'M' name                            engine metadata: "format", "ids"
+ *   'P' id                              a job's progress (progress.h), deleted with the job
  *   'W' wf_id                           workflow record (workflows; reserved: W E G V N u)
  *   'E' wf_id 0 run seq                 workflow history event
  *   'G' wf_id 0 seq                     workflow inbox: signals and activity outcomes not yet
@@ -24,6 +25,9 @@
  *   'V' state wf_id                     workflows by state
  *   'N' finished_ms wf_id               finished workflows (retention)
  *   'u' key                             the user's own records (transactional steps)
+ *   'K' name                            schedule record (schedule.h; reserved: K H O)
+ *   'H' due_ms name                     active schedules by the time their next fire is due
+ *   'O' name                            schedules holding a buffered fire: the job it waits on
  */
 #ifndef AJ_CORE_KEYS_H
 #define AJ_CORE_KEYS_H
@@ -45,6 +49,7 @@ enum {
     KEY_QUEUE = 'Q',
     KEY_COUNTERS = 'C',
     KEY_META = 'M',
+    KEY_PROGRESS = 'P',
 };
 
 /* A key built on the stack: the longest is 'I' + queue + NUL + idempotency key. */

@@ -57,7 +57,13 @@ uint64_t eng_rand(aj_engine *e) {
     return r;
 }
 
+static int alloc_one_id(void *ud, uint64_t *out) {
+    return eng_ids(ud, 1, out);
+}
+
 void eng_env(aj_engine *e, job_env *env, aj_counters *delta) {
+    env->alloc_id = alloc_one_id;
+    env->alloc_ud = e;
     env->now_us = eng_now_us(e);
     env->now_ms = env->now_us / 1000;
     env->rand = eng_rand(e);

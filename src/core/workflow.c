@@ -1,0 +1,805 @@
+/*
+ * workflow.c — workflow records, inbox and wake-ups (see workflow.h).
+ *
+ * Invariants: a workflow record in state X has exactly one 'V' X id entry; a final record also
+ * has one 'N' entry at its finish time. The events of run r are 'E' id 0 r 1..seq, chained.
+ * Everything that reaches a workflow from outside its code goes through the inbox and a wake-up;
+ * the task that next runs the workflow moves inbox entries into the history in arrival order.
+ */
+#include "core/workflow.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "util/err.h"
+#include "util/mem.h"
+
+static const char *const state_names[AJ_WF_STATE_COUNT] = {
+    NULL,       "running",   "compensating", "completed",   "failed",
+    "cancelled", "terminated", "timed_out",   "compensated", "compensation_failed",
+    "parked",
+};
+
+const char *aj_wf_state_name(aj_wf_state s) {
+    if ((int)s <= 0 || (int)s >= AJ_WF_STATE_COUNT) {
+        return NULL;
+    }
+    return state_names[s];
+}
+
+int aj_wf_state_parse(const char *text, aj_wf_state *out) {
+    for (int s = 1; s < AJ_WF_STATE_COUNT; s++) {
+        if (text != NULL && strcmp(text, state_names[s]) == 0) {
+            *out = (aj_wf_state)s;
+            return 0;
+        }
+    }
+    return aj__err(AJ_EINVAL,
+                   "unknown workflow state '%s' (expected running, compensating, completed, "
+                   "failed, cancelled, terminated, timed_out, compensated, compensation_failed or "
+                   "parked)",
+                   text ? text : "");
+}
+
+int aj_wf_state_is_final(aj_wf_state s) {
+    return s != AJ_WF_RUNNING && s != AJ_WF_COMPENSATING && s != AJ_WF_PARKED;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Records                                                                                    */
+
+static void add_i64(aj_buf *b, int64_t v) {
+    aj_buf_add_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static int64_t rd_i64(aj_rd *r) {
+    uint64_t u = aj_rd_varint(r);
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
+
+enum { HAS_RESULT = 1, HAS_ERROR = 2 };
+
+int wf_rec_encode(const wf_rec *w, aj_buf *b) {
+    aj_buf_add_u8(b, WF_RECORD_FORMAT);
+    aj_buf_add_bytes(b, w->id.p, w->id.n);
+    aj_buf_add_bytes(b, w->type.p, w->type.n);
+    aj_buf_add_varint(b, w->run);
+    aj_buf_add_u8(b, (uint8_t)w->state);
+    aj_buf_add_varint(b, w->flags);
+    aj_buf_add_varint(b, w->seq);
+    aj_buf_add_u64be(b, w->last_id);
+    aj_buf_add_u64be(b, w->hlc);
+    add_i64(b, w->created_ms);
+    add_i64(b, w->updated_ms);
+    add_i64(b, w->finished_ms);
+    add_i64(b, w->deadline_ms);
+    aj_buf_add_bytes(b, w->input.p, w->input.n);
+    aj_buf_add_u8(b, (uint8_t)((w->result.p ? HAS_RESULT : 0) | (w->error.p ? HAS_ERROR : 0)));
+    if (w->result.p) {
+        aj_buf_add_bytes(b, w->result.p, w->result.n);
+    }
+    if (w->error.p) {
+        aj_buf_add_bytes(b, w->error.p, w->error.n);
+    }
+    return b->oom ? AJ_ENOMEM : 0;
+}
+
+int wf_rec_decode(const uint8_t *p, size_t n, wf_rec *out) {
+    aj_rd r;
+    aj_rd_init(&r, p, n);
+    wf_rec w;
+    memset(&w, 0, sizeof w);
+    uint8_t format = aj_rd_u8(&r);
+    if (!r.bad && format > WF_RECORD_FORMAT) {
+        return aj__err(AJ_EFORMAT, "workflow record format %u is newer than this aj supports (%d)",
+                       format, WF_RECORD_FORMAT);
+    }
+    w.id.p = aj_rd_bytes(&r, &w.id.n);
+    w.type.p = aj_rd_bytes(&r, &w.type.n);
+    w.run = (uint32_t)aj_rd_varint(&r);
+    w.state = (aj_wf_state)aj_rd_u8(&r);
+    w.flags = (uint32_t)aj_rd_varint(&r);
+    w.seq = aj_rd_varint(&r);
+    w.last_id = aj_rd_u64be(&r);
+    w.hlc = aj_rd_u64be(&r);
+    w.created_ms = rd_i64(&r);
+    w.updated_ms = rd_i64(&r);
+    w.finished_ms = rd_i64(&r);
+    w.deadline_ms = rd_i64(&r);
+    w.input.p = aj_rd_bytes(&r, &w.input.n);
+    uint8_t present = aj_rd_u8(&r);
+    if (present & HAS_RESULT) {
+        w.result.p = aj_rd_bytes(&r, &w.result.n);
+    }
+    if (present & HAS_ERROR) {
+        w.error.p = aj_rd_bytes(&r, &w.error.n);
+    }
+    if (r.bad || r.off != n || aj_wf_state_name(w.state) == NULL) {
+        return aj__err(AJ_ECORRUPT, "workflow record is corrupt (%zu bytes)", n);
+    }
+    *out = w;
+    return 0;
+}
+
+int wf_id_check(const char *id) {
+    return aj_name_check("workflow id", id);
+}
+
+static void key_wf(akey *k, aj_slice id) {
+    k->b[0] = 'W';
+    memcpy(k->b + 1, id.p, id.n);
+    k->n = 1 + id.n;
+}
+
+static void key_wf_state(akey *k, aj_wf_state s, aj_slice id) {
+    k->b[0] = 'V';
+    k->b[1] = (uint8_t)s;
+    memcpy(k->b + 2, id.p, id.n);
+    k->n = 2 + id.n;
+}
+
+static void key_wf_finished(akey *k, int64_t at, aj_slice id) {
+    k->b[0] = 'N';
+    aj_put_u64be(k->b + 1, (uint64_t)(at < 0 ? 0 : at));
+    memcpy(k->b + 9, id.p, id.n);
+    k->n = 9 + id.n;
+}
+
+/* 'G' id 0 kind [seq] */
+static void key_inbox(akey *k, aj_slice id, uint8_t kind, int with_seq, uint64_t seq) {
+    k->b[0] = 'G';
+    memcpy(k->b + 1, id.p, id.n);
+    k->b[1 + id.n] = 0;
+    k->b[2 + id.n] = kind;
+    k->n = 3 + id.n;
+    if (with_seq) {
+        aj_put_u64be(k->b + k->n, seq);
+        k->n += 8;
+    }
+}
+
+int wf_read(kv_txn *t, aj_slice id, wf_rec *out) {
+    akey k;
+    key_wf(&k, id);
+    const uint8_t *v;
+    size_t n;
+    int rc = kv_get(t, k.b, k.n, &v, &n);
+    if (rc == AJ_ENOTFOUND) {
+        return aj__err(AJ_ENOTFOUND, "workflow '%.*s' not found", (int)id.n, (const char *)id.p);
+    }
+    if (rc == 0) {
+        rc = wf_rec_decode(v, n, out);
+    }
+    return rc;
+}
+
+int wf_write(kv_txn *t, const wf_rec *before, const wf_rec *after) {
+    akey k;
+    int rc = 0;
+    if (before != NULL) {
+        key_wf_state(&k, before->state, before->id);
+        rc = kv_del(t, k.b, k.n);
+        if (rc == 0 && aj_wf_state_is_final(before->state)) {
+            key_wf_finished(&k, before->finished_ms, before->id);
+            rc = kv_del(t, k.b, k.n);
+        }
+    }
+    if (rc == 0) {
+        key_wf_state(&k, after->state, after->id);
+        rc = kv_put(t, k.b, k.n, "", 0);
+    }
+    if (rc == 0 && aj_wf_state_is_final(after->state)) {
+        key_wf_finished(&k, after->finished_ms, after->id);
+        rc = kv_put(t, k.b, k.n, "", 0);
+    }
+    if (rc == 0) {
+        aj_buf b = AJ_BUF_INIT;
+        rc = wf_rec_encode(after, &b);
+        key_wf(&k, after->id);
+        if (rc == 0) {
+            rc = kv_put(t, k.b, k.n, b.p, b.len);
+        }
+        aj_buf_free(&b);
+    }
+    return rc;
+}
+
+int wf_append(kv_txn *t, const job_env *env, wf_rec *w, uint8_t type, aj_slice name,
+              aj_slice data, uint64_t aux, uint64_t ref, int final) {
+    uint64_t limit = AJ_WF_EVENTS_MAX + (final ? WF_EVENTS_FINAL_RESERVE : 0);
+    if (w->seq >= limit) {
+        return aj__err(AJ_ETOOBIG,
+                       "workflow '%.*s' reached the limit of %d events in one run (continue as "
+                       "new well before it)",
+                       (int)w->id.n, (const char *)w->id.p, AJ_WF_EVENTS_MAX);
+    }
+    if (data.n > AJ_WF_DATA_MAX) {
+        return aj__err(AJ_ETOOBIG, "%s data is %zu bytes, over the %zu-byte limit",
+                       wf_event_name(type), data.n, AJ_WF_DATA_MAX);
+    }
+    wf_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.seq = w->seq + 1;
+    ev.type = type;
+    ev.hlc = hlc_next(w->hlc, env->now_ms);
+    ev.prev_id = w->last_id;
+    ev.name = name.p ? name : aj_slice_str("");
+    ev.data = data.p ? data : aj_slice_str("");
+    ev.aux = aux;
+    ev.ref = ref;
+    ev.id = hist_event_id(&ev);
+    aj_buf b = AJ_BUF_INIT;
+    int rc = hist_encode(&ev, &b);
+    if (rc == 0) {
+        akey k;
+        key_event(&k, w->id, w->run, ev.seq);
+        rc = kv_put(t, k.b, k.n, b.p, b.len);
+    }
+    aj_buf_free(&b);
+    if (rc == 0) {
+        w->seq = ev.seq;
+        w->last_id = ev.id;
+        w->hlc = ev.hlc;
+        w->updated_ms = env->now_ms;
+    }
+    return rc;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Wake-ups                                                                                   */
+
+static int submit_task(kv_txn *t, const job_env *env, aj_slice id, aj_slice type,
+                       int64_t run_at_ms, uint64_t *out_job) {
+    char queue[AJ_NAME_MAX + 1];
+    snprintf(queue, sizeof queue, "%s%.*s", WF_QUEUE_PREFIX, (int)type.n, (const char *)type.p);
+    aj_job_spec s;
+    aj_job_spec_init(&s);
+    s.queue = queue;
+    s.type = WF_TASK_TYPE;
+    s.payload = id.p;
+    s.payload_len = id.n;
+    s.priority = AJ_PRIORITY_HIGH; /* a workflow's next move is usually short */
+    s.max_attempts = 1000000;      /* a task that fails (store trouble) is retried, not lost */
+    s.backoff.kind = AJ_BACKOFF_EXP;
+    s.backoff.initial_ms = 100;
+    s.backoff.factor = 2;
+    s.backoff.max_ms = 10 * AJ_SECOND;
+    s.run_at_ms = run_at_ms > env->now_ms ? run_at_ms : 0;
+    uint64_t job_id;
+    int rc = env->alloc_id(env->alloc_ud, &job_id);
+    int created;
+    if (rc == 0) {
+        rc = job_note_queue(t, queue);
+    }
+    if (rc == 0) {
+        rc = job_submit(t, env, &s, job_id, out_job, &created);
+    }
+    return rc;
+}
+
+int wf_wake(kv_txn *t, const job_env *env, aj_slice id, aj_slice type, int64_t run_at_ms) {
+    if (run_at_ms > env->now_ms) {
+        uint64_t job;
+        return submit_task(t, env, id, type, run_at_ms, &job);
+    }
+    akey k;
+    key_inbox(&k, id, 0, 0, 0);
+    const uint8_t *v;
+    size_t n;
+    int rc = kv_get(t, k.b, k.n, &v, &n);
+    if (rc == 0 && n == 8) {
+        job_rec task;
+        int trc = job_read(t, aj_get_u64be(v), &task);
+        if (trc == 0 && task.state == AJ_STATE_READY) {
+            return 0; /* a task that has not started yet will see everything */
+        }
+        if (trc != 0 && trc != AJ_ENOTFOUND) {
+            return trc;
+        }
+    } else if (rc != 0 && rc != AJ_ENOTFOUND) {
+        return rc;
+    }
+    uint64_t job;
+    rc = submit_task(t, env, id, type, 0, &job);
+    if (rc == 0) {
+        uint8_t b[8];
+        aj_put_u64be(b, job);
+        rc = kv_put(t, k.b, k.n, b, sizeof b);
+    }
+    return rc;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Start, signal, cancel, terminate, resume                                                   */
+
+int wf_start(kv_txn *t, const job_env *env, const char *type, const char *id, aj_slice input,
+             const aj_wf_start_opts *opts) {
+    int rc = wf_id_check(id);
+    if (rc == 0) {
+        rc = aj_name_check("workflow type", type);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (strlen(type) > WF_TYPE_MAX) {
+        return aj__err(AJ_EINVAL, "workflow type '%s' is longer than %d bytes", type, WF_TYPE_MAX);
+    }
+    if (input.n > AJ_WF_DATA_MAX) {
+        return aj__err(AJ_ETOOBIG, "workflow input is %zu bytes, over the %zu-byte limit",
+                       input.n, AJ_WF_DATA_MAX);
+    }
+    aj_slice sid = aj_slice_str(id);
+    wf_rec before, w;
+    int exists = 0;
+    rc = wf_read(t, sid, &before);
+    if (rc == 0) {
+        exists = 1;
+        if (!aj_wf_state_is_final(before.state)) {
+            return aj__err(AJ_EEXISTS, "workflow '%s' is already %s", id,
+                           aj_wf_state_name(before.state));
+        }
+        if (opts == NULL || !opts->allow_rerun) {
+            return aj__err(AJ_EEXISTS,
+                           "workflow '%s' already ran (it is %s); ask for a new run to reuse "
+                           "the id",
+                           id, aj_wf_state_name(before.state));
+        }
+    } else if (rc != AJ_ENOTFOUND) {
+        return rc;
+    }
+    memset(&w, 0, sizeof w);
+    w.id = sid;
+    w.type = aj_slice_str(type);
+    w.run = exists ? before.run + 1 : 1;
+    w.state = AJ_WF_RUNNING;
+    w.created_ms = w.updated_ms = env->now_ms;
+    w.input = input.p ? input : aj_slice_str("");
+    if (opts != NULL && opts->execution_timeout_ms > 0) {
+        w.deadline_ms = env->now_ms + opts->execution_timeout_ms;
+    }
+    rc = wf_append(t, env, &w, EV_WORKFLOW_STARTED, aj_slice_str(type), w.input, 0, 0, 0);
+    if (rc == 0) {
+        rc = wf_write(t, exists ? &before : NULL, &w);
+    }
+    if (rc == 0) {
+        rc = wf_wake(t, env, w.id, w.type, 0);
+    }
+    if (rc == 0 && w.deadline_ms > 0) {
+        rc = wf_wake(t, env, w.id, w.type, w.deadline_ms);
+    }
+    return rc;
+}
+
+/* Adds an inbox entry and wakes the workflow (when `wake`). */
+static int inbox_add(kv_txn *t, const job_env *env, const wf_rec *w, const wf_inbox_entry *e,
+                     int wake) {
+    /* Arrival order: microseconds, then randomness to keep concurrent arrivals apart. */
+    uint64_t seq = ((uint64_t)env->now_us << 10) | (env->rand & 1023);
+    akey k;
+    key_inbox(&k, w->id, 1, 1, seq);
+    aj_buf b = AJ_BUF_INIT;
+    aj_buf_add_u8(&b, e->type);
+    aj_buf_add_varint(&b, e->run);
+    aj_buf_add_varint(&b, e->ref);
+    aj_buf_add_varint(&b, e->aux);
+    aj_buf_add_bytes(&b, e->name.p, e->name.n);
+    aj_buf_add_bytes(&b, e->data.p, e->data.n);
+    int rc = b.oom ? AJ_ENOMEM : kv_put(t, k.b, k.n, b.p, b.len);
+    aj_buf_free(&b);
+    if (rc == 0 && wake) {
+        rc = wf_wake(t, env, w->id, w->type, 0);
+    }
+    return rc;
+}
+
+static int read_live(kv_txn *t, const char *id, wf_rec *w) {
+    int rc = wf_read(t, aj_slice_str(id), w);
+    if (rc == 0 && aj_wf_state_is_final(w->state)) {
+        return aj__err(AJ_ESTATE, "workflow '%s' has finished (%s)", id,
+                       aj_wf_state_name(w->state));
+    }
+    return rc;
+}
+
+int wf_signal(kv_txn *t, const job_env *env, const char *id, const char *name, aj_slice payload) {
+    int rc = aj_name_check("signal name", name);
+    if (rc != 0) {
+        return rc;
+    }
+    if (payload.n > AJ_WF_DATA_MAX) {
+        return aj__err(AJ_ETOOBIG, "signal payload is %zu bytes, over the %zu-byte limit",
+                       payload.n, AJ_WF_DATA_MAX);
+    }
+    wf_rec w;
+    if ((rc = read_live(t, id, &w)) != 0) {
+        return rc;
+    }
+    wf_inbox_entry e = {EV_SIGNAL_RECEIVED, w.run, 0, 0, aj_slice_str(name),
+                        payload.p ? payload : aj_slice_str("")};
+    return inbox_add(t, env, &w, &e, 1);
+}
+
+int wf_cancel(kv_txn *t, const job_env *env, const char *id) {
+    wf_rec w;
+    int rc = read_live(t, id, &w);
+    if (rc != 0) {
+        return rc;
+    }
+    wf_inbox_entry e = {EV_CANCEL_REQUESTED, w.run, 0, 0, aj_slice_str(""), aj_slice_str("")};
+    return inbox_add(t, env, &w, &e, 1);
+}
+
+int wf_terminate(kv_txn *t, const job_env *env, const char *id, const char *reason) {
+    wf_rec before, w;
+    int rc = read_live(t, id, &before);
+    if (rc != 0) {
+        return rc;
+    }
+    w = before;
+    aj_slice why = aj_slice_str(reason ? reason : "terminated");
+    rc = wf_append(t, env, &w, EV_WORKFLOW_TERMINATED, aj_slice_str(""), why, 0, 0, 1);
+    if (rc == 0) {
+        w.state = AJ_WF_TERMINATED;
+        w.error = why;
+        w.finished_ms = env->now_ms;
+        rc = wf_write(t, &before, &w);
+    }
+    return rc;
+}
+
+int wf_resume(kv_txn *t, const job_env *env, const char *id) {
+    wf_rec before, w;
+    int rc = wf_read(t, aj_slice_str(id), &before);
+    if (rc != 0) {
+        return rc;
+    }
+    if (before.state != AJ_WF_PARKED) {
+        return aj__err(AJ_ESTATE, "workflow '%s' is %s, not parked", id,
+                       aj_wf_state_name(before.state));
+    }
+    w = before;
+    rc = wf_append(t, env, &w, EV_WORKFLOW_RESUMED, aj_slice_str(""), aj_slice_str(""), 0, 0, 0);
+    if (rc == 0) {
+        w.state = AJ_WF_RUNNING;
+        w.error.p = NULL;
+        w.error.n = 0;
+        rc = wf_write(t, &before, &w);
+    }
+    if (rc == 0) {
+        rc = wf_wake(t, env, w.id, w.type, 0);
+    }
+    return rc;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Inbox                                                                                      */
+
+typedef struct drain_walk {
+    kv_txn *t;
+    int (*fn)(void *ud, const wf_inbox_entry *e);
+    void *ud;
+    int rc;
+} drain_walk;
+
+static int drain_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                    uint64_t version) {
+    (void)version;
+    drain_walk *w = ud;
+    aj_rd r;
+    aj_rd_init(&r, val, vlen);
+    wf_inbox_entry e;
+    e.type = aj_rd_u8(&r);
+    e.run = (uint32_t)aj_rd_varint(&r);
+    e.ref = aj_rd_varint(&r);
+    e.aux = aj_rd_varint(&r);
+    e.name.p = aj_rd_bytes(&r, &e.name.n);
+    e.data.p = aj_rd_bytes(&r, &e.data.n);
+    int rc = 0;
+    if (r.bad || r.off != vlen) {
+        rc = aj__err(AJ_ECORRUPT, "workflow inbox entry is corrupt");
+    }
+    if (rc == 0) {
+        rc = w->fn(w->ud, &e);
+    }
+    if (rc == 0) {
+        rc = kv_del(w->t, key, klen);
+    }
+    if (rc != 0) {
+        w->rc = rc;
+        return 1;
+    }
+    return 0;
+}
+
+int wf_inbox_drain(kv_txn *t, aj_slice id, int (*fn)(void *ud, const wf_inbox_entry *e),
+                   void *ud) {
+    akey k;
+    key_inbox(&k, id, 1, 0, 0);
+    drain_walk w = {t, fn, ud, 0};
+    int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, drain_cb, &w);
+    return rc != 0 ? rc : w.rc;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Activities                                                                                 */
+
+void wf_owner(aj_buf *b, aj_slice id, uint32_t run, uint64_t seq) {
+    aj_buf_add(b, id.p, id.n);
+    aj_buf_add_u8(b, 0);
+    aj_buf_add_u32be(b, run);
+    aj_buf_add_u64be(b, seq);
+}
+
+static int owner_parse(aj_slice owner, aj_slice *id, uint32_t *run, uint64_t *seq) {
+    if (owner.n < 13 || owner.p[owner.n - 13] != 0) {
+        return aj__err(AJ_ECORRUPT, "activity job carries a malformed workflow tag");
+    }
+    id->p = owner.p;
+    id->n = owner.n - 13;
+    *run = aj_get_u32be(owner.p + owner.n - 12);
+    *seq = aj_get_u64be(owner.p + owner.n - 8);
+    return 0;
+}
+
+int wf_on_job_transition(kv_txn *t, const job_env *env, const job_rec *before,
+                         const job_rec *after) {
+    aj_slice id = {NULL, 0};
+    uint32_t run = 0;
+    uint64_t seq = 0;
+    int rc = owner_parse(after->owner, &id, &run, &seq);
+    if (rc != 0) {
+        return rc;
+    }
+    wf_rec w;
+    rc = wf_read(t, id, &w);
+    if (rc == AJ_ENOTFOUND || (rc == 0 && (w.run != run || aj_wf_state_is_final(w.state)))) {
+        return 0; /* the workflow (or that run) is gone: nobody waits for this job any more */
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    /* The event that scheduled the job names it, and tells an activity from a compensation. */
+    akey k;
+    key_event(&k, id, run, seq);
+    const uint8_t *v;
+    size_t n;
+    wf_event sched;
+    rc = kv_get(t, k.b, k.n, &v, &n);
+    if (rc == 0) {
+        rc = hist_decode(v, n, &sched);
+    }
+    if (rc != 0) {
+        return rc == AJ_ENOTFOUND ? 0 : rc;
+    }
+    int compensation = sched.type == EV_COMPENSATION_STARTED;
+    wf_inbox_entry e = {0, run, seq, after->attempts, sched.name, aj_slice_str("")};
+    int wake = 0;
+    if (after->state == AJ_STATE_RUNNING && before->state != AJ_STATE_RUNNING) {
+        e.type = EV_ACTIVITY_STARTED;
+    } else if (after->state == AJ_STATE_COMPLETED) {
+        e.type = EV_ACTIVITY_COMPLETED;
+        e.data = after->result.p ? after->result : aj_slice_str("");
+        wake = 1;
+    } else if (before->state == AJ_STATE_RUNNING &&
+               (after->state == AJ_STATE_SCHEDULED || after->state == AJ_STATE_READY ||
+                after->state == AJ_STATE_DEAD)) {
+        e.type = EV_ACTIVITY_FAILED;
+        e.data = after->error.p ? after->error : aj_slice_str("failed");
+        if (after->state == AJ_STATE_DEAD) {
+            e.aux |= WF_AUX_FINAL;
+            wake = 1;
+        }
+    } else if (after->state == AJ_STATE_DEAD || after->state == AJ_STATE_CANCELLED) {
+        e.type = EV_ACTIVITY_FAILED;
+        e.data = aj_slice_str(after->state == AJ_STATE_CANCELLED ? "activity job was cancelled"
+                                                                 : "activity job died");
+        e.aux |= WF_AUX_FINAL;
+        wake = 1;
+    } else {
+        return 0;
+    }
+    if (compensation) {
+        if (e.type == EV_ACTIVITY_STARTED ||
+            (e.type == EV_ACTIVITY_FAILED && !(e.aux & WF_AUX_FINAL))) {
+            /* compensation_started was recorded when it was scheduled; a compensation's
+             * retries show on its job, and only its final outcome enters the history */
+            return 0;
+        }
+        e.type = e.type == EV_ACTIVITY_COMPLETED ? EV_COMPENSATION_COMPLETED
+                                                 : EV_COMPENSATION_FAILED;
+    }
+    return inbox_add(t, env, &w, &e, wake);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Collection, counts, listing                                                                */
+
+typedef struct key_list {
+    akey keys[64];
+    size_t n;
+} key_list;
+
+static int collect_keys_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
+                           size_t vlen, uint64_t version) {
+    (void)val;
+    (void)vlen;
+    (void)version;
+    key_list *l = ud;
+    if (l->n == 64 || klen > KEY_MAX) {
+        return 1;
+    }
+    memcpy(l->keys[l->n].b, key, klen);
+    l->keys[l->n].n = klen;
+    l->n++;
+    return 0;
+}
+
+static int delete_prefix_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
+                            size_t vlen, uint64_t version) {
+    (void)val;
+    (void)vlen;
+    (void)version;
+    int rc = kv_del(ud, key, klen);
+    return rc != 0;
+}
+
+int wf_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
+    akey start, end;
+    start.b[0] = 'N';
+    start.n = 1;
+    key_wf_finished(&end, env->now_ms - env->retention_ms, aj_slice_str(""));
+    key_list l = {.n = 0};
+    int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, limit < 64 ? limit : 64,
+                     collect_keys_cb, &l);
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        aj_slice id = {l.keys[i].b + 9, l.keys[i].n - 9};
+        wf_rec w;
+        rc = wf_read(t, id, &w);
+        if (rc != 0) {
+            break;
+        }
+        akey k;
+        key_wf_state(&k, w.state, w.id);
+        rc = kv_del(t, k.b, k.n);
+        if (rc == 0) {
+            rc = kv_del(t, l.keys[i].b, l.keys[i].n);
+        }
+        /* Every run's events, and anything left in the inbox. */
+        if (rc == 0) {
+            k.b[0] = 'E';
+            memcpy(k.b + 1, id.p, id.n);
+            k.b[1 + id.n] = 0;
+            k.n = 2 + id.n;
+            rc = kv_scan_prefix(t, k.b, k.n, 0, 0, delete_prefix_cb, t);
+        }
+        if (rc == 0) {
+            k.b[0] = 'G';
+            rc = kv_scan_prefix(t, k.b, k.n, 0, 0, delete_prefix_cb, t);
+        }
+        if (rc == 0) {
+            key_wf(&k, id);
+            rc = kv_del(t, k.b, k.n);
+        }
+    }
+    if (rc == 0) {
+        *out_n = l.n;
+    }
+    return rc;
+}
+
+static int count_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                    uint64_t version) {
+    (void)key;
+    (void)klen;
+    (void)val;
+    (void)vlen;
+    (void)version;
+    (*(uint64_t *)ud)++;
+    return 0;
+}
+
+int wf_count_states(kv_txn *t, uint64_t counts[AJ_WF_STATE_COUNT]) {
+    for (int s = 0; s < AJ_WF_STATE_COUNT; s++) {
+        counts[s] = 0;
+    }
+    for (int s = 1; s < AJ_WF_STATE_COUNT; s++) {
+        uint8_t p[2] = {'V', (uint8_t)s};
+        int rc = kv_scan_prefix(t, p, 2, 0, 0, count_cb, &counts[s]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+typedef struct wf_list_walk {
+    const aj_wf_filter *f;
+    int (*fn)(void *ud, const wf_rec *w);
+    void *ud;
+    size_t emitted;
+    int rc;
+} wf_list_walk;
+
+static int wf_list_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                      uint64_t version) {
+    (void)key;
+    (void)klen;
+    (void)version;
+    wf_list_walk *w = ud;
+    wf_rec r;
+    int rc = wf_rec_decode(val, vlen, &r);
+    if (rc != 0) {
+        w->rc = rc;
+        return 1;
+    }
+    if ((w->f->state != 0 && r.state != w->f->state) ||
+        (w->f->type != NULL && !aj_slice_eq(r.type, w->f->type))) {
+        return 0;
+    }
+    if ((rc = w->fn(w->ud, &r)) != 0) {
+        w->rc = rc;
+        return 1;
+    }
+    w->emitted++;
+    return w->f->limit != 0 && w->emitted >= w->f->limit;
+}
+
+int wf_list(kv_txn *t, const aj_wf_filter *f, int (*fn)(void *ud, const wf_rec *w), void *ud) {
+    wf_list_walk w = {f, fn, ud, 0, 0};
+    uint8_t p = 'W';
+    int rc = kv_scan_prefix(t, &p, 1, 0, 0, wf_list_cb, &w);
+    return rc != 0 ? rc : w.rc;
+}
+
+static char *place(char **cursor, aj_slice s) {
+    if (s.p == NULL) {
+        return NULL;
+    }
+    char *d = *cursor;
+    if (s.n > 0) {
+        memcpy(d, s.p, s.n);
+    }
+    d[s.n] = '\0';
+    *cursor += s.n + 1;
+    return d;
+}
+
+aj_wf_info *wf_rec_to_public(const wf_rec *w) {
+    size_t total = sizeof(aj_wf_info) + w->id.n + w->type.n + w->input.n + w->result.n +
+                   w->error.n + 5;
+    aj_wf_info *i = aj__calloc(1, total);
+    if (i == NULL) {
+        return NULL;
+    }
+    char *cursor = (char *)(i + 1);
+    i->id = place(&cursor, w->id);
+    i->type = place(&cursor, w->type);
+    i->input = place(&cursor, w->input.p ? w->input : aj_slice_str(""));
+    i->input_len = w->input.n;
+    i->result = place(&cursor, w->result);
+    i->result_len = w->result.n;
+    i->error = place(&cursor, w->error);
+    i->run = w->run;
+    i->state = w->state;
+    i->events = w->seq;
+    i->created_ms = w->created_ms;
+    i->updated_ms = w->updated_ms;
+    i->finished_ms = w->finished_ms;
+    i->deadline_ms = w->deadline_ms;
+    i->cancel_requested = (w->flags & WF_FLAG_CANCEL_REQUESTED) != 0;
+    return i;
+}
+
+void aj_wf_info_free(aj_wf_info *info) {
+    aj__free(info);
+}
+
+void aj_wf_list_free(aj_wf_info **list, size_t n) {
+    if (list == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        aj__free(list[i]);
+    }
+    aj__free(list);
+}

@@ -1,0 +1,1133 @@
+/*
+ * wf_exec.c — running workflow code against its history: the workflow task handler and every
+ * durable call a workflow function makes (aj_step, aj_activity, aj_sleep, aj_wait_signal, ...).
+ *
+ * One task = one transaction: it loads the run's history, moves the inbox (activity outcomes,
+ * signals, cancel requests) into the history, runs the workflow function from the start, and
+ * commits every event the function produced together with the jobs it scheduled. A conflict
+ * re-runs the task; a crash before the commit leaves the task job to run again. Either way a
+ * step completed in a committed task is never run again.
+ *
+ * Replay: events are "commands" (made by the code in order: step_completed, activity_scheduled,
+ * timer_scheduled, side_effect, compensation_*, ...) or "arrivals" (from outside, at any time:
+ * activity_completed, signal_received, timer_fired, cancel_requested, ...). Each durable call
+ * consumes the next command and must match its kind and name, else the run is parked. Arrivals
+ * are found by reference (the seq of the command they answer) or by order, and a call sees an
+ * arrival only if it precedes the call's position in the history (its "horizon"), so the same
+ * history always gives the same answers.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/history.h"
+#include "core/workflow.h"
+#include "runtime/engine.h"
+#include "runtime/wf_exec.h"
+#include "util/arena.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/mem.h"
+
+/* Most query handlers one workflow may set. */
+#define WF_QUERIES_MAX 16
+/* Most compensations one saga may hold. */
+#define WF_SAGA_MAX 256
+/* Attempts of an inline compensation. */
+#define WF_COMPENSATION_ATTEMPTS 10
+/* Largest key of the user's own records. */
+#define WF_USER_KEY_MAX 512
+
+typedef struct saga_entry {
+    const char *name;
+    aj_step_fn fn; /* NULL: a job compensation */
+    void *ud;
+    aj_bytes data;
+    aj_job_spec spec; /* job compensations: strings copied into the arena */
+} saga_entry;
+
+typedef struct query_entry {
+    const char *name;
+    aj_query_fn fn;
+    void *ud;
+} query_entry;
+
+struct aj_wf {
+    aj_engine *e;
+    kv_txn *t;
+    const job_env *env;
+    wf_rec w;
+    aj_arena arena;
+    wf_event *events; /* the run's history, including what this task appended */
+    uint8_t *consumed; /* signals consumed so far, by event index */
+    size_t n_events, cap_events;
+    size_t cursor; /* index of the next event to examine for commands */
+    int query_mode;
+    int nondeterminism;
+    char *park_msg;
+    aj_bytes result;
+    int has_result;
+    char *error;
+    saga_entry saga[WF_SAGA_MAX];
+    size_t n_saga;
+    int compensated;    /* 1: compensations ran and all completed; 2: one failed */
+    query_entry queries[WF_QUERIES_MAX];
+    size_t n_queries;
+};
+
+struct aj_step_ctx {
+    aj_wf *wf;
+    aj_buf result;
+    int failed, permanent;
+    char *error;
+    /* Writes of this attempt to the user's records, applied only when it succeeds. */
+    aj_buf writes; /* records: op(1) klen(varint) key vlen(varint) val */
+};
+
+/* ----------------------------------------------------------------------------------------- */
+/* History in memory                                                                          */
+
+static int is_command(const wf_event *ev) {
+    switch (ev->type) {
+    case EV_STEP_COMPLETED:
+    case EV_STEP_FAILED:
+    case EV_ACTIVITY_SCHEDULED:
+    case EV_TIMER_SCHEDULED:
+    case EV_TIMER_CANCELLED:
+    case EV_SIDE_EFFECT:
+    case EV_COMPENSATION_STARTED:
+        return 1;
+    case EV_COMPENSATION_COMPLETED:
+    case EV_COMPENSATION_FAILED:
+        return ev->ref == 0; /* inline compensations; job ones arrive with a reference */
+    default:
+        return 0;
+    }
+}
+
+static int keep_event(aj_wf *wf, const wf_event *ev) {
+    if (wf->n_events == wf->cap_events) {
+        size_t cap = wf->cap_events ? wf->cap_events * 2 : 64;
+        wf_event *nv = aj__realloc(wf->events, cap * sizeof *nv);
+        uint8_t *nc = aj__realloc(wf->consumed, cap);
+        if (nv != NULL) {
+            wf->events = nv;
+        }
+        if (nc != NULL) {
+            wf->consumed = nc;
+        }
+        if (nv == NULL || nc == NULL) {
+            return aj__err(AJ_ENOMEM, "out of memory loading a workflow history");
+        }
+        wf->cap_events = cap;
+    }
+    wf_event copy = *ev;
+    copy.name.p = aj_arena_dup(&wf->arena, ev->name.p, ev->name.n);
+    copy.data.p = aj_arena_dup(&wf->arena, ev->data.p, ev->data.n);
+    if (copy.name.p == NULL || copy.data.p == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory loading a workflow history");
+    }
+    wf->consumed[wf->n_events] = 0;
+    wf->events[wf->n_events++] = copy;
+    return 0;
+}
+
+static int load_cb(void *ud, const wf_event *ev) {
+    return keep_event(ud, ev);
+}
+
+/* Appends a new event (live) and keeps it in memory. */
+static int record(aj_wf *wf, uint8_t type, const char *name, aj_bytes data, uint64_t aux,
+                  uint64_t ref, int final) {
+    aj_slice n = aj_slice_str(name ? name : "");
+    aj_slice d = {data.data ? data.data : (const void *)"", data.len};
+    int rc = wf_append(wf->t, wf->env, &wf->w, type, n, d, aux, ref, final);
+    if (rc != 0) {
+        return rc;
+    }
+    wf_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.seq = wf->w.seq;
+    ev.type = type;
+    ev.hlc = wf->w.hlc;
+    ev.id = wf->w.last_id;
+    ev.name = n;
+    ev.data = d;
+    ev.aux = aux;
+    ev.ref = ref;
+    return keep_event(wf, &ev);
+}
+
+/* The seq before which arrivals are visible to the call being made: the seq of the next command
+ * still to be replayed, or everything when live. */
+static uint64_t horizon(const aj_wf *wf) {
+    for (size_t i = wf->cursor; i < wf->n_events; i++) {
+        if (is_command(&wf->events[i])) {
+            return wf->events[i].seq;
+        }
+    }
+    return UINT64_MAX;
+}
+
+/* Parks the run: the caller's code and its history disagree. */
+static int diverged(aj_wf *wf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int diverged(aj_wf *wf, const char *fmt, ...) {
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!wf->nondeterminism) {
+        wf->nondeterminism = 1;
+        aj__free(wf->park_msg);
+        wf->park_msg = aj__strdup(msg);
+    }
+    return aj__err(AJ_ESTATE, "%s", msg);
+}
+
+/* Finds the next command. Returns 1 and *out when replaying, 0 when live (no more commands),
+ * or a negative error when the command does not match (the run is parked). `alt` is a second
+ * type accepted (e.g. step_failed for a step). */
+static int next_command(aj_wf *wf, uint8_t type, uint8_t alt, const char *name,
+                        const wf_event **out) {
+    if (wf->nondeterminism) {
+        return AJ_ESTATE;
+    }
+    for (size_t i = wf->cursor; i < wf->n_events; i++) {
+        const wf_event *ev = &wf->events[i];
+        if (!is_command(ev)) {
+            continue;
+        }
+        if ((ev->type != type && ev->type != alt) || !aj_slice_eq(ev->name, name)) {
+            return diverged(wf,
+                            "non-determinism in workflow '%.*s': history event %llu is %s '%.*s' "
+                            "but the code now calls %s '%s'",
+                            (int)wf->w.id.n, (const char *)wf->w.id.p,
+                            (unsigned long long)ev->seq, wf_event_name(ev->type), (int)ev->name.n,
+                            (const char *)ev->name.p, wf_event_name(type), name);
+        }
+        wf->cursor = i + 1;
+        *out = ev;
+        return 1;
+    }
+    wf->cursor = wf->n_events;
+    return 0;
+}
+
+/* The arrival answering command `ref` of one of the given types, visible before `before`. */
+static const wf_event *find_arrival(const aj_wf *wf, uint64_t ref, uint8_t type, uint8_t alt,
+                                    int final_only, uint64_t before) {
+    for (size_t i = 0; i < wf->n_events; i++) {
+        const wf_event *ev = &wf->events[i];
+        if (ev->seq >= before) {
+            break;
+        }
+        if (ev->ref == ref && !is_command(ev) && (ev->type == type || ev->type == alt)) {
+            if (final_only && ev->type == alt && !(ev->aux & WF_AUX_FINAL)) {
+                continue; /* a failed attempt that will be retried */
+            }
+            return ev;
+        }
+    }
+    return NULL;
+}
+
+static int cancel_visible(const aj_wf *wf, uint64_t before) {
+    for (size_t i = 0; i < wf->n_events && wf->events[i].seq < before; i++) {
+        if (wf->events[i].type == EV_CANCEL_REQUESTED) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static aj_bytes bytes_of(aj_slice s) {
+    aj_bytes b = {s.p, s.n};
+    return b;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Simple calls                                                                               */
+
+const char *aj_wf_id(const aj_wf *wf) {
+    return (const char *)wf->w.id.p; /* NUL-terminated: copied into the arena */
+}
+
+int aj_wf_cancel_requested(const aj_wf *wf) {
+    return cancel_visible(wf, horizon(wf));
+}
+
+int aj_wf_continue_suggested(const aj_wf *wf) {
+    return wf->w.seq >= AJ_WF_EVENTS_SUGGEST;
+}
+
+int aj_wf_set_result(aj_wf *wf, const void *data, size_t len) {
+    if (len > AJ_WF_DATA_MAX) {
+        return aj__err(AJ_ETOOBIG, "workflow result is %zu bytes, over the %zu-byte limit", len,
+                       AJ_WF_DATA_MAX);
+    }
+    void *copy = aj_arena_dup(&wf->arena, data, len);
+    if (copy == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory keeping a workflow result");
+    }
+    wf->result.data = copy;
+    wf->result.len = len;
+    wf->has_result = 1;
+    return 0;
+}
+
+int aj_wf_fail(aj_wf *wf, const char *error) {
+    aj__free(wf->error);
+    wf->error = aj__strdup(error ? error : "failed");
+    return AJ_EFAILED;
+}
+
+int aj_wf_set_query(aj_wf *wf, const char *name, aj_query_fn fn, void *ud) {
+    for (size_t i = 0; i < wf->n_queries; i++) {
+        if (strcmp(wf->queries[i].name, name) == 0) {
+            wf->queries[i].fn = fn;
+            wf->queries[i].ud = ud;
+            return 0;
+        }
+    }
+    if (wf->n_queries == WF_QUERIES_MAX) {
+        return aj__err(AJ_ETOOBIG, "a workflow may set at most %d query handlers",
+                       WF_QUERIES_MAX);
+    }
+    char *copy = aj_arena_dup(&wf->arena, name, strlen(name));
+    if (copy == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory setting a query handler");
+    }
+    wf->queries[wf->n_queries++] = (query_entry){copy, fn, ud};
+    return 0;
+}
+
+/* Records (or replays) a side effect: a value computed once and remembered. */
+static int side_effect(aj_wf *wf, const char *name, void *value, size_t len) {
+    const wf_event *ev;
+    int rc = next_command(wf, EV_SIDE_EFFECT, EV_SIDE_EFFECT, name, &ev);
+    if (rc < 0) {
+        return rc;
+    }
+    if (rc == 1) {
+        if (ev->data.n != len) {
+            return diverged(wf, "side effect '%s' recorded %zu bytes, the code wants %zu", name,
+                            ev->data.n, len);
+        }
+        memcpy(value, ev->data.p, len);
+        return 0;
+    }
+    if (wf->query_mode) {
+        return AJ_SUSPEND;
+    }
+    aj_bytes d = {value, len};
+    return record(wf, EV_SIDE_EFFECT, name, d, 0, 0, 0);
+}
+
+int aj_wf_now(aj_wf *wf, int64_t *out_ms) {
+    uint8_t b[8];
+    aj_put_u64be(b, (uint64_t)wf->env->now_ms);
+    int rc = side_effect(wf, "now", b, 8);
+    if (rc == 0) {
+        *out_ms = (int64_t)aj_get_u64be(b);
+    }
+    return rc;
+}
+
+int aj_wf_random(aj_wf *wf, uint64_t *out) {
+    uint8_t b[8];
+    aj_put_u64be(b, eng_rand(wf->e));
+    int rc = side_effect(wf, "random", b, 8);
+    if (rc == 0) {
+        *out = aj_get_u64be(b);
+    }
+    return rc;
+}
+
+int aj_wf_uuid(aj_wf *wf, char out[37]) {
+    uint8_t b[16];
+    aj_put_u64be(b, eng_rand(wf->e));
+    aj_put_u64be(b + 8, eng_rand(wf->e));
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    int rc = side_effect(wf, "uuid", b, 16);
+    if (rc == 0) {
+        snprintf(out, 37,
+                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+                 b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+                 b[14], b[15]);
+    }
+    return rc;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Steps                                                                                      */
+
+void aj_step_policy_init(aj_step_policy *p) {
+    p->max_attempts = 3;
+    p->backoff.kind = AJ_BACKOFF_EXP;
+    p->backoff.initial_ms = 100;
+    p->backoff.factor = 2;
+    p->backoff.max_ms = 10 * AJ_SECOND;
+    p->backoff.n_delays = 0;
+}
+
+int aj_step_set_result(aj_step_ctx *ctx, const void *data, size_t len) {
+    if (len > AJ_WF_DATA_MAX) {
+        return aj__err(AJ_ETOOBIG, "step result is %zu bytes, over the %zu-byte limit", len,
+                       AJ_WF_DATA_MAX);
+    }
+    aj_buf_reset(&ctx->result);
+    aj_buf_add(&ctx->result, data, len);
+    return ctx->result.oom ? aj__err(AJ_ENOMEM, "out of memory keeping a step result") : 0;
+}
+
+int aj_step_fail(aj_step_ctx *ctx, const char *error, int permanent) {
+    ctx->failed = 1;
+    ctx->permanent = permanent != 0;
+    aj__free(ctx->error);
+    ctx->error = aj__strdup(error ? error : "failed");
+    return AJ_EFAILED;
+}
+
+static void user_key(akey *k, const void *key, size_t klen) {
+    k->b[0] = 'u';
+    memcpy(k->b + 1, key, klen);
+    k->n = 1 + klen;
+}
+
+static int check_user_key(size_t klen) {
+    if (klen == 0 || klen > WF_USER_KEY_MAX) {
+        return aj__err(AJ_EINVAL, "a record key must be 1 to %d bytes", WF_USER_KEY_MAX);
+    }
+    return 0;
+}
+
+/* Looks the key up among this attempt's own writes: 1 found (value or deletion), 0 not. */
+static int own_write(const aj_step_ctx *ctx, const void *key, size_t klen, aj_bytes *out,
+                     int *deleted) {
+    aj_rd r;
+    aj_rd_init(&r, ctx->writes.p, ctx->writes.len);
+    int found = 0;
+    while (r.off < r.len && !r.bad) {
+        uint8_t op = aj_rd_u8(&r);
+        size_t kl, vl;
+        const uint8_t *k = aj_rd_bytes(&r, &kl);
+        const uint8_t *v = aj_rd_bytes(&r, &vl);
+        if (!r.bad && kl == klen && memcmp(k, key, klen) == 0) {
+            found = 1; /* the last write wins: keep scanning */
+            *deleted = op == 0;
+            out->data = v;
+            out->len = vl;
+        }
+    }
+    return found;
+}
+
+int aj_step_get(aj_step_ctx *ctx, const void *key, size_t klen, aj_bytes *out) {
+    int rc = check_user_key(klen);
+    if (rc != 0) {
+        return rc;
+    }
+    int deleted = 0;
+    if (own_write(ctx, key, klen, out, &deleted)) {
+        return deleted ? aj__err(AJ_ENOTFOUND, "no such record") : 0;
+    }
+    if (ctx->wf->t == NULL) {
+        return aj__err(AJ_ESTATE, "records cannot be read here");
+    }
+    akey k;
+    user_key(&k, key, klen);
+    const uint8_t *v;
+    size_t n;
+    rc = kv_get(ctx->wf->t, k.b, k.n, &v, &n);
+    if (rc == AJ_ENOTFOUND) {
+        return aj__err(AJ_ENOTFOUND, "no such record");
+    }
+    if (rc == 0) {
+        out->data = v;
+        out->len = n;
+    }
+    return rc;
+}
+
+static int step_write(aj_step_ctx *ctx, uint8_t op, const void *key, size_t klen, const void *val,
+                      size_t vlen) {
+    int rc = check_user_key(klen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (vlen > AJ_WF_DATA_MAX) {
+        return aj__err(AJ_ETOOBIG, "a record value must be at most %zu bytes", AJ_WF_DATA_MAX);
+    }
+    aj_buf_add_u8(&ctx->writes, op);
+    aj_buf_add_bytes(&ctx->writes, key, klen);
+    aj_buf_add_bytes(&ctx->writes, val, vlen);
+    return ctx->writes.oom ? aj__err(AJ_ENOMEM, "out of memory buffering a record") : 0;
+}
+
+int aj_step_put(aj_step_ctx *ctx, const void *key, size_t klen, const void *val, size_t vlen) {
+    return step_write(ctx, 1, key, klen, val, vlen);
+}
+
+int aj_step_del(aj_step_ctx *ctx, const void *key, size_t klen) {
+    return step_write(ctx, 0, key, klen, "", 0);
+}
+
+/* Applies a successful attempt's record writes to the task's transaction. */
+static int apply_writes(aj_wf *wf, const aj_step_ctx *ctx) {
+    aj_rd r;
+    aj_rd_init(&r, ctx->writes.p, ctx->writes.len);
+    int rc = 0;
+    while (rc == 0 && r.off < r.len && !r.bad) {
+        uint8_t op = aj_rd_u8(&r);
+        size_t kl, vl;
+        const uint8_t *k = aj_rd_bytes(&r, &kl);
+        const uint8_t *v = aj_rd_bytes(&r, &vl);
+        if (r.bad) {
+            break;
+        }
+        akey key;
+        user_key(&key, k, kl);
+        rc = op ? kv_put(wf->t, key.b, key.n, v, vl) : kv_del(wf->t, key.b, key.n);
+    }
+    return rc;
+}
+
+/* Runs fn with retries; fills *out with the result or *err with the last error. */
+static int run_inline(aj_wf *wf, const aj_step_policy *p, aj_step_fn fn, void *ud,
+                      aj_bytes input, aj_bytes *out, char **err) {
+    for (uint32_t attempt = 1;; attempt++) {
+        aj_step_ctx ctx;
+        memset(&ctx, 0, sizeof ctx);
+        ctx.wf = wf;
+        int rc = fn(&ctx, input, ud);
+        if (rc != 0 && !ctx.failed) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "step returned %s", aj_err_name(rc));
+            aj_step_fail(&ctx, msg, 0);
+        }
+        if (!ctx.failed) {
+            rc = apply_writes(wf, &ctx);
+            if (rc == 0) {
+                out->data = aj_arena_dup(&wf->arena, ctx.result.p, ctx.result.len);
+                out->len = ctx.result.len;
+                rc = out->data ? 0 : aj__err(AJ_ENOMEM, "out of memory keeping a step result");
+            }
+            aj_buf_free(&ctx.result);
+            aj_buf_free(&ctx.writes);
+            aj__free(ctx.error);
+            return rc;
+        }
+        aj_buf_free(&ctx.result);
+        aj_buf_free(&ctx.writes);
+        if (ctx.permanent || attempt >= p->max_attempts) {
+            *err = ctx.error;
+            return AJ_EFAILED;
+        }
+        aj__free(ctx.error);
+        aj__sleep_ms(aj_backoff_delay(&p->backoff, attempt));
+    }
+}
+
+int aj_step_with(aj_wf *wf, const char *name, const aj_step_policy *policy, aj_step_fn fn,
+                 void *ud, aj_bytes input, aj_bytes *out) {
+    const wf_event *ev;
+    int rc = next_command(wf, EV_STEP_COMPLETED, EV_STEP_FAILED, name, &ev);
+    if (rc < 0) {
+        return rc;
+    }
+    aj_bytes dummy;
+    if (out == NULL) {
+        out = &dummy;
+    }
+    if (rc == 1) {
+        if (ev->type == EV_STEP_FAILED) {
+            return aj__err(AJ_EFAILED, "step '%s' failed: %.*s", name, (int)ev->data.n,
+                           (const char *)ev->data.p);
+        }
+        *out = bytes_of(ev->data);
+        return 0;
+    }
+    if (wf->query_mode) {
+        return AJ_SUSPEND;
+    }
+    aj_step_policy p;
+    if (policy != NULL) {
+        p = *policy;
+    } else {
+        aj_step_policy_init(&p);
+    }
+    char *err = NULL;
+    rc = run_inline(wf, &p, fn, ud, input, out, &err);
+    if (rc == 0) {
+        return record(wf, EV_STEP_COMPLETED, name, *out, 0, 0, 0);
+    }
+    if (rc != AJ_EFAILED) {
+        aj__free(err);
+        return rc;
+    }
+    aj_bytes e = {err ? err : "failed", strlen(err ? err : "failed")};
+    rc = record(wf, EV_STEP_FAILED, name, e, 0, 0, 0);
+    int code =
+        rc != 0 ? rc : aj__err(AJ_EFAILED, "step '%s' failed: %s", name, (const char *)e.data);
+    aj__free(err);
+    return code;
+}
+
+int aj_step(aj_wf *wf, const char *name, aj_step_fn fn, void *ud, aj_bytes input, aj_bytes *out) {
+    return aj_step_with(wf, name, NULL, fn, ud, input, out);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Activities                                                                                 */
+
+/* Submits the job of an activity or job compensation in the task's transaction. */
+static int schedule_job(aj_wf *wf, const aj_job_spec *spec, uint64_t *out_job) {
+    int rc = job_spec_check(spec);
+    if (rc != 0) {
+        return rc;
+    }
+    aj_buf owner = AJ_BUF_INIT;
+    wf_owner(&owner, wf->w.id, wf->w.run, wf->w.seq + 1); /* the event recorded next */
+    uint64_t id;
+    int created;
+    rc = owner.oom ? AJ_ENOMEM : wf->env->alloc_id(wf->env->alloc_ud, &id);
+    if (rc == 0) {
+        rc = job_note_queue(wf->t, spec->queue ? spec->queue : "default");
+    }
+    if (rc == 0) {
+        aj_slice o = {owner.p, owner.len};
+        rc = job_submit_owned(wf->t, wf->env, spec, id, o, out_job, &created);
+    }
+    aj_buf_free(&owner);
+    return rc;
+}
+
+int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *out) {
+    const wf_event *ev;
+    int rc = next_command(wf, EV_ACTIVITY_SCHEDULED, EV_ACTIVITY_SCHEDULED, name, &ev);
+    if (rc < 0) {
+        return rc;
+    }
+    uint64_t seq;
+    if (rc == 0) {
+        if (wf->query_mode) {
+            return AJ_SUSPEND;
+        }
+        if (cancel_visible(wf, UINT64_MAX)) {
+            return aj__err(AJ_ECANCELLED, "workflow cancelled before activity '%s'", name);
+        }
+        uint64_t job;
+        if ((rc = schedule_job(wf, spec, &job)) != 0) {
+            return rc;
+        }
+        aj_bytes none = {"", 0};
+        if ((rc = record(wf, EV_ACTIVITY_SCHEDULED, name, none, job, 0, 0)) != 0) {
+            return rc;
+        }
+        return AJ_SUSPEND;
+    }
+    seq = ev->seq;
+    uint64_t before = horizon(wf);
+    const wf_event *done =
+        find_arrival(wf, seq, EV_ACTIVITY_COMPLETED, EV_ACTIVITY_FAILED, 1, before);
+    if (done != NULL && done->type == EV_ACTIVITY_COMPLETED) {
+        if (out != NULL) {
+            *out = bytes_of(done->data);
+        }
+        return 0;
+    }
+    if (done != NULL) {
+        return aj__err(AJ_EFAILED, "activity '%s' failed: %.*s", name, (int)done->data.n,
+                       (const char *)done->data.p);
+    }
+    if (cancel_visible(wf, before)) {
+        return aj__err(AJ_ECANCELLED, "workflow cancelled while waiting for activity '%s'", name);
+    }
+    return AJ_SUSPEND;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Timers and signals                                                                         */
+
+/* Schedules (or replays) a timer; *out_seq receives its timer_scheduled seq, *out_fired whether
+ * it has fired (visible before `before`, or firing now when due). */
+static int timer(aj_wf *wf, const char *name, int64_t fire_at, uint64_t *out_seq,
+                 uint64_t *out_fired_seq) {
+    const wf_event *ev;
+    int rc = next_command(wf, EV_TIMER_SCHEDULED, EV_TIMER_SCHEDULED, name, &ev);
+    if (rc < 0) {
+        return rc;
+    }
+    uint64_t seq;
+    if (rc == 0) {
+        if (wf->query_mode) {
+            return AJ_SUSPEND;
+        }
+        aj_bytes none = {"", 0};
+        if ((rc = record(wf, EV_TIMER_SCHEDULED, name, none, (uint64_t)fire_at, 0, 0)) != 0) {
+            return rc;
+        }
+        seq = wf->w.seq;
+        if (fire_at > wf->env->now_ms &&
+            (rc = wf_wake(wf->t, wf->env, wf->w.id, wf->w.type, fire_at)) != 0) {
+            return rc;
+        }
+    } else {
+        seq = ev->seq;
+        fire_at = (int64_t)ev->aux;
+    }
+    *out_seq = seq;
+    const wf_event *fired =
+        find_arrival(wf, seq, EV_TIMER_FIRED, EV_TIMER_FIRED, 0, UINT64_MAX);
+    if (fired != NULL) {
+        *out_fired_seq = fired->seq;
+        return 0;
+    }
+    *out_fired_seq = 0;
+    /* Not fired yet. At the live edge a due timer fires now (recorded, so replays agree). */
+    if (!wf->query_mode && horizon(wf) == UINT64_MAX && wf->env->now_ms >= fire_at) {
+        aj_bytes none = {"", 0};
+        if ((rc = record(wf, EV_TIMER_FIRED, name, none, 0, seq, 0)) != 0) {
+            return rc;
+        }
+        *out_fired_seq = wf->w.seq;
+    }
+    return 0;
+}
+
+int aj_sleep_until(aj_wf *wf, int64_t at_ms) {
+    uint64_t seq, fired;
+    int rc = timer(wf, "sleep", at_ms, &seq, &fired);
+    if (rc != 0) {
+        return rc;
+    }
+    if (fired != 0) {
+        return 0;
+    }
+    if (cancel_visible(wf, horizon(wf))) {
+        return aj__err(AJ_ECANCELLED, "workflow cancelled while sleeping");
+    }
+    return AJ_SUSPEND;
+}
+
+int aj_sleep(aj_wf *wf, int64_t ms) {
+    if (ms < 0) {
+        return aj__err(AJ_EINVAL, "a sleep must not be negative");
+    }
+    /* The wake time is fixed when the timer is first scheduled; on replay it comes from the
+     * history, so the current time used here does not matter then. */
+    return aj_sleep_until(wf, wf->env->now_ms + ms);
+}
+
+int aj_wait_signal(aj_wf *wf, const char *name, int64_t timeout_ms, aj_bytes *out) {
+    uint64_t timer_seq = 0, fired_seq = 0;
+    char tname[AJ_NAME_MAX + 16];
+    snprintf(tname, sizeof tname, "signal:%s", name);
+    if (timeout_ms >= 0) {
+        int rc = timer(wf, tname, wf->env->now_ms + timeout_ms, &timer_seq, &fired_seq);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    /* The first unconsumed signal of that name that arrived before the timeout fired and
+     * before this call's position in the history. */
+    uint64_t before = horizon(wf);
+    if (fired_seq != 0 && fired_seq < before) {
+        before = fired_seq;
+    }
+    for (size_t i = 0; i < wf->n_events && wf->events[i].seq < before; i++) {
+        const wf_event *ev = &wf->events[i];
+        if (ev->type == EV_SIGNAL_RECEIVED && !wf->consumed[i] && aj_slice_eq(ev->name, name)) {
+            wf->consumed[i] = 1;
+            if (out != NULL) {
+                *out = bytes_of(ev->data);
+            }
+            if (timer_seq != 0 && fired_seq == 0) {
+                /* Cancel the timeout: a command, so replays expect it. */
+                const wf_event *c;
+                int rc = next_command(wf, EV_TIMER_CANCELLED, EV_TIMER_CANCELLED, tname, &c);
+                if (rc < 0) {
+                    return rc;
+                }
+                if (rc == 0 && !wf->query_mode) {
+                    aj_bytes none = {"", 0};
+                    return record(wf, EV_TIMER_CANCELLED, tname, none, 0, timer_seq, 0);
+                }
+            }
+            return 0;
+        }
+    }
+    if (fired_seq != 0) {
+        return aj__err(AJ_ETIMEDOUT, "no signal '%s' within %lld ms", name,
+                       (long long)timeout_ms);
+    }
+    if (cancel_visible(wf, horizon(wf))) {
+        return aj__err(AJ_ECANCELLED, "workflow cancelled while waiting for signal '%s'", name);
+    }
+    return AJ_SUSPEND;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Sagas                                                                                      */
+
+int aj_saga_push(aj_wf *wf, const char *name, aj_step_fn fn, void *ud, aj_bytes data) {
+    if (wf->n_saga == WF_SAGA_MAX) {
+        return aj__err(AJ_ETOOBIG, "a saga holds at most %d compensations", WF_SAGA_MAX);
+    }
+    saga_entry *s = &wf->saga[wf->n_saga];
+    memset(s, 0, sizeof *s);
+    s->name = aj_arena_dup(&wf->arena, name, strlen(name));
+    s->data.data = aj_arena_dup(&wf->arena, data.data, data.len);
+    s->data.len = data.len;
+    if (s->name == NULL || s->data.data == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory pushing a compensation");
+    }
+    s->fn = fn;
+    s->ud = ud;
+    wf->n_saga++;
+    return 0;
+}
+
+static const char *arena_str(aj_wf *wf, const char *s) {
+    return s ? aj_arena_dup(&wf->arena, s, strlen(s)) : NULL;
+}
+
+int aj__saga_push_job(aj_wf *wf, const char *name, const aj_job_spec *spec) {
+    if (wf->n_saga == WF_SAGA_MAX) {
+        return aj__err(AJ_ETOOBIG, "a saga holds at most %d compensations", WF_SAGA_MAX);
+    }
+    saga_entry *s = &wf->saga[wf->n_saga];
+    memset(s, 0, sizeof *s);
+    s->name = arena_str(wf, name);
+    s->spec = *spec;
+    s->spec.queue = arena_str(wf, spec->queue);
+    s->spec.type = arena_str(wf, spec->type);
+    s->spec.payload = aj_arena_dup(&wf->arena, spec->payload, spec->payload_len);
+    s->spec.idempotency_key = NULL;
+    s->spec.metadata = arena_str(wf, spec->metadata);
+    wf->n_saga++;
+    return 0;
+}
+
+/* Runs one compensation: 0 done, AJ_EFAILED failed, AJ_SUSPEND waiting for its job. */
+static int compensate_one(aj_wf *wf, saga_entry *s) {
+    const wf_event *ev;
+    int rc = next_command(wf, EV_COMPENSATION_STARTED, EV_COMPENSATION_STARTED, s->name, &ev);
+    if (rc < 0) {
+        return rc;
+    }
+    aj_bytes none = {"", 0};
+    if (s->fn == NULL) {
+        /* A job: compensation_started carries the job; its outcome arrives later. */
+        uint64_t seq;
+        if (rc == 0) {
+            if (wf->query_mode) {
+                return AJ_SUSPEND;
+            }
+            uint64_t job;
+            if ((rc = schedule_job(wf, &s->spec, &job)) != 0 ||
+                (rc = record(wf, EV_COMPENSATION_STARTED, s->name, none, job, 0, 0)) != 0) {
+                return rc;
+            }
+            return AJ_SUSPEND;
+        }
+        seq = ev->seq;
+        const wf_event *done = find_arrival(wf, seq, EV_COMPENSATION_COMPLETED,
+                                            EV_COMPENSATION_FAILED, 0, horizon(wf));
+        if (done == NULL) {
+            return AJ_SUSPEND;
+        }
+        return done->type == EV_COMPENSATION_COMPLETED ? 0 : AJ_EFAILED;
+    }
+    /* Inline: started and its outcome are both commands. */
+    if (rc == 0) {
+        if (wf->query_mode) {
+            return AJ_SUSPEND;
+        }
+        if ((rc = record(wf, EV_COMPENSATION_STARTED, s->name, none, 0, 0, 0)) != 0) {
+            return rc;
+        }
+    }
+    rc = next_command(wf, EV_COMPENSATION_COMPLETED, EV_COMPENSATION_FAILED, s->name, &ev);
+    if (rc < 0) {
+        return rc;
+    }
+    if (rc == 1) {
+        return ev->type == EV_COMPENSATION_COMPLETED ? 0 : AJ_EFAILED;
+    }
+    if (wf->query_mode) {
+        return AJ_SUSPEND;
+    }
+    aj_step_policy p;
+    aj_step_policy_init(&p);
+    p.max_attempts = WF_COMPENSATION_ATTEMPTS;
+    aj_bytes out;
+    char *err = NULL;
+    rc = run_inline(wf, &p, s->fn, s->ud, s->data, &out, &err);
+    if (rc == 0) {
+        return record(wf, EV_COMPENSATION_COMPLETED, s->name, out, 0, 0, 0);
+    }
+    if (rc != AJ_EFAILED) {
+        aj__free(err);
+        return rc;
+    }
+    aj_bytes e = {err ? err : "failed", strlen(err ? err : "failed")};
+    rc = record(wf, EV_COMPENSATION_FAILED, s->name, e, 0, 0, 0);
+    aj__free(err);
+    return rc != 0 ? rc : AJ_EFAILED;
+}
+
+int aj_saga_compensate(aj_wf *wf) {
+    if (wf->w.state == AJ_WF_RUNNING) {
+        wf->w.state = AJ_WF_COMPENSATING;
+    }
+    int failed = 0;
+    while (wf->n_saga > 0) {
+        saga_entry *s = &wf->saga[wf->n_saga - 1];
+        int rc = compensate_one(wf, s);
+        if (rc == AJ_SUSPEND || (rc < 0 && rc != AJ_EFAILED)) {
+            return rc;
+        }
+        if (rc == AJ_EFAILED) {
+            failed = 1;
+        }
+        wf->n_saga--;
+    }
+    wf->compensated = failed ? 2 : 1;
+    return failed ? aj__err(AJ_EFAILED, "a compensation failed") : 0;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Running a workflow                                                                         */
+
+static int drain_inbox_cb(void *ud, const wf_inbox_entry *e) {
+    aj_wf *wf = ud;
+    if (e->run != wf->w.run) {
+        return 0; /* for an earlier run */
+    }
+    aj_bytes d = bytes_of(e->data);
+    char name[AJ_NAME_MAX * 2 + 1];
+    snprintf(name, sizeof name, "%.*s", (int)e->name.n, (const char *)e->name.p);
+    return record(wf, e->type, name, d, e->aux, e->ref, 0);
+}
+
+void aj__wf_free(aj_wf *wf) {
+    if (wf == NULL) {
+        return;
+    }
+    aj__free(wf->events);
+    aj__free(wf->consumed);
+    aj__free(wf->park_msg);
+    aj__free(wf->error);
+    aj_arena_free(&wf->arena);
+    aj__free(wf);
+}
+
+/* Loads the run and its history into a new context. */
+int aj__wf_load(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, int query_mode,
+                aj_wf **out) {
+    aj_wf *wf = aj__calloc(1, sizeof *wf);
+    if (wf == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory running a workflow");
+    }
+    wf->e = e;
+    wf->t = t;
+    wf->env = env;
+    wf->query_mode = query_mode;
+    int rc = wf_read(t, id, &wf->w);
+    if (rc == 0) {
+        /* Keep the record's strings: the transaction's buffers change as it writes. */
+        wf->w.id.p = aj_arena_dup(&wf->arena, wf->w.id.p, wf->w.id.n);
+        wf->w.type.p = aj_arena_dup(&wf->arena, wf->w.type.p, wf->w.type.n);
+        wf->w.input.p = aj_arena_dup(&wf->arena, wf->w.input.p, wf->w.input.n);
+        if (wf->w.result.p) {
+            wf->w.result.p = aj_arena_dup(&wf->arena, wf->w.result.p, wf->w.result.n);
+        }
+        if (wf->w.error.p) {
+            wf->w.error.p = aj_arena_dup(&wf->arena, wf->w.error.p, wf->w.error.n);
+        }
+        if (wf->w.id.p == NULL || wf->w.type.p == NULL || wf->w.input.p == NULL) {
+            rc = aj__err(AJ_ENOMEM, "out of memory running a workflow");
+        }
+    }
+    if (rc == 0) {
+        rc = hist_read(t, wf->w.id, wf->w.run, 1, wf->w.seq, 0, load_cb, wf);
+    }
+    if (rc != 0) {
+        aj__wf_free(wf);
+        return rc;
+    }
+    *out = wf;
+    return 0;
+}
+
+/* The end state of a run whose function returned rc. */
+static aj_wf_state end_state(const aj_wf *wf, int rc, uint8_t *event) {
+    if (wf->compensated) {
+        *event = wf->compensated == 1 ? EV_WORKFLOW_COMPENSATED
+                                      : EV_WORKFLOW_COMPENSATION_FAILED;
+        return wf->compensated == 1 ? AJ_WF_COMPENSATED : AJ_WF_COMPENSATION_FAILED;
+    }
+    if (rc == 0) {
+        *event = EV_WORKFLOW_COMPLETED;
+        return AJ_WF_COMPLETED;
+    }
+    if (cancel_visible(wf, UINT64_MAX)) {
+        *event = EV_WORKFLOW_CANCELLED;
+        return AJ_WF_CANCELLED;
+    }
+    *event = EV_WORKFLOW_FAILED;
+    return AJ_WF_FAILED;
+}
+
+/* One task: advance the workflow as far as it goes. Returns 0, or AJ_ESTATE with
+ * *out_parked set when the code diverged from the history (the caller parks the run in a fresh
+ * transaction). */
+int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id,
+                   aj_workflow_fn fn, void *ud, char **out_parked) {
+    aj_wf *wf;
+    int rc = aj__wf_load(e, t, env, id, 0, &wf);
+    if (rc != 0) {
+        return rc;
+    }
+    wf_rec before = wf->w;
+    if (aj_wf_state_is_final(wf->w.state) || wf->w.state == AJ_WF_PARKED) {
+        aj__wf_free(wf);
+        return 0; /* nothing to do: a stale wake-up */
+    }
+    rc = wf_inbox_drain(t, wf->w.id, drain_inbox_cb, wf);
+    if (rc == 0 && wf->w.deadline_ms > 0 && env->now_ms >= wf->w.deadline_ms) {
+        aj_bytes why = {"execution timeout", 17};
+        rc = record(wf, EV_WORKFLOW_TIMED_OUT, "", why, 0, 0, 1);
+        if (rc == 0) {
+            wf->w.state = AJ_WF_TIMED_OUT;
+            wf->w.finished_ms = env->now_ms;
+            wf->w.error = aj_slice_str("execution timeout");
+            rc = wf_write(t, &before, &wf->w);
+        }
+        aj__wf_free(wf);
+        return rc;
+    }
+    if (rc != 0) {
+        aj__wf_free(wf);
+        return rc;
+    }
+    aj__err_clear();
+    aj_bytes input = {wf->w.input.p, wf->w.input.n};
+    int fr = fn(wf, input, ud);
+    if (wf->nondeterminism) {
+        *out_parked = wf->park_msg;
+        wf->park_msg = NULL;
+        aj__wf_free(wf);
+        return AJ_ESTATE;
+    }
+    if (fr == AJ_EIO || fr == AJ_EFULL || fr == AJ_ENOMEM || fr == AJ_ERETRIES ||
+        fr == AJ_ECORRUPT || fr == AJ_EINTERNAL || fr == AJ_ECONFLICT || fr == AJ_EFORMAT ||
+        fr == AJ_ECLOSED) {
+        /* Store trouble inside a durable call (I/O, conflicts, memory): retry the task. */
+        aj__wf_free(wf);
+        return fr;
+    }
+    if (fr == AJ_SUSPEND) {
+        /* Replay must have consumed every recorded command. */
+        rc = 0;
+    } else {
+        for (size_t i = wf->cursor; i < wf->n_events; i++) {
+            if (is_command(&wf->events[i])) {
+                char *msg = aj__malloc(300);
+                if (msg != NULL) {
+                    snprintf(msg, 300,
+                             "non-determinism in workflow '%.*s': the code returned but the "
+                             "history has %s '%.*s' (event %llu) next",
+                             (int)wf->w.id.n, (const char *)wf->w.id.p,
+                             wf_event_name(wf->events[i].type), (int)wf->events[i].name.n,
+                             (const char *)wf->events[i].name.p,
+                             (unsigned long long)wf->events[i].seq);
+                }
+                *out_parked = msg;
+                aj__wf_free(wf);
+                return AJ_ESTATE;
+            }
+        }
+        uint8_t ev;
+        aj_wf_state st = end_state(wf, fr, &ev);
+        aj_bytes data;
+        if (st == AJ_WF_COMPLETED) {
+            data = wf->has_result ? wf->result : (aj_bytes){"", 0};
+        } else {
+            const char *msg = wf->error ? wf->error : aj_errmsg();
+            if (msg[0] == '\0') {
+                msg = aj_strerror(fr);
+            }
+            data.data = aj_arena_dup(&wf->arena, msg, strlen(msg));
+            data.len = strlen(msg);
+        }
+        rc = record(wf, ev, "", data, 0, 0, 1);
+        if (rc == 0) {
+            wf->w.state = st;
+            wf->w.finished_ms = env->now_ms;
+            if (st == AJ_WF_COMPLETED) {
+                wf->w.result.p = data.data;
+                wf->w.result.n = data.len;
+            } else {
+                wf->w.error.p = data.data;
+                wf->w.error.n = data.len;
+            }
+        }
+    }
+    if (rc == 0 && (wf->w.seq != before.seq || wf->w.state != before.state)) {
+        rc = wf_write(t, &before, &wf->w);
+    }
+    aj__wf_free(wf);
+    return rc;
+}
+
+/* Parks a run in its own transaction. */
+int aj__wf_park(kv_txn *t, const job_env *env, aj_slice id, const char *msg) {
+    wf_rec before, w;
+    int rc = wf_read(t, id, &before);
+    if (rc != 0 || aj_wf_state_is_final(before.state) || before.state == AJ_WF_PARKED) {
+        return rc;
+    }
+    w = before;
+    aj_slice m = aj_slice_str(msg);
+    rc = wf_append(t, env, &w, EV_WORKFLOW_PARKED, aj_slice_str(""), m, 0, 0, 1);
+    if (rc == 0) {
+        w.state = AJ_WF_PARKED;
+        w.error = m;
+        rc = wf_write(t, &before, &w);
+    }
+    return rc;
+}
+
+/* Runs the function read-only and answers a query. */
+int aj__wf_query_run(aj_wf *wf, aj_workflow_fn fn, void *ud, const char *name, char **out,
+                     size_t *out_len) {
+    aj_bytes input = {wf->w.input.p, wf->w.input.n};
+    int fr = fn(wf, input, ud);
+    (void)fr; /* the query sees the state the code reached, however it ended */
+    if (wf->nondeterminism) {
+        return aj__err(AJ_ESTATE, "%s", wf->park_msg ? wf->park_msg : "non-determinism");
+    }
+    for (size_t i = 0; i < wf->n_queries; i++) {
+        if (strcmp(wf->queries[i].name, name) == 0) {
+            aj_bytes arg = {"", 0};
+            char *res = NULL;
+            size_t len = 0;
+            int rc = wf->queries[i].fn(wf->queries[i].ud, arg, &res, &len);
+            if (rc != 0) {
+                free(res);
+                return rc;
+            }
+            *out = res;
+            *out_len = len;
+            return 0;
+        }
+    }
+    return aj__err(AJ_ENOTFOUND, "workflow '%s' has no query handler '%s'", aj_wf_id(wf), name);
+}
