@@ -36,19 +36,16 @@
 /* ----------------------------------------------------------------------------------------- */
 /* Error groups                                                                              */
 
+/* The group being built: AJ_DLQ_GROUP_MAX bytes and a few more, so that a cut can see whether
+ * it splits a character. */
 typedef struct group_out {
-    char *buf;
-    size_t size; /* 0: count only */
-    size_t len;  /* bytes written (or that would be, past the limit they are not) */
-    size_t max;  /* AJ_DLQ_GROUP_MAX */
+    char b[AJ_DLQ_GROUP_MAX + 4];
+    size_t len;
 } group_out;
 
 static void gadd(group_out *o, const char *s, size_t n) {
-    for (size_t i = 0; i < n && o->len < o->max; i++) {
-        if (o->size > 0 && o->len + 1 < o->size) {
-            o->buf[o->len] = s[i];
-        }
-        o->len++;
+    for (size_t i = 0; i < n && o->len < sizeof o->b; i++) {
+        o->b[o->len++] = s[i];
     }
 }
 
@@ -65,7 +62,7 @@ static int is_hex_letter(unsigned char c) {
 }
 
 static int is_space(unsigned char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || c == '\0';
 }
 
 /* A word that is a number or an id as a whole: digits with hex letters only, or 0x + hex. */
@@ -85,10 +82,10 @@ static int word_is_number(const unsigned char *w, size_t n) {
     return digit || i == 2;
 }
 
-size_t aj_dlq_error_group(const char *error, char *buf, size_t size) {
-    group_out o = {buf, size, 0, AJ_DLQ_GROUP_MAX};
-    const unsigned char *s = (const unsigned char *)(error != NULL ? error : "");
-    size_t n = strlen((const char *)s);
+/* The group of n bytes of error text (the rules are in aj.h). */
+static size_t group_of(const unsigned char *s, size_t n, char *buf, size_t size) {
+    group_out o;
+    o.len = 0;
     size_t i = 0;
     int pending_space = 0;
     while (i < n && is_space(s[i])) {
@@ -97,7 +94,7 @@ size_t aj_dlq_error_group(const char *error, char *buf, size_t size) {
     if (i == n) {
         gadd(&o, DLQ_NO_ERROR, strlen(DLQ_NO_ERROR));
     }
-    while (i < n) {
+    while (i < n && o.len < sizeof o.b) {
         if (is_space(s[i])) {
             pending_space = 1;
             i++;
@@ -136,29 +133,27 @@ size_t aj_dlq_error_group(const char *error, char *buf, size_t size) {
             }
         }
     }
-    size_t len = o.len;
-    if (size > 0) {
-        if (len >= size) {
-            len = size - 1;
-        }
-        /* The cut at AJ_DLQ_GROUP_MAX (or at size) may split a character: drop its start. */
-        if (len < o.len || o.len == AJ_DLQ_GROUP_MAX) {
-            size_t keep = len;
-            while (keep > 0 && ((unsigned char)buf[keep - 1] & 0xC0) == 0x80) {
-                keep--;
-            }
-            if (keep > 0 && ((unsigned char)buf[keep - 1] & 0x80) != 0) {
-                /* buf[keep-1] leads a sequence: keep it only if the sequence is complete. */
-                unsigned char lead = (unsigned char)buf[keep - 1];
-                size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-                if (len - (keep - 1) < need) {
-                    len = keep - 1;
-                }
-            }
-        }
-        buf[len] = '\0';
+    size_t cut = o.len > AJ_DLQ_GROUP_MAX ? AJ_DLQ_GROUP_MAX : o.len;
+    if (size > 0 && cut > size - 1) {
+        cut = size - 1;
     }
-    return len;
+    if (cut < o.len) {
+        /* o.b[cut] is the first byte left out: if it continues a character, leave that whole
+         * character out. */
+        while (cut > 0 && ((unsigned char)o.b[cut] & 0xC0) == 0x80) {
+            cut--;
+        }
+    }
+    if (size > 0) {
+        memcpy(buf, o.b, cut);
+        buf[cut] = '\0';
+    }
+    return cut;
+}
+
+size_t aj_dlq_error_group(const char *error, char *buf, size_t size) {
+    const char *s = error != NULL ? error : "";
+    return group_of((const unsigned char *)s, strlen(s), buf, size);
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -377,15 +372,8 @@ int dlq_acc_add(dlq_acc *a, const job_rec *r) {
         reason = "(none)";
     }
     char group[AJ_DLQ_GROUP_MAX + 1];
-    char *err_text = NULL;
-    if (r->error.p != NULL) {
-        err_text = aj__memdup0(r->error.p, r->error.n);
-        if (err_text == NULL) {
-            return aj__err(AJ_ENOMEM, "out of memory analysing dead letters");
-        }
-    }
-    size_t glen = aj_dlq_error_group(err_text, group, sizeof group);
-    aj__free(err_text);
+    size_t glen = group_of(r->error.p != NULL ? r->error.p : (const uint8_t *)"", r->error.n,
+                           group, sizeof group);
     aj_slice none = {NULL, 0};
     aj_slice example = r->error.p != NULL ? r->error : aj_slice_str("");
     /* A table that fails (out of memory) leaves the counts of the others off by one at worst;

@@ -162,8 +162,8 @@ static int read_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
     return 0;
 }
 
-int hist_read(kv_txn *t, aj_slice wf_id, uint32_t run, uint64_t from, uint64_t to,
-              uint64_t prev_id, int (*fn)(void *ud, const wf_event *ev), void *ud) {
+int hist_read(kv_txn *t, aj_slice wf_id, uint32_t run, uint64_t from, uint64_t to, uint64_t prev_id,
+              int (*fn)(void *ud, const wf_event *ev), void *ud) {
     akey start, end;
     key_event(&start, wf_id, run, from);
     if (to == 0) {

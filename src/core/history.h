@@ -78,7 +78,7 @@ static inline int64_t hlc_ms(uint64_t stamp) {
 /* Calls fn for the events of a run with seq in [from, to] (to 0: to the end), validating the
  * chain: the first event's prev_id must equal `prev_id` (the id of event from-1, 0 when from is
  * 1) and each event's id must match its content. */
-int hist_read(kv_txn *t, aj_slice wf_id, uint32_t run, uint64_t from, uint64_t to,
-              uint64_t prev_id, int (*fn)(void *ud, const wf_event *ev), void *ud);
+int hist_read(kv_txn *t, aj_slice wf_id, uint32_t run, uint64_t from, uint64_t to, uint64_t prev_id,
+              int (*fn)(void *ud, const wf_event *ev), void *ud);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "core/job_hooks.h"
 #include "core/keys.h"
+#include "core/progress.h"
 #include "util/err.h"
 #include "util/hash.h"
 #include "util/mem.h"
@@ -715,7 +716,7 @@ int job_purge(kv_txn *t, const job_env *env, uint64_t id) {
     }
     akey k;
     key_job(&k, id);
-    if ((rc = unindex(t, &r)) != 0) {
+    if ((rc = unindex(t, &r)) != 0 || (rc = progress_delete(t, id)) != 0) {
         return rc;
     }
     return del_key(t, &k);
@@ -876,6 +877,9 @@ int job_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
         key_job(&k, r.id);
         if ((rc = unindex(t, &r)) == 0) {
             rc = del_key(t, &k);
+        }
+        if (rc == 0) {
+            rc = progress_delete(t, r.id); /* progress goes with its job */
         }
         done++;
     }

@@ -15,9 +15,8 @@
 #include "util/mem.h"
 
 static const char *const state_names[AJ_WF_STATE_COUNT] = {
-    NULL,       "running",   "compensating", "completed",   "failed",
-    "cancelled", "terminated", "timed_out",   "compensated", "compensation_failed",
-    "parked",
+    NULL,         "running",   "compensating", "completed",           "failed", "cancelled",
+    "terminated", "timed_out", "compensated",  "compensation_failed", "parked",
 };
 
 const char *aj_wf_state_name(aj_wf_state s) {
@@ -204,8 +203,8 @@ int wf_write(kv_txn *t, const wf_rec *before, const wf_rec *after) {
     return rc;
 }
 
-int wf_append(kv_txn *t, const job_env *env, wf_rec *w, uint8_t type, aj_slice name,
-              aj_slice data, uint64_t aux, uint64_t ref, int final) {
+int wf_append(kv_txn *t, const job_env *env, wf_rec *w, uint8_t type, aj_slice name, aj_slice data,
+              uint64_t aux, uint64_t ref, int final) {
     uint64_t limit = AJ_WF_EVENTS_MAX + (final ? WF_EVENTS_FINAL_RESERVE : 0);
     if (w->seq >= limit) {
         return aj__err(AJ_ETOOBIG,
@@ -248,8 +247,8 @@ int wf_append(kv_txn *t, const job_env *env, wf_rec *w, uint8_t type, aj_slice n
 /* ----------------------------------------------------------------------------------------- */
 /* Wake-ups                                                                                   */
 
-static int submit_task(kv_txn *t, const job_env *env, aj_slice id, aj_slice type,
-                       int64_t run_at_ms, uint64_t *out_job) {
+static int submit_task(kv_txn *t, const job_env *env, aj_slice id, aj_slice type, int64_t run_at_ms,
+                       uint64_t *out_job) {
     char queue[AJ_NAME_MAX + 1];
     snprintf(queue, sizeof queue, "%s%.*s", WF_QUEUE_PREFIX, (int)type.n, (const char *)type.p);
     aj_job_spec s;
@@ -325,8 +324,8 @@ int wf_start(kv_txn *t, const job_env *env, const char *type, const char *id, aj
         return aj__err(AJ_EINVAL, "workflow type '%s' is longer than %d bytes", type, WF_TYPE_MAX);
     }
     if (input.n > AJ_WF_DATA_MAX) {
-        return aj__err(AJ_ETOOBIG, "workflow input is %zu bytes, over the %zu-byte limit",
-                       input.n, AJ_WF_DATA_MAX);
+        return aj__err(AJ_ETOOBIG, "workflow input is %zu bytes, over the %zu-byte limit", input.n,
+                       AJ_WF_DATA_MAX);
     }
     aj_slice sid = aj_slice_str(id);
     wf_rec before, w;
@@ -414,7 +413,11 @@ int wf_signal(kv_txn *t, const job_env *env, const char *id, const char *name, a
     if ((rc = read_live(t, id, &w)) != 0) {
         return rc;
     }
-    wf_inbox_entry e = {EV_SIGNAL_RECEIVED, w.run, 0, 0, aj_slice_str(name),
+    wf_inbox_entry e = {EV_SIGNAL_RECEIVED,
+                        w.run,
+                        0,
+                        0,
+                        aj_slice_str(name),
                         payload.p ? payload : aj_slice_str("")};
     return inbox_add(t, env, &w, &e, 1);
 }
@@ -511,8 +514,7 @@ static int drain_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *va
     return 0;
 }
 
-int wf_inbox_drain(kv_txn *t, aj_slice id, int (*fn)(void *ud, const wf_inbox_entry *e),
-                   void *ud) {
+int wf_inbox_drain(kv_txn *t, aj_slice id, int (*fn)(void *ud, const wf_inbox_entry *e), void *ud) {
     akey k;
     key_inbox(&k, id, 1, 0, 0);
     drain_walk w = {t, fn, ud, 0};
@@ -605,8 +607,8 @@ int wf_on_job_transition(kv_txn *t, const job_env *env, const job_rec *before,
              * retries show on its job, and only its final outcome enters the history */
             return 0;
         }
-        e.type = e.type == EV_ACTIVITY_COMPLETED ? EV_COMPENSATION_COMPLETED
-                                                 : EV_COMPENSATION_FAILED;
+        e.type =
+            e.type == EV_ACTIVITY_COMPLETED ? EV_COMPENSATION_COMPLETED : EV_COMPENSATION_FAILED;
     }
     return inbox_add(t, env, &w, &e, wake);
 }
@@ -649,8 +651,8 @@ int wf_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
     start.n = 1;
     key_wf_finished(&end, env->now_ms - env->retention_ms, aj_slice_str(""));
     key_list l = {.n = 0};
-    int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, limit < 64 ? limit : 64,
-                     collect_keys_cb, &l);
+    int rc =
+        kv_scan(t, start.b, start.n, end.b, end.n, 0, limit < 64 ? limit : 64, collect_keys_cb, &l);
     for (size_t i = 0; i < l.n && rc == 0; i++) {
         aj_slice id = {l.keys[i].b + 9, l.keys[i].n - 9};
         wf_rec w;
@@ -765,8 +767,8 @@ static char *place(char **cursor, aj_slice s) {
 }
 
 aj_wf_info *wf_rec_to_public(const wf_rec *w) {
-    size_t total = sizeof(aj_wf_info) + w->id.n + w->type.n + w->input.n + w->result.n +
-                   w->error.n + 5;
+    size_t total =
+        sizeof(aj_wf_info) + w->id.n + w->type.n + w->input.n + w->result.n + w->error.n + 5;
     aj_wf_info *i = aj__calloc(1, total);
     if (i == NULL) {
         return NULL;

@@ -20,9 +20,9 @@
 #include "core/jobs.h"
 
 #define WF_RECORD_FORMAT 1
-#define WF_TASK_TYPE "aj.wf"       /* job type of workflow tasks */
-#define WF_QUERY_TYPE "aj.wf.query" /* job type of queries routed to a worker */
-#define WF_QUEUE_PREFIX "aj.wf/"   /* task queue: prefix + workflow type */
+#define WF_TASK_TYPE "aj.wf"          /* job type of workflow tasks */
+#define WF_QUERY_TYPE "aj.wf.query"   /* job type of queries routed to a worker */
+#define WF_QUEUE_PREFIX "aj.wf/"      /* task queue: prefix + workflow type */
 #define WF_TYPE_MAX (AJ_NAME_MAX - 6) /* so that the task queue name fits */
 /* Events a run may hold beyond AJ_WF_EVENTS_MAX, reserved for the events that end it. */
 #define WF_EVENTS_FINAL_RESERVE 16
@@ -55,8 +55,8 @@ int wf_read(kv_txn *t, aj_slice id, wf_rec *out);
 int wf_write(kv_txn *t, const wf_rec *before, const wf_rec *after);
 /* Appends an event to the current run, advancing w's seq, last_id and hlc (the caller then
  * writes w). `final` events may use the reserve past AJ_WF_EVENTS_MAX. */
-int wf_append(kv_txn *t, const job_env *env, wf_rec *w, uint8_t type, aj_slice name,
-              aj_slice data, uint64_t aux, uint64_t ref, int final);
+int wf_append(kv_txn *t, const job_env *env, wf_rec *w, uint8_t type, aj_slice name, aj_slice data,
+              uint64_t aux, uint64_t ref, int final);
 
 /* Makes sure a task will run the workflow: at once (run_at_ms 0) — reusing a task job that is
  * still ready — or at run_at_ms (a timer). */
@@ -71,7 +71,8 @@ int wf_resume(kv_txn *t, const job_env *env, const char *id);
 
 /* An inbox entry, as read by a task. */
 typedef struct wf_inbox_entry {
-    uint8_t type; /* EV_ACTIVITY_STARTED/COMPLETED/FAILED, EV_SIGNAL_RECEIVED, EV_CANCEL_REQUESTED */
+    uint8_t
+        type; /* EV_ACTIVITY_STARTED/COMPLETED/FAILED, EV_SIGNAL_RECEIVED, EV_CANCEL_REQUESTED */
     uint32_t run;
     uint64_t ref;
     uint64_t aux;
@@ -79,8 +80,7 @@ typedef struct wf_inbox_entry {
 } wf_inbox_entry;
 
 /* Calls fn for each inbox entry in arrival order and deletes it (in this transaction). */
-int wf_inbox_drain(kv_txn *t, aj_slice id, int (*fn)(void *ud, const wf_inbox_entry *e),
-                   void *ud);
+int wf_inbox_drain(kv_txn *t, aj_slice id, int (*fn)(void *ud, const wf_inbox_entry *e), void *ud);
 
 /* The job hook: a job owned by a workflow changed state. */
 int wf_on_job_transition(kv_txn *t, const job_env *env, const job_rec *before,

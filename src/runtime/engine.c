@@ -295,6 +295,7 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv,
         return aj__err(AJ_EINVAL, "retention and idempotency TTL must be positive");
     }
     e->clock = e->opts.clock != NULL ? *e->opts.clock : aj__system_clock;
+    aj__hlc_init(&e->hlc, &e->clock);
     e->log.fn = e->opts.log;
     e->log.ud = e->opts.log_ud;
     e->log.level = e->opts.log_level;
@@ -361,6 +362,9 @@ void aj_engine_close(aj_engine *e) {
     }
     for (size_t i = 0; i < e->n_handlers; i++) {
         aj__free(e->handlers[i].type);
+    }
+    for (size_t i = 0; i < e->n_wf_types; i++) {
+        aj__free(e->wf_types[i].type);
     }
     for (size_t i = 0; i < e->n_known; i++) {
         aj__free(e->known_queues[i]);

@@ -15,6 +15,7 @@
 #include "aj.h"
 #include "core/jobs.h"
 #include "store/kv.h"
+#include "util/hlc.h"
 #include "util/log.h"
 #include "util/rand.h"
 
@@ -37,6 +38,12 @@ typedef struct eng_handler {
     void *ud;
 } eng_handler;
 
+typedef struct eng_wf_type {
+    char *type;
+    aj_workflow_fn fn;
+    void *ud;
+} eng_wf_type;
+
 typedef struct aj_pool aj_pool;
 
 struct aj_engine {
@@ -50,8 +57,11 @@ struct aj_engine {
     pthread_mutex_t mu;
     aj_rng rng;
     uint64_t id_next, id_end;
+    aj_hlc hlc; /* stamps job progress (progress_buf.c) */
     eng_handler handlers[ENG_HANDLERS_MAX];
     size_t n_handlers;
+    eng_wf_type wf_types[ENG_HANDLERS_MAX];
+    size_t n_wf_types;
     char **known_queues; /* queues this process has registered in the store */
     size_t n_known, cap_known;
 
@@ -92,6 +102,8 @@ int64_t eng_now_us(aj_engine *e);
 uint64_t eng_rand(aj_engine *e);
 /* Looks up a handler; 0 when found. */
 int eng_handler_find(aj_engine *e, aj_slice type, eng_handler *out);
+/* Looks up a workflow type (wf_api.c); 0 when found. */
+int eng_wf_find(aj_engine *e, aj_slice type, eng_wf_type *out);
 
 /* Every queue registered in the store (free with eng_queue_names_free). */
 int eng_queue_names(aj_engine *e, char ***out, size_t *n);

@@ -60,7 +60,7 @@ struct aj_wf {
     const job_env *env;
     wf_rec w;
     aj_arena arena;
-    wf_event *events; /* the run's history, including what this task appended */
+    wf_event *events;  /* the run's history, including what this task appended */
     uint8_t *consumed; /* signals consumed so far, by event index */
     size_t n_events, cap_events;
     size_t cursor; /* index of the next event to examine for commands */
@@ -72,9 +72,16 @@ struct aj_wf {
     char *error;
     saga_entry saga[WF_SAGA_MAX];
     size_t n_saga;
-    int compensated;    /* 1: compensations ran and all completed; 2: one failed */
+    int compensated; /* 1: compensations ran and all completed; 2: one failed */
     query_entry queries[WF_QUERIES_MAX];
     size_t n_queries;
+    /* Query mode: the handler runs at the first point where the code waits or ends (see
+     * answer_query), while the function's locals the handler reads are still alive. */
+    const char *query_name;
+    int query_answered;
+    int query_rc;
+    char *query_out;
+    size_t query_len;
 };
 
 struct aj_step_ctx {
@@ -157,7 +164,11 @@ static int record(aj_wf *wf, uint8_t type, const char *name, aj_bytes data, uint
     ev.data = d;
     ev.aux = aux;
     ev.ref = ref;
-    return keep_event(wf, &ev);
+    rc = keep_event(wf, &ev);
+    if (rc == 0 && is_command(&ev)) {
+        wf->cursor = wf->n_events; /* a live command is consumed as it is made */
+    }
+    return rc;
 }
 
 /* The seq before which arrivals are visible to the call being made: the seq of the next command
@@ -169,6 +180,29 @@ static uint64_t horizon(const aj_wf *wf) {
         }
     }
     return UINT64_MAX;
+}
+
+/* In query mode: calls the query handler once, at the first point where the code reaches the
+ * end of its history (a call that would act or wait) or sets its outcome. */
+static void answer_query(aj_wf *wf) {
+    if (!wf->query_mode || wf->query_answered || wf->nondeterminism) {
+        return;
+    }
+    for (size_t i = 0; i < wf->n_queries; i++) {
+        if (strcmp(wf->queries[i].name, wf->query_name) == 0) {
+            aj_bytes arg = {"", 0};
+            wf->query_answered = 1;
+            wf->query_rc =
+                wf->queries[i].fn(wf->queries[i].ud, arg, &wf->query_out, &wf->query_len);
+            return;
+        }
+    }
+}
+
+/* Every durable call that cannot finish now returns through here. */
+static int suspend(aj_wf *wf) {
+    answer_query(wf);
+    return AJ_SUSPEND;
 }
 
 /* Parks the run: the caller's code and its history disagree. */
@@ -205,9 +239,9 @@ static int next_command(aj_wf *wf, uint8_t type, uint8_t alt, const char *name,
             return diverged(wf,
                             "non-determinism in workflow '%.*s': history event %llu is %s '%.*s' "
                             "but the code now calls %s '%s'",
-                            (int)wf->w.id.n, (const char *)wf->w.id.p,
-                            (unsigned long long)ev->seq, wf_event_name(ev->type), (int)ev->name.n,
-                            (const char *)ev->name.p, wf_event_name(type), name);
+                            (int)wf->w.id.n, (const char *)wf->w.id.p, (unsigned long long)ev->seq,
+                            wf_event_name(ev->type), (int)ev->name.n, (const char *)ev->name.p,
+                            wf_event_name(type), name);
         }
         wf->cursor = i + 1;
         *out = ev;
@@ -276,12 +310,14 @@ int aj_wf_set_result(aj_wf *wf, const void *data, size_t len) {
     wf->result.data = copy;
     wf->result.len = len;
     wf->has_result = 1;
+    answer_query(wf);
     return 0;
 }
 
 int aj_wf_fail(aj_wf *wf, const char *error) {
     aj__free(wf->error);
     wf->error = aj__strdup(error ? error : "failed");
+    answer_query(wf);
     return AJ_EFAILED;
 }
 
@@ -294,8 +330,7 @@ int aj_wf_set_query(aj_wf *wf, const char *name, aj_query_fn fn, void *ud) {
         }
     }
     if (wf->n_queries == WF_QUERIES_MAX) {
-        return aj__err(AJ_ETOOBIG, "a workflow may set at most %d query handlers",
-                       WF_QUERIES_MAX);
+        return aj__err(AJ_ETOOBIG, "a workflow may set at most %d query handlers", WF_QUERIES_MAX);
     }
     char *copy = aj_arena_dup(&wf->arena, name, strlen(name));
     if (copy == NULL) {
@@ -321,7 +356,7 @@ static int side_effect(aj_wf *wf, const char *name, void *value, size_t len) {
         return 0;
     }
     if (wf->query_mode) {
-        return AJ_SUSPEND;
+        return suspend(wf);
     }
     aj_bytes d = {value, len};
     return record(wf, EV_SIDE_EFFECT, name, d, 0, 0, 0);
@@ -355,10 +390,9 @@ int aj_wf_uuid(aj_wf *wf, char out[37]) {
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     int rc = side_effect(wf, "uuid", b, 16);
     if (rc == 0) {
-        snprintf(out, 37,
-                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-                 b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-                 b[14], b[15]);
+        snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                 b[13], b[14], b[15]);
     }
     return rc;
 }
@@ -498,8 +532,8 @@ static int apply_writes(aj_wf *wf, const aj_step_ctx *ctx) {
 }
 
 /* Runs fn with retries; fills *out with the result or *err with the last error. */
-static int run_inline(aj_wf *wf, const aj_step_policy *p, aj_step_fn fn, void *ud,
-                      aj_bytes input, aj_bytes *out, char **err) {
+static int run_inline(aj_wf *wf, const aj_step_policy *p, aj_step_fn fn, void *ud, aj_bytes input,
+                      aj_bytes *out, char **err) {
     for (uint32_t attempt = 1;; attempt++) {
         aj_step_ctx ctx;
         memset(&ctx, 0, sizeof ctx);
@@ -533,8 +567,8 @@ static int run_inline(aj_wf *wf, const aj_step_policy *p, aj_step_fn fn, void *u
     }
 }
 
-int aj_step_with(aj_wf *wf, const char *name, const aj_step_policy *policy, aj_step_fn fn,
-                 void *ud, aj_bytes input, aj_bytes *out) {
+int aj_step_with(aj_wf *wf, const char *name, const aj_step_policy *policy, aj_step_fn fn, void *ud,
+                 aj_bytes input, aj_bytes *out) {
     const wf_event *ev;
     int rc = next_command(wf, EV_STEP_COMPLETED, EV_STEP_FAILED, name, &ev);
     if (rc < 0) {
@@ -553,7 +587,7 @@ int aj_step_with(aj_wf *wf, const char *name, const aj_step_policy *policy, aj_s
         return 0;
     }
     if (wf->query_mode) {
-        return AJ_SUSPEND;
+        return suspend(wf);
     }
     aj_step_policy p;
     if (policy != NULL) {
@@ -616,7 +650,7 @@ int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *
     uint64_t seq;
     if (rc == 0) {
         if (wf->query_mode) {
-            return AJ_SUSPEND;
+            return suspend(wf);
         }
         if (cancel_visible(wf, UINT64_MAX)) {
             return aj__err(AJ_ECANCELLED, "workflow cancelled before activity '%s'", name);
@@ -629,7 +663,7 @@ int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *
         if ((rc = record(wf, EV_ACTIVITY_SCHEDULED, name, none, job, 0, 0)) != 0) {
             return rc;
         }
-        return AJ_SUSPEND;
+        return suspend(wf);
     }
     seq = ev->seq;
     uint64_t before = horizon(wf);
@@ -648,7 +682,7 @@ int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *
     if (cancel_visible(wf, before)) {
         return aj__err(AJ_ECANCELLED, "workflow cancelled while waiting for activity '%s'", name);
     }
-    return AJ_SUSPEND;
+    return suspend(wf);
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -666,7 +700,7 @@ static int timer(aj_wf *wf, const char *name, int64_t fire_at, uint64_t *out_seq
     uint64_t seq;
     if (rc == 0) {
         if (wf->query_mode) {
-            return AJ_SUSPEND;
+            return suspend(wf);
         }
         aj_bytes none = {"", 0};
         if ((rc = record(wf, EV_TIMER_SCHEDULED, name, none, (uint64_t)fire_at, 0, 0)) != 0) {
@@ -682,8 +716,7 @@ static int timer(aj_wf *wf, const char *name, int64_t fire_at, uint64_t *out_seq
         fire_at = (int64_t)ev->aux;
     }
     *out_seq = seq;
-    const wf_event *fired =
-        find_arrival(wf, seq, EV_TIMER_FIRED, EV_TIMER_FIRED, 0, UINT64_MAX);
+    const wf_event *fired = find_arrival(wf, seq, EV_TIMER_FIRED, EV_TIMER_FIRED, 0, UINT64_MAX);
     if (fired != NULL) {
         *out_fired_seq = fired->seq;
         return 0;
@@ -712,7 +745,7 @@ int aj_sleep_until(aj_wf *wf, int64_t at_ms) {
     if (cancel_visible(wf, horizon(wf))) {
         return aj__err(AJ_ECANCELLED, "workflow cancelled while sleeping");
     }
-    return AJ_SUSPEND;
+    return suspend(wf);
 }
 
 int aj_sleep(aj_wf *wf, int64_t ms) {
@@ -763,13 +796,12 @@ int aj_wait_signal(aj_wf *wf, const char *name, int64_t timeout_ms, aj_bytes *ou
         }
     }
     if (fired_seq != 0) {
-        return aj__err(AJ_ETIMEDOUT, "no signal '%s' within %lld ms", name,
-                       (long long)timeout_ms);
+        return aj__err(AJ_ETIMEDOUT, "no signal '%s' within %lld ms", name, (long long)timeout_ms);
     }
     if (cancel_visible(wf, horizon(wf))) {
         return aj__err(AJ_ECANCELLED, "workflow cancelled while waiting for signal '%s'", name);
     }
-    return AJ_SUSPEND;
+    return suspend(wf);
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -827,27 +859,27 @@ static int compensate_one(aj_wf *wf, saga_entry *s) {
         uint64_t seq;
         if (rc == 0) {
             if (wf->query_mode) {
-                return AJ_SUSPEND;
+                return suspend(wf);
             }
             uint64_t job;
             if ((rc = schedule_job(wf, &s->spec, &job)) != 0 ||
                 (rc = record(wf, EV_COMPENSATION_STARTED, s->name, none, job, 0, 0)) != 0) {
                 return rc;
             }
-            return AJ_SUSPEND;
+            return suspend(wf);
         }
         seq = ev->seq;
         const wf_event *done = find_arrival(wf, seq, EV_COMPENSATION_COMPLETED,
                                             EV_COMPENSATION_FAILED, 0, horizon(wf));
         if (done == NULL) {
-            return AJ_SUSPEND;
+            return suspend(wf);
         }
         return done->type == EV_COMPENSATION_COMPLETED ? 0 : AJ_EFAILED;
     }
     /* Inline: started and its outcome are both commands. */
     if (rc == 0) {
         if (wf->query_mode) {
-            return AJ_SUSPEND;
+            return suspend(wf);
         }
         if ((rc = record(wf, EV_COMPENSATION_STARTED, s->name, none, 0, 0, 0)) != 0) {
             return rc;
@@ -861,7 +893,7 @@ static int compensate_one(aj_wf *wf, saga_entry *s) {
         return ev->type == EV_COMPENSATION_COMPLETED ? 0 : AJ_EFAILED;
     }
     if (wf->query_mode) {
-        return AJ_SUSPEND;
+        return suspend(wf);
     }
     aj_step_policy p;
     aj_step_policy_init(&p);
@@ -969,8 +1001,7 @@ int aj__wf_load(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, int qu
 /* The end state of a run whose function returned rc. */
 static aj_wf_state end_state(const aj_wf *wf, int rc, uint8_t *event) {
     if (wf->compensated) {
-        *event = wf->compensated == 1 ? EV_WORKFLOW_COMPENSATED
-                                      : EV_WORKFLOW_COMPENSATION_FAILED;
+        *event = wf->compensated == 1 ? EV_WORKFLOW_COMPENSATED : EV_WORKFLOW_COMPENSATION_FAILED;
         return wf->compensated == 1 ? AJ_WF_COMPENSATED : AJ_WF_COMPENSATION_FAILED;
     }
     if (rc == 0) {
@@ -988,8 +1019,8 @@ static aj_wf_state end_state(const aj_wf *wf, int rc, uint8_t *event) {
 /* One task: advance the workflow as far as it goes. Returns 0, or AJ_ESTATE with
  * *out_parked set when the code diverged from the history (the caller parks the run in a fresh
  * transaction). */
-int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id,
-                   aj_workflow_fn fn, void *ud, char **out_parked) {
+int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_workflow_fn fn,
+                   void *ud, char **out_parked) {
     aj_wf *wf;
     int rc = aj__wf_load(e, t, env, id, 0, &wf);
     if (rc != 0) {
@@ -1108,26 +1139,21 @@ int aj__wf_park(kv_txn *t, const job_env *env, aj_slice id, const char *msg) {
 /* Runs the function read-only and answers a query. */
 int aj__wf_query_run(aj_wf *wf, aj_workflow_fn fn, void *ud, const char *name, char **out,
                      size_t *out_len) {
+    wf->query_name = name;
     aj_bytes input = {wf->w.input.p, wf->w.input.n};
-    int fr = fn(wf, input, ud);
-    (void)fr; /* the query sees the state the code reached, however it ended */
+    fn(wf, input, ud); /* how it ends does not matter: the handler has seen the state */
+    answer_query(wf);  /* the code returned without waiting or setting an outcome */
     if (wf->nondeterminism) {
         return aj__err(AJ_ESTATE, "%s", wf->park_msg ? wf->park_msg : "non-determinism");
     }
-    for (size_t i = 0; i < wf->n_queries; i++) {
-        if (strcmp(wf->queries[i].name, name) == 0) {
-            aj_bytes arg = {"", 0};
-            char *res = NULL;
-            size_t len = 0;
-            int rc = wf->queries[i].fn(wf->queries[i].ud, arg, &res, &len);
-            if (rc != 0) {
-                free(res);
-                return rc;
-            }
-            *out = res;
-            *out_len = len;
-            return 0;
-        }
+    if (!wf->query_answered) {
+        return aj__err(AJ_ENOTFOUND, "workflow '%s' has no query handler '%s'", aj_wf_id(wf), name);
     }
-    return aj__err(AJ_ENOTFOUND, "workflow '%s' has no query handler '%s'", aj_wf_id(wf), name);
+    if (wf->query_rc != 0) {
+        free(wf->query_out);
+        return wf->query_rc;
+    }
+    *out = wf->query_out;
+    *out_len = wf->query_len;
+    return 0;
 }

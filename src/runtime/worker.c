@@ -24,7 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/workflow.h"
 #include "runtime/engine.h"
+#include "runtime/progress_buf.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -68,10 +70,12 @@ typedef struct slot {
     struct slot *next_due;    /* in the heartbeat thread's batch */
     struct slot *next;        /* in the pool's list of all slots */
     struct slot *next_queued;
+    eng_progress *prog; /* the attempt's progress reports; NULL until the first */
 } slot;
 
 struct aj_job_ctx {
     slot *s;
+    aj_pool *pool;
     aj_buf result;
     int has_result;
     int failed;
@@ -89,6 +93,7 @@ typedef struct outcome {
     aj_buf result;
     int has_result;
     aj_counters delta;
+    eng_progress *prog; /* written in the outcome's transaction */
     struct outcome *next;
 } outcome;
 
@@ -158,6 +163,18 @@ uint32_t aj_ctx_attempt(const aj_job_ctx *ctx) {
     return ctx->s->job->attempts;
 }
 
+eng_progress *eng_ctx_progress(aj_job_ctx *ctx) {
+    aj_pool *p = ctx->pool;
+    slot *s = ctx->s;
+    pthread_mutex_lock(&p->mu); /* the heartbeat thread reads s->prog under it */
+    if (s->prog == NULL) {
+        s->prog = eng_progress_new(p->e, s->job->id, s->job->epoch);
+    }
+    eng_progress *prog = s->prog;
+    pthread_mutex_unlock(&p->mu);
+    return prog;
+}
+
 void aj_worker_opts_init(aj_worker_opts *o) {
     memset(o, 0, sizeof *o);
     o->concurrency = 4;
@@ -168,6 +185,7 @@ void aj_worker_opts_init(aj_worker_opts *o) {
 /* Outcomes                                                                                  */
 
 static void outcome_free(outcome *o) {
+    eng_progress_free(o->prog);
     aj__free(o->error);
     aj_buf_free(&o->result);
     aj__free(o);
@@ -179,6 +197,10 @@ static int outcome_txn(kv_txn *t, const job_env *env, void *ud) {
     if (o->has_result) {
         result.p = o->result.p ? o->result.p : (const uint8_t *)"";
         result.n = o->result.len;
+    }
+    int rc = eng_progress_store(t, o->prog);
+    if (rc != 0) {
+        return rc;
     }
     switch (o->kind) {
     case 0:
@@ -283,6 +305,7 @@ static void slot_unlink(aj_pool *p, slot *s) {
 }
 
 static void slot_free(slot *s) {
+    eng_progress_free(s->prog);
     aj_job_free(s->job);
     aj__free(s);
 }
@@ -304,6 +327,11 @@ static void finish_slot(aj_pool *p, slot *s, int kind, job_failure how, aj_job_c
         o->id = s->job->id;
         o->epoch = s->job->epoch;
         o->how = how;
+        if (kind == 0) {
+            eng_progress_complete(s->prog);
+        }
+        o->prog = s->prog; /* no flush is in flight: s->beating is 0 */
+        s->prog = NULL;
         if (ctx != NULL) {
             o->error = ctx->error;
             ctx->error = NULL;
@@ -387,6 +415,7 @@ static void run_slot(aj_pool *p, slot *s) {
     aj_job_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.s = s;
+    ctx.pool = p;
     eng_handler h;
     int rc;
     if (eng_handler_find(e, (aj_slice){(const uint8_t *)job->type, strlen(job->type)}, &h) != 0) {
@@ -475,11 +504,40 @@ static int beat_txn(kv_txn *t, const job_env *env, void *ud) {
     return 0;
 }
 
+/* Writes the progress that running jobs reported, in one transaction, for the jobs whose last
+ * flush was AJ_PROGRESS_FLUSH_MS ago or more. Called and returns with p->mu held; marks the
+ * slots busy meanwhile, like a heartbeat, so their outcome waits for it. */
+static void flush_progress(aj_pool *p) {
+    eng_progress *batch[POOL_HEARTBEAT_BATCH];
+    slot *slots[POOL_HEARTBEAT_BATCH];
+    size_t n = 0;
+    int64_t now_us = aj__mono_us();
+    for (slot *s = p->all; s != NULL && n < POOL_HEARTBEAT_BATCH; s = s->next) {
+        if (s->prog != NULL && s->state == SLOT_RUNNING && !s->beating &&
+            eng_progress_due(s->prog, now_us)) {
+            s->beating = 1;
+            batch[n] = s->prog;
+            slots[n++] = s;
+        }
+    }
+    if (n == 0) {
+        return;
+    }
+    pthread_mutex_unlock(&p->mu);
+    eng_progress_flush(p->e, batch, n);
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < n; i++) {
+        slots[i]->beating = 0;
+    }
+    pthread_cond_broadcast(&p->cv_freed);
+}
+
 static void *heartbeat_main(void *arg) {
     aj_pool *p = arg;
     aj_engine *e = p->e;
     pthread_mutex_lock(&p->mu);
     while (!(p->exiting && p->inflight == 0)) {
+        flush_progress(p);
         int64_t now_us = aj__mono_us();
         int64_t now_ms = eng_now_ms(e);
         beat_batch b = {NULL, 0};
@@ -583,6 +641,19 @@ static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
     int rc = 0;
     if (p->queues == NULL) {
         rc = eng_queue_names(e, &names, &n_names);
+        /* Every queue, except the task queues of workflow types this process cannot run. */
+        size_t kept = 0;
+        for (size_t i = 0; rc == 0 && i < n_names; i++) {
+            size_t plen = strlen(WF_QUEUE_PREFIX);
+            eng_wf_type h;
+            if (strncmp(names[i], WF_QUEUE_PREFIX, plen) == 0 &&
+                eng_wf_find(e, aj_slice_str(names[i] + plen), &h) != 0) {
+                aj__free(names[i]);
+                continue;
+            }
+            names[kept++] = names[i];
+        }
+        n_names = kept;
         queues = (const char *const *)names;
         nq = n_names;
     }
@@ -716,17 +787,31 @@ int aj_workers_start(aj_engine *e, const aj_worker_opts *opts) {
     pthread_cond_init(&p->cv_freed, NULL);
     int rc = 0;
     if (o.queues != NULL && o.n_queues > 0) {
-        p->queues = aj__calloc(o.n_queues, sizeof *p->queues);
+        /* The named queues, plus the task queues of the workflow types registered here: a
+         * worker that runs a workflow type serves its tasks whatever queues it was given. */
+        pthread_mutex_lock(&e->mu);
+        size_t n_wf = e->n_wf_types;
+        p->queues = aj__calloc(o.n_queues + n_wf, sizeof *p->queues);
         if (p->queues == NULL) {
             rc = AJ_ENOMEM;
         }
-        for (size_t i = 0; rc == 0 && i < o.n_queues; i++) {
-            p->queues[i] = aj__strdup(o.queues[i]);
+        for (size_t i = 0; rc == 0 && i < o.n_queues + n_wf; i++) {
+            if (i < o.n_queues) {
+                p->queues[i] = aj__strdup(o.queues[i]);
+            } else {
+                size_t n = strlen(WF_QUEUE_PREFIX) + strlen(e->wf_types[i - o.n_queues].type) + 1;
+                p->queues[i] = aj__malloc(n);
+                if (p->queues[i] != NULL) {
+                    snprintf(p->queues[i], n, "%s%s", WF_QUEUE_PREFIX,
+                             e->wf_types[i - o.n_queues].type);
+                }
+            }
             if (p->queues[i] == NULL) {
                 rc = AJ_ENOMEM;
             }
             p->n_queues = i + 1;
         }
+        pthread_mutex_unlock(&e->mu);
     }
     if (o.worker_id != NULL) {
         p->worker_id = aj__strdup(o.worker_id);
