@@ -69,6 +69,18 @@ static const arg_flag *find_flag(const arg_flag *flags, const char *arg, size_t 
     return NULL;
 }
 
+int args_is_flag_word(const arg_flag *flags, const char *arg) {
+    int takes_value = 0;
+    if (strcmp(arg, "--") == 0 || args_is_global(arg, &takes_value)) {
+        return 1;
+    }
+    if (strncmp(arg, "--", 2) != 0) {
+        return 0; /* "-1" is a fine payload; no command flag is a single dash */
+    }
+    const char *eq = strchr(arg, '=');
+    return find_flag(flags, arg, eq != NULL ? (size_t)(eq - arg) : strlen(arg)) != NULL;
+}
+
 /* Remembers the first problem on the line; later ones are not reported. */
 static void note(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(char *err, const char *fmt, ...) {
@@ -101,10 +113,12 @@ static void take_flag(const arg_spec *spec, int argc, char **argv, int *i, char 
     const char *value = NULL;
     if (eq != NULL) {
         value = eq + 1;
-    } else if (*i + 1 < argc) {
+    } else if (*i + 1 < argc && !args_is_flag_word(spec->flags, argv[*i + 1])) {
         *i += 1;
         value = argv[*i];
     } else {
+        /* `--type --queue q` forgot the type: taking "--queue" as it would report something
+         * else (or, for a free-form value, nothing at all). `--flag=--x` still passes it. */
         note(err, "flag '%s' needs a value", f->name);
         return;
     }
@@ -151,7 +165,7 @@ int args_parse(cli *c, const arg_spec *spec, int argc, char **argv, arg_result *
             out->pos[out->n_pos++] = arg; /* "-" alone names stdin */
         } else if (args_is_global(arg, &takes_value)) {
             const char *value = NULL;
-            if (takes_value && i + 1 < argc) {
+            if (takes_value && i + 1 < argc && !args_is_flag_word(spec->flags, argv[i + 1])) {
                 value = argv[++i];
             } else if (takes_value) {
                 note(err, "flag '%s' needs a value", arg);

@@ -4,6 +4,8 @@
  * A command declares its flags in a table; args_parse() walks its arguments once, taking the
  * global flags (--db, --json, --help/-h, --version) wherever they appear, the command's own flags
  * as `--flag VALUE` or `--flag=VALUE`, and positional arguments. `--` ends option parsing.
+ * A VALUE that is itself a flag of the command (`--type --queue q`) is taken as a missing value;
+ * `--flag=VALUE` passes any value.
  * --help wins over every error on the line, so `aj submit --bogus --help` still shows help.
  */
 #ifndef AJ_CLI_ARGS_H
@@ -53,6 +55,9 @@ int args_is_global(const char *arg, int *takes_value);
 /* Applies a global flag (`value`: the next argument when it takes one) to `c`, and records
  * --help and --version in *help and *version. */
 void args_apply_global(cli *c, const char *arg, const char *value, int *help, int *version);
+/* 1 if `arg` is `--`, a global flag or one of `flags` (NULL: none), with or without =VALUE.
+ * Such a word where a flag's value should be means the value is missing. */
+int args_is_flag_word(const arg_flag *flags, const char *arg);
 /* Prints the version ("aj 0.1.0", or JSON) and returns CLI_EXIT_OK. */
 int args_print_version(const cli *c);
 

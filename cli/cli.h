@@ -49,8 +49,17 @@ void cli_log_stderr(void *ud, aj_log_level level, const char *line);
 int cli_parse_id(const char *text, uint64_t *out);
 /* Parses an unsigned decimal in [min, max] for flag `flag`; same convention. */
 int cli_parse_uint(const char *flag, const char *text, uint64_t min, uint64_t max, uint64_t *out);
-/* Parses a duration for flag `flag` with aj_duration_parse(); same convention. */
+/* Parses a duration for flag `flag` with aj_duration_parse(), at most CLI_DURATION_MAX; same
+ * convention. */
 int cli_parse_duration(const char *flag, const char *text, int64_t *out_ms);
+/* Reports that the library's parser refused `text` for `flag`: "FLAG: <the parser's message>",
+ * or "FLAG 'TEXT' is not WHAT" when it left none. Returns CLI_EXIT_USAGE. */
+int cli_bad_value(const char *flag, const char *text, const char *what);
+
+/* Longest duration any flag takes: 100 years. The library adds durations to the current time,
+ * and longer ones (up to what a duration can spell, 2^63 ms) would overflow that sum. It is
+ * also the library's own limit on a delay. */
+#define CLI_DURATION_MAX ((int64_t)36500 * AJ_DAY)
 
 /* Bytes of a job id or count printed in decimal, and its NUL. */
 #define CLI_NUM_MAX 24
@@ -75,11 +84,23 @@ int cmd_job_show(cli *c, int argc, char **argv);
 int cmd_job_wait(cli *c, int argc, char **argv);
 int cmd_job_ls(cli *c, int argc, char **argv);
 int cmd_job_cancel(cli *c, int argc, char **argv);
+int cmd_job_progress(cli *c, int argc, char **argv);
 int cmd_dlq_ls(cli *c, int argc, char **argv);
 int cmd_dlq_show(cli *c, int argc, char **argv);
 int cmd_dlq_redrive(cli *c, int argc, char **argv);
 int cmd_dlq_purge(cli *c, int argc, char **argv);
 int cmd_dlq_export(cli *c, int argc, char **argv);
+int cmd_dlq_stats(cli *c, int argc, char **argv);
+int cmd_dlq_analyze(cli *c, int argc, char **argv);
+int cmd_schedule_add(cli *c, int argc, char **argv);
+int cmd_schedule_ls(cli *c, int argc, char **argv);
+int cmd_schedule_show(cli *c, int argc, char **argv);
+int cmd_schedule_pause(cli *c, int argc, char **argv);
+int cmd_schedule_resume(cli *c, int argc, char **argv);
+int cmd_schedule_trigger(cli *c, int argc, char **argv);
+int cmd_schedule_backfill(cli *c, int argc, char **argv);
+int cmd_schedule_rm(cli *c, int argc, char **argv);
+int cmd_schedule_preview(cli *c, int argc, char **argv);
 int cmd_stats(cli *c, int argc, char **argv);
 int cmd_backup(cli *c, int argc, char **argv);
 int cmd_check(cli *c, int argc, char **argv);

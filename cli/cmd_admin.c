@@ -39,7 +39,7 @@ static const char check_help[] =
     "(\"checked N records: consistent\" or \"checked N records: K problems\"); with --json one\n"
     "object {\"records\":N,\"consistent\":true|false,\"problems\":[...]}.\n"
     "\n"
-    "Exit codes: 0 consistent, 1 problems found (or a store error).\n"
+    "Exit codes: 0 consistent, 1 problems found (or a store error), 2 bad input.\n"
     "\n"
     "Example:\n"
     "  aj --db sqlite:/var/lib/aj/aj.db check\n";
@@ -53,6 +53,9 @@ int cmd_backup(cli *c, int argc, char **argv) {
     }
     const char *path = r.pos[0];
     args_free(&r);
+    if (path[0] == '\0') {
+        return cli_error(CLI_EXIT_USAGE, "backup PATH is empty");
+    }
     if (strlen(path) >= BACKUP_PATH_MAX) {
         return cli_error(CLI_EXIT_USAGE, "backup path is longer than %d bytes",
                          BACKUP_PATH_MAX - 1);

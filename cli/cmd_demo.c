@@ -179,26 +179,44 @@ static int submit_echo_jobs(cli *c, const char *queue, size_t n) {
     return CLI_EXIT_OK;
 }
 
-/* Prints a progress line every DEMO_PROGRESS_MS until the drain ends or the demo times out. */
+/* Prints one progress line: jobs finished by `at_ns`. Returns how many, 0 if it printed none. */
+static uint64_t progress_line(cli *c, size_t total, int64_t start_ns, int64_t at_ns) {
+    aj_stats s;
+    if (c->json || aj_stats_get(c->engine, &s) != 0) {
+        return 0;
+    }
+    uint64_t finished = s.process.completed + s.process.dead_lettered;
+    double secs = (double)(at_ns - start_ns) / 1e9;
+    printf("  %6.2fs  %" PRIu64 "/%zu jobs finished  %.0f jobs/s\n", secs, finished, total,
+           secs > 0 ? (double)finished / secs : 0.0);
+    fflush(stdout);
+    return finished;
+}
+
+/* Prints a progress line every DEMO_PROGRESS_MS until the drain ends or the demo times out,
+ * and a last one unless the last showed every job: stamped with the time the drain ended, so
+ * it agrees with the summary's wall time. */
 static int watch(cli *c, demo_drain *d, size_t total, int64_t start_ns) {
     int64_t deadline = start_ns + DEMO_TIMEOUT_MS * 1000000;
-    while (!atomic_load(&d->done)) {
+    uint64_t shown = 0;
+    for (;;) {
         sleep_ms(DEMO_PROGRESS_MS);
+        if (atomic_load(&d->done)) {
+            break;
+        }
         if (mono_ns() > deadline) {
             aj_workers_request_stop(c->engine);
             return cli_error(CLI_EXIT_ERROR, "the demo jobs did not finish within 5 minutes");
         }
-        aj_stats s;
-        if (c->json || aj_stats_get(c->engine, &s) != 0) {
-            continue;
-        }
-        uint64_t finished = s.process.completed + s.process.dead_lettered;
-        double secs = (double)(mono_ns() - start_ns) / 1e9;
-        printf("  %6.2fs  %" PRIu64 "/%zu jobs finished  %.0f jobs/s\n", secs, finished, total,
-               secs > 0 ? (double)finished / secs : 0.0);
-        fflush(stdout);
+        shown = progress_line(c, total, start_ns, mono_ns());
     }
-    return d->rc != 0 ? cli_fail(d->rc, "cannot drain the demo queue") : CLI_EXIT_OK;
+    if (d->rc != 0) {
+        return cli_fail(d->rc, "cannot drain the demo queue");
+    }
+    if (shown < total) {
+        progress_line(c, total, start_ns, d->end_ns);
+    }
+    return CLI_EXIT_OK;
 }
 
 /* What the run produced, read back from the store. */

@@ -13,19 +13,12 @@
 
 #include "args.h"
 #include "cli.h"
+#include "dlq.h"
 #include "out.h"
 
-/* Dead jobs `aj dlq ls` prints when --limit is not given. */
-#define DLQ_LS_DEFAULT_LIMIT 1000
-
-#define DLQ_FILTER_HELP                                                                            \
-    "  --queue Q          only jobs of queue Q\n"                                                  \
-    "  --type T           only jobs of type T\n"                                                   \
-    "  --reason R         only jobs dead for reason R: max_attempts, permanent_failure, "          \
-    "timeout,\n"                                                                                   \
-    "                     lease_expired or dependency_failed\n"                                    \
-    "  --error TEXT       only jobs whose last error contains TEXT\n"                              \
-    "  --older-than DUR   only jobs last changed more than DUR ago, e.g. 7d or 12h\n"
+/* Dead jobs `aj dlq ls` prints when --limit is not given: all of them. A silent cut would make
+ * a list look complete when it is not; lists stream page by page, so length costs no memory. */
+#define DLQ_LS_DEFAULT_LIMIT 0
 
 static const char ls_help[] =
     "Usage: aj dlq ls [filters] [--limit N]\n"
@@ -34,7 +27,8 @@ static const char ls_help[] =
     "attempts, time of death, last error), or with --json a JSON array\n"
     "of job objects (the fields of `aj job show --json`).\n"
     "\n"
-    "Flags:\n" DLQ_FILTER_HELP "  --limit N          at most N jobs (default: 1000; 0: all)\n"
+    "Flags:\n" DLQ_FILTER_HELP
+    "  --limit N          at most N jobs (default: all of them; 0 means all too)\n"
     "\n"
     "Exit codes: 0 listed, 1 store error, 2 bad input.\n"
     "\n"
@@ -98,35 +92,19 @@ static const char export_help[] = "Usage: aj dlq export [filters]\n"
                                   "Example:\n"
                                   "  aj dlq export --queue mail > dead-mail.json\n";
 
-typedef struct dlq_filter_args {
-    const char *queue;
-    const char *type;
-    const char *reason;
-    const char *error;
-    const char *older_than;
-} dlq_filter_args;
-
-/* The filter flags every dlq list takes, followed by `extra` and the terminator. */
-#define DLQ_FILTER_FLAGS(a)                                                                        \
-    {"--queue", &(a).queue, NULL}, {"--type", &(a).type, NULL}, {"--reason", &(a).reason, NULL},   \
-        {"--error", &(a).error, NULL}, {                                                           \
-        "--older-than", &(a).older_than, NULL                                                      \
-    }
-
 static int filters_given(const dlq_filter_args *a) {
     return a->queue != NULL || a->type != NULL || a->reason != NULL || a->error != NULL ||
            a->older_than != NULL;
 }
 
-/* Checks the filter flags and builds the filter of dead jobs they select. */
-static int dlq_filter(const dlq_filter_args *a, aj_job_filter *f) {
+int dlq_filter(const dlq_filter_args *a, aj_job_filter *f) {
     memset(f, 0, sizeof *f);
     f->state = AJ_STATE_DEAD;
     if (a->queue != NULL && aj_name_check("queue", a->queue) != 0) {
-        return cli_fail(AJ_EINVAL, "bad --queue");
+        return cli_fail(AJ_EINVAL, "--queue");
     }
     if (a->type != NULL && aj_name_check("type", a->type) != 0) {
-        return cli_fail(AJ_EINVAL, "bad --type");
+        return cli_fail(AJ_EINVAL, "--type");
     }
     if (a->reason != NULL &&
         (aj_dead_reason_parse(a->reason, &f->dead_reason) != 0 || f->dead_reason == AJ_DEAD_NONE)) {
@@ -199,7 +177,7 @@ int cmd_dlq_show(cli *c, int argc, char **argv) {
                        "job %" PRIu64 " is not in the dead-letter queue (it is %s)", id,
                        aj_state_name(job->state));
     } else if (rc == 0 && c->json) {
-        rc = out_json(out_job_json(job));
+        rc = out_job_print(job);
     } else if (rc == 0) {
         out_job_human(job);
     }

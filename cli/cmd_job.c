@@ -14,8 +14,9 @@
 #include "cli.h"
 #include "out.h"
 
-/* Jobs `aj job ls` and `aj dlq ls` print when --limit is not given. */
-#define JOB_LS_DEFAULT_LIMIT 1000
+/* Jobs `aj job ls` prints when --limit is not given: all of them. A silent cut would make a
+ * list look complete when it is not; lists stream page by page, so length costs no memory. */
+#define JOB_LS_DEFAULT_LIMIT 0
 /* Bytes of a short message part. */
 #define JOB_MSG_MAX 256
 
@@ -24,9 +25,10 @@ static const char show_help[] =
     "\n"
     "Prints one job as aligned `key: value` lines, or with --json as an object with id, queue,\n"
     "type, state, priority, attempts, max_attempts, backoff, timeout, lease, payload, result,\n"
-    "error, dead_reason, created_at, run_at, started_at, finished_at, updated_at, dead_at, epoch,\n"
-    "worker, redrives, idempotency_key and metadata. A payload or result that is valid JSON is\n"
-    "embedded as JSON, otherwise as a string; times are RFC 3339 UTC, or null.\n"
+    "error, dead_reason, created_at, run_at, started_at, finished_at, updated_at, dead_at,\n"
+    "lease_expires_at, epoch, worker, redrives, idempotency_key and metadata. A payload, result\n"
+    "or metadata that is valid JSON is embedded as that JSON (compact), otherwise as a string;\n"
+    "times are RFC 3339 UTC, or null.\n"
     "\n"
     "ID is the positive decimal id that `aj submit` printed.\n"
     "\n"
@@ -61,7 +63,7 @@ static const char ls_help[] =
     "  --state S     only jobs in state S: scheduled, ready, running, completed, dead or\n"
     "                cancelled\n"
     "  --type T      only jobs of type T\n"
-    "  --limit N     at most N jobs (default: 1000; 0: all of them)\n"
+    "  --limit N     at most N jobs (default: all of them; 0 means all too)\n"
     "\n"
     "Exit codes: 0 listed, 1 store error, 2 bad input.\n"
     "\n"
@@ -149,7 +151,7 @@ int cmd_job_show(cli *c, int argc, char **argv) {
         rc = arc != 0 ? cli_job_error(arc, id, "read") : 0;
     }
     if (rc == 0 && c->json) {
-        rc = out_json(out_job_json(job));
+        rc = out_job_print(job);
     } else if (rc == 0) {
         out_job_human(job);
     }
@@ -188,9 +190,10 @@ int cmd_job_wait(cli *c, int argc, char **argv) {
         int arc = aj_job_get(c->engine, id, &job);
         rc = arc != 0 ? cli_job_error(arc, id, "read") : 0;
     }
-    if (rc == 0) {
-        rc = c->json ? out_json(out_job_json(job))
-                     : (printf("%s\n", aj_state_name(job->state)), CLI_EXIT_OK);
+    if (rc == 0 && c->json) {
+        rc = out_job_print(job);
+    } else if (rc == 0) {
+        printf("%s\n", aj_state_name(job->state));
     }
     if (rc == 0 && timed_out) {
         rc = cli_error(CLI_EXIT_STATE, "job %" PRIu64 " is still %s after %s", id,
@@ -223,10 +226,10 @@ int cmd_job_ls(cli *c, int argc, char **argv) {
     memset(&f, 0, sizeof f);
     uint64_t max = JOB_LS_DEFAULT_LIMIT;
     if (queue != NULL && aj_name_check("queue", queue) != 0) {
-        return cli_fail(AJ_EINVAL, "bad --queue");
+        return cli_fail(AJ_EINVAL, "--queue");
     }
     if (type != NULL && aj_name_check("type", type) != 0) {
-        return cli_fail(AJ_EINVAL, "bad --type");
+        return cli_fail(AJ_EINVAL, "--type");
     }
     if (state != NULL && aj_state_parse(state, &f.state) != 0) {
         return cli_error(CLI_EXIT_USAGE,

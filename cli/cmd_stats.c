@@ -29,7 +29,7 @@ static const char stats_help[] =
     "commit_batch_hist and start_latency_hist_us (bucket i counts values in [2^(i-1), 2^i)).\n"
     "Latencies are upper bounds of the histogram bucket (\"at most\"), in microseconds.\n"
     "\n"
-    "Exit codes: 0 printed, 1 store error.\n"
+    "Exit codes: 0 printed, 1 store error, 2 bad input (an argument or unknown flag).\n"
     "\n"
     "Example:\n"
     "  aj stats --json\n";

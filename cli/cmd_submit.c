@@ -16,7 +16,9 @@
 
 #include "args.h"
 #include "cli.h"
+#include "json_text.h"
 #include "out.h"
+#include "submit.h"
 
 /* Most attempts a job may be given (counting the first run). */
 #define SUBMIT_MAX_ATTEMPTS_MAX 1000000
@@ -26,6 +28,8 @@
 #define SUBMIT_SIZE_TEXT 32
 /* Bytes of one validation message. */
 #define SUBMIT_WHY_MAX 256
+/* Most "env" entries of a shell payload: the shell runner's own limit (src/runtime/shell.c). */
+#define SUBMIT_SHELL_ENV_MAX 1024
 
 static const char submit_help[] =
     "Usage: aj submit --type TYPE [flags] [--payload JSON | --payload-file FILE]\n"
@@ -43,8 +47,11 @@ static const char submit_help[] =
     "  --priority P           0..4294967295, lower runs first, or critical (0), high (512),\n"
     "                         normal (1024), low (2048) (default: normal). FIFO within a priority\n"
     "  --delay DUR            become ready after DUR (default: at once)\n"
-    "  --at TIME              become ready at an RFC 3339 time (excludes --delay)\n"
-    "  --timeout DUR          execution timeout of one attempt (default: 5m)\n"
+    "  --at TIME              become ready at an RFC 3339 time, not before 1970; a past time\n"
+    "                         means at once (excludes --delay)\n"
+    "  --timeout DUR          execution timeout of one attempt (default: 5m); an attempt that\n"
+    "                         runs longer fails (a shell job's process group is killed) and is\n"
+    "                         retried, or dead-lettered with reason timeout\n"
     "  --lease DUR            lease length, renewed by heartbeats while it runs (default: 30s)\n"
     "  --max-attempts N       runs allowed, counting the first, 1..1000000 (default: 3)\n"
     "  --backoff SPEC         delay before a retry (default: exp:1s:2:5m); SPEC is one of\n"
@@ -52,11 +59,13 @@ static const char submit_help[] =
     "                           fixed:DUR                 the same delay every time\n"
     "                           exp:INITIAL[:FACTOR[:MAX]]  INITIAL*FACTOR^(n-1), capped at MAX\n"
     "                           list:DUR[,DUR...]         one delay per retry, the last repeated\n"
-    "                         Up to 10% jitter is added to every delay.\n"
+    "                         Each delay is at most 1d, FACTOR is 1-100 (2, 1.5), a list holds\n"
+    "                         up to 16 delays. Up to 10% jitter is added to every delay.\n"
     "  --idempotency-key K    1-256 bytes; the same key in the same queue within 24h returns the\n"
     "                         first job's id and creates nothing (a different job: exit 4)\n"
     "  --metadata JSON        a JSON object (at most 64 KiB) stored with the job\n"
-    "  --payload JSON         the payload: any JSON value, at most 1 MiB (default: null)\n"
+    "  --payload JSON         the payload: any JSON value, at most 1 MiB not counting the\n"
+    "                         whitespace around it, kept as given (default: null)\n"
     "  --payload-file FILE    read the payload from FILE (- for stdin)\n"
     "  --payload-lines FILE   one job per line of FILE (- for stdin), every line a JSON payload;\n"
     "                         all lines are checked first and submitted together or not at all;\n"
@@ -66,7 +75,8 @@ static const char submit_help[] =
     "                         completed, else 4 with the reason\n"
     "  --db URL, --json       see 'aj --help'\n"
     "\n"
-    "A shell payload is {\"argv\":[...]} with optional \"env\" (object of strings) and \"cwd\".\n"
+    "A shell payload is {\"argv\":[...]} with optional \"env\" (an object of strings, names\n"
+    "without '=') and \"cwd\" (a directory); strings may not hold \\u0000.\n"
     "The program gets AJ_JOB_ID, AJ_ATTEMPT and AJ_QUEUE; exit 0 completes the job, exit 100 is\n"
     "a permanent failure (dead-lettered at once), anything else is retried.\n"
     "\n"
@@ -77,24 +87,6 @@ static const char submit_help[] =
     "  aj submit --queue mail --priority high -- /usr/local/bin/send-mail --to ops\n"
     "  aj submit --type echo --payload '{\"n\":1}' --delay 1h30m --backoff fixed:10s\n"
     "  seq 1000 | aj submit --type echo --payload-lines -\n";
-
-typedef struct submit_args {
-    const char *queue;
-    const char *type;
-    const char *priority;
-    const char *delay;
-    const char *at;
-    const char *timeout;
-    const char *lease;
-    const char *max_attempts;
-    const char *backoff;
-    const char *key;
-    const char *metadata;
-    const char *payload;
-    const char *payload_file;
-    const char *payload_lines;
-    int wait;
-} submit_args;
 
 static void size_text(size_t bytes, char *buf, size_t size) {
     if (bytes % ((size_t)1 << 20) == 0) {
@@ -149,59 +141,109 @@ done:
     return rc;
 }
 
-/* Checks the shape the built-in shell type needs, so a typo fails now rather than at run time. */
-static int shell_payload_ok(const json_t *v, char *why, size_t size) {
+/* Checks the shape the built-in shell type needs, by the rules its runner applies, so a typo
+ * fails now rather than as a dead job at run time. */
+static int shell_payload_ok(const char *data, size_t len, char *why, size_t size) {
+    json_error_t jerr;
+    /* Without JSON_ALLOW_NUL, as the runner reads it: a NUL cannot reach execve(). */
+    json_t *v = json_loadb(data, len, 0, &jerr);
+    if (v == NULL && strstr(jerr.text, "\\u0000") != NULL) {
+        snprintf(why, size,
+                 "a string holds \\u0000, which no argument, environment variable "
+                 "or directory name can");
+        return 0;
+    }
+    if (v == NULL) {
+        snprintf(why, size, "the shell runner cannot read it: %s", jerr.text);
+        return 0;
+    }
+    int ok = 0;
     const json_t *argv = json_object_get(v, "argv");
+    const json_t *env = json_object_get(v, "env");
+    const json_t *cwd = json_object_get(v, "cwd");
     if (!json_is_object(v) || !json_is_array(argv) || json_array_size(argv) == 0) {
         snprintf(why, size, "a shell payload needs \"argv\", a non-empty array of strings");
-        return 0;
+        goto done;
     }
     for (size_t i = 0; i < json_array_size(argv); i++) {
         if (!json_is_string(json_array_get(argv, i))) {
             snprintf(why, size, "shell payload \"argv\" item %zu is not a string", i);
-            return 0;
+            goto done;
         }
     }
-    const json_t *env = json_object_get(v, "env");
     if (env != NULL) {
+        if (!json_is_object(env)) {
+            snprintf(why, size, "shell payload \"env\" must be an object of strings");
+            goto done;
+        }
+        if (json_object_size(env) > SUBMIT_SHELL_ENV_MAX) {
+            snprintf(why, size, "shell payload \"env\" has more than %d entries",
+                     SUBMIT_SHELL_ENV_MAX);
+            goto done;
+        }
         const char *k = NULL;
         const json_t *val = NULL;
-        int ok = json_is_object(env);
         json_object_foreach((json_t *)env, k, val) {
-            ok = ok && json_is_string(val);
-        }
-        if (!ok) {
-            snprintf(why, size, "shell payload \"env\" must be an object of strings");
-            return 0;
+            if (k[0] == '\0' || strchr(k, '=') != NULL) {
+                snprintf(why, size, "shell payload \"env\" names must be non-empty, without '='");
+                goto done;
+            }
+            if (!json_is_string(val)) {
+                snprintf(why, size, "shell payload \"env\" must be an object of strings");
+                goto done;
+            }
         }
     }
-    const json_t *cwd = json_object_get(v, "cwd");
-    if (cwd != NULL && !json_is_string(cwd)) {
-        snprintf(why, size, "shell payload \"cwd\" must be a string");
-        return 0;
+    if (cwd != NULL && (!json_is_string(cwd) || json_string_length(cwd) == 0)) {
+        snprintf(why, size, "shell payload \"cwd\" must be a non-empty string");
+        goto done;
     }
-    return 1;
+    ok = 1;
+done:
+    json_decref(v);
+    return ok;
 }
 
-/* Validates one payload; `where` prefixes the message ("payload", "line 3"). */
-static int payload_ok(const char *where, const char *type, const char *data, size_t len) {
+/* JSON's insignificant whitespace. */
+static int json_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Validates one payload; `where` names it in messages ("payload", "--payload-lines line 3"), and
+ * `one_line` leaves line numbers out of them. The whitespace around the value is not part of
+ * it (a file's final newline would otherwise count against the limit): *data and *len are
+ * narrowed to the value itself. */
+static int payload_ok(const char *where, int one_line, const char *type, const char **data,
+                      size_t *len) {
+    const char *p = *data;
+    size_t n = *len;
+    while (n > 0 && json_space(p[0])) {
+        p++;
+        n--;
+    }
+    while (n > 0 && json_space(p[n - 1])) {
+        n--;
+    }
     char limit[SUBMIT_SIZE_TEXT];
     size_text(AJ_PAYLOAD_MAX, limit, sizeof limit);
-    if (len > AJ_PAYLOAD_MAX) {
-        return cli_error(CLI_EXIT_USAGE, "%s is %zu bytes, over the %s limit", where, len, limit);
+    if (n > AJ_PAYLOAD_MAX) {
+        return cli_error(CLI_EXIT_USAGE, "%s is %zu bytes, over the %s limit", where, n, limit);
     }
-    json_error_t jerr;
-    json_t *v = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    if (v == NULL) {
-        return cli_error(CLI_EXIT_USAGE, "%s is not valid JSON: line %d, column %d: %s", where,
-                         jerr.line, jerr.column, jerr.text);
+    jtext_error jerr;
+    if (jtext_check(*data, *len, NULL, NULL, &jerr) != 0) {
+        if (one_line) {
+            return cli_error(CLI_EXIT_USAGE, "%s is not valid JSON: column %zu: %s", where,
+                             jerr.column, jerr.why);
+        }
+        return cli_error(CLI_EXIT_USAGE, "%s is not valid JSON: line %zu, column %zu: %s", where,
+                         jerr.line, jerr.column, jerr.why);
     }
     char why[SUBMIT_WHY_MAX];
-    int ok = strcmp(type, "shell") != 0 || shell_payload_ok(v, why, sizeof why);
-    json_decref(v);
-    if (!ok) {
+    if (strcmp(type, "shell") == 0 && !shell_payload_ok(p, n, why, sizeof why)) {
         return cli_error(CLI_EXIT_USAGE, "%s: %s", where, why);
     }
+    *data = p;
+    *len = n;
     return CLI_EXIT_OK;
 }
 
@@ -216,7 +258,11 @@ static int argv_payload(const char **args, size_t n, char **out) {
         json_t *s = json_string(args[i]);
         if (s == NULL) {
             json_decref(obj);
-            return cli_error(CLI_EXIT_USAGE, "argument '%s' is not valid UTF-8", args[i]);
+            /* Not quoted: the bytes that are not UTF-8 would garble the message. */
+            return cli_error(CLI_EXIT_USAGE,
+                             "argument %zu after '--' is not valid UTF-8 (a shell payload is "
+                             "JSON, which holds only text)",
+                             i + 1);
         }
         json_array_append_new(arr, s);
     }
@@ -231,20 +277,18 @@ static int spec_from_flags(const submit_args *a, aj_job_spec *spec) {
     if (a->queue != NULL) {
         rc = aj_name_check("queue", a->queue);
         if (rc != 0) {
-            return cli_fail(rc, "bad --queue");
+            return cli_fail(rc, "--queue");
         }
         spec->queue = a->queue;
     }
     rc = aj_name_check("type", spec->type);
     if (rc != 0) {
-        return cli_fail(rc, "bad --type");
+        return cli_fail(rc, "--type");
     }
     if (a->priority != NULL) {
-        rc = aj_priority_parse(a->priority, &spec->priority);
-        if (rc != 0) {
-            cli_fail(rc, "--priority '%s' is not 0..4294967295, critical, high, normal or low",
-                     a->priority);
-            return CLI_EXIT_USAGE;
+        if (aj_priority_parse(a->priority, &spec->priority) != 0) {
+            return cli_bad_value("--priority", a->priority,
+                                 "0..4294967295, critical, high, normal or low");
         }
     }
     if (a->delay != NULL && a->at != NULL) {
@@ -254,10 +298,11 @@ static int spec_from_flags(const submit_args *a, aj_job_spec *spec) {
         return CLI_EXIT_USAGE;
     }
     if (a->at != NULL) {
-        rc = aj_time_parse(a->at, &spec->run_at_ms);
-        if (rc != 0) {
-            cli_fail(rc, "--at '%s' is not an RFC 3339 time like 2026-03-08T07:00:00Z", a->at);
-            return CLI_EXIT_USAGE;
+        if (aj_time_parse(a->at, &spec->run_at_ms) != 0) {
+            return cli_bad_value("--at", a->at, "an RFC 3339 time like 2026-03-08T07:00:00Z");
+        }
+        if (spec->run_at_ms < 0) {
+            return cli_error(CLI_EXIT_USAGE, "--at '%s' is before 1970", a->at);
         }
     }
     if (a->timeout != NULL) {
@@ -285,13 +330,10 @@ static int spec_from_flags(const submit_args *a, aj_job_spec *spec) {
         spec->max_attempts = (uint32_t)n;
     }
     if (a->backoff != NULL) {
-        rc = aj_backoff_parse(a->backoff, &spec->backoff);
-        if (rc != 0) {
-            cli_fail(rc,
-                     "--backoff '%s' is not none, fixed:DUR, exp:INITIAL[:FACTOR[:MAX]] or "
-                     "list:DUR[,DUR...]",
-                     a->backoff);
-            return CLI_EXIT_USAGE;
+        if (aj_backoff_parse(a->backoff, &spec->backoff) != 0) {
+            return cli_bad_value("--backoff", a->backoff,
+                                 "none, fixed:DUR, exp:INITIAL[:FACTOR[:MAX]] or "
+                                 "list:DUR[,DUR...]");
         }
     }
     if (a->key != NULL) {
@@ -361,13 +403,14 @@ static int lines_to_specs(const char *path, char *buf, size_t len, const aj_job_
             free(specs);
             return cli_error(CLI_EXIT_USAGE, "%s is blank; every line must be a payload", where);
         }
-        int rc = payload_ok(where, proto->type, p, line_len);
+        const char *value = p;
+        int rc = payload_ok(where, 1, proto->type, &value, &line_len);
         if (rc != 0) {
             free(specs);
             return rc;
         }
         specs[n] = *proto;
-        specs[n].payload = p;
+        specs[n].payload = value;
         specs[n].payload_len = line_len;
         n++;
         p = stop + 1;
@@ -460,7 +503,8 @@ static int load_payload(const submit_args *a, const arg_result *r, char **payloa
 }
 
 /* Checks that the payload sources and the type fit together; sets the job's type. */
-static int choose_type(const submit_args *a, const arg_result *r, aj_job_spec *spec) {
+static int choose_type(const char *cmd, const submit_args *a, const arg_result *r,
+                       aj_job_spec *spec) {
     const char *given[4];
     size_t n = 0;
     if (a->payload != NULL) {
@@ -476,25 +520,24 @@ static int choose_type(const submit_args *a, const arg_result *r, aj_job_spec *s
         given[n++] = "'-- PROGRAM'";
     }
     if (n > 1) {
-        return args_usage_error("aj submit", "%s and %s exclude each other", given[0], given[1]);
+        return args_usage_error(cmd, "%s and %s exclude each other", given[0], given[1]);
     }
     if (r->dashes && r->n_rest == 0) {
-        return args_usage_error("aj submit", "missing PROGRAM after '--'");
+        return args_usage_error(cmd, "missing PROGRAM after '--'");
     }
     if (r->dashes && a->type != NULL && strcmp(a->type, "shell") != 0) {
-        return args_usage_error("aj submit",
+        return args_usage_error(cmd,
                                 "--type %s conflicts with '-- PROGRAM', which submits "
                                 "a shell job",
                                 a->type);
     }
     if (a->payload_lines != NULL && a->key != NULL) {
-        return args_usage_error("aj submit", "--idempotency-key cannot apply to every line of "
-                                             "--payload-lines");
+        return args_usage_error(cmd, "--idempotency-key cannot apply to every line of "
+                                     "--payload-lines");
     }
     spec->type = r->dashes ? "shell" : a->type;
     if (spec->type == NULL) {
-        return args_usage_error("aj submit",
-                                "missing --type (or '-- PROGRAM ARG...' for a shell job)");
+        return args_usage_error(cmd, "missing --type (or '-- PROGRAM ARG...' for a shell job)");
     }
     return CLI_EXIT_OK;
 }
@@ -529,9 +572,10 @@ int cmd_submit(cli *c, int argc, char **argv) {
     aj_job_spec spec;
     aj_job_spec_init(&spec);
     char *payload = NULL;
+    const char *payload_at = NULL; /* the value within payload, without surrounding space */
     size_t len = 0;
     uint64_t id = 0;
-    rc = choose_type(&a, &r, &spec);
+    rc = choose_type("aj submit", &a, &r, &spec);
     if (rc == 0) {
         rc = spec_from_flags(&a, &spec);
     }
@@ -543,13 +587,14 @@ int cmd_submit(cli *c, int argc, char **argv) {
         rc = load_payload(&a, &r, &payload, &len);
     }
     if (rc == 0) {
-        rc = payload_ok("payload", spec.type, payload, len);
+        payload_at = payload;
+        rc = payload_ok("payload", 0, spec.type, &payload_at, &len);
     }
     if (rc == 0) {
         rc = cli_open(c, NULL);
     }
     if (rc == 0) {
-        spec.payload = payload;
+        spec.payload = payload_at;
         spec.payload_len = len;
         int arc = aj_submit(c->engine, &spec, &id);
         rc = arc != 0 ? cli_fail(arc, "cannot submit the job") : 0;
@@ -566,4 +611,33 @@ done:
     free(payload);
     args_free(&r);
     return rc;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* The job flags shared with `aj schedule add` (submit.h)                                     */
+
+int submit_job_template(const char *cmd, const submit_args *a, const arg_result *r,
+                        aj_job_spec *spec, char **payload) {
+    size_t len = 0;
+    const char *payload_at = NULL;
+    *payload = NULL;
+    int rc = choose_type(cmd, a, r, spec);
+    if (rc == 0) {
+        rc = spec_from_flags(a, spec);
+    }
+    if (rc == 0) {
+        rc = load_payload(a, r, payload, &len);
+    }
+    if (rc == 0) {
+        payload_at = *payload;
+        rc = payload_ok("payload", 0, spec->type, &payload_at, &len);
+    }
+    if (rc != 0) {
+        free(*payload);
+        *payload = NULL;
+        return rc;
+    }
+    spec->payload = payload_at;
+    spec->payload_len = len;
+    return CLI_EXIT_OK;
 }

@@ -41,6 +41,11 @@ static const char worker_help[] =
     "         exit 100 is a permanent failure (dead-lettered at once); anything else, or a\n"
     "         signal, is retried after the job's backoff while attempts remain.\n"
     "  echo   completes with the payload as the result.\n"
+    "A job of any other type that it claims fails that attempt (\"no handler for job type\"),\n"
+    "so keep jobs for your own workers (programs using libaj) on queues this one does not\n"
+    "serve: --queue.\n"
+    "It also runs the schedule service: due schedules (see 'aj schedule') submit their jobs;\n"
+    "several workers may run it on one store, and each fire time still submits one job.\n"
     "On SIGTERM/SIGINT it stops claiming, lets running jobs finish within --shutdown-timeout,\n"
     "then stops them and gives them back. A second signal exits at once.\n"
     "Logs go to stderr in logfmt.\n"
@@ -99,14 +104,23 @@ static int split_queues(char *list, const char **names, size_t *n) {
         return cli_error(CLI_EXIT_USAGE, "--queue '%s' has an empty queue name", list);
     }
     for (char *q = strtok_r(list, ",", &save); q != NULL; q = strtok_r(NULL, ",", &save)) {
+        int rc = aj_name_check("queue", q);
+        if (rc != 0) {
+            cli_fail(rc, "--queue");
+            return CLI_EXIT_USAGE;
+        }
+        /* A queue named twice is served once. The library does not merge duplicates: its claim
+         * would meet the same ready job twice in one transaction and fail every claim. */
+        int seen = 0;
+        for (size_t i = 0; i < *n && !seen; i++) {
+            seen = strcmp(names[i], q) == 0;
+        }
+        if (seen) {
+            continue;
+        }
         if (*n == WORKER_QUEUES_MAX) {
             return cli_error(CLI_EXIT_USAGE, "--queue names more than %d queues",
                              WORKER_QUEUES_MAX);
-        }
-        int rc = aj_name_check("queue", q);
-        if (rc != 0) {
-            cli_fail(rc, "bad --queue");
-            return CLI_EXIT_USAGE;
         }
         names[(*n)++] = q;
     }
@@ -210,6 +224,9 @@ int cmd_worker(cli *c, int argc, char **argv) {
     if (arc == 0 && rc == 0) {
         worker_engine = c->engine;
         arc = aj_workers_start(c->engine, &wopts);
+        if (arc == 0) {
+            arc = aj_schedules_start(c->engine); /* stopped when the engine closes */
+        }
     }
     if (arc != 0) {
         rc = cli_fail(arc, "cannot start the workers");

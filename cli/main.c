@@ -40,6 +40,7 @@ static const char top_help[] =
     "  worker    run the built-in job types (shell, echo) until stopped, or until drained\n"
     "  job       show, wait for, list and cancel jobs\n"
     "  dlq       list, show, redrive, purge and export dead-lettered jobs\n"
+    "  schedule  add, list, pause, trigger, backfill and preview schedules (cron, intervals)\n"
     "  stats     job counts per state and the engine's counters\n"
     "  backup    write a consistent copy of the store while it stays in use\n"
     "  check     verify every record against its indexes\n"
@@ -48,17 +49,23 @@ static const char top_help[] =
     "\n"
     "Global flags, allowed anywhere on the line:\n"
     "  --db URL     the store: sqlite:PATH or mem: (default: $AJ_DB, else sqlite:aj.db).\n"
-    "               A missing SQLite file is created when its directory exists.\n"
+    "               A missing SQLite file is created (mode 0600) when its directory exists;\n"
+    "               a missing directory is a store error (exit 1), a malformed URL bad\n"
+    "               input (exit 2). mem: lives only as long as the command, for trying out.\n"
     "  --json       print JSON instead of text (errors stay one line of text on stderr)\n"
     "  -h, --help   show help; every command and subcommand has its own\n"
     "  --version    print the version\n"
     "  --           end of flags (for submit: PROGRAM ARG... follows)\n"
     "\n"
     "Formats used by the flags:\n"
-    "  DURATION     integers with units ms, s, m, h, d, combinable: 250ms, 30s, 1h30m\n"
+    "  DURATION     integers with units ms, s, m, h, d, largest first, combinable: 250ms,\n"
+    "               30s, 1h30m. A bare number (30) or a negative one is refused; at most\n"
+    "               36500d (100 years)\n"
     "  PRIORITY     0..4294967295, lower runs first, or critical (0), high (512),\n"
     "               normal (1024), low (2048)\n"
-    "  TIME         RFC 3339: 2026-03-08T07:00:00Z\n"
+    "  TIME         RFC 3339 with a zone: 2026-03-08T07:00:00Z, 2026-03-08T09:00:00+02:00\n"
+    "  NAME         queues and types: 1-200 bytes of letters, digits and -+/;.$_(), not\n"
+    "               starting with '-'\n"
     "\n"
     "Exit codes:\n"
     "  0 success   1 store or internal error   2 bad input (nothing changed)\n"
@@ -76,6 +83,7 @@ static const char job_help[] = "Usage: aj job COMMAND [ARGS...]\n"
                                "  wait ID       wait until a job is completed, dead or cancelled\n"
                                "  ls            list jobs, filtered by queue, state or type\n"
                                "  cancel ID     cancel a job that has not finished\n"
+                               "  progress ID   show a job's progress, or follow it (--follow)\n"
                                "\n"
                                "Run 'aj job COMMAND --help' for details.\n"
                                "\n"
@@ -93,29 +101,72 @@ static const char dlq_help[] =
     "  redrive (ID... | --all)  make dead jobs ready again, same id, attempts reset\n"
     "  purge (ID... | --all)    delete dead jobs\n"
     "  export                   print dead jobs as a JSON array\n"
+    "  stats                    count dead jobs by queue, type and reason\n"
+    "  analyze                  top errors, ages, redrives, and findings with advice\n"
     "\n"
     "Run 'aj dlq COMMAND --help' for details.\n"
     "\n"
     "Example:\n"
     "  aj dlq redrive --all --reason timeout\n";
 
+static const char schedule_help[] =
+    "Usage: aj schedule COMMAND [ARGS...]\n"
+    "\n"
+    "Schedules submit a job at cron times, at fixed intervals or once; `aj worker` fires them.\n"
+    "\n"
+    "Commands:\n"
+    "  add NAME (--cron EXPR | --every DUR | --at TIME) [flags] [-- PROGRAM ARG...]\n"
+    "                         create a schedule\n"
+    "  ls                     list schedules\n"
+    "  show NAME              print one schedule\n"
+    "  pause NAME             stop its fires\n"
+    "  resume NAME            fire again, from the next fire time after now\n"
+    "  trigger NAME           submit its job now\n"
+    "  backfill NAME --from TIME --to TIME\n"
+    "                         submit one job per fire time in [from, to)\n"
+    "  rm NAME                delete a schedule\n"
+    "  preview (NAME | --cron EXPR [--tz ZONE]) [--from TIME] [--count N]\n"
+    "                         print the next fire times\n"
+    "\n"
+    "Run 'aj schedule COMMAND --help' for details.\n"
+    "\n"
+    "Example:\n"
+    "  aj schedule add nightly --cron '30 2 * * *' --tz Europe/Berlin -- /usr/local/bin/backup\n";
+
+static const command schedule_cmds[] = {
+    {"add", cmd_schedule_add, NULL, NULL},           {"ls", cmd_schedule_ls, NULL, NULL},
+    {"show", cmd_schedule_show, NULL, NULL},         {"pause", cmd_schedule_pause, NULL, NULL},
+    {"resume", cmd_schedule_resume, NULL, NULL},     {"trigger", cmd_schedule_trigger, NULL, NULL},
+    {"backfill", cmd_schedule_backfill, NULL, NULL}, {"rm", cmd_schedule_rm, NULL, NULL},
+    {"preview", cmd_schedule_preview, NULL, NULL},   {NULL, NULL, NULL, NULL},
+};
+
 static const command job_cmds[] = {
-    {"show", cmd_job_show, NULL, NULL}, {"wait", cmd_job_wait, NULL, NULL},
-    {"ls", cmd_job_ls, NULL, NULL},     {"cancel", cmd_job_cancel, NULL, NULL},
+    {"show", cmd_job_show, NULL, NULL},
+    {"wait", cmd_job_wait, NULL, NULL},
+    {"ls", cmd_job_ls, NULL, NULL},
+    {"cancel", cmd_job_cancel, NULL, NULL},
+    {"progress", cmd_job_progress, NULL, NULL},
     {NULL, NULL, NULL, NULL},
 };
 
 static const command dlq_cmds[] = {
     {"ls", cmd_dlq_ls, NULL, NULL},           {"show", cmd_dlq_show, NULL, NULL},
     {"redrive", cmd_dlq_redrive, NULL, NULL}, {"purge", cmd_dlq_purge, NULL, NULL},
-    {"export", cmd_dlq_export, NULL, NULL},   {NULL, NULL, NULL, NULL},
+    {"export", cmd_dlq_export, NULL, NULL},   {"stats", cmd_dlq_stats, NULL, NULL},
+    {"analyze", cmd_dlq_analyze, NULL, NULL}, {NULL, NULL, NULL, NULL},
 };
 
 static const command top_cmds[] = {
-    {"submit", cmd_submit, NULL, NULL}, {"worker", cmd_worker, NULL, NULL},
-    {"job", NULL, job_cmds, job_help},  {"dlq", NULL, dlq_cmds, dlq_help},
-    {"stats", cmd_stats, NULL, NULL},   {"backup", cmd_backup, NULL, NULL},
-    {"check", cmd_check, NULL, NULL},   {"demo", cmd_demo, NULL, NULL},
+    {"submit", cmd_submit, NULL, NULL},
+    {"worker", cmd_worker, NULL, NULL},
+    {"job", NULL, job_cmds, job_help},
+    {"dlq", NULL, dlq_cmds, dlq_help},
+    {"schedule", NULL, schedule_cmds, schedule_help},
+    {"stats", cmd_stats, NULL, NULL},
+    {"backup", cmd_backup, NULL, NULL},
+    {"check", cmd_check, NULL, NULL},
+    {"demo", cmd_demo, NULL, NULL},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -196,9 +247,11 @@ int cli_open(cli *c, const aj_engine_opts *opts) {
     aj_engine *e = NULL;
     int rc = aj_engine_open(&e, url, opts);
     if (rc != 0) {
-        /* Whatever the cause, a store that cannot be opened is a store error (exit 1). */
+        /* A URL the library does not understand (AJ_EINVAL: an unknown scheme, "sqlite:" without
+         * a path) is bad input, like one without a scheme above. Any other reason a store cannot
+         * be opened is a store error (exit 1), whatever code the backend gave it. */
         cli_fail(rc, "cannot open store '%s'", url);
-        return CLI_EXIT_ERROR;
+        return rc == AJ_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_ERROR;
     }
     c->engine = e;
     return CLI_EXIT_OK;
@@ -246,12 +299,25 @@ int cli_parse_uint(const char *flag, const char *text, uint64_t min, uint64_t ma
     return 0;
 }
 
+int cli_bad_value(const char *flag, const char *text, const char *what) {
+    /* The parsers' own messages quote the value and say what is wrong with it; saying more
+     * here would only repeat them. */
+    const char *detail = aj_errmsg();
+    if (detail[0] != '\0') {
+        return cli_error(CLI_EXIT_USAGE, "%s: %s", flag, detail);
+    }
+    return cli_error(CLI_EXIT_USAGE, "%s '%s' is not %s", flag, text, what);
+}
+
 int cli_parse_duration(const char *flag, const char *text, int64_t *out_ms) {
     int64_t ms = 0;
-    int rc = aj_duration_parse(text, &ms);
-    if (rc != 0) {
-        cli_fail(rc, "%s '%s' is not a duration like 30s or 1h30m", flag, text);
-        return CLI_EXIT_USAGE;
+    if (aj_duration_parse(text, &ms) != 0) {
+        return cli_bad_value(flag, text, "a duration like 30s or 1h30m");
+    }
+    if (ms > CLI_DURATION_MAX) {
+        char max[CLI_NUM_MAX];
+        aj_duration_format(CLI_DURATION_MAX, max, sizeof max);
+        return cli_error(CLI_EXIT_USAGE, "%s '%s' is longer than %s (100 years)", flag, text, max);
     }
     *out_ms = ms;
     return 0;
@@ -264,6 +330,21 @@ static const command *lookup(const command *table, const char *name) {
         }
     }
     return NULL;
+}
+
+/* Writes the names of the commands of `table` as "a, b or c". */
+static void command_names(const command *table, char *buf, size_t size) {
+    size_t n = 0;
+    while (table[n].name != NULL) {
+        n++;
+    }
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && len < size; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+        int w = snprintf(buf + len, size - len, "%s%s", sep, table[i].name);
+        len += w > 0 ? (size_t)w : 0;
+    }
 }
 
 /* `aj help WORD...`: the help of that command. */
@@ -310,7 +391,7 @@ static int dispatch(cli *c, int argc, char **argv, char **rest) {
             /* Kept for the command, which reads global flags wherever they are. */
             rest[n_rest++] = argv[i];
             const char *value = NULL;
-            if (takes_value && i + 1 < argc) {
+            if (takes_value && i + 1 < argc && !args_is_flag_word(NULL, argv[i + 1])) {
                 value = argv[++i];
                 rest[n_rest++] = argv[i];
             } else if (takes_value) {
@@ -346,9 +427,10 @@ static int dispatch(cli *c, int argc, char **argv, char **rest) {
         if (want_version) {
             return args_print_version(c);
         }
-        /* A bare group is a usage error, but the group's help is the useful answer to it. */
-        fputs(help, stderr);
-        return CLI_EXIT_USAGE;
+        /* A bare group is bad input like any other: one line, which names the choices. */
+        char names[CLI_ERR_MAX];
+        command_names(table, names, sizeof names);
+        return args_usage_error(path, "missing command for '%s': %s", path, names);
     }
     for (; i < argc; i++) {
         rest[n_rest++] = argv[i];

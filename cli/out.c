@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_text.h"
+
 /* Bytes of one table cell, and its NUL; longer text is cut. */
 #define OUT_CELL_MAX 96
 /* Characters of the error column shown in a table before it is cut with "...". */
@@ -19,42 +21,6 @@
 #define OUT_REAL_DIGITS 6
 /* Columns in a job table. */
 #define OUT_COLS 7
-
-/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0 if it is not valid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    size_t len = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) {
-        return 1;
-    } else if ((c & 0xE0) == 0xC0) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n) {
-        return 0;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    int overlong =
-        (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
-    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return len;
-}
 
 /* A JSON string of arbitrary bytes: valid UTF-8 is kept, each invalid byte becomes U+FFFD. */
 static json_t *bytes_string(const void *data, size_t len) {
@@ -70,7 +36,7 @@ static json_t *bytes_string(const void *data, size_t len) {
     const unsigned char *in = data;
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        size_t k = utf8_seq(in + i, len - i);
+        size_t k = jtext_utf8_seq(in + i, len - i);
         if (k == 0) {
             memcpy(clean + o, "\xEF\xBF\xBD", 3);
             o += 3;
@@ -128,20 +94,36 @@ static json_t *duration_json(int64_t ms) {
     return json_string(buf);
 }
 
-json_t *out_job_json(const aj_job *j) {
+char *out_raw_text(const void *data, size_t len) {
+    if (data == NULL) {
+        return strdup("null");
+    }
+    char *text = malloc(len + 1);
+    size_t n = 0;
+    if (text != NULL && jtext_check(data, len, text, &n, NULL) == 0) {
+        text[n] = '\0';
+        return text;
+    }
+    free(text);
+    json_t *s = bytes_string(data, len);
+    text = s != NULL ? json_dumps(s, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(s);
+    return text;
+}
+
+/* The fields of a job that are plain values (everything but payload, result and metadata). */
+static json_t *job_scalars(const aj_job *j) {
     char backoff[OUT_SPEC_MAX];
     aj_backoff_format(&j->backoff, backoff, sizeof backoff);
     const char *reason = aj_dead_reason_name(j->dead_reason);
     const char *state = aj_state_name(j->state);
     /* json_pack's "o" steals each reference; a NULL one (out of memory) fails the whole pack. */
-    json_t *o =
-        json_pack("{s:I, s:o, s:o, s:s, s:I, s:I, s:I, s:s, s:o, s:o, s:o, s:o}", "id",
-                  (json_int_t)j->id, "queue", out_str_json(j->queue), "type", out_str_json(j->type),
-                  "state", state != NULL ? state : "unknown", "priority", (json_int_t)j->priority,
-                  "attempts", (json_int_t)j->attempts, "max_attempts", (json_int_t)j->max_attempts,
-                  "backoff", backoff, "timeout", duration_json(j->timeout_ms), "lease",
-                  duration_json(j->lease_ms), "payload", out_bytes_json(j->payload, j->payload_len),
-                  "result", out_bytes_json(j->result, j->result_len));
+    json_t *o = json_pack(
+        "{s:I, s:o, s:o, s:s, s:I, s:I, s:I, s:s, s:o, s:o}", "id", (json_int_t)j->id, "queue",
+        out_str_json(j->queue), "type", out_str_json(j->type), "state",
+        state != NULL ? state : "unknown", "priority", (json_int_t)j->priority, "attempts",
+        (json_int_t)j->attempts, "max_attempts", (json_int_t)j->max_attempts, "backoff", backoff,
+        "timeout", duration_json(j->timeout_ms), "lease", duration_json(j->lease_ms));
     if (o == NULL) {
         return NULL;
     }
@@ -162,14 +144,58 @@ json_t *out_job_json(const aj_job *j) {
     bad |= json_object_set_new(o, "worker", out_str_json(j->worker));
     bad |= json_object_set_new(o, "redrives", json_integer((json_int_t)j->redrives));
     bad |= json_object_set_new(o, "idempotency_key", out_str_json(j->idempotency_key));
-    bad |= json_object_set_new(
-        o, "metadata",
-        j->metadata != NULL ? out_bytes_json(j->metadata, strlen(j->metadata)) : json_null());
     if (bad) {
         json_decref(o);
         return NULL;
     }
     return o;
+}
+
+char *out_job_text(const aj_job *j) {
+    /* jansson cannot hold every JSON value (64-bit integers at most, no 1e999) and would
+     * re-encode the rest, so the user's own JSON is spliced in as compact text. */
+    static const char *const names[] = {"payload", "result", "metadata"};
+    const void *data[] = {j->payload, j->result, j->metadata};
+    size_t lens[] = {j->payload_len, j->result_len, j->metadata != NULL ? strlen(j->metadata) : 0};
+    char *raw[3] = {NULL, NULL, NULL};
+    char *text = NULL;
+    json_t *o = job_scalars(j);
+    char *head = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    size_t total = head != NULL ? strlen(head) : 0;
+    int ok = head != NULL && total >= 2 && head[total - 1] == '}';
+    for (size_t k = 0; k < 3 && ok; k++) {
+        raw[k] = out_raw_text(data[k], lens[k]);
+        ok = raw[k] != NULL;
+        total += ok ? strlen(names[k]) + strlen(raw[k]) + 4 : 0; /* ,"name": */
+    }
+    if (ok) {
+        text = malloc(total + 1);
+    }
+    if (text != NULL) {
+        size_t n = strlen(head) - 1; /* without its closing brace */
+        memcpy(text, head, n);
+        for (size_t k = 0; k < 3; k++) {
+            n += (size_t)sprintf(text + n, ",\"%s\":%s", names[k], raw[k]);
+        }
+        text[n++] = '}';
+        text[n] = '\0';
+    }
+    for (size_t k = 0; k < 3; k++) {
+        free(raw[k]);
+    }
+    free(head);
+    return text;
+}
+
+int out_job_print(const aj_job *job) {
+    char *text = out_job_text(job);
+    if (text == NULL) {
+        return cli_error(CLI_EXIT_ERROR, "out of memory");
+    }
+    int rc = fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF;
+    free(text);
+    return rc != 0 ? cli_error(CLI_EXIT_ERROR, "cannot write to stdout") : CLI_EXIT_OK;
 }
 
 int out_json(json_t *value) {
@@ -192,11 +218,9 @@ static void kv(const char *key, const char *value) {
 
 /* Prints bytes as compact JSON (a JSON string when they are not JSON), "-" for none. */
 static void kv_bytes(const char *key, const void *data, size_t len) {
-    json_t *v = out_bytes_json(data, len);
-    char *text = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *text = data != NULL ? out_raw_text(data, len) : NULL;
     kv(key, data == NULL ? "-" : text != NULL ? text : "(out of memory)");
     free(text);
-    json_decref(v);
 }
 
 void out_job_human(const aj_job *j) {
@@ -245,15 +269,15 @@ void out_array_begin(out_array *a) {
     fputc('[', stdout);
 }
 
-int out_array_add(out_array *a, json_t *value) {
-    if (value == NULL) {
+int out_array_add(out_array *a, char *text) {
+    if (text == NULL) {
         return cli_error(CLI_EXIT_ERROR, "out of memory");
     }
     fputs(a->n == 0 ? "\n" : ",\n", stdout);
-    int rc = json_dumpf(value, stdout, JSON_COMPACT | JSON_ENCODE_ANY);
-    json_decref(value);
+    int rc = fputs(text, stdout);
+    free(text);
     a->n++;
-    return rc == 0 ? CLI_EXIT_OK : cli_error(CLI_EXIT_ERROR, "cannot write to stdout");
+    return rc != EOF ? CLI_EXIT_OK : cli_error(CLI_EXIT_ERROR, "cannot write to stdout");
 }
 
 void out_array_end(out_array *a) {
@@ -371,7 +395,7 @@ int out_list_visit(cli *c, aj_job *const *jobs, size_t n, void *ud) {
         return CLI_EXIT_OK;
     }
     for (size_t i = 0; i < n; i++) {
-        int rc = out_array_add(&l->array, out_job_json(jobs[i]));
+        int rc = out_array_add(&l->array, out_job_text(jobs[i]));
         if (rc != 0) {
             return rc;
         }

@@ -3,7 +3,8 @@
  * JSON arrays streamed page by page; times as RFC 3339.
  *
  * JSON is built with jansson and printed compact. A payload, result or metadata that is valid
- * JSON is embedded as JSON, anything else as a string (invalid UTF-8 replaced by U+FFFD).
+ * JSON is spliced in as its own compact text (jansson cannot hold every JSON number), anything
+ * else as a string (invalid UTF-8 replaced by U+FFFD).
  */
 #ifndef AJ_CLI_OUT_H
 #define AJ_CLI_OUT_H
@@ -21,8 +22,14 @@
 /* Bytes of a formatted duration or backoff spec, and its NUL. */
 #define OUT_SPEC_MAX 256
 
-/* The job as a JSON object (new reference; NULL when out of memory). */
-json_t *out_job_json(const aj_job *job);
+/* The job as one line of compact JSON text (malloc'd; NULL when out of memory): an object with
+ * payload, result and metadata embedded as the JSON they are. */
+char *out_job_text(const aj_job *job);
+/* Prints out_job_text() and a newline to stdout. Returns 0 or CLI_EXIT_ERROR (printed). */
+int out_job_print(const aj_job *job);
+/* Bytes as compact JSON text when they are one JSON value (kept exactly, whitespace aside),
+ * else as a JSON string; "null" for NULL. malloc'd; NULL when out of memory. */
+char *out_raw_text(const void *data, size_t len);
 /* Bytes as embedded JSON when they parse, else as a string; JSON null for NULL. */
 json_t *out_bytes_json(const void *data, size_t len);
 /* A C string as a JSON string (invalid UTF-8 replaced); JSON null for NULL. */
@@ -44,8 +51,9 @@ typedef struct out_array {
     size_t n; /* elements printed so far */
 } out_array;
 void out_array_begin(out_array *a);
-/* Prints one element (dropping the reference). Returns 0 or CLI_EXIT_ERROR. */
-int out_array_add(out_array *a, json_t *value);
+/* Prints one element, JSON text that it frees (NULL: out of memory). Returns 0 or
+ * CLI_EXIT_ERROR. */
+int out_array_add(out_array *a, char *text);
 void out_array_end(out_array *a);
 
 /* Columns of a job table: the general one, or the dead-letter one (reason, error). */

@@ -665,6 +665,7 @@ typedef struct aj_counters {
 
 typedef struct aj_stats {
     uint64_t jobs[AJ_STATE_COUNT]; /* exact count of jobs in each state, whole store */
+    uint64_t workflows[AJ_WF_STATE_COUNT]; /* exact count of workflows in each state */
     aj_counters process;           /* this process since open */
     aj_counters total;             /* every process, as last flushed to the store, plus this one */
 } aj_stats;
@@ -721,7 +722,7 @@ int aj_check(aj_engine *e, void (*report)(void *ud, const char *line), void *ud,
  *   1. a word (a maximal run of ASCII letters, digits and '_') that contains a digit and
  *      otherwise only hex letters (a-f, A-F), or that is 0x followed by hex digits, becomes
  *      "<id>" when it has 8 or more characters and "<n>" otherwise ("job 42" -> "job <n>",
- *      "req 9f86d081" -> "req <id>", a UUID -> "<id>-<id>-<id>-<id>-<id>");
+ *      "req 9f86d081" -> "req <id>", a UUID -> "<id>-<n>-<n>-<n>-<id>");
  *   2. in any other word, each run of digits becomes "<n>" ("31s" -> "<n>s", "utf8" ->
  *      "utf<n>"), so "timeout after 31s" and "timeout after 32s" share "timeout after <n>s";
  *   3. runs of whitespace become one space, and leading and trailing whitespace goes;
@@ -881,6 +882,189 @@ typedef struct aj_progress {
  * AJ_PROGRESS_FLUSH_MS plus a commit). AJ_ENOTFOUND when the job does not exist. */
 int aj_job_progress(aj_engine *e, uint64_t id, aj_progress **out);
 void aj_progress_free(aj_progress *p);
+
+/* ---------------------------------------------------------------------------------------------
+ * Schedules
+ *
+ * A schedule is a stored record that creates a job from its template at each of its fire times:
+ * a cron expression evaluated in an IANA time zone, a fixed interval, or one time. The schedule
+ * service (aj_schedules_start(), which `aj worker` runs) fires what is due; any number of
+ * processes may run it on one store. Each fire time creates exactly one job: the job, the fire
+ * and the schedule's advance to its next fire time are written in one transaction that read the
+ * schedule record, so a second process attempting the same fire conflicts and then finds it
+ * done.
+ *
+ * Cron expressions: 5 fields (minute hour day-of-month month day-of-week), 6 (a leading second)
+ * or 7 (and a trailing year, 1970-2199); lists, ranges and steps (`1,5`, `1-5`, `0-59/15`,
+ * `5/15`); names (JAN..DEC, SUN..SAT); day of week 0-7 with 0 and 7 both Sunday; `L` (last day
+ * of the month), `LW` (its last weekday), `15W` (the weekday nearest the 15th), `5L` (the last
+ * Friday), `FRI#2` (the second Friday); when both day fields are restricted, a day matching
+ * either fires (the Vixie rule). Macros: @yearly (@annually), @monthly, @weekly, @daily
+ * (@midnight), @hourly, and @every DURATION (a fixed interval anchored at creation).
+ *
+ * Time zones are read from the system's zoneinfo files ($TZDIR or /usr/share/zoneinfo), never
+ * through the process-wide TZ. A local time that does not exist (clocks turned forward) fires
+ * once, at the first instant after the gap; an ambiguous one (clocks turned back) fires once, at
+ * its first occurrence.
+ *
+ * The job a fire creates is the template with metadata {"schedule":NAME,"scheduled_at":TIME}
+ * merged into the template's metadata object, where TIME is the nominal fire time (without
+ * jitter) in RFC 3339 UTC as aj_time_format() writes it; a `shell` job also gets
+ * AJ_SCHEDULED_AT=TIME in its payload's "env". Trigger uses the time of the trigger.
+ *
+ * Rules:
+ *  1. Jitter: each fire is delayed by a random amount in [0, jitter_ms], decided when the fire
+ *     time is computed and stored with it, so every process agrees.
+ *  2. Catch-up: a fire is missed when it is found more than AJ_SCHEDULE_GRACE_MS past its due
+ *     time (no service ran). The fires due by then are handled together: skip creates no job for
+ *     them; once (the default) creates one, for the latest; all creates one for each, at most
+ *     catch_up_limit (the latest ones), oldest first.
+ *  3. Overlap, when the schedule's previous job has not finished at a fire: skip (the default)
+ *     creates no job; buffer keeps that one fire and creates its job when the previous job
+ *     finishes (a fire while one is buffered creates no job); allow creates the job anyway;
+ *     cancel cancels the previous job, then creates the new one.
+ *  4. Pause stops the fires; resume continues from the first fire time after the resume (fires
+ *     while paused are not caught up). Trigger creates a job now, whatever the rules above, and
+ *     leaves the next fire time alone. Backfill creates one job per fire time in [from, to),
+ *     oldest first, in one transaction, whatever the rules above.
+ *  5. A one-shot schedule (at_ms) stays listed after its fire, with no next fire time.
+ *
+ * Thread-safety: every call may be made from any thread.
+ * ------------------------------------------------------------------------------------------- */
+
+/* A fire found later than this after its due time is missed (rule 2). */
+#define AJ_SCHEDULE_GRACE_MS (5 * AJ_SECOND)
+/* Longest jitter. */
+#define AJ_SCHEDULE_JITTER_MAX_MS AJ_DAY
+/* Default and largest catch_up_limit. */
+#define AJ_SCHEDULE_CATCH_UP_LIMIT_DEFAULT 100
+#define AJ_SCHEDULE_CATCH_UP_LIMIT_MAX 10000
+/* Shortest interval (every_ms, @every). */
+#define AJ_SCHEDULE_EVERY_MIN_MS 10
+/* Most jobs one backfill creates, and most times one preview returns. */
+#define AJ_SCHEDULE_BACKFILL_MAX 10000
+#define AJ_SCHEDULE_PREVIEW_MAX 1000
+/* Longest cron expression and time zone name, in bytes. */
+#define AJ_CRON_EXPR_MAX 256
+#define AJ_TZ_NAME_MAX 64
+
+typedef enum aj_schedule_kind {
+    AJ_SCHEDULE_CRON = 1,  /* a cron expression (or macro) in a time zone */
+    AJ_SCHEDULE_EVERY = 2, /* every every_ms, anchored at creation: created + k * every_ms */
+    AJ_SCHEDULE_AT = 3,    /* once, at at_ms */
+} aj_schedule_kind;
+
+typedef enum aj_catch_up {
+    AJ_CATCH_UP_SKIP = 1,
+    AJ_CATCH_UP_ONCE = 2,
+    AJ_CATCH_UP_ALL = 3,
+} aj_catch_up;
+
+typedef enum aj_overlap {
+    AJ_OVERLAP_SKIP = 1,
+    AJ_OVERLAP_BUFFER = 2,
+    AJ_OVERLAP_ALLOW = 3,
+    AJ_OVERLAP_CANCEL = 4,
+} aj_overlap;
+
+/* "skip", "once", "all"; NULL for an unknown value. */
+const char *aj_catch_up_name(aj_catch_up c);
+int aj_catch_up_parse(const char *text, aj_catch_up *out);
+/* "skip", "buffer", "allow", "cancel"; NULL for an unknown value. */
+const char *aj_overlap_name(aj_overlap o);
+int aj_overlap_parse(const char *text, aj_overlap *out);
+
+typedef struct aj_schedule_spec {
+    const char *name;     /* required; the rule for queue names */
+    const char *cron;     /* exactly one of cron, every_ms and at_ms */
+    int64_t every_ms;     /* >= AJ_SCHEDULE_EVERY_MIN_MS */
+    int64_t at_ms;        /* a one-shot time; one in the past fires at once (rule 2 applies) */
+    const char *tz;       /* NULL: "UTC"; cron only */
+    int64_t jitter_ms;    /* 0 */
+    aj_catch_up catch_up; /* AJ_CATCH_UP_ONCE */
+    uint32_t
+        catch_up_limit; /* AJ_SCHEDULE_CATCH_UP_LIMIT_DEFAULT; 1..AJ_SCHEDULE_CATCH_UP_LIMIT_MAX */
+    aj_overlap overlap; /* AJ_OVERLAP_SKIP */
+    aj_job_spec job;    /* the job template; delay_ms, run_at_ms and idempotency_key unset */
+} aj_schedule_spec;
+
+void aj_schedule_spec_init(aj_schedule_spec *spec);
+
+/* A snapshot of one schedule. Owned by the caller; free with aj_schedule_free(). */
+typedef struct aj_schedule {
+    char *name;
+    aj_schedule_kind kind;
+    char *cron; /* AJ_SCHEDULE_CRON: the expression; else NULL */
+    int64_t every_ms;
+    int64_t at_ms;
+    char *tz; /* "UTC" unless a zone was given */
+    int64_t jitter_ms;
+    aj_catch_up catch_up;
+    uint32_t catch_up_limit;
+    aj_overlap overlap;
+    int paused;
+    int64_t created_ms;
+    int64_t updated_ms;
+    int64_t next_ms;        /* the next nominal fire time; 0: none (paused, or nothing left) */
+    int64_t next_due_ms;    /* when that fire is due: next_ms plus its jitter */
+    int64_t last_fire_ms;   /* the nominal time of the latest job created; 0: none */
+    uint64_t last_job_id;   /* the latest job created by a fire or trigger; 0: none */
+    int64_t buffered_ms;    /* a fire waiting for the previous job (overlap buffer); 0: none */
+    uint64_t jobs_created;  /* by fires, triggers and backfills */
+    uint64_t fires_skipped; /* fire times that created no job (overlap, catch-up) */
+    /* The job template. */
+    char *queue;
+    char *type;
+    void *payload; /* payload_len bytes, followed by a NUL not counted */
+    size_t payload_len;
+    uint32_t priority;
+    int64_t timeout_ms;
+    int64_t lease_ms;
+    uint32_t max_attempts;
+    aj_backoff backoff;
+    char *metadata; /* may be NULL */
+} aj_schedule;
+
+void aj_schedule_free(aj_schedule *s);
+
+/* Creates a schedule. AJ_EINVAL naming the problem (a bad cron expression names its field),
+ * AJ_ENOTFOUND for an unknown time zone, AJ_EEXISTS when the name is taken. */
+int aj_schedule_add(aj_engine *e, const aj_schedule_spec *spec);
+/* Reads one schedule; AJ_ENOTFOUND when there is none of that name. */
+int aj_schedule_get(aj_engine *e, const char *name, aj_schedule **out);
+/* Every schedule, in name order. Free with aj_schedule_list_free(). */
+int aj_schedule_list(aj_engine *e, aj_schedule ***out, size_t *n);
+void aj_schedule_list_free(aj_schedule **list, size_t n);
+/* Pauses or resumes a schedule. AJ_ESTATE when it already is paused (or running). */
+int aj_schedule_pause(aj_engine *e, const char *name);
+int aj_schedule_resume(aj_engine *e, const char *name);
+/* Creates a job now (rule 4); *out_id (may be NULL) receives its id. */
+int aj_schedule_trigger(aj_engine *e, const char *name, uint64_t *out_id);
+/* Creates one job per fire time in [from_ms, to_ms) (rule 4), all or none. *out_ids (may be
+ * NULL) receives their ids in fire-time order (free with aj_free()) and *out_n their number.
+ * AJ_EINVAL when to_ms <= from_ms or more than AJ_SCHEDULE_BACKFILL_MAX fall in the range. */
+int aj_schedule_backfill(aj_engine *e, const char *name, int64_t from_ms, int64_t to_ms,
+                         uint64_t **out_ids, size_t *out_n);
+/* Deletes a schedule (its jobs stay). */
+int aj_schedule_remove(aj_engine *e, const char *name);
+/* The schedule's next `count` (1..AJ_SCHEDULE_PREVIEW_MAX) nominal fire times strictly after
+ * after_ms, without jitter, into out_times (room for `count`); *out_n may be less at the end. */
+int aj_schedule_preview(aj_engine *e, const char *name, int64_t after_ms, size_t count,
+                        int64_t *out_times, size_t *out_n);
+/* The same for a cron expression in zone `tz` (NULL: UTC), without a stored schedule (@every is
+ * anchored at after_ms). Pure apart from reading the zone file; thread-safe. */
+int aj_cron_preview(const char *expr, const char *tz, int64_t after_ms, size_t count,
+                    int64_t *out_times, size_t *out_n);
+
+/* Starts the schedule service: a thread that fires due schedules, sleeping until the next due
+ * time or a change to the store. One per engine; aj_engine_close() stops it. */
+int aj_schedules_start(aj_engine *e);
+/* Stops the service and waits for it. Safe to call when it is not running. */
+void aj_schedules_stop(aj_engine *e);
+/* Fires everything due now, once, on the calling thread (for callers without the service, such
+ * as tests driving a simulated clock). *out_next_ms (may be NULL) receives the next due time
+ * (INT64_MAX: none). */
+int aj_schedules_tick(aj_engine *e, int64_t *out_next_ms);
 
 #ifdef __cplusplus
 }

@@ -41,8 +41,8 @@ typedef struct field_def {
     const char *const *names; /* names for min.. (3 letters), or NULL */
 } field_def;
 
-static const char *const month_names[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN",
-                                          "JUL", "AUG", "SEP", "OCT", "NOV", "DEC", NULL};
+static const char *const month_names[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL",
+                                          "AUG", "SEP", "OCT", "NOV", "DEC", NULL};
 static const char *const day_names[] = {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", NULL};
 
 static const field_def fields[CRON_FIELDS_MAX] = {
@@ -336,9 +336,10 @@ typedef struct macro {
 } macro;
 
 static const macro macros[] = {
-    {"@yearly", "0 0 0 1 1 *"}, {"@annually", "0 0 0 1 1 *"}, {"@monthly", "0 0 0 1 * *"},
-    {"@weekly", "0 0 0 * * 0"}, {"@daily", "0 0 0 * * *"},     {"@midnight", "0 0 0 * * *"},
-    {"@hourly", "0 0 * * * *"}, {NULL, NULL},
+    {"@yearly", "0 0 0 1 1 *"},  {"@annually", "0 0 0 1 1 *"},
+    {"@monthly", "0 0 0 1 * *"}, {"@weekly", "0 0 0 * * 0"},
+    {"@daily", "0 0 0 * * *"},   {"@midnight", "0 0 0 * * *"},
+    {"@hourly", "0 0 * * * *"},  {NULL, NULL},
 };
 
 static int is_space(char c) {
@@ -393,8 +394,9 @@ static int parse_fields(parser *p, const char *text) {
         n++;
     }
     if (n < 5) {
-        return perr(p, "%d field%s; expected 5 (minute hour day-of-month month day-of-week), 6 "
-                       "(with seconds first) or 7 (and a year last)",
+        return perr(p,
+                    "%d field%s; expected 5 (minute hour day-of-month month day-of-week), 6 "
+                    "(with seconds first) or 7 (and a year last)",
                     n, n == 1 ? "" : "s");
     }
     /* 5 fields have no seconds (second 0) and no year (any). */
@@ -433,8 +435,8 @@ int cron_parse(const char *text, cron_expr *out) {
         unsigned char ch = (unsigned char)text[i];
         if (ch < 0x20 || ch >= 0x7f) {
             if (ch != '\t') {
-                return aj__err(AJ_EINVAL, "cron expression contains byte 0x%02x at offset %zu",
-                               ch, i);
+                return aj__err(AJ_EINVAL, "cron expression contains byte 0x%02x at offset %zu", ch,
+                               i);
             }
         }
     }
@@ -471,8 +473,9 @@ int cron_parse(const char *text, cron_expr *out) {
             }
         }
         if (!found) {
-            return perr(&p, "unknown macro '%.*s' (expected @yearly, @annually, @monthly, "
-                            "@weekly, @daily, @midnight, @hourly or @every DURATION)",
+            return perr(&p,
+                        "unknown macro '%.*s' (expected @yearly, @annually, @monthly, "
+                        "@weekly, @daily, @midnight, @hourly or @every DURATION)",
                         (int)(w > 32 ? 32 : w), s);
         }
     } else {

@@ -27,18 +27,17 @@
 
 #include <stdint.h>
 
+#include "aj.h"
 #include "core/tz.h"
 
 /* Longest expression accepted, in bytes. */
-#define CRON_EXPR_MAX 256
+#define CRON_EXPR_MAX AJ_CRON_EXPR_MAX
 /* The year field's range; fire times are searched up to the end of CRON_YEAR_MAX. */
 #define CRON_YEAR_MIN 1970
 #define CRON_YEAR_MAX 2199
 /* The shortest and longest @every interval. */
-#define CRON_EVERY_MIN_MS 10
+#define CRON_EVERY_MIN_MS AJ_SCHEDULE_EVERY_MIN_MS
 #define CRON_EVERY_MAX_MS ((int64_t)100 * 366 * 86400 * 1000)
-/* Most `W` days one day-of-month field may name. */
-#define CRON_W_MAX 31
 
 typedef enum cron_kind { CRON_FIELDS = 1, CRON_EVERY = 2 } cron_kind;
 
@@ -48,16 +47,16 @@ typedef struct cron_expr {
     uint64_t sec;     /* bit n: second n */
     uint64_t min;
     uint32_t hour;
-    uint32_t dom;      /* bit d: day d (1..31) */
-    uint32_t dom_w;    /* bit d: the weekday nearest day d */
-    int dom_last;      /* L */
-    int dom_last_wday; /* LW */
-    uint16_t mon;      /* bit m: month m (1..12) */
-    uint8_t dow;       /* bit w: weekday w (0 Sunday..6) */
-    uint8_t dow_last;  /* bit w: the last weekday w of the month */
+    uint32_t dom;       /* bit d: day d (1..31) */
+    uint32_t dom_w;     /* bit d: the weekday nearest day d */
+    int dom_last;       /* L */
+    int dom_last_wday;  /* LW */
+    uint16_t mon;       /* bit m: month m (1..12) */
+    uint8_t dow;        /* bit w: weekday w (0 Sunday..6) */
+    uint8_t dow_last;   /* bit w: the last weekday w of the month */
     uint8_t dow_nth[7]; /* bit k-1 of dow_nth[w]: the k-th weekday w of the month */
-    uint64_t year[4];  /* bit y-CRON_YEAR_MIN */
-    int dom_star;      /* the field started with '*' or was '?' (the Vixie rule) */
+    uint64_t year[4];   /* bit y-CRON_YEAR_MIN */
+    int dom_star;       /* the field started with '*' or was '?' (the Vixie rule) */
     int dow_star;
 } cron_expr;
 

@@ -223,7 +223,8 @@ static int table_count(dlq_table *t, const char *name, size_t len, const job_rec
     size_t i = table_find(t, name, len);
     dlq_entry *e = &t->slots[i];
     if (e->name == NULL) {
-        if (t->n - (size_t)t->has_other >= AJ_DLQ_NAMES_MAX) {
+        int is_other = len == strlen(DLQ_OTHER) && memcmp(name, DLQ_OTHER, len) == 0;
+        if (!is_other && t->n - (size_t)t->has_other >= AJ_DLQ_NAMES_MAX) {
             return table_count(t, DLQ_OTHER, strlen(DLQ_OTHER), r, dead_ms, example);
         }
         char *copy = aj__memdup0(name, len);
@@ -232,9 +233,7 @@ static int table_count(dlq_table *t, const char *name, size_t len, const job_rec
         }
         e->name = copy;
         t->n++;
-        if (len == strlen(DLQ_OTHER) && memcmp(name, DLQ_OTHER, len) == 0) {
-            t->has_other = 1;
-        }
+        t->has_other |= is_other;
     }
     int newer = e->count == 0 || dead_ms > e->ex_ms || (dead_ms == e->ex_ms && r->id > e->ex_id);
     if (newer && example.p != NULL) {

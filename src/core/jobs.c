@@ -26,10 +26,15 @@
 
 /* Most queues one claim may name. */
 #define JOB_CLAIM_QUEUES_MAX 1024
+/* Ready jobs a claim looks at beyond the ones it takes, per queue, to get past jobs the
+ * claimer has no handler for. */
+#define JOB_CLAIM_LOOKAHEAD 64
 /* Most jobs one claim may take. */
 #define JOB_CLAIM_MAX 1024
 /* Longest time a job may be delayed or backed off (about 100 years), so times stay in range. */
 #define JOB_DELAY_MAX ((int64_t)100 * 365 * AJ_DAY)
+/* Latest run-at time accepted (9999-12-31), so that adding any delay stays in range. */
+#define JOB_TIME_MAX ((int64_t)253402300799999)
 /* Most attempts a job may be given. */
 #define JOB_ATTEMPTS_MAX 1000000u
 
@@ -151,6 +156,24 @@ static int transition(kv_txn *t, const job_env *env, const job_rec *before,
     return rc;
 }
 
+/* An index entry that does not match its record (damage from outside the engine, or a bug):
+ * the record is the truth. The stray entry is removed and the record's own entry rewritten, so
+ * one bad entry never blocks the duties that walk the index. A missing record leaves nothing to
+ * index. */
+static int repair_index(kv_txn *t, const uint8_t *key, size_t klen, uint64_t id) {
+    int rc = kv_del(t, key, klen);
+    job_rec r;
+    if (rc == 0) {
+        rc = job_read(t, id, &r);
+        if (rc == 0) {
+            rc = index_rec(t, &r);
+        } else if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+            rc = 0;
+        }
+    }
+    return rc;
+}
+
 /* ----------------------------------------------------------------------------------------- */
 /* Submit                                                                                    */
 
@@ -178,14 +201,14 @@ int job_spec_check(const aj_job_spec *s) {
     if (s->delay_ms > 0 && s->run_at_ms > 0) {
         return aj__err(AJ_EINVAL, "give a delay or a run-at time, not both");
     }
-    if (s->run_at_ms < 0) {
-        return aj__err(AJ_EINVAL, "run-at time is before 1970");
+    if (s->run_at_ms < 0 || s->run_at_ms > JOB_TIME_MAX) {
+        return aj__err(AJ_EINVAL, "run-at time must be between 1970 and 9999");
     }
-    if (s->timeout_ms <= 0) {
-        return aj__err(AJ_EINVAL, "timeout must be positive");
+    if (s->timeout_ms <= 0 || s->timeout_ms > JOB_DELAY_MAX) {
+        return aj__err(AJ_EINVAL, "timeout must be positive and at most 100 years");
     }
-    if (s->lease_ms <= 0) {
-        return aj__err(AJ_EINVAL, "lease must be positive");
+    if (s->lease_ms <= 0 || s->lease_ms > JOB_DELAY_MAX) {
+        return aj__err(AJ_EINVAL, "lease must be positive and at most 100 years");
     }
     if (s->max_attempts < 1 || s->max_attempts > JOB_ATTEMPTS_MAX) {
         return aj__err(AJ_EINVAL, "max attempts must be between 1 and %u", JOB_ATTEMPTS_MAX);
@@ -396,12 +419,14 @@ typedef struct candidate {
     uint32_t prio;
     int64_t ready_us;
     uint64_t id;
+    size_t q; /* index of its queue in the claim's list */
 } candidate;
 
 typedef struct cand_list {
     candidate *v;
     size_t n, cap;
     size_t prefix_len;
+    size_t q;
 } cand_list;
 
 static int cand_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
@@ -418,6 +443,7 @@ static int cand_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
     d->prio = aj_get_u32be(p);
     d->ready_us = (int64_t)aj_get_u64be(p + 4);
     d->id = aj_get_u64be(p + 12);
+    d->q = c->q;
     return 0;
 }
 
@@ -433,7 +459,8 @@ static int cand_cmp(const void *a, const void *b) {
 }
 
 int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n_queues,
-              const char *worker, size_t max, job_claim_fn fn, void *ud, size_t *out_n) {
+              const char *worker, size_t max, job_accept_fn accept, job_claim_fn fn, void *ud,
+              size_t *out_n) {
     if (max == 0 || n_queues == 0) {
         *out_n = 0;
         return 0;
@@ -442,7 +469,9 @@ int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n
         return aj__err(AJ_EINVAL, "a claim takes at most %d jobs from at most %d queues",
                        JOB_CLAIM_MAX, JOB_CLAIM_QUEUES_MAX);
     }
-    cand_list c = {NULL, 0, max * n_queues, 0};
+    /* Each queue's head, plus room to look past jobs this claimer cannot run. */
+    size_t per_queue = accept != NULL ? max + JOB_CLAIM_LOOKAHEAD : max;
+    cand_list c = {NULL, 0, per_queue * n_queues, 0, 0};
     c.v = aj__malloc(c.cap * sizeof *c.v);
     if (c.v == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory claiming jobs");
@@ -453,9 +482,10 @@ int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n
         akey k;
         key_ready_prefix(&k, queues[q], strlen(queues[q]));
         c.prefix_len = k.n;
+        c.q = q;
         size_t before = c.n;
-        c.cap = c.n + max;
-        rc = kv_scan_prefix(t, k.b, k.n, 0, max, cand_cb, &c);
+        c.cap = c.n + per_queue;
+        rc = kv_scan_prefix(t, k.b, k.n, 0, per_queue, cand_cb, &c);
         (void)before;
     }
     if (rc == 0 && c.n > 0) {
@@ -464,13 +494,21 @@ int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n
     for (size_t i = 0; i < c.n && claimed < max && rc == 0; i++) {
         job_rec before, r;
         rc = job_read(t, c.v[i].id, &before);
+        if (rc == 0 && before.state != AJ_STATE_READY) {
+            rc = AJ_ECORRUPT;
+        }
+        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+            akey k;
+            const char *queue = queues[c.v[i].q];
+            key_ready(&k, queue, strlen(queue), c.v[i].prio, c.v[i].ready_us, c.v[i].id);
+            rc = repair_index(t, k.b, k.n, c.v[i].id);
+            continue;
+        }
         if (rc != 0) {
             break;
         }
-        if (before.state != AJ_STATE_READY) {
-            rc = aj__err(AJ_ECORRUPT, "ready index names job %llu, which is %s",
-                         (unsigned long long)before.id, aj_state_name(before.state));
-            break;
+        if (accept != NULL && !accept(ud, before.type)) {
+            continue; /* left ready for a worker that can run it */
         }
         r = before;
         r.state = AJ_STATE_RUNNING;
@@ -781,12 +819,17 @@ int job_promote_due(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
     for (size_t i = 0; i < d.n && rc == 0; i++) {
         job_rec before, r;
         rc = job_read(t, d.ids[i], &before);
-        if (rc != 0) {
-            break;
+        if (rc == 0 && (before.state != AJ_STATE_SCHEDULED || before.run_at_ms != d.times[i])) {
+            rc = AJ_ECORRUPT;
         }
-        if (before.state != AJ_STATE_SCHEDULED || before.run_at_ms != d.times[i]) {
-            rc = aj__err(AJ_ECORRUPT, "delayed index entry for job %llu does not match its record",
-                         (unsigned long long)before.id);
+        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+            akey k;
+            key_time_id(&k, KEY_DELAYED, d.times[i], d.ids[i]);
+            rc = repair_index(t, k.b, k.n, d.ids[i]);
+            done++;
+            continue;
+        }
+        if (rc != 0) {
             break;
         }
         r = before;
@@ -815,12 +858,17 @@ int job_reap_expired(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
     for (size_t i = 0; i < d.n && rc == 0; i++) {
         job_rec before, r;
         rc = job_read(t, d.ids[i], &before);
-        if (rc != 0) {
-            break;
+        if (rc == 0 && (before.state != AJ_STATE_RUNNING || before.lease_expires_ms != d.times[i])) {
+            rc = AJ_ECORRUPT;
         }
-        if (before.state != AJ_STATE_RUNNING || before.lease_expires_ms != d.times[i]) {
-            rc = aj__err(AJ_ECORRUPT, "lease index entry for job %llu does not match its record",
-                         (unsigned long long)before.id);
+        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+            akey k;
+            key_time_id(&k, KEY_LEASE, d.times[i], d.ids[i]);
+            rc = repair_index(t, k.b, k.n, d.ids[i]);
+            done++;
+            continue;
+        }
+        if (rc != 0) {
             break;
         }
         r = before;
@@ -870,6 +918,13 @@ int job_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
     for (size_t i = 0; i < d.n && rc == 0; i++) {
         job_rec r;
         rc = job_read(t, d.ids[i], &r);
+        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+            akey k;
+            key_time_id(&k, KEY_FINISHED, d.times[i], d.ids[i]);
+            rc = repair_index(t, k.b, k.n, d.ids[i]);
+            done++;
+            continue;
+        }
         if (rc != 0) {
             break;
         }
@@ -884,33 +939,41 @@ int job_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
         done++;
     }
     /* Expired idempotency keys: the X entry names the I record, which is removed only if it
-     * still carries that expiry (a renewed key has a newer X entry). */
-    idem_due x = {.n = 0};
-    if (rc == 0) {
-        akey start, end;
-        key_prefix(&start, KEY_IDEM_EXPIRY);
-        key_time_id(&end, KEY_IDEM_EXPIRY, env->now_ms, 0);
-        rc = kv_scan(t, start.b, start.n, end.b, 9, 0, limit < 64 ? limit : 64, idem_due_cb, &x);
-    }
-    for (size_t i = 0; i < x.n && rc == 0; i++) {
-        akey ik;
-        ik.b[0] = KEY_IDEM;
-        ik.n = x.keys[i].n - 8;
-        memcpy(ik.b + 1, x.keys[i].b + 9, ik.n - 1);
-        const uint8_t *v;
-        size_t vn;
-        rc = kv_get(t, ik.b, ik.n, &v, &vn);
-        if (rc == 0 && vn == IDEM_REC_LEN &&
-            (int64_t)aj_get_u64be(v + 8) == key_time(x.keys[i].b, x.keys[i].n)) {
-            rc = del_key(t, &ik);
-        } else if (rc == AJ_ENOTFOUND) {
-            rc = 0;
-        }
+     * still carries that expiry (a renewed key has a newer X entry). Batches run until none is
+     * due or `limit` entries were handled. */
+    size_t idem_done = 0;
+    for (;;) {
+        idem_due x = {.n = 0};
         if (rc == 0) {
-            rc = del_key(t, &x.keys[i]);
+            akey start, end;
+            key_prefix(&start, KEY_IDEM_EXPIRY);
+            key_time_id(&end, KEY_IDEM_EXPIRY, env->now_ms, 0);
+            rc = kv_scan(t, start.b, start.n, end.b, 9, 0, 64, idem_due_cb, &x);
         }
-        done++;
+        for (size_t i = 0; i < x.n && rc == 0; i++) {
+            akey ik;
+            ik.b[0] = KEY_IDEM;
+            ik.n = x.keys[i].n - 8;
+            memcpy(ik.b + 1, x.keys[i].b + 9, ik.n - 1);
+            const uint8_t *v;
+            size_t vn;
+            rc = kv_get(t, ik.b, ik.n, &v, &vn);
+            if (rc == 0 && vn == IDEM_REC_LEN &&
+                (int64_t)aj_get_u64be(v + 8) == key_time(x.keys[i].b, x.keys[i].n)) {
+                rc = del_key(t, &ik);
+            } else if (rc == AJ_ENOTFOUND || rc == 0) {
+                rc = 0;
+            }
+            if (rc == 0) {
+                rc = del_key(t, &x.keys[i]);
+            }
+            idem_done++;
+        }
+        if (rc != 0 || x.n < 64 || idem_done >= limit) {
+            break;
+        }
     }
+    done += idem_done;
     if (rc == 0) {
         *out_n = done;
     }

@@ -61,10 +61,15 @@ int job_read(kv_txn *t, uint64_t id, job_rec *out);
  * ready. Return nonzero to abort the claim (the error is returned). */
 typedef int (*job_claim_fn)(void *ud, const job_rec *rec, int64_t latency_us);
 
-/* Claims up to `max` ready jobs of the given queues in priority order, then by ready time.
- * *out_n receives the number claimed. */
+/* Which job types a claimer can run; NULL: every type. */
+typedef int (*job_accept_fn)(void *ud, aj_slice type);
+
+/* Claims up to `max` ready jobs of the given queues in priority order, then by ready time,
+ * skipping (leaving ready) jobs whose type `accept` refuses. *out_n receives the number
+ * claimed. */
 int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n_queues,
-              const char *worker, size_t max, job_claim_fn fn, void *ud, size_t *out_n);
+              const char *worker, size_t max, job_accept_fn accept, job_claim_fn fn, void *ud,
+              size_t *out_n);
 
 int job_heartbeat(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch);
 int job_complete(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, aj_slice result);

@@ -91,8 +91,8 @@ typedef struct px {
 } px;
 
 static int px_err(const px *s, const char *what) {
-    return aj__err(AJ_EINVAL, "time zone rule '%.*s': %s at offset %d", TZ_POSIX_MAX, s->text,
-                   what, (int)(s->p - s->text));
+    return aj__err(AJ_EINVAL, "time zone rule '%.*s': %s at offset %d", TZ_POSIX_MAX, s->text, what,
+                   (int)(s->p - s->text));
 }
 
 static int is_digit(char c) {
@@ -189,8 +189,8 @@ static int px_rule(px *s, tz_rule *r) {
             return px_err(s, "expected '.' in Mm.w.d");
         }
         rc = rc ? rc : px_num(s, 1, &r->day);
-        if (rc == 0 && (r->month < 1 || r->month > 12 || r->week < 1 || r->week > 5 ||
-                        r->day > 6)) {
+        if (rc == 0 &&
+            (r->month < 1 || r->month > 12 || r->week < 1 || r->week > 5 || r->day > 6)) {
             return px_err(s, "Mm.w.d out of range");
         }
     } else {
@@ -521,8 +521,9 @@ int tz_parse(const char *name, const uint8_t *data, size_t len, tz_zone **out) {
         return rc;
     }
     if (version < '2') {
-        return aj__err(AJ_EINVAL, "time zone file for '%s' is TZif version 1; version 2 or later "
-                                  "is needed",
+        return aj__err(AJ_EINVAL,
+                       "time zone file for '%s' is TZif version 1; version 2 or later "
+                       "is needed",
                        name);
     }
     if (aj_rd_raw(&r, block_len(&c, 4)) == NULL) { /* the version 1 block */
@@ -570,8 +571,8 @@ int tz_parse(const char *name, const uint8_t *data, size_t len, tz_zone **out) {
     z->first_off = offs[0];
     for (uint32_t i = 0; i < c.time; i++) {
         z->at[i] = (int64_t)aj_get_u64be(times + (size_t)i * 8);
-        if (idx[i] >= c.type || (i > 0 && z->at[i] <= z->at[i - 1]) ||
-            z->at[i] < INT64_MIN / 2 || z->at[i] > INT64_MAX / 2) {
+        if (idx[i] >= c.type || (i > 0 && z->at[i] <= z->at[i - 1]) || z->at[i] < INT64_MIN / 2 ||
+            z->at[i] > INT64_MAX / 2) {
             tz_free(z);
             return aj__err(AJ_EINVAL, "time zone file for '%s' has invalid transitions", name);
         }
@@ -621,11 +622,11 @@ int tz_load(const char *name, const char *dir, tz_zone **out) {
         n = fread(buf, 1, TZ_FILE_MAX, f);
         if (ferror(f)) {
             /* A directory opens but cannot be read: not a zone. */
-            rc = aj__err(AJ_ENOTFOUND, "unknown time zone '%s' (%s is not a zone file)", name,
-                         path);
+            rc =
+                aj__err(AJ_ENOTFOUND, "unknown time zone '%s' (%s is not a zone file)", name, path);
         } else if (n == TZ_FILE_MAX) {
-            rc = aj__err(AJ_EINVAL, "time zone file %s is larger than %zu bytes", path,
-                         TZ_FILE_MAX);
+            rc =
+                aj__err(AJ_EINVAL, "time zone file %s is larger than %zu bytes", path, TZ_FILE_MAX);
         }
     }
     fclose(f);

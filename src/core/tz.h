@@ -16,8 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aj.h"
+
 /* Longest zone name ("America/Argentina/ComodRivadavia" is 32 bytes). */
-#define TZ_NAME_MAX 64
+#define TZ_NAME_MAX AJ_TZ_NAME_MAX
 /* Largest TZif file read (the largest shipped is under 4 KiB). */
 #define TZ_FILE_MAX ((size_t)256 << 10)
 /* Most transitions and local time types a zone may have. */
@@ -31,13 +33,17 @@
 #define TZ_DEFAULT_DIR "/usr/share/zoneinfo"
 
 /* One rule date of a POSIX TZ string: Jn, n or Mm.w.d, and the local time of day it applies. */
-typedef enum tz_rule_kind { TZ_RULE_JULIAN1 = 1, TZ_RULE_JULIAN0 = 2, TZ_RULE_MWD = 3 } tz_rule_kind;
+typedef enum tz_rule_kind {
+    TZ_RULE_JULIAN1 = 1,
+    TZ_RULE_JULIAN0 = 2,
+    TZ_RULE_MWD = 3
+} tz_rule_kind;
 
 typedef struct tz_rule {
     tz_rule_kind kind;
-    int day;     /* Jn: 1..365; n: 0..365; Mm.w.d: weekday 0 (Sunday)..6 */
-    int week;    /* Mm.w.d: 1..5 (5: the last) */
-    int month;   /* Mm.w.d: 1..12 */
+    int day;      /* Jn: 1..365; n: 0..365; Mm.w.d: weekday 0 (Sunday)..6 */
+    int week;     /* Mm.w.d: 1..5 (5: the last) */
+    int month;    /* Mm.w.d: 1..12 */
     int32_t time; /* seconds after local midnight, -167h..167h */
 } tz_rule;
 

@@ -12,6 +12,10 @@
  *   could not start        failure, retried (no fork, no pipe: the machine may recover)
  * A program that cannot be found exits 127, as under a shell, and is retried like any other
  * failure: it may be installed by the next attempt, and max_attempts bounds the cost.
+ *
+ * A shell job reports progress by writing lines to the descriptor named in $AJ_PROGRESS_FD
+ * (`progress PCT [MESSAGE]`, `step NAME`, `count NAME N`); each line goes to
+ * aj_ctx_progress_line(), which ignores and counts a malformed one: never fatal to the job.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +23,7 @@
 
 #include "aj.h"
 #include "runtime/shell.h"
+#include "runtime/wf_exec.h"
 #include "util/clock.h"
 
 /* The exit status by which a shell job's program says "do not retry me". */
@@ -37,6 +42,10 @@ static int echo_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
 
 static int ctx_should_stop(void *ud) {
     return aj_ctx_should_stop(ud);
+}
+
+static void ctx_progress_line(void *ud, const char *line, size_t len) {
+    (void)aj_ctx_progress_line(ud, line, len); /* a malformed line is counted there, no more */
 }
 
 /* The job's wall-clock deadline as a monotonic one, so that a clock step cannot stretch or cut
@@ -67,6 +76,8 @@ static int shell_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
         .deadline_mono_us = mono_deadline(deadline_ms),
         .should_stop = ctx_should_stop,
         .stop_ud = ctx,
+        .on_progress = ctx_progress_line,
+        .progress_ud = ctx,
     };
     aj__shell_result res;
     int rc = aj__shell_run(&sj, &res);
@@ -124,6 +135,9 @@ int aj_register_builtins(aj_engine *e) {
     int rc = aj_register(e, "echo", echo_handler, NULL);
     if (rc == 0) {
         rc = aj_register(e, "shell", shell_handler, NULL);
+    }
+    if (rc == 0) {
+        rc = aj__saga_register(e); /* the declarative saga workflow (saga.c) */
     }
     return rc;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/keys.h"
+#include "core/schedule.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -290,9 +291,12 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv,
     } else {
         aj_engine_opts_init(&e->opts);
     }
-    if (e->opts.retention_ms <= 0 || e->opts.idempotency_ttl_ms <= 0) {
+    /* Bounded so that now + retention and now + TTL cannot overflow. */
+    if (e->opts.retention_ms <= 0 || e->opts.idempotency_ttl_ms <= 0 ||
+        e->opts.retention_ms > ENG_PERIOD_MAX || e->opts.idempotency_ttl_ms > ENG_PERIOD_MAX) {
         aj__free(e);
-        return aj__err(AJ_EINVAL, "retention and idempotency TTL must be positive");
+        return aj__err(AJ_EINVAL,
+                       "retention and idempotency TTL must be positive and at most 100 years");
     }
     e->clock = e->opts.clock != NULL ? *e->opts.clock : aj__system_clock;
     aj__hlc_init(&e->hlc, &e->clock);
@@ -354,6 +358,7 @@ void aj_engine_close(aj_engine *e) {
         return;
     }
     atomic_store(&e->closing, 1);
+    eng_sched_destroy(e);
     eng_pool_destroy(e);
     eng_ticker_stop(e);
     eng_flush_counters(e);
@@ -628,6 +633,8 @@ int aj_dlq_purge(aj_engine *e, uint64_t id) {
 /* Claims                                                                                     */
 
 typedef struct claim_ctx {
+    aj_engine *e;
+    int only_handled; /* the worker pool: claim only types with a handler here */
     const char *const *queues;
     size_t n_queues;
     const char *worker;
@@ -648,6 +655,12 @@ static int claim_add(void *ud, const job_rec *r, int64_t latency_us) {
     return 0;
 }
 
+static int has_handler(void *ud, aj_slice type) {
+    claim_ctx *c = ud;
+    eng_handler h;
+    return eng_handler_find(c->e, type, &h) == 0;
+}
+
 static int claim_txn(kv_txn *t, const job_env *env, void *ud) {
     claim_ctx *c = ud;
     for (size_t i = 0; i < c->n; i++) {
@@ -655,7 +668,8 @@ static int claim_txn(kv_txn *t, const job_env *env, void *ud) {
     }
     c->n = 0;
     size_t got;
-    int rc = job_claim(t, env, c->queues, c->n_queues, c->worker, c->max, claim_add, c, &got);
+    int rc = job_claim(t, env, c->queues, c->n_queues, c->worker, c->max,
+                       c->only_handled ? has_handler : NULL, claim_add, c, &got);
     if (rc == 0 && got == 0) {
         return ENG_READ_ONLY;
     }
@@ -725,8 +739,8 @@ int eng_queue_names(aj_engine *e, char ***out, size_t *n) {
 
 /* Claims into caller arrays of `max` entries. */
 int eng_claim(aj_engine *e, const char *const *queues, size_t n_queues, const char *worker,
-              size_t max, aj_job **jobs, int64_t *latency, size_t *n) {
-    claim_ctx c = {queues, n_queues, worker, max, jobs, latency, 0};
+              size_t max, int only_handled, aj_job **jobs, int64_t *latency, size_t *n) {
+    claim_ctx c = {e, only_handled, queues, n_queues, worker, max, jobs, latency, 0};
     int rc = eng_run(e, claim_txn, &c, KV_SYNC);
     if (rc != 0) {
         for (size_t i = 0; i < c.n; i++) {
@@ -769,7 +783,7 @@ int aj_claim(aj_engine *e, const char *const *queues, size_t n_queues, const cha
     }
     size_t got = 0;
     if (rc == 0 && n_queues > 0) {
-        rc = eng_claim(e, queues, n_queues, worker, max, jobs, latency, &got);
+        rc = eng_claim(e, queues, n_queues, worker, max, 0, jobs, latency, &got);
     }
     aj__free(latency);
     eng_queue_names_free(all, n_all);
@@ -837,6 +851,9 @@ static int check_txn(kv_txn *t, const job_env *env, void *ud) {
     (void)env;
     check_ctx *c = ud;
     int rc = job_check(t, c->report, c->ud, &c->records, &c->problems);
+    if (rc == 0) {
+        rc = sched_check(t, c->report, c->ud, &c->records, &c->problems);
+    }
     return rc != 0 ? rc : ENG_READ_ONLY;
 }
 

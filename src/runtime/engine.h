@@ -29,6 +29,8 @@
 #define ENG_COUNTER_FLUSH_MS 1000
 /* How often finished jobs and expired idempotency keys are collected. */
 #define ENG_COLLECT_EVERY_MS (60 * AJ_SECOND)
+/* Longest retention, idempotency TTL or shutdown deadline: 100 years. */
+#define ENG_PERIOD_MAX ((int64_t)36500 * AJ_DAY)
 /* Entries one periodic duty handles per transaction. */
 #define ENG_DUTY_BATCH 256
 
@@ -76,6 +78,7 @@ struct aj_engine {
     int64_t last_flush_ms;
 
     aj_pool *pool;
+    struct aj_sched_svc *sched; /* the schedule service (scheduler.c), or NULL */
 };
 
 /* Opens an engine over an existing store, which the engine does not close (tests use it to
@@ -108,9 +111,10 @@ int eng_wf_find(aj_engine *e, aj_slice type, eng_wf_type *out);
 /* Every queue registered in the store (free with eng_queue_names_free). */
 int eng_queue_names(aj_engine *e, char ***out, size_t *n);
 void eng_queue_names_free(char **names, size_t n);
-/* Claims up to max jobs into caller arrays (jobs owned by the caller afterwards). */
+/* Claims up to max jobs into caller arrays (jobs owned by the caller afterwards); with
+ * only_handled, only jobs whose type has a handler registered here. */
 int eng_claim(aj_engine *e, const char *const *queues, size_t n_queues, const char *worker,
-              size_t max, aj_job **jobs, int64_t *latency, size_t *n);
+              size_t max, int only_handled, aj_job **jobs, int64_t *latency, size_t *n);
 
 /* ticker.c */
 int eng_ticker_start(aj_engine *e);
@@ -119,5 +123,8 @@ int eng_flush_counters(aj_engine *e);
 
 /* worker.c */
 void eng_pool_destroy(aj_engine *e);
+
+/* scheduler.c: stops the schedule service and frees it. */
+void eng_sched_destroy(aj_engine *e);
 
 #endif

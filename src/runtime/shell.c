@@ -4,8 +4,9 @@
  *
  * Three processes take part. The worker (the calling thread) forks a supervisor; the supervisor
  * calls setsid(), so it leads a new session and process group, then forks and execs the program
- * into that group. The worker reads the program's merged output and talks to the supervisor over
- * a socketpair, the control socket:
+ * into that group. The worker reads the program's merged output (and, for a job with a progress
+ * callback, the lines the program writes to AJ__SHELL_PROGRESS_FD, a second pipe) and talks to
+ * the supervisor over a socketpair, the control socket:
  *   - supervisor -> worker: one report, the program's wait status, once it has exited;
  *   - worker -> supervisor: end of stream (shutdown) means "kill the group now".
  * The worker dying looks to the supervisor exactly like that request: its end of the control
@@ -18,8 +19,9 @@
  * Invariants:
  *  - Between fork and exec only async-signal-safe calls are made: everything the children need
  *    (argv, the environment, PATH) is built and allocated before the fork.
- *  - Every descriptor we create is close-on-exec; the supervisor closes every descriptor it does
- *    not need, so it holds no copy of another job's pipes.
+ *  - Every descriptor we create is close-on-exec (only the program's copy of the progress pipe
+ *    is not, on purpose, at AJ__SHELL_PROGRESS_FD); the supervisor closes every descriptor it
+ *    does not need, so it holds no copy of another job's pipes.
  *  - The worker waits only on its own supervisor's pid and installs no signal handler, so it
  *    neither blocks other threads nor takes SIGCHLD from the host program. It signals the group
  *    itself only as a fallback, while the supervisor (the group's leader) is still unreaped, so
@@ -73,6 +75,8 @@
 #define SHELL_MSG_PREFIX "aj-shell: "
 /* Bytes of one such message (it is cut, not overflowed). */
 #define SHELL_MSG_MAX 1024
+/* Bytes read from the progress pipe at a time. */
+#define SHELL_PROGRESS_CHUNK 4096
 /* Exit status of a supervisor that could not set itself up; the worker sees only that it died
  * without reporting (AJ_EIO). */
 #define SHELL_SUP_SETUP_FAILED 120
@@ -97,6 +101,7 @@ typedef struct shell_spec {
     pid_t worker_pid;
     int ctl;     /* the supervisor's end of the control socket */
     int out_w;   /* the output pipe's write end */
+    int prog_w;  /* the progress pipe's write end; -1: none */
     int devnull; /* /dev/null, read-only, for stdin */
 } shell_spec;
 
@@ -259,6 +264,16 @@ static _Noreturn void run_program(shell_spec *sp, pid_t supervisor) {
         dup2(sp->out_w, STDERR_FILENO) < 0) {
         _exit(AJ__SHELL_EXIT_NOEXEC);
     }
+    /* The progress pipe goes to its fixed number without close-on-exec. Stdio is in place, so
+     * whatever held that number (one of ours, all close-on-exec) is no longer needed. */
+    if (sp->prog_w >= 0) {
+        int moved = sp->prog_w == AJ__SHELL_PROGRESS_FD
+                        ? fcntl(sp->prog_w, F_SETFD, 0) == 0
+                        : dup2(sp->prog_w, AJ__SHELL_PROGRESS_FD) == AJ__SHELL_PROGRESS_FD;
+        if (!moved) {
+            _exit(AJ__SHELL_EXIT_NOEXEC);
+        }
+    }
     if (sp->cwd != NULL && chdir(sp->cwd) != 0) {
         report_failure("cannot change directory to", sp->cwd, errno);
         _exit(AJ__SHELL_EXIT_NOTFOUND);
@@ -315,8 +330,11 @@ static _Noreturn void supervise(shell_spec *sp) {
     sp->ctl = above_stdio(sp->ctl);
     sp->out_w = above_stdio(sp->out_w);
     sp->devnull = above_stdio(sp->devnull);
-    int keep[3] = {sp->ctl, sp->out_w, sp->devnull};
-    close_all_but(keep, 3);
+    if (sp->prog_w >= 0) {
+        sp->prog_w = above_stdio(sp->prog_w);
+    }
+    int keep[4] = {sp->ctl, sp->out_w, sp->devnull, sp->prog_w};
+    close_all_but(keep, sp->prog_w >= 0 ? 4 : 3);
     /* Our own stdio was the worker's: drop it, so that we hold nothing of the host's. */
     for (int fd = 0; fd < 3; fd++) {
         dup2(sp->devnull, fd);
@@ -333,6 +351,9 @@ static _Noreturn void supervise(shell_spec *sp) {
     }
     close(sp->out_w);
     close(sp->devnull);
+    if (sp->prog_w >= 0) {
+        close(sp->prog_w);
+    }
 
     sigset_t waiting = all;
     sigdelset(&waiting, SIGCHLD);
@@ -541,6 +562,10 @@ static int build_env(const aj__shell_job *job, json_t *penv, env_list *l) {
     snprintf(num, sizeof num, "%" PRIu32, job->attempt);
     rc = rc ? rc : env_set(l, "AJ_ATTEMPT", strlen("AJ_ATTEMPT"), num);
     rc = rc ? rc : env_set(l, "AJ_QUEUE", strlen("AJ_QUEUE"), job->queue != NULL ? job->queue : "");
+    if (job->on_progress != NULL) {
+        snprintf(num, sizeof num, "%d", AJ__SHELL_PROGRESS_FD);
+        rc = rc ? rc : env_set(l, "AJ_PROGRESS_FD", strlen("AJ_PROGRESS_FD"), num);
+    }
     for (const char *const *e = job->extra_env; e != NULL && *e != NULL && rc == 0; e++) {
         rc = env_put(l, *e);
     }
@@ -687,15 +712,59 @@ static void reap_supervisor(pid_t sup) {
     }
 }
 
-/* The worker's loop: collects output, watches the deadline and should_stop, and receives the
- * supervisor's report. Fills res's status fields; returns 0 or AJ_EIO. */
-static int watch(const aj__shell_job *job, pid_t sup, int ctl, int out_r, ring *r,
+/* Splits the progress pipe into lines for job->on_progress. A line past AJ_PROGRESS_LINE_MAX
+ * bytes keeps one byte more than the limit (so it reads as too long) and drops the rest. */
+typedef struct line_reader {
+    char buf[AJ_PROGRESS_LINE_MAX + 1];
+    size_t len;
+} line_reader;
+
+/* Reads what is available. Returns 1 while the pipe is open, 0 at end of file or on error
+ * (a last line without a newline is delivered then). */
+static int progress_read(const aj__shell_job *job, line_reader *lr, int fd) {
+    char chunk[SHELL_PROGRESS_CHUNK];
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+        return 1;
+    }
+    if (n <= 0) {
+        if (lr->len > 0) {
+            job->on_progress(job->progress_ud, lr->buf, lr->len);
+            lr->len = 0;
+        }
+        return 0;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (chunk[i] == '\n') {
+            job->on_progress(job->progress_ud, lr->buf, lr->len);
+            lr->len = 0;
+        } else if (lr->len < sizeof lr->buf) {
+            lr->buf[lr->len++] = chunk[i];
+        }
+    }
+    return 1;
+}
+
+/* The worker's loop: collects output and progress lines, watches the deadline and should_stop,
+ * and receives the supervisor's report. Fills res's status fields; returns 0 or AJ_EIO. */
+static int watch(const aj__shell_job *job, pid_t sup, int ctl, int out_r, int prog_r, ring *r,
                  aj__shell_result *res) {
     shell_report rep = {0, 0};
     size_t rep_got = 0;
     int have_report = 0;
     int ctl_open = 1;
     int out_open = 1;
+    int prog_open = prog_r >= 0;
+    line_reader *lr = NULL;
+    if (prog_open) {
+        lr = aj__malloc(sizeof *lr);
+        if (lr == NULL) {
+            /* The program runs without progress rather than not at all. */
+            prog_open = 0;
+        } else {
+            lr->len = 0;
+        }
+    }
     int64_t kill_at = 0;     /* when the kill was requested (mono us); 0: not */
     int forced = 0;          /* the worker killed the group itself */
     int64_t drain_until = 0; /* stop reading output then (mono us); 0: still running */
@@ -724,13 +793,18 @@ static int watch(const aj__shell_job *job, pid_t sup, int ctl, int out_r, ring *
         if ((have_report || lost) && drain_until == 0) {
             drain_until = now + (int64_t)SHELL_DRAIN_MS * 1000;
         }
-        if (drain_until != 0 && (!out_open || now >= drain_until)) {
+        if (drain_until != 0 && ((!out_open && !prog_open) || now >= drain_until)) {
             break;
         }
-        struct pollfd pf[2];
+        struct pollfd pf[3];
         nfds_t n = 0;
         int out_i = -1;
         int ctl_i = -1;
+        int prog_i = -1;
+        if (prog_open) {
+            prog_i = (int)n;
+            pf[n++] = (struct pollfd){prog_r, POLLIN, 0};
+        }
         if (out_open) {
             out_i = (int)n;
             pf[n++] = (struct pollfd){out_r, POLLIN, 0};
@@ -748,10 +822,14 @@ static int watch(const aj__shell_job *job, pid_t sup, int ctl, int out_r, ring *
             if (errno == EINTR) {
                 continue;
             }
+            aj__free(lr);
             return aj__err(AJ_EIO, "poll: %s", strerror(errno));
         }
         if (out_i >= 0 && pf[out_i].revents != 0) {
             out_open = ring_read(r, out_r);
+        }
+        if (prog_i >= 0 && pf[prog_i].revents != 0) {
+            prog_open = progress_read(job, lr, prog_r);
         }
         if (ctl_i >= 0 && pf[ctl_i].revents != 0) {
             ssize_t got = read(ctl, (char *)&rep + rep_got, sizeof rep - rep_got);
@@ -766,6 +844,7 @@ static int watch(const aj__shell_job *job, pid_t sup, int ctl, int out_r, ring *
             }
         }
     }
+    aj__free(lr);
     if (have_report && rep.kind == REPORT_FORK_FAILED) {
         return aj__err(AJ_EIO, "could not start a shell job: fork: %s", strerror(rep.value));
     }
@@ -796,6 +875,7 @@ int aj__shell_run(const aj__shell_job *job, aj__shell_result *out) {
     shell_spec sp;
     memset(&sp, 0, sizeof sp);
     int outp[2] = {-1, -1};
+    int progp[2] = {-1, -1};
     int ctlp[2] = {-1, -1};
     int devnull = -1;
     pid_t sup = -1;
@@ -824,6 +904,11 @@ int aj__shell_run(const aj__shell_job *job, aj__shell_result *out) {
         rc = aj__err(AJ_EIO, "could not start a shell job: pipe: %s", strerror(errno));
         goto done;
     }
+    if (job->on_progress != NULL &&
+        (pipe2(progp, O_CLOEXEC) != 0 || fcntl(progp[0], F_SETFL, O_NONBLOCK) != 0)) {
+        rc = aj__err(AJ_EIO, "could not start a shell job: progress pipe: %s", strerror(errno));
+        goto done;
+    }
     devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devnull < 0) {
         rc = aj__err(AJ_EIO, "could not start a shell job: /dev/null: %s", strerror(errno));
@@ -837,6 +922,7 @@ int aj__shell_run(const aj__shell_job *job, aj__shell_result *out) {
     sp.worker_pid = getpid();
     sp.ctl = ctlp[1];
     sp.out_w = outp[1];
+    sp.prog_w = progp[1];
     sp.devnull = devnull;
     sup = fork();
     if (sup < 0) {
@@ -851,10 +937,14 @@ int aj__shell_run(const aj__shell_job *job, aj__shell_result *out) {
     ctlp[1] = -1;
     close(outp[1]);
     outp[1] = -1;
+    if (progp[1] >= 0) {
+        close(progp[1]);
+        progp[1] = -1;
+    }
     close(devnull);
     devnull = -1;
 
-    rc = watch(job, sup, ctlp[0], outp[0], &r, &res);
+    rc = watch(job, sup, ctlp[0], outp[0], progp[0], &r, &res);
     reap_supervisor(sup);
     if (rc == 0) {
         rc = build_result(&r, &res);
@@ -869,6 +959,9 @@ done:
     for (int i = 0; i < 2; i++) {
         if (outp[i] >= 0) {
             close(outp[i]);
+        }
+        if (progp[i] >= 0) {
+            close(progp[i]);
         }
         if (ctlp[i] >= 0) {
             close(ctlp[i]);

@@ -24,6 +24,9 @@
 /* Exit codes reported, as a shell would, when the program could not be started. */
 #define AJ__SHELL_EXIT_NOTFOUND 127 /* program not found, or cwd missing */
 #define AJ__SHELL_EXIT_NOEXEC 126   /* found but could not be executed */
+/* The descriptor a program writes progress lines to when its job has a progress callback; its
+ * number is also given in $AJ_PROGRESS_FD. */
+#define AJ__SHELL_PROGRESS_FD 3
 
 typedef struct aj__shell_job {
     uint64_t job_id;
@@ -35,6 +38,12 @@ typedef struct aj__shell_job {
     int64_t deadline_mono_us;     /* kill the group at this aj__mono_us() time; 0: none */
     int (*should_stop)(void *ud); /* polled every AJ__SHELL_POLL_MS; nonzero: kill; may be NULL */
     void *stop_ud;
+    /* Receives each line the program writes to AJ__SHELL_PROGRESS_FD, without its newline, on
+     * the calling thread while the program runs (a last line without a newline too). A line
+     * over AJ_PROGRESS_LINE_MAX bytes arrives cut to AJ_PROGRESS_LINE_MAX + 1 bytes, so that it
+     * reads as too long. NULL: the program gets no progress descriptor and no AJ_PROGRESS_FD. */
+    void (*on_progress)(void *ud, const char *line, size_t len);
+    void *progress_ud;
 } aj__shell_job;
 
 typedef struct aj__shell_result {
@@ -57,11 +66,13 @@ typedef struct aj__shell_result {
  * failed (no pipe, no fork, the supervisor process died); AJ_ENOMEM.
  *
  * The environment is the calling process's, then the payload's "env" (overriding), then
- * AJ_JOB_ID, AJ_ATTEMPT, AJ_QUEUE, then extra_env (entries without '=' are ignored). The process
+ * AJ_JOB_ID, AJ_ATTEMPT, AJ_QUEUE, AJ_PROGRESS_FD (with on_progress only), then extra_env
+ * (entries without '=' are ignored). The process
  * environment is read during the call: like any reader of environ, it must not race setenv().
  * The program's PATH (from the final environment, as `env PATH=... prog` would) is searched for
  * argv[0] as execvp() does, including running a file without #! by /bin/sh. stdin is /dev/null;
- * stdout and stderr share one pipe. The program starts with default signal dispositions and an
+ * stdout and stderr share one pipe; with on_progress, descriptor AJ__SHELL_PROGRESS_FD is the
+ * write end of a second pipe, read alongside the output. The program starts with default signal dispositions and an
  * empty signal mask.
  *
  * Killing: the program leads no group itself; a supervisor process does (see shell.c). On the

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/keys.h"
+#include "core/workflow.h"
 #include "runtime/engine.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -46,6 +47,11 @@ static int duty_txn(kv_txn *t, const job_env *env, void *ud) {
         break;
     default:
         rc = job_collect(t, env, ENG_DUTY_BATCH, &d->n);
+        if (rc == 0) {
+            size_t wn = 0;
+            rc = wf_collect(t, env, ENG_DUTY_BATCH, &wn);
+            d->n += wn;
+        }
         break;
     }
     if (rc == 0 && d->n == 0) {
@@ -149,18 +155,21 @@ int eng_flush_counters(aj_engine *e) {
 
 /* Runs every duty once; *next receives when the next one falls due (wall ms). */
 static int tick_once(aj_engine *e, int64_t *next) {
+    /* Each duty runs whatever another one reported: a failing promoter must not stop the
+     * reaper. The first error is returned. */
     *next = INT64_MAX;
     int rc = run_duty(e, 0, next);
-    if (rc == 0) {
-        rc = run_duty(e, 1, next);
-    }
+    int rc2 = run_duty(e, 1, next);
+    rc = rc != 0 ? rc : rc2;
     int64_t now = eng_now_ms(e);
-    if (rc == 0 && now - e->last_collect_ms >= ENG_COLLECT_EVERY_MS) {
-        rc = run_duty(e, 2, NULL);
+    if (now - e->last_collect_ms >= ENG_COLLECT_EVERY_MS) {
+        rc2 = run_duty(e, 2, NULL);
+        rc = rc != 0 ? rc : rc2;
         e->last_collect_ms = now;
     }
-    if (rc == 0 && now - e->last_flush_ms >= ENG_COUNTER_FLUSH_MS) {
-        rc = eng_flush_counters(e);
+    if (now - e->last_flush_ms >= ENG_COUNTER_FLUSH_MS) {
+        rc2 = eng_flush_counters(e);
+        rc = rc != 0 ? rc : rc2;
         e->last_flush_ms = now;
     }
     return rc;
@@ -261,6 +270,9 @@ static int stats_txn(kv_txn *t, const job_env *env, void *ud) {
     stats_ctx *s = ud;
     memset(&s->out->total, 0, sizeof s->out->total);
     int rc = job_count_states(t, s->out->jobs);
+    if (rc == 0) {
+        rc = wf_count_states(t, s->out->workflows);
+    }
     if (rc == 0) {
         akey k;
         key_prefix(&k, KEY_COUNTERS);

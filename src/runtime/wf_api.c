@@ -207,6 +207,13 @@ int aj_wf_start(aj_engine *e, const char *type, const void *input, size_t len,
     if (type == NULL) {
         return aj__err(AJ_EINVAL, "a workflow needs a type");
     }
+    if (strcmp(type, "saga") == 0) {
+        /* The built-in saga interprets its input: refuse a bad one before anything is stored. */
+        int rc = aj__saga_validate(input ? input : "", len);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     char *id = opts && opts->id ? aj__strdup(opts->id) : new_id(e);
     if (id == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory starting a workflow");

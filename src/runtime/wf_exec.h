@@ -20,6 +20,10 @@ int aj__wf_park(kv_txn *t, const job_env *env, aj_slice id, const char *msg);
 /* Replays read-only and calls the query handler `name`. *out: malloc'd. */
 int aj__wf_query_run(aj_wf *wf, aj_workflow_fn fn, void *ud, const char *name, char **out,
                      size_t *out_len);
+/* The declarative saga (saga.c): checks an input; registers the `saga` type. */
+int aj__saga_validate(const void *input, size_t len);
+int aj__saga_register(aj_engine *e);
+
 /* A compensation that is a job (the declarative saga). */
 int aj__saga_push_job(aj_wf *wf, const char *name, const aj_job_spec *spec);
 

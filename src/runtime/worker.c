@@ -412,6 +412,11 @@ static void run_slot(aj_pool *p, slot *s) {
         drop_slot(p, s);
         return;
     }
+    /* The execution timeout counts from here, not from the claim: a job claimed ahead waits
+     * for a free thread without using up its time. */
+    pthread_mutex_lock(&p->mu);
+    s->deadline_ms = eng_now_ms(e) + s->job->timeout_ms;
+    pthread_mutex_unlock(&p->mu);
     aj_job_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.s = s;
@@ -552,7 +557,7 @@ static void *heartbeat_main(void *arg) {
             }
             /* Past its deadline (plus one lease of grace for the handler to stop), a job's lease
              * is left to expire, so a handler that ignores stop requests loses it. */
-            if (now_ms >= s->deadline_ms + s->job->lease_ms) {
+            if (s->deadline_ms != INT64_MAX && now_ms - s->job->lease_ms >= s->deadline_ms) {
                 continue;
             }
             if (now_us >= s->next_beat_us) {
@@ -604,7 +609,6 @@ static void *heartbeat_main(void *arg) {
 
 static void queue_slots(aj_pool *p, aj_job **jobs, size_t n) {
     int64_t now_us = aj__mono_us();
-    int64_t now_ms = eng_now_ms(p->e);
     pthread_mutex_lock(&p->mu);
     for (size_t i = 0; i < n; i++) {
         slot *s = aj__calloc(1, sizeof *s);
@@ -613,7 +617,7 @@ static void queue_slots(aj_pool *p, aj_job **jobs, size_t n) {
             continue;
         }
         s->job = jobs[i];
-        s->deadline_ms = now_ms + s->job->timeout_ms;
+        s->deadline_ms = INT64_MAX; /* set when the handler starts (run_slot) */
         s->next_beat_us = now_us + beat_interval_us(s->job);
         s->lease_expires_ms = s->job->lease_expires_ms;
         s->state = SLOT_QUEUED;
@@ -665,7 +669,7 @@ static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
     }
     if (rc == 0 && nq > 0) {
         int64_t t0 = aj__mono_us();
-        rc = eng_claim(e, queues, nq, p->worker_id, want, jobs, latency, &got);
+        rc = eng_claim(e, queues, nq, p->worker_id, want, 1, jobs, latency, &got);
         if (rc == 0 && got > 0) {
             pthread_mutex_lock(&p->mu);
             average_in(&p->claim_us_avg, aj__mono_us() - t0);
@@ -766,8 +770,8 @@ int aj_workers_start(aj_engine *e, const aj_worker_opts *opts) {
     if (o.concurrency < 1 || o.concurrency > POOL_CONCURRENCY_MAX) {
         return aj__err(AJ_EINVAL, "concurrency must be between 1 and %d", POOL_CONCURRENCY_MAX);
     }
-    if (o.shutdown_deadline_ms < 0) {
-        return aj__err(AJ_EINVAL, "shutdown deadline must not be negative");
+    if (o.shutdown_deadline_ms < 0 || o.shutdown_deadline_ms > ENG_PERIOD_MAX) {
+        return aj__err(AJ_EINVAL, "shutdown deadline must be between 0 and 100 years");
     }
     for (size_t i = 0; i < o.n_queues; i++) {
         int rc = aj_name_check("queue", o.queues[i]);

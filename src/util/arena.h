@@ -14,7 +14,8 @@ typedef struct aj_arena {
     size_t used, cap; /* of the head chunk */
 } aj_arena;
 
-#define AJ_ARENA_INIT {NULL, 0, 0}
+#define AJ_ARENA_INIT                                                                              \
+    { NULL, 0, 0 }
 
 /* n bytes aligned for any type; NULL when out of memory. */
 void *aj_arena_alloc(aj_arena *a, size_t n);

@@ -24,6 +24,9 @@ _aj_cleanup() {
         kill -KILL "$p" 2>/dev/null
         wait "$p" 2>/dev/null
     done
+    # A test that made a file immutable (an unwritable store as root) and failed before it
+    # undid that would otherwise leave $T behind.
+    chattr -R -i "$T" 2>/dev/null
     rm -rf "$T"
 }
 trap _aj_cleanup EXIT

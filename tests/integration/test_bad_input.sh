@@ -22,6 +22,15 @@ bad 2 "unknown command 'frobnicate' for 'aj'" frobnicate
 bad 2 "unknown command 'frob' for 'aj dlq'" dlq frob
 bad 2 "unknown flag '--state' for 'aj dlq ls'" dlq ls --state dead
 bad 2 "needs a value" submit --type
+# A flag where a value should be means the value is missing; it is never taken as the value.
+bad 2 "flag '--type' needs a value" submit --type --queue q
+bad 2 "flag '--queue' needs a value" submit --queue --type echo
+bad 2 "flag '--idempotency-key' needs a value" submit --type echo --idempotency-key --json
+bad 2 "flag '--payload' needs a value" submit --type echo --payload --wait
+bad 2 "flag '--type' needs a value" submit --type -- echo hi
+bad 2 "flag '--queue' needs a value" job ls --queue --json
+bad 2 "flag '--db' needs a value" --db --json stats
+bad 2 "flag '--db' needs a value (see 'aj stats --help')" stats --db --json
 bad 2 "given more than once" submit --type echo --queue a --queue b
 bad 2 "takes no value" submit --type echo --wait=yes
 bad 2 "missing ID" job show
@@ -37,7 +46,7 @@ bad 2 "exclude each other" submit --type echo --delay 1s --at 2099-01-01T00:00:0
 
 # Durations: a bare number, a negative value, an unknown unit, a trailing number.
 for d in 5 -5s 5x 1h30 "" 1.5s s 99999999999999999999d; do
-    bad 2 "--delay '$d'" submit --type echo --delay "$d"
+    bad 2 "--delay: invalid duration '$d'" submit --type echo --delay "$d"
 done
 bad 2 "--timeout" submit --type echo --timeout 1y
 bad 2 "--timeout" submit --type echo --timeout 0ms
@@ -47,13 +56,13 @@ bad 2 "--at" submit --type echo --at 2026-13-01T00:00:00Z
 
 # Priorities, attempts, backoff specs.
 for p in urgent -1 4294967296 1.5 ""; do
-    bad 2 "--priority '$p'" submit --type echo --priority "$p"
+    bad 2 "--priority: invalid priority '$p'" submit --type echo --priority "$p"
 done
 for m in 0 1000001 abc -1 ""; do
     bad 2 "--max-attempts" submit --type echo --max-attempts "$m"
 done
 for b in exp: fixed:5 lin:1s list: fixed "" exp:1s:x; do
-    bad 2 "--backoff '$b'" submit --type echo --backoff "$b"
+    bad 2 "--backoff: invalid backoff '$b'" submit --type echo --backoff "$b"
 done
 
 # JSON: invalid payloads name the line and column; metadata must be an object.
@@ -105,9 +114,32 @@ bad 2 "--concurrency" worker --concurrency 0
 bad 2 "--concurrency" worker --concurrency 1025
 bad 2 "--shutdown-timeout" worker --shutdown-timeout 5
 bad 2 "--timeout" job wait "$seed" --timeout forever
+bad 2 "--timeout: invalid duration '5'" job wait "$seed" --timeout 5
 bad 2 "--jobs" demo --jobs -1
 expect_error 2 "store URL" "$AJ_BIN" --db "$T/no-scheme.db" stats
 [ -e "$T/no-scheme.db" ] && fail "a URL without a scheme created a file"
+# Every malformed URL is bad input alike, whether the CLI or the library finds it.
+for url in mem postgres://x "foo:$T/x.db" sqlite: mem:x ""; do
+    expect_error 2 "store URL" "$AJ_BIN" --db "$url" stats
+done
+expect_error 2 "store URL" env AJ_DB=bogus "$AJ_BIN" job ls
+
+# Values the library would refuse only after opening the store are refused before it, so a
+# store that did not exist is not created by bad input.
+fresh="sqlite:$T/fresh.db"
+expect_error 2 "--delay '36501d' is longer than 36500d (100 years)" \
+    "$AJ_BIN" --db "$fresh" submit --type echo --delay 36501d
+expect_error 2 "--lease '106751991167d' is longer than 36500d" \
+    "$AJ_BIN" --db "$fresh" submit --type echo --lease 106751991167d
+expect_error 2 "--timeout '9223372036854775807ms' is longer" \
+    "$AJ_BIN" --db "$fresh" submit --type echo --timeout 9223372036854775807ms
+expect_error 2 "--shutdown-timeout '36501d' is longer" \
+    "$AJ_BIN" --db "$fresh" worker --shutdown-timeout 36501d
+expect_error 2 "--at '1969-12-31T23:59:59Z' is before 1970" \
+    "$AJ_BIN" --db "$fresh" submit --type echo --at 1969-12-31T23:59:59Z
+expect_error 2 "--older-than '36501d' is longer" "$AJ_BIN" --db "$fresh" dlq ls --older-than 36501d
+expect_error 2 "backup PATH is empty" "$AJ_BIN" --db "$fresh" backup ""
+[ -e "$T/fresh.db" ] && fail "bad input created the store"
 
 # Nothing changed.
 expect_eq "$before_counts" "$(state_counts)" "job counts after bad input"
@@ -143,6 +175,22 @@ if [ "$(id -u)" != 0 ]; then
     expect_eq 1 "$(printf '%s\n' "$ERR" | wc -l)" "one error line for an unwritable store"
     chmod 0700 "$T/ro"
     chmod 0600 "$T/ro/aj.db"
+fi
+
+# An unwritable store as root: an immutable file (where the file system and capabilities allow
+# it; lib.sh clears the flag before it removes $T). Reading still works; writing exits 1 with
+# one line and changes nothing.
+mkdir "$T/immutable"
+im="sqlite:$T/immutable/aj.db"
+im_id=$("$AJ_BIN" --db "$im" submit --type echo) || fail "setup submit"
+if chattr +i "$T/immutable/aj.db" 2>/dev/null; then
+    expect_error 1 "readonly database" "$AJ_BIN" --db "$im" submit --type echo
+    expect_error 1 "cannot cancel job $im_id" "$AJ_BIN" --db "$im" job cancel "$im_id"
+    expect_ok "$AJ_BIN" --db "$im" job show "$im_id" --json
+    expect_eq ready "$(jget state)" "the job in the unwritable store"
+    expect_ok "$AJ_BIN" --db "$im" stats --json
+    expect_eq 1 "$(jget jobs.ready)" "nothing changed in the unwritable store"
+    chattr -i "$T/immutable/aj.db"
 fi
 
 echo "PASS test_bad_input"

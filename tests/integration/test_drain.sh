@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_drain.sh — `aj worker --drain` exits 0 once no job of its queues is ready or running and
 # none becomes ready within 60 s: it waits for near delays and retries, not for far ones, and
-# ignores other queues.
+# ignores other queues; a queue named twice is served once.
 source "${AJ_TEST_LIB:?}"
 
 # An empty store drains at once.
@@ -43,6 +43,14 @@ drain --queue mine,third
 [ $(($(date +%s) - start)) -lt 10 ] || fail "a job of another queue held the drain"
 expect_eq completed "$(job_field "$mine" state)" "a job of the drained queue"
 expect_eq ready "$(job_field "$other" state)" "a job of another queue"
+
+# A queue named twice is served once (the same job must not be claimed twice), and drains.
+twice=$(submit --queue dup --type echo)
+start=$(date +%s)
+drain --queue dup,mine,dup
+[ $(($(date +%s) - start)) -lt 10 ] || fail "--queue dup,mine,dup did not drain at once"
+expect_eq completed "$(job_field "$twice" state)" "a job of a queue named twice"
+[ "$(grep -c 'claim failed' <<<"$ERR")" = 0 ] || fail "claims failed with a queue named twice"
 
 # A drain stopped by SIGTERM before it is done exits 1.
 blocker=$(submit --queue block --lease 2s -- sleep 24.68)

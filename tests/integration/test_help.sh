@@ -37,8 +37,17 @@ for word in --queue --type --priority --delay --at --timeout --lease --max-attem
     expect_contains "$OUT" "$word" "aj submit --help"
 done
 expect_ok "$AJ_BIN" worker --help
-for word in --queue --concurrency --drain --shutdown-timeout SIGTERM 60s; do
+for word in --queue --concurrency --drain --shutdown-timeout SIGTERM 60s "no handler"; do
     expect_contains "$OUT" "$word" "aj worker --help"
+done
+expect_ok "$AJ_BIN" --help
+for word in "sqlite:aj.db" "mem:" "(exit 1)" "(exit 2)" "1h30m" "36500d" "-+/;.\$_()" "RFC 3339"; do
+    expect_contains "$OUT" "$word" "aj --help"
+done
+for cmd in "job ls" "dlq ls"; do
+    # shellcheck disable=SC2086
+    expect_ok "$AJ_BIN" $cmd --help
+    expect_contains "$OUT" "default: all of them" "aj $cmd --help"
 done
 
 # --help wins over other problems on the line and never opens (or creates) a store.
@@ -55,11 +64,13 @@ expect_eq "aj 0.1.0" "$OUT" "aj stats --version"
 expect_ok "$AJ_BIN" --json --version
 expect_eq "0.1.0" "$(jget version)" "aj --json --version"
 
-# No command, or a group without its subcommand: usage on stderr, exit 2.
-expect_exit 2 "$AJ_BIN"
-expect_contains "$ERR" "Usage: aj" "bare aj"
-expect_exit 2 "$AJ_BIN" dlq
-expect_contains "$ERR" "Usage: aj dlq" "bare aj dlq"
+# No command, or a group without its subcommand: bad input like any other, one line naming the
+# commands there are.
+expect_error 2 "missing command for 'aj': submit, worker, job, dlq, stats, backup, check" \
+    "$AJ_BIN"
+expect_error 2 "missing command for 'aj dlq': ls, show, redrive, purge" "$AJ_BIN" dlq
+expect_contains "$ERR" "(see 'aj dlq --help')" "bare aj dlq"
+expect_error 2 "missing command for 'aj job': show, wait, ls" "$AJ_BIN" --json job
 expect_error 2 "unknown command 'frob' for 'aj'" "$AJ_BIN" frob
 expect_error 2 "unknown command 'frob' for 'aj job'" "$AJ_BIN" job frob
 expect_error 2 "unknown flag '--frob' for 'aj submit' (see 'aj submit --help')" \

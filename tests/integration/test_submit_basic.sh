@@ -85,6 +85,10 @@ expect_eq scheduled "$(job_field "$i" state)" "--at in the future"
 expect_eq 2099-01-02T03:04:05Z "$(job_field "$i" run_at)" "--at run_at"
 i=$(submit --type echo --payload='"flag=value form"')
 expect_eq "flag=value form" "$(job_field "$i" payload)" "--payload=VALUE"
+i=$(submit --type echo --payload -1)
+expect_eq -1 "$(job_field "$i" payload)" "a value that starts with '-'"
+i=$(submit --type echo --idempotency-key=--json)
+expect_eq --json "$(job_field "$i" idempotency_key)" "--flag=VALUE passes a value that looks like a flag"
 
 # A shell job from `-- PROGRAM ARG...`; flags after -- belong to the program.
 i=$(submit --queue sh -- echo hello --json "two words")

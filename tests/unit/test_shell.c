@@ -431,6 +431,100 @@ static void test_no_descriptor_leaks(void **state) {
     close(leaky);
 }
 
+/* --- the progress pipe ------------------------------------------------------------------------ */
+
+/* What a job's on_progress received: the lines, joined by '|'. */
+typedef struct lines_seen {
+    char text[4096];
+    size_t n;
+    size_t longest;
+} lines_seen;
+
+static void collect_line(void *ud, const char *line, size_t len) {
+    lines_seen *l = ud;
+    l->n++;
+    l->longest = len > l->longest ? len : l->longest;
+    size_t used = strlen(l->text);
+    size_t room = sizeof l->text - used - 1;
+    size_t take = len < 64 ? len : 64; /* long lines are checked by length only */
+    if (used > 0 && room > 0) {
+        l->text[used++] = '|';
+        room--;
+    }
+    if (take > room) {
+        take = room;
+    }
+    memcpy(l->text + used, line, take);
+    l->text[used + take] = '\0';
+}
+
+/* Runs a script with a progress callback; returns its output (heap). */
+static char *run_with_progress(const char *script, lines_seen *l, aj__shell_result *res) {
+    const char *argv[] = {"sh", "-c", script, NULL};
+    char *pl = payload(argv, NULL, NULL);
+    aj__shell_job j;
+    job_init(&j, pl);
+    memset(l, 0, sizeof *l);
+    j.on_progress = collect_line;
+    j.progress_ud = l;
+    int rc = aj__shell_run(&j, res);
+    if (rc != 0) {
+        fail_msg("aj__shell_run: %s: %s", aj_err_name(rc), aj_errmsg());
+    }
+    free(pl);
+    char *out = result_output(res, NULL);
+    aj_buf_free(&res->json);
+    return out;
+}
+
+static void test_progress_lines(void **state) {
+    (void)state;
+    lines_seen l;
+    aj__shell_result res;
+    /* Lines arrive in order, apart from the output; a last line without a newline counts. */
+    char *out = run_with_progress("echo \"fd=$AJ_PROGRESS_FD\"; echo 'step one' >&3; "
+                                  "echo out; printf 'progress 5\\n\\ncount n 2\\nlast' >&3",
+                                  &l, &res);
+    assert_string_equal(out, "fd=3\nout\n");
+    assert_string_equal(l.text, "step one|progress 5||count n 2|last");
+    assert_int_equal(l.n, 5);
+    free(out);
+
+    /* A line over the limit arrives cut to one byte more than the limit, so it reads as too
+     * long; the next line is whole. */
+    char script[256];
+    snprintf(script, sizeof script,
+             "head -c %d /dev/zero | tr '\\0' x >&3; echo >&3; echo 'step after' >&3",
+             AJ_PROGRESS_LINE_MAX * 3);
+    out = run_with_progress(script, &l, &res);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.longest, AJ_PROGRESS_LINE_MAX + 1);
+    assert_non_null(strstr(l.text, "|step after"));
+    free(out);
+
+    /* The program sees its descriptors 0-2 and the progress pipe, nothing else (ls opens
+     * /proc/self/fd itself: that is fd 4). */
+    out = run_with_progress("ls /proc/self/fd", &l, &res);
+    assert_string_equal(out, "0\n1\n2\n3\n4\n");
+    free(out);
+
+    /* A program that closes the pipe at once, or never writes, is fine. */
+    out = run_with_progress("exec 3>&-; echo closed", &l, &res);
+    assert_string_equal(out, "closed\n");
+    assert_int_equal(l.n, 0);
+    assert_int_equal(res.exit_code, 0);
+    free(out);
+}
+
+static void test_no_progress_fd_without_callback(void **state) {
+    (void)state;
+    aj__shell_result res;
+    char *out = run_sh("echo \"[${AJ_PROGRESS_FD-unset}]\"; { echo x >&3; } 2>/dev/null || echo no3",
+                       &res);
+    assert_string_equal(out, "[unset]\nno3\n");
+    free(out);
+}
+
 /* --- bad payloads, missing programs ----------------------------------------------------------- */
 
 static void test_bad_payloads(void **state) {
@@ -962,6 +1056,8 @@ int main(void) {
         cmocka_unit_test(test_cwd),
         cmocka_unit_test(test_stdin_is_devnull),
         cmocka_unit_test(test_no_descriptor_leaks),
+        cmocka_unit_test(test_progress_lines),
+        cmocka_unit_test(test_no_progress_fd_without_callback),
         cmocka_unit_test(test_bad_payloads),
         cmocka_unit_test(test_program_not_found),
         cmocka_unit_test(test_timeout_kills_group),

@@ -195,7 +195,7 @@ static int setup(void **state) {
     assert_int_equal(aj_workflow_register(f->e, "sleepy", sleepy, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "waiter", waiter, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "changing", changing, NULL), 0);
-    assert_int_equal(aj_workflow_register(f->e, "saga", saga, NULL), 0);
+    assert_int_equal(aj_workflow_register(f->e, "my-saga", saga, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "tx", transactional, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "queried", queried, NULL), 0);
     assert_int_equal(aj_workers_start(f->e, NULL), 0);
@@ -398,7 +398,7 @@ static void test_cancel_and_terminate(void **state) {
 static void test_saga_compensates_in_reverse(void **state) {
     fixture *f = *state;
     order[0] = '\0';
-    char *id = start(f, "saga", "w-saga", "");
+    char *id = start(f, "my-saga", "w-saga", "");
     aj_wf_info *info = finish(f, id, AJ_WF_COMPENSATED);
     aj_wf_info_free(info);
     assert_string_equal(order, "BA");

@@ -1,0 +1,212 @@
+/*
+ * schedule_record.c — encoding and decoding of schedule records (see schedule_record.h).
+ * Decoding checks every length against the input and every enum against its range, so a
+ * corrupt record gives AJ_ECORRUPT and never a crash. A public copy is one allocation, freed
+ * with aj_schedule_free().
+ */
+#include "core/schedule_record.h"
+
+#include <string.h>
+
+#include "util/err.h"
+#include "util/mem.h"
+
+static void add_i64(aj_buf *b, int64_t v) {
+    aj_buf_add_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static int64_t rd_i64(aj_rd *r) {
+    uint64_t u = aj_rd_varint(r);
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
+
+static aj_slice rd_slice(aj_rd *r) {
+    aj_slice s;
+    s.p = aj_rd_bytes(r, &s.n);
+    if (s.p == NULL && !r->bad) {
+        s.p = (const uint8_t *)"";
+    }
+    return s;
+}
+
+int sched_rec_encode(const sched_rec *r, aj_buf *b) {
+    aj_buf_add_u8(b, SCHED_RECORD_FORMAT);
+    aj_buf_add_bytes(b, r->name.p, r->name.n);
+    aj_buf_add_u8(b, (uint8_t)r->kind);
+    aj_buf_add_bytes(b, r->cron.p, r->cron.n);
+    aj_buf_add_bytes(b, r->tz.p, r->tz.n);
+    add_i64(b, r->every_ms);
+    add_i64(b, r->at_ms);
+    add_i64(b, r->jitter_ms);
+    aj_buf_add_u8(b, (uint8_t)r->catch_up);
+    aj_buf_add_varint(b, r->catch_up_limit);
+    aj_buf_add_u8(b, (uint8_t)r->overlap);
+    add_i64(b, r->created_ms);
+    aj_buf_add_bytes(b, r->queue.p, r->queue.n);
+    aj_buf_add_bytes(b, r->type.p, r->type.n);
+    aj_buf_add_bytes(b, r->payload.p, r->payload.n);
+    aj_buf_add_u8(b, r->metadata.p != NULL);
+    if (r->metadata.p != NULL) {
+        aj_buf_add_bytes(b, r->metadata.p, r->metadata.n);
+    }
+    aj_buf_add_varint(b, r->priority);
+    add_i64(b, r->timeout_ms);
+    add_i64(b, r->lease_ms);
+    aj_buf_add_varint(b, r->max_attempts);
+    aj_buf_add_u8(b, (uint8_t)r->backoff.kind);
+    add_i64(b, r->backoff.initial_ms);
+    aj_buf_add(b, &r->backoff.factor, sizeof r->backoff.factor);
+    add_i64(b, r->backoff.max_ms);
+    aj_buf_add_varint(b, r->backoff.n_delays);
+    for (uint32_t i = 0; i < r->backoff.n_delays && i < AJ_BACKOFF_LIST_MAX; i++) {
+        add_i64(b, r->backoff.delays_ms[i]);
+    }
+    aj_buf_add_varint(b, r->flags);
+    add_i64(b, r->updated_ms);
+    add_i64(b, r->next_ms);
+    add_i64(b, r->due_ms);
+    add_i64(b, r->run_through_ms);
+    add_i64(b, r->buffered_ms);
+    aj_buf_add_varint(b, r->wait_job);
+    add_i64(b, r->last_fire_ms);
+    aj_buf_add_varint(b, r->last_job_id);
+    aj_buf_add_varint(b, r->jobs_created);
+    aj_buf_add_varint(b, r->fires_skipped);
+    return b->oom ? AJ_ENOMEM : 0;
+}
+
+int sched_rec_decode(const uint8_t *p, size_t n, sched_rec *out) {
+    aj_rd r;
+    aj_rd_init(&r, p, n);
+    sched_rec v;
+    memset(&v, 0, sizeof v);
+    uint8_t format = aj_rd_u8(&r);
+    if (!r.bad && format > SCHED_RECORD_FORMAT) {
+        return aj__err(AJ_EFORMAT, "schedule record format %u is newer than this aj supports (%d)",
+                       format, SCHED_RECORD_FORMAT);
+    }
+    v.name = rd_slice(&r);
+    v.kind = (aj_schedule_kind)aj_rd_u8(&r);
+    v.cron = rd_slice(&r);
+    v.tz = rd_slice(&r);
+    v.every_ms = rd_i64(&r);
+    v.at_ms = rd_i64(&r);
+    v.jitter_ms = rd_i64(&r);
+    v.catch_up = (aj_catch_up)aj_rd_u8(&r);
+    v.catch_up_limit = (uint32_t)aj_rd_varint(&r);
+    v.overlap = (aj_overlap)aj_rd_u8(&r);
+    v.created_ms = rd_i64(&r);
+    v.queue = rd_slice(&r);
+    v.type = rd_slice(&r);
+    v.payload = rd_slice(&r);
+    if (aj_rd_u8(&r)) {
+        v.metadata = rd_slice(&r);
+    }
+    v.priority = (uint32_t)aj_rd_varint(&r);
+    v.timeout_ms = rd_i64(&r);
+    v.lease_ms = rd_i64(&r);
+    v.max_attempts = (uint32_t)aj_rd_varint(&r);
+    v.backoff.kind = (aj_backoff_kind)aj_rd_u8(&r);
+    v.backoff.initial_ms = rd_i64(&r);
+    const uint8_t *f = aj_rd_raw(&r, sizeof v.backoff.factor);
+    if (f != NULL) {
+        memcpy(&v.backoff.factor, f, sizeof v.backoff.factor);
+    }
+    v.backoff.max_ms = rd_i64(&r);
+    uint64_t nd = aj_rd_varint(&r);
+    if (nd > AJ_BACKOFF_LIST_MAX) {
+        r.bad = 1;
+    }
+    v.backoff.n_delays = (uint32_t)nd;
+    for (uint32_t i = 0; i < v.backoff.n_delays && !r.bad; i++) {
+        v.backoff.delays_ms[i] = rd_i64(&r);
+    }
+    v.flags = (uint32_t)aj_rd_varint(&r);
+    v.updated_ms = rd_i64(&r);
+    v.next_ms = rd_i64(&r);
+    v.due_ms = rd_i64(&r);
+    v.run_through_ms = rd_i64(&r);
+    v.buffered_ms = rd_i64(&r);
+    v.wait_job = aj_rd_varint(&r);
+    v.last_fire_ms = rd_i64(&r);
+    v.last_job_id = aj_rd_varint(&r);
+    v.jobs_created = aj_rd_varint(&r);
+    v.fires_skipped = aj_rd_varint(&r);
+    if (r.bad || r.off != n || v.kind < AJ_SCHEDULE_CRON || v.kind > AJ_SCHEDULE_AT ||
+        v.catch_up < AJ_CATCH_UP_SKIP || v.catch_up > AJ_CATCH_UP_ALL ||
+        v.overlap < AJ_OVERLAP_SKIP || v.overlap > AJ_OVERLAP_CANCEL ||
+        v.backoff.kind > AJ_BACKOFF_LIST || v.name.n == 0 || v.name.n > AJ_NAME_MAX ||
+        v.tz.n > AJ_TZ_NAME_MAX || v.cron.n > AJ_CRON_EXPR_MAX) {
+        return aj__err(AJ_ECORRUPT, "schedule record%s is corrupt (%zu bytes)",
+                       r.bad ? " (truncated)" : "", n);
+    }
+    *out = v;
+    return 0;
+}
+
+/* Lays a slice out as a NUL-terminated copy inside the single allocation. */
+static char *place(char **cursor, aj_slice s) {
+    if (s.p == NULL) {
+        return NULL;
+    }
+    char *d = *cursor;
+    if (s.n > 0) {
+        memcpy(d, s.p, s.n);
+    }
+    d[s.n] = '\0';
+    *cursor += s.n + 1;
+    return d;
+}
+
+aj_schedule *sched_rec_to_public(const sched_rec *r) {
+    const aj_slice *all[] = {&r->name, &r->cron,    &r->tz,      &r->queue,
+                             &r->type, &r->payload, &r->metadata};
+    size_t total = sizeof(aj_schedule);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        total += all[i]->n + 1;
+    }
+    aj_schedule *s = aj__calloc(1, total);
+    if (s == NULL) {
+        return NULL;
+    }
+    char *cursor = (char *)(s + 1);
+    s->name = place(&cursor, r->name);
+    s->kind = r->kind;
+    s->cron = r->kind == AJ_SCHEDULE_CRON ? place(&cursor, r->cron) : NULL;
+    s->every_ms = r->every_ms;
+    s->at_ms = r->at_ms;
+    s->tz = place(&cursor, r->tz);
+    s->jitter_ms = r->jitter_ms;
+    s->catch_up = r->catch_up;
+    s->catch_up_limit = r->catch_up_limit;
+    s->overlap = r->overlap;
+    s->paused = (r->flags & SCHED_PAUSED) != 0;
+    s->created_ms = r->created_ms;
+    s->updated_ms = r->updated_ms;
+    s->next_ms = s->paused ? 0 : r->next_ms;
+    s->next_due_ms = s->paused ? 0 : r->due_ms;
+    s->last_fire_ms = r->last_fire_ms;
+    s->last_job_id = r->last_job_id;
+    s->buffered_ms = r->buffered_ms;
+    s->jobs_created = r->jobs_created;
+    s->fires_skipped = r->fires_skipped;
+    s->queue = place(&cursor, r->queue);
+    s->type = place(&cursor, r->type);
+    aj_slice payload = r->payload;
+    if (payload.p == NULL) {
+        payload.p = (const uint8_t *)"";
+    }
+    s->payload = place(&cursor, payload);
+    s->payload_len = r->payload.n;
+    s->priority = r->priority;
+    s->timeout_ms = r->timeout_ms;
+    s->lease_ms = r->lease_ms;
+    s->max_attempts = r->max_attempts;
+    s->backoff = r->backoff;
+    s->metadata = place(&cursor, r->metadata);
+    return s;
+}
+
+void aj_schedule_free(aj_schedule *s) {
+    aj__free(s);
+}
