@@ -105,5 +105,15 @@ int cmd_stats(cli *c, int argc, char **argv);
 int cmd_backup(cli *c, int argc, char **argv);
 int cmd_check(cli *c, int argc, char **argv);
 int cmd_demo(cli *c, int argc, char **argv);
+int cmd_wf_start(cli *c, int argc, char **argv);
+int cmd_wf_ls(cli *c, int argc, char **argv);
+int cmd_wf_show(cli *c, int argc, char **argv);
+int cmd_wf_result(cli *c, int argc, char **argv);
+int cmd_wf_signal(cli *c, int argc, char **argv);
+int cmd_wf_query(cli *c, int argc, char **argv);
+int cmd_wf_cancel(cli *c, int argc, char **argv);
+int cmd_wf_terminate(cli *c, int argc, char **argv);
+int cmd_wf_resume(cli *c, int argc, char **argv);
+int cmd_wf_history(cli *c, int argc, char **argv);
 
 #endif

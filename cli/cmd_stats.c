@@ -87,10 +87,16 @@ static int print_json(const aj_stats *s) {
         json_object_set_new(jobs, aj_state_name(stats_states[i]),
                             json_integer((json_int_t)s->jobs[stats_states[i]]));
     }
+    json_t *wfs = json_object();
+    for (int st = 1; st < AJ_WF_STATE_COUNT && wfs != NULL; st++) {
+        json_object_set_new(wfs, aj_wf_state_name((aj_wf_state)st),
+                            json_integer((json_int_t)s->workflows[st]));
+    }
     const uint64_t *lat = s->total.start_latency_hist;
-    return out_json(json_pack("{s:o, s:o, s:o, s:{s:I, s:I}}", "jobs", jobs, "counters",
-                              counters_json(&s->process), "totals", counters_json(&s->total),
-                              "latency_us", "p50", (json_int_t)out_hist_quantile(lat, 0.50), "p99",
+    return out_json(json_pack("{s:o, s:o, s:o, s:o, s:{s:I, s:I}}", "jobs", jobs, "workflows",
+                              wfs, "counters", counters_json(&s->process), "totals",
+                              counters_json(&s->total), "latency_us", "p50",
+                              (json_int_t)out_hist_quantile(lat, 0.50), "p99",
                               (json_int_t)out_hist_quantile(lat, 0.99)));
 }
 
@@ -102,6 +108,12 @@ static void print_human(const aj_stats *s) {
         total += s->jobs[stats_states[i]];
     }
     printf("  %-15s %" PRIu64 "\n", "total", total);
+    printf("workflows\n");
+    for (int st = 1; st < AJ_WF_STATE_COUNT; st++) {
+        if (s->workflows[st] > 0) {
+            printf("  %-19s %" PRIu64 "\n", aj_wf_state_name((aj_wf_state)st), s->workflows[st]);
+        }
+    }
     printf("counters (every process)\n");
     for (size_t i = 0; i < STATS_N_COUNTERS; i++) {
         printf("  %-15s %" PRIu64 "\n", counter_fields[i].name,

@@ -45,6 +45,7 @@ static const char top_help[] =
     "  backup    write a consistent copy of the store while it stays in use\n"
     "  check     verify every record against its indexes\n"
     "  demo      run a demo workload through in-process workers and print a summary\n"
+    "  wf        durable workflows: start, ls, show, result, signal, query, cancel, ...\n"
     "  help      show the help of a command: aj help dlq redrive\n"
     "\n"
     "Global flags, allowed anywhere on the line:\n"
@@ -157,7 +158,40 @@ static const command dlq_cmds[] = {
     {"analyze", cmd_dlq_analyze, NULL, NULL}, {NULL, NULL, NULL, NULL},
 };
 
+static const char wf_help[] =
+    "Usage: aj wf COMMAND [ARGS...]\n"
+    "\n"
+    "Durable workflows: start them, talk to them, read their histories. `aj worker` runs them\n"
+    "(the built-in `saga` type, and C workflow types registered by worker programs).\n"
+    "\n"
+    "Commands:\n"
+    "  start TYPE        start a workflow; prints its id\n"
+    "  ls                list workflows by state or type\n"
+    "  show ID           state, result or error, and the history as a timeline\n"
+    "  result ID         print the result (--wait to wait for it)\n"
+    "  signal ID NAME    send a signal\n"
+    "  query ID NAME     ask a query handler\n"
+    "  cancel ID         ask it to cancel (a saga compensates)\n"
+    "  terminate ID      end it at once\n"
+    "  resume ID         retry a parked workflow\n"
+    "  history ID        the raw history, one JSON event a line\n"
+    "\n"
+    "Run 'aj wf COMMAND --help' for details.\n"
+    "\n"
+    "Example:\n"
+    "  aj wf start saga --input-file order.json && aj worker --drain\n";
+
+static const command wf_cmds[] = {
+    {"start", cmd_wf_start, NULL, NULL},         {"ls", cmd_wf_ls, NULL, NULL},
+    {"show", cmd_wf_show, NULL, NULL},           {"result", cmd_wf_result, NULL, NULL},
+    {"signal", cmd_wf_signal, NULL, NULL},       {"query", cmd_wf_query, NULL, NULL},
+    {"cancel", cmd_wf_cancel, NULL, NULL},       {"terminate", cmd_wf_terminate, NULL, NULL},
+    {"resume", cmd_wf_resume, NULL, NULL},       {"history", cmd_wf_history, NULL, NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
 static const command top_cmds[] = {
+    {"wf", NULL, wf_cmds, wf_help},
     {"submit", cmd_submit, NULL, NULL},
     {"worker", cmd_worker, NULL, NULL},
     {"job", NULL, job_cmds, job_help},

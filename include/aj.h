@@ -503,6 +503,9 @@ typedef struct aj_wf_start_opts {
     int64_t execution_timeout_ms; /* 0: none; past it the run ends timed_out */
 } aj_wf_start_opts;
 
+/* 1 when some process has registered the workflow type with this store (or it is built in:
+ * `saga`), else 0. Front ends use it to refuse a start that no worker could run. */
+int aj_wf_type_known(aj_engine *e, const char *type);
 /* Starts a workflow (durable on return). *out_id (may be NULL) receives its id: free with
  * aj_free(). A running id: AJ_EEXISTS. */
 int aj_wf_start(aj_engine *e, const char *type, const void *input, size_t len,

@@ -36,8 +36,9 @@
 #define TZ_RULE_YEARS 2
 /* Seconds in a day. */
 #define TZ_DAY_S 86400
-/* Steps tz_from_local() takes through transitions (a window of 52 hours holds a handful). */
-#define TZ_FROM_LOCAL_STEPS 64
+/* Steps tz_from_local() takes through transitions: a window of 52 hours holds a handful in
+ * real zones, and at most every transition of a hostile file. */
+#define TZ_FROM_LOCAL_STEPS (TZ_TRANSITIONS_MAX + 16)
 
 /* ----------------------------------------------------------------------------------------- */
 /* Calendar                                                                                   */

@@ -559,3 +559,24 @@ int aj_wf_query(aj_engine *e, const char *id, const char *name, char **out, size
     aj_job_free(j);
     return rc;
 }
+
+int aj_wf_type_known(aj_engine *e, const char *type) {
+    if (type == NULL) {
+        return 0;
+    }
+    if (strcmp(type, "saga") == 0) {
+        return 1;
+    }
+    char queue[AJ_NAME_MAX + 1];
+    snprintf(queue, sizeof queue, "%s%s", WF_QUEUE_PREFIX, type);
+    char **names = NULL;
+    size_t n = 0;
+    int known = 0;
+    if (eng_queue_names(e, &names, &n) == 0) {
+        for (size_t i = 0; i < n && !known; i++) {
+            known = strcmp(names[i], queue) == 0;
+        }
+    }
+    eng_queue_names_free(names, n);
+    return known;
+}
