@@ -114,8 +114,8 @@ int cmd_dlq_stats(cli *c, int argc, char **argv) {
         return cli_fail(arc, "cannot count dead jobs");
     }
     if (c->json) {
-        rc = out_json(json_pack("{s:I, s:o, s:o, s:o}", "total", (json_int_t)s->total,
-                                "by_queue", counts_json(s->by_queue, s->n_queues), "by_type",
+        rc = out_json(json_pack("{s:I, s:o, s:o, s:o}", "total", (json_int_t)s->total, "by_queue",
+                                counts_json(s->by_queue, s->n_queues), "by_type",
                                 counts_json(s->by_type, s->n_types), "by_reason",
                                 counts_json(s->by_reason, s->n_reasons)));
     } else {
@@ -161,26 +161,24 @@ static json_t *report_json(const aj_dlq_report *r) {
         const aj_dlq_error_count *e = &r->top_errors[i];
         double share = r->stats.total ? (double)e->count * 100.0 / (double)r->stats.total : 0;
         json_array_append_new(top, json_pack("{s:o, s:I, s:f, s:o, s:I}", "error",
-                                             out_str_json(e->group), "count",
-                                             (json_int_t)e->count, "share", share, "example",
-                                             out_str_json(e->example), "example_id",
-                                             (json_int_t)e->example_id));
+                                             out_str_json(e->group), "count", (json_int_t)e->count,
+                                             "share", share, "example", out_str_json(e->example),
+                                             "example_id", (json_int_t)e->example_id));
     }
     json_t *findings = json_array();
     for (size_t i = 0; i < r->n_findings && findings != NULL; i++) {
         const aj_dlq_finding *f = &r->findings[i];
         json_array_append_new(
-            findings,
-            json_pack("{s:s, s:o, s:I, s:I, s:o, s:I, s:I, s:o}", "kind",
-                      aj_dlq_finding_name(f->kind), "message", out_str_json(f->message), "count",
-                      (json_int_t)f->count, "total", (json_int_t)f->total, "subject",
-                      out_str_json(f->subject), "threshold", (json_int_t)f->threshold,
-                      "example_id", (json_int_t)f->example_id, "recommendation",
-                      out_str_json(f->recommendation)));
+            findings, json_pack("{s:s, s:o, s:I, s:I, s:o, s:I, s:I, s:o}", "kind",
+                                aj_dlq_finding_name(f->kind), "message", out_str_json(f->message),
+                                "count", (json_int_t)f->count, "total", (json_int_t)f->total,
+                                "subject", out_str_json(f->subject), "threshold",
+                                (json_int_t)f->threshold, "example_id", (json_int_t)f->example_id,
+                                "recommendation", out_str_json(f->recommendation)));
     }
-    json_t *redrives = json_pack("{s:I, s:I, s:I, s:o}", "redriven", (json_int_t)r->redriven,
-                                 "total", (json_int_t)r->redrives, "max",
-                                 (json_int_t)r->redrives_max, "histogram", hist);
+    json_t *redrives =
+        json_pack("{s:I, s:I, s:I, s:o}", "redriven", (json_int_t)r->redriven, "total",
+                  (json_int_t)r->redrives, "max", (json_int_t)r->redrives_max, "histogram", hist);
     return json_pack("{s:I, s:o, s:o, s:o, s:I, s:o, s:I, s:o, s:o, s:o, s:o, s:o}", "total",
                      (json_int_t)r->stats.total, "now", out_time_json(r->now_ms), "oldest",
                      end_json(r->oldest_id, r->oldest_ms, r->now_ms), "newest",
@@ -200,9 +198,11 @@ static void report_human(const aj_dlq_report *r) {
         return;
     }
     printf("oldest:       job %" PRIu64 ", dead since %s (%s ago)\n", r->oldest_id,
-           out_time(r->oldest_ms, t, sizeof t), age_text(r->now_ms - r->oldest_ms, age, sizeof age));
+           out_time(r->oldest_ms, t, sizeof t),
+           age_text(r->now_ms - r->oldest_ms, age, sizeof age));
     printf("newest:       job %" PRIu64 ", dead since %s (%s ago)\n", r->newest_id,
-           out_time(r->newest_ms, t, sizeof t), age_text(r->now_ms - r->newest_ms, age, sizeof age));
+           out_time(r->newest_ms, t, sizeof t),
+           age_text(r->now_ms - r->newest_ms, age, sizeof age));
     printf("average age:  %s\n", age_text(r->average_age_ms, age, sizeof age));
     printf("redriven:     %" PRIu64 " had been redriven (%" PRIu64 " redrives, at most %" PRIu32
            " for one job)\n",

@@ -85,8 +85,8 @@ static void progress_block(const aj_job *job, const aj_progress *p) {
     char pct[PERCENT_MAX], t[OUT_TIME_MAX];
     printf("%-17s %" PRIu64 "\n", "id:", job->id);
     printf("%-17s %s\n", "state:", aj_state_name(job->state));
-    printf("%-17s %s%s\n", "percent:", p->has_percent ? percent_text(p->percent, pct, sizeof pct)
-                                                      : "-",
+    printf("%-17s %s%s\n",
+           "percent:", p->has_percent ? percent_text(p->percent, pct, sizeof pct) : "-",
            p->has_percent ? "%" : "");
     printf("%-17s %s\n", "message:", p->message != NULL ? p->message : "-");
     printf("%-17s %s\n", "step:", p->step != NULL ? p->step : "-");

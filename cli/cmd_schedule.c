@@ -345,7 +345,8 @@ static void sched_human(const aj_schedule *s) {
     kv_line("metadata:", s->metadata != NULL ? s->metadata : "-");
 }
 
-/* Parses NAME as the only positional argument of a command without flags, and opens the store. */
+/* Parses NAME as the only positional argument of a command without flags, and opens the store.
+ * Returns ARGS_PROCEED (r to be freed by the caller) or the exit code to return at once. */
 static int name_command(cli *c, const char *cmd, const char *help, int argc, char **argv,
                         arg_result *r) {
     const arg_spec spec = {cmd, help, NULL, "NAME", 1, 1, 0};
@@ -359,8 +360,9 @@ static int name_command(cli *c, const char *cmd, const char *help, int argc, cha
     }
     if (rc != 0) {
         args_free(r);
+        return rc;
     }
-    return rc;
+    return ARGS_PROCEED;
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -569,7 +571,7 @@ int cmd_schedule_ls(cli *c, int argc, char **argv) {
 int cmd_schedule_show(cli *c, int argc, char **argv) {
     arg_result r;
     int rc = name_command(c, "aj schedule show", show_help, argc, argv, &r);
-    if (rc != 0) {
+    if (rc != ARGS_PROCEED) {
         return rc;
     }
     aj_schedule *s = NULL;
@@ -593,7 +595,7 @@ static int simple_op(cli *c, int argc, char **argv, const char *cmd, const char 
                      json_t *value) {
     arg_result r;
     int rc = name_command(c, cmd, help, argc, argv, &r);
-    if (rc != 0) {
+    if (rc != ARGS_PROCEED) {
         json_decref(value);
         return rc;
     }
@@ -625,7 +627,7 @@ int cmd_schedule_rm(cli *c, int argc, char **argv) {
 int cmd_schedule_trigger(cli *c, int argc, char **argv) {
     arg_result r;
     int rc = name_command(c, "aj schedule trigger", trigger_help, argc, argv, &r);
-    if (rc != 0) {
+    if (rc != ARGS_PROCEED) {
         return rc;
     }
     uint64_t id = 0;

@@ -47,10 +47,26 @@ typedef struct counter_field {
 #define COUNTER(f)                                                                                 \
     { #f, offsetof(aj_counters, f) }
 static const counter_field counter_fields[] = {
-    COUNTER(submitted), COUNTER(claimed),       COUNTER(completed),     COUNTER(failed),
-    COUNTER(retried),   COUNTER(dead_lettered), COUNTER(lease_expired), COUNTER(cancelled),
-    COUNTER(redriven),  COUNTER(conflicts),     COUNTER(retries),       COUNTER(commits),
+    COUNTER(submitted),
+    COUNTER(claimed),
+    COUNTER(completed),
+    COUNTER(failed),
+    COUNTER(retried),
+    COUNTER(dead_lettered),
+    COUNTER(lease_expired),
+    COUNTER(cancelled),
+    COUNTER(redriven),
+    COUNTER(conflicts),
+    COUNTER(retries),
+    COUNTER(commits),
     COUNTER(fsyncs),
+    COUNTER(wf_tasks),
+    COUNTER(wf_events_appended),
+    COUNTER(wf_events_replayed),
+    COUNTER(wf_replay_us),
+    COUNTER(wf_cache_hits),
+    COUNTER(wf_cache_misses),
+    COUNTER(wf_parked),
 };
 #define STATS_N_COUNTERS (sizeof counter_fields / sizeof counter_fields[0])
 
@@ -93,11 +109,10 @@ static int print_json(const aj_stats *s) {
                             json_integer((json_int_t)s->workflows[st]));
     }
     const uint64_t *lat = s->total.start_latency_hist;
-    return out_json(json_pack("{s:o, s:o, s:o, s:o, s:{s:I, s:I}}", "jobs", jobs, "workflows",
-                              wfs, "counters", counters_json(&s->process), "totals",
-                              counters_json(&s->total), "latency_us", "p50",
-                              (json_int_t)out_hist_quantile(lat, 0.50), "p99",
-                              (json_int_t)out_hist_quantile(lat, 0.99)));
+    return out_json(json_pack(
+        "{s:o, s:o, s:o, s:o, s:{s:I, s:I}}", "jobs", jobs, "workflows", wfs, "counters",
+        counters_json(&s->process), "totals", counters_json(&s->total), "latency_us", "p50",
+        (json_int_t)out_hist_quantile(lat, 0.50), "p99", (json_int_t)out_hist_quantile(lat, 0.99)));
 }
 
 static void print_human(const aj_stats *s) {

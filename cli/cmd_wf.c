@@ -27,8 +27,10 @@ static const char start_help[] =
     "                   [--timeout DUR] [--rerun]\n"
     "\n"
     "Starts a workflow of TYPE and prints its id (one id a line with --input-lines; with\n"
-    "--json an object {\"id\":...} or {\"ids\":[...]}). The built-in type `saga` runs a declarative\n"
-    "saga: {\"steps\":[{\"name\":\"reserve\",\"run\":[\"PROGRAM\",\"ARG\"],\"compensate\":[...]},...]}\n"
+    "--json an object {\"id\":...} or {\"ids\":[...]}). The built-in type `saga` runs a "
+    "declarative\n"
+    "saga: "
+    "{\"steps\":[{\"name\":\"reserve\",\"run\":[\"PROGRAM\",\"ARG\"],\"compensate\":[...]},...]}\n"
     "(see docs/WORKFLOWS.md). Other types are C functions registered by a worker program; the\n"
     "type must have been registered with this store.\n"
     "\n"
@@ -47,28 +49,30 @@ static const char start_help[] =
     "Example:\n"
     "  aj wf start saga --id order-17 --input-file order-saga.json\n";
 
-static const char ls_help[] = "Usage: aj wf ls [--state S] [--type T] [--limit N]\n"
-                              "\n"
-                              "Lists workflows in id order: a table, or with --json an array of\n"
-                              "objects with id, type, state, run, events, created_at, updated_at.\n"
-                              "\n"
-                              "Flags:\n"
-                              "  --state S    running, compensating, completed, failed, cancelled,\n"
-                              "               terminated, timed_out, compensated,\n"
-                              "               compensation_failed or parked\n"
-                              "  --type T     only workflows of type T\n"
-                              "  --limit N    at most N (default: all)\n"
-                              "\n"
-                              "Exit codes: 0 listed, 1 store error, 2 bad input.\n"
-                              "\n"
-                              "Example:\n"
-                              "  aj wf ls --state parked\n";
+static const char ls_help[] =
+    "Usage: aj wf ls [--state S] [--type T] [--limit N]\n"
+    "\n"
+    "Lists workflows in id order: a table, or with --json an array of\n"
+    "objects with id, type, state, run, events, created_at, updated_at.\n"
+    "\n"
+    "Flags:\n"
+    "  --state S    running, compensating, completed, failed, cancelled,\n"
+    "               terminated, timed_out, compensated,\n"
+    "               compensation_failed or parked\n"
+    "  --type T     only workflows of type T\n"
+    "  --limit N    at most N (default: all)\n"
+    "\n"
+    "Exit codes: 0 listed, 1 store error, 2 bad input.\n"
+    "\n"
+    "Example:\n"
+    "  aj wf ls --state parked\n";
 
 static const char show_help[] =
     "Usage: aj wf show ID [--run N]\n"
     "\n"
     "Prints a workflow's state, result or error, and its history as a timeline. With --json:\n"
-    "{\"id\",\"type\",\"run\",\"state\",\"result\",\"error\",\"events\":[{\"seq\",\"type\",\"name\",\"time\",\n"
+    "{\"id\",\"type\",\"run\",\"state\",\"result\",\"error\",\"events\":[{\"seq\",\"type\","
+    "\"name\",\"time\",\n"
     "\"data\",\"aux\"},...]} (result and data embedded as JSON when they are JSON).\n"
     "\n"
     "Flags:\n"
@@ -334,8 +338,8 @@ int cmd_wf_start(cli *c, int argc, char **argv) {
                     printf("%s\n", out_id);
                 }
             } else if (i > 0) {
-                fprintf(stderr, "aj: line %zu failed; the %zu workflows before it started\n",
-                        i + 1, i);
+                fprintf(stderr, "aj: line %zu failed; the %zu workflows before it started\n", i + 1,
+                        i);
             }
             aj_free(out_id);
         }
@@ -433,8 +437,8 @@ static int show_event(void *ud, const aj_wf_event *ev) {
         json_object_set_new(o, "type", json_string(ev->type));
         json_object_set_new(o, "name", out_str_json(ev->name));
         json_object_set_new(o, "time", out_time_json(ev->time_ms));
-        json_object_set_new(o, "data", ev->data.len ? out_bytes_json(ev->data.data, ev->data.len)
-                                                    : json_null());
+        json_object_set_new(
+            o, "data", ev->data.len ? out_bytes_json(ev->data.data, ev->data.len) : json_null());
         json_object_set_new(o, "aux", json_integer((json_int_t)ev->aux));
         json_array_append_new(s->events, o);
         return 0;

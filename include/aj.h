@@ -664,6 +664,14 @@ typedef struct aj_counters {
     uint64_t fsyncs;         /* durable commit batches */
     uint64_t commit_batch_hist[AJ_HIST_BUCKETS];  /* transactions per commit batch */
     uint64_t start_latency_hist[AJ_HIST_BUCKETS]; /* ready-to-claimed, in microseconds */
+    /* Workflows (appended, so older counter records keep their meaning). */
+    uint64_t wf_tasks;           /* workflow tasks committed */
+    uint64_t wf_events_appended; /* history events written */
+    uint64_t wf_events_replayed; /* history events a task replayed */
+    uint64_t wf_replay_us;       /* time spent running workflow code, microseconds */
+    uint64_t wf_cache_hits;      /* tasks that found the history in this process's cache */
+    uint64_t wf_cache_misses;    /* tasks that loaded the whole history from the store */
+    uint64_t wf_parked;          /* runs parked on non-determinism */
 } aj_counters;
 
 typedef struct aj_stats {
@@ -807,8 +815,8 @@ typedef struct aj_dlq_report {
     uint64_t newest_id; /* the dead letter that died last */
     int64_t newest_ms;
     int64_t average_age_ms;
-    uint64_t redriven;    /* dead letters that had been redriven at least once */
-    uint64_t redrives;    /* their redrives, summed */
+    uint64_t redriven; /* dead letters that had been redriven at least once */
+    uint64_t redrives; /* their redrives, summed */
     uint32_t redrives_max;
     uint64_t redrive_hist[AJ_DLQ_REDRIVE_BUCKETS]; /* [i]: dead letters redriven i times; the
                                                       last bucket: that many or more */
@@ -868,12 +876,12 @@ typedef struct aj_progress_counter {
 /* A job's progress. Owned; free with aj_progress_free(). */
 typedef struct aj_progress {
     uint64_t job_id;
-    int reported;       /* 0 until something is reported; then every field below may be set */
-    double percent;     /* the highest percentage reported; 0 if none */
-    int has_percent;    /* 1 once a percentage was reported */
-    char *message;      /* the latest message; NULL if none */
-    char *step;         /* the latest step; NULL if none */
-    char **steps_done;  /* completed steps in the order they completed */
+    int reported;      /* 0 until something is reported; then every field below may be set */
+    double percent;    /* the highest percentage reported; 0 if none */
+    int has_percent;   /* 1 once a percentage was reported */
+    char *message;     /* the latest message; NULL if none */
+    char *step;        /* the latest step; NULL if none */
+    char **steps_done; /* completed steps in the order they completed */
     size_t n_steps_done;
     aj_progress_counter *counters; /* sorted by name */
     size_t n_counters;

@@ -657,14 +657,15 @@ int cron_next(const cron_expr *c, const tz_zone *z, int64_t anchor_ms, int64_t a
      * far from overflow for any input. */
     const int64_t horizon_ms =
         (tz_days_from_civil(CRON_YEAR_MAX + 1, 1, 1) + 2) * (int64_t)DAY_S * 1000;
-    if (after_ms >= horizon_ms || anchor_ms >= horizon_ms) {
+    if (after_ms < -horizon_ms) {
+        after_ms = -horizon_ms; /* nothing fires that early; keeps the sums below in range */
+    }
+    if (after_ms >= horizon_ms || anchor_ms >= horizon_ms || anchor_ms < -horizon_ms) {
         return aj__err(AJ_ENOTFOUND, "no fire time after the year %d", CRON_YEAR_MAX);
     }
     if (c->kind == CRON_EVERY) {
-        int64_t next = anchor_ms + c->every_ms;
-        if (after_ms >= anchor_ms) {
-            next = anchor_ms + ((after_ms - anchor_ms) / c->every_ms + 1) * c->every_ms;
-        }
+        /* The grid anchor + k * interval, before the anchor too (backfills reach back). */
+        int64_t next = anchor_ms + (floor_div(after_ms - anchor_ms, c->every_ms) + 1) * c->every_ms;
         if (next >= horizon_ms) {
             return aj__err(AJ_ENOTFOUND, "no fire time after the year %d", CRON_YEAR_MAX);
         }

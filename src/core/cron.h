@@ -65,8 +65,8 @@ typedef struct cron_expr {
 int cron_parse(const char *text, cron_expr *out);
 
 /* The first fire time strictly after `after_ms` (Unix ms) in zone `z`; `anchor_ms` anchors
- * @every intervals (fires at anchor + k*interval, k >= 1). AJ_ENOTFOUND when the expression never
- * fires again before the end of CRON_YEAR_MAX ("0 0 30 2 *"). */
+ * @every intervals (fires on the grid anchor + k*interval for every integer k). AJ_ENOTFOUND when
+ * the expression never fires again before the end of CRON_YEAR_MAX ("0 0 30 2 *"). */
 int cron_next(const cron_expr *c, const tz_zone *z, int64_t anchor_ms, int64_t after_ms,
               int64_t *out_ms);
 

@@ -36,6 +36,16 @@
 /* ----------------------------------------------------------------------------------------- */
 /* Error groups                                                                              */
 
+/* Where to cut p so that the first byte left out, p[cut], does not continue a character: at
+ * most 3 bytes back (a character has at most 3 continuation bytes), so text that is not UTF-8
+ * loses no more than that. p[cut] must be readable. */
+static size_t utf8_cut(const unsigned char *p, size_t cut) {
+    for (int i = 0; i < 3 && cut > 0 && (p[cut] & 0xC0) == 0x80; i++) {
+        cut--;
+    }
+    return cut;
+}
+
 /* The group being built: AJ_DLQ_GROUP_MAX bytes and a few more, so that a cut can see whether
  * it splits a character. */
 typedef struct group_out {
@@ -140,8 +150,9 @@ static size_t group_of(const unsigned char *s, size_t n, char *buf, size_t size)
     if (cut < o.len) {
         /* o.b[cut] is the first byte left out: if it continues a character, leave that whole
          * character out. */
-        while (cut > 0 && ((unsigned char)o.b[cut] & 0xC0) == 0x80) {
-            cut--;
+        cut = utf8_cut((const unsigned char *)o.b, cut);
+        while (cut > 0 && o.b[cut - 1] == ' ') {
+            cut--; /* a cut right after a space must not leave it trailing */
         }
     }
     if (size > 0) {
@@ -160,7 +171,7 @@ size_t aj_dlq_error_group(const char *error, char *buf, size_t size) {
 /* Name tables                                                                                */
 
 typedef struct dlq_entry {
-    char *name;     /* NULL: an empty slot */
+    char *name; /* NULL: an empty slot */
     uint64_t count;
     uint64_t ex_id; /* the newest dead letter with this name */
     int64_t ex_ms;
@@ -239,10 +250,7 @@ static int table_count(dlq_table *t, const char *name, size_t len, const job_rec
     if (newer && example.p != NULL) {
         size_t n = example.n;
         if (n > AJ_DLQ_EXAMPLE_MAX) {
-            n = AJ_DLQ_EXAMPLE_MAX;
-            while (n > 0 && (example.p[n] & 0xC0) == 0x80) {
-                n--;
-            }
+            n = utf8_cut(example.p, AJ_DLQ_EXAMPLE_MAX);
         }
         char *copy = aj__memdup0(example.p, n);
         if (copy == NULL) {
@@ -371,8 +379,8 @@ int dlq_acc_add(dlq_acc *a, const job_rec *r) {
         reason = "(none)";
     }
     char group[AJ_DLQ_GROUP_MAX + 1];
-    size_t glen = group_of(r->error.p != NULL ? r->error.p : (const uint8_t *)"", r->error.n,
-                           group, sizeof group);
+    size_t glen = group_of(r->error.p != NULL ? r->error.p : (const uint8_t *)"", r->error.n, group,
+                           sizeof group);
     aj_slice none = {NULL, 0};
     aj_slice example = r->error.p != NULL ? r->error : aj_slice_str("");
     /* A table that fails (out of memory) leaves the counts of the others off by one at worst;
@@ -631,10 +639,7 @@ static void literal_piece(const char *group, char *out, size_t size) {
         return;
     }
     if (best_n > DLQ_FILTER_TEXT_MAX) {
-        best_n = DLQ_FILTER_TEXT_MAX;
-        while (best_n > 0 && ((unsigned char)best[best_n] & 0xC0) == 0x80) {
-            best_n--;
-        }
+        best_n = utf8_cut((const unsigned char *)best, DLQ_FILTER_TEXT_MAX);
     }
     if (best_n >= size) {
         best_n = size - 1;
@@ -666,8 +671,8 @@ typedef struct findings {
 } findings;
 
 static void add_finding(findings *f, aj_dlq_finding_kind kind, uint64_t count, uint64_t total,
-                        const char *subject, int64_t threshold, uint64_t example_id,
-                        char *message, char *recommendation) {
+                        const char *subject, int64_t threshold, uint64_t example_id, char *message,
+                        char *recommendation) {
     aj_dlq_finding *x = &f->v[f->n++];
     x->kind = kind;
     x->count = count;
@@ -707,8 +712,8 @@ static void find_all(const dlq_acc *a, findings *f) {
             a->redrives_max_id,
             textf("%llu of %llu dead letters died again after %u or more redrives (job %llu: "
                   "%u redrives)",
-                  (unsigned long long)a->repeated, (unsigned long long)total,
-                  o->redrive_threshold, (unsigned long long)a->redrives_max_id, a->redrives_max),
+                  (unsigned long long)a->repeated, (unsigned long long)total, o->redrive_threshold,
+                  (unsigned long long)a->redrives_max_id, a->redrives_max),
             textf("Redriving them again will not help: find out why they fail (aj dlq show "
                   "%llu), fix the handler or the data, then redrive once, or purge them.",
                   (unsigned long long)a->redrives_max_id));
@@ -727,8 +732,8 @@ static void find_all(const dlq_acc *a, findings *f) {
                         "the jobs it killed.",
                         (unsigned long long)e->ex_id);
         }
-        add_finding(f, AJ_DLQ_FINDING_DOMINANT_ERROR, e->count, total, e->name,
-                    o->dominant_percent, e->ex_id,
+        add_finding(f, AJ_DLQ_FINDING_DOMINANT_ERROR, e->count, total, e->name, o->dominant_percent,
+                    e->ex_id,
                     textf("%llu of %llu dead letters (%u%%) failed with the same error: %s",
                           (unsigned long long)e->count, (unsigned long long)total,
                           share(e->count, total), e->name),
@@ -736,8 +741,8 @@ static void find_all(const dlq_acc *a, findings *f) {
     }
     e = table_top(&a->types);
     if (e != NULL && dominant(e->count, total, o->dominant_percent, o->dominant_min)) {
-        add_finding(f, AJ_DLQ_FINDING_DOMINANT_TYPE, e->count, total, e->name,
-                    o->dominant_percent, e->ex_id,
+        add_finding(f, AJ_DLQ_FINDING_DOMINANT_TYPE, e->count, total, e->name, o->dominant_percent,
+                    e->ex_id,
                     textf("%llu of %llu dead letters (%u%%) are jobs of type %s",
                           (unsigned long long)e->count, (unsigned long long)total,
                           share(e->count, total), e->name),

@@ -96,8 +96,7 @@ static void done_add(progress_state *s, const char *name, size_t len, aj_hlc_ts 
         if (done_rank_cmp(&d, &s->done[worst]) >= 0) {
             return;
         }
-        memmove(&s->done[worst], &s->done[worst + 1],
-                (s->n_done - worst - 1) * sizeof s->done[0]);
+        memmove(&s->done[worst], &s->done[worst + 1], (s->n_done - worst - 1) * sizeof s->done[0]);
         s->n_done--;
         if (worst < pos) {
             pos--;
@@ -349,8 +348,7 @@ void progress_op_percent(progress_state *s, aj_hlc_ts ts, uint32_t percent) {
     touch(s, ts);
 }
 
-static void lww_set(progress_lww *r, aj_hlc_ts ts, uint64_t writer, const char *text,
-                    size_t len) {
+static void lww_set(progress_lww *r, aj_hlc_ts ts, uint64_t writer, const char *text, size_t len) {
     progress_lww v;
     v.ts = ts;
     v.writer = writer;
@@ -674,8 +672,8 @@ int progress_decode(const uint8_t *p, size_t n, progress_state *s) {
         progress_counter *c = &s->counters[i];
         c->len = (uint8_t)get_text(&d, c->name, 1, AJ_PROGRESS_NAME_MAX);
         get_gc(&d, &c->g);
-        if (i > 0 && name_cmp(s->counters[i - 1].name, s->counters[i - 1].len, c->name,
-                              c->len) >= 0) {
+        if (i > 0 &&
+            name_cmp(s->counters[i - 1].name, s->counters[i - 1].len, c->name, c->len) >= 0) {
             d.bad = 1;
         }
     }

@@ -128,10 +128,10 @@ typedef enum progress_line_kind {
 
 typedef struct progress_line {
     progress_line_kind kind;
-    uint32_t percent;  /* PERCENT: hundredths */
-    const char *text;  /* PERCENT: the message (NULL if none); STEP, COUNT: the name */
-    size_t text_len;   /* bytes of text (a message already cut to its limit) */
-    uint64_t n;        /* COUNT */
+    uint32_t percent; /* PERCENT: hundredths */
+    const char *text; /* PERCENT: the message (NULL if none); STEP, COUNT: the name */
+    size_t text_len;  /* bytes of text (a message already cut to its limit) */
+    uint64_t n;       /* COUNT */
 } progress_line;
 
 /* Parses one line (without its newline). text points into `line`. AJ_EINVAL names the

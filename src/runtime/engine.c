@@ -7,6 +7,7 @@
  * completions to the committer without waiting (worker.c).
  */
 #include "runtime/engine.h"
+#include "runtime/wf_exec.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -371,6 +372,7 @@ void aj_engine_close(aj_engine *e) {
     for (size_t i = 0; i < e->n_wf_types; i++) {
         aj__free(e->wf_types[i].type);
     }
+    aj__wf_cache_free(e->wf_cache);
     for (size_t i = 0; i < e->n_known; i++) {
         aj__free(e->known_queues[i]);
     }

@@ -47,6 +47,7 @@ typedef struct eng_wf_type {
 } eng_wf_type;
 
 typedef struct aj_pool aj_pool;
+typedef struct aj__wf_cache aj__wf_cache;
 
 struct aj_engine {
     kv_store *kv;
@@ -79,6 +80,7 @@ struct aj_engine {
 
     aj_pool *pool;
     struct aj_sched_svc *sched; /* the schedule service (scheduler.c), or NULL */
+    aj__wf_cache *wf_cache;     /* recently run workflow histories (wf_exec.c) */
 };
 
 /* Opens an engine over an existing store, which the engine does not close (tests use it to

@@ -162,8 +162,8 @@ void eng_progress_flush(aj_engine *e, eng_progress *const *v, size_t n) {
         }
         if (rc != 0) {
             aj__log(&e->log, AJ_LOG_WARN,
-                    "msg=\"could not write job progress; will try again\" jobs=%zu error=\"%s\"",
-                    k, aj_errmsg());
+                    "msg=\"could not write job progress; will try again\" jobs=%zu error=\"%s\"", k,
+                    aj_errmsg());
         }
     }
 }

@@ -113,8 +113,8 @@ static int parse(const void *input, size_t len, json_t **root, saga_step *steps,
         if (rc != 0) {
             break;
         }
-        const char *known[] = {"name",    "run",     "compensate", "max_attempts", "timeout",
-                               "lease",   "queue",   "type",       "payload"};
+        const char *known[] = {"name",  "run",   "compensate", "max_attempts", "timeout",
+                               "lease", "queue", "type",       "payload"};
         const char *key;
         json_t *val;
         json_object_foreach(st, key, val) {
@@ -202,8 +202,8 @@ int aj__saga_validate(const void *input, size_t len) {
 }
 
 /* Builds the job of a step or compensation. The payload text is returned in *owned. */
-static int job_for(aj_wf *wf, const saga_step *s, json_t *what, int compensating,
-                   aj_job_spec *spec, char **owned) {
+static int job_for(aj_wf *wf, const saga_step *s, json_t *what, int compensating, aj_job_spec *spec,
+                   char **owned) {
     aj_job_spec_init(spec);
     spec->queue = s->queue;
     spec->timeout_ms = s->timeout_ms;

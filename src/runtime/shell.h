@@ -72,8 +72,8 @@ typedef struct aj__shell_result {
  * The program's PATH (from the final environment, as `env PATH=... prog` would) is searched for
  * argv[0] as execvp() does, including running a file without #! by /bin/sh. stdin is /dev/null;
  * stdout and stderr share one pipe; with on_progress, descriptor AJ__SHELL_PROGRESS_FD is the
- * write end of a second pipe, read alongside the output. The program starts with default signal dispositions and an
- * empty signal mask.
+ * write end of a second pipe, read alongside the output. The program starts with default signal
+ * dispositions and an empty signal mask.
  *
  * Killing: the program leads no group itself; a supervisor process does (see shell.c). On the
  * deadline, on should_stop, or when the calling process dies (even by SIGKILL), the whole group

@@ -39,12 +39,15 @@ typedef struct task_ctx {
     aj_engine *e;
     aj_slice id;
     char *parked; /* owned */
+    aj_wf *wf;    /* the last attempt's context, cached once its transaction committed */
 } task_ctx;
 
 static int task_txn(kv_txn *t, const job_env *env, void *ud) {
     task_ctx *c = ud;
     aj__free(c->parked);
     c->parked = NULL;
+    aj__wf_free(c->wf);
+    c->wf = NULL;
     wf_rec w;
     int rc = wf_read(t, c->id, &w);
     if (rc == AJ_ENOTFOUND) {
@@ -61,7 +64,7 @@ static int task_txn(kv_txn *t, const job_env *env, void *ud) {
         return aj__err(AJ_ENOTFOUND, "workflow type '%.*s' is not registered in this process",
                        (int)w.type.n, (const char *)w.type.p);
     }
-    return aj__wf_advance(c->e, t, env, c->id, h.fn, h.ud, &c->parked);
+    return aj__wf_advance(c->e, t, env, c->id, h.fn, h.ud, &c->parked, &c->wf);
 }
 
 typedef struct park_ctx {
@@ -77,14 +80,25 @@ static int park_txn(kv_txn *t, const job_env *env, void *ud) {
 /* The handler of workflow task jobs. */
 static int task_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
     aj_engine *e = ud;
-    task_ctx c = {e, {job->payload, job->payload_len}, NULL};
+    task_ctx c = {e, {job->payload, job->payload_len}, NULL, NULL};
     int rc = eng_run(e, task_txn, &c, KV_SYNC);
+    if (rc == 0 && c.wf != NULL) {
+        aj__wf_task_done(e, c.wf);
+        c.wf = NULL;
+    }
+    aj__wf_free(c.wf);
     if (rc == AJ_ESTATE && c.parked != NULL) {
         park_ctx p = {c.id, c.parked};
         char q[AJ_NAME_MAX * 2 + 8];
         aj__log(&e->log, AJ_LOG_WARN, "msg=\"workflow parked\" workflow=%s reason=%s",
                 aj__logq(q, sizeof q, (const char *)job->payload), c.parked);
         rc = eng_run(e, park_txn, &p, KV_SYNC);
+        if (rc == 0) {
+            aj_counters d;
+            memset(&d, 0, sizeof d);
+            d.wf_parked = 1;
+            eng_count(e, &d);
+        }
     }
     aj__free(c.parked);
     if (rc != 0) {

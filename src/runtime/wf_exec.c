@@ -16,6 +16,7 @@
  * arrival only if it precedes the call's position in the history (its "horizon"), so the same
  * history always gives the same answers.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,9 @@ struct aj_wf {
     /* Query mode: the handler runs at the first point where the code waits or ends (see
      * answer_query), while the function's locals the handler reads are still alive. */
     const char *query_name;
+    int cache_hit;
+    size_t loaded;  /* events the task found in the history */
+    int64_t run_us; /* time the workflow code ran */
     int query_answered;
     int query_rc;
     char *query_out;
@@ -92,6 +96,85 @@ struct aj_step_ctx {
     /* Writes of this attempt to the user's records, applied only when it succeeds. */
     aj_buf writes; /* records: op(1) klen(varint) key vlen(varint) val */
 };
+
+/* ----------------------------------------------------------------------------------------- */
+/* The history cache                                                                          */
+
+/* Histories of recently run workflows kept by this process, so a wake-up reads only the events
+ * appended since (usually the inbox it drains) instead of the whole history. A task takes its
+ * workflow's entry out of the cache and puts it back only after its transaction committed, so
+ * an entry always matches committed history, and two tasks never share one. */
+#define WF_CACHE_ENTRIES 512    /* workflows kept */
+#define WF_CACHE_EVENTS 2000000 /* events kept in all */
+
+typedef struct wf_cache_entry {
+    char *id;
+    uint32_t run;
+    uint64_t seq, last_id;
+    wf_event *events;
+    uint8_t *consumed;
+    size_t n, cap;
+    aj_arena arena;
+    uint64_t used; /* LRU stamp */
+} wf_cache_entry;
+
+struct aj__wf_cache {
+    pthread_mutex_t mu;
+    wf_cache_entry entries[WF_CACHE_ENTRIES];
+    size_t n;
+    size_t events; /* in all entries */
+    uint64_t clock;
+};
+
+static void entry_free(wf_cache_entry *c) {
+    aj__free(c->id);
+    aj__free(c->events);
+    aj__free(c->consumed);
+    aj_arena_free(&c->arena);
+    memset(c, 0, sizeof *c);
+}
+
+static aj__wf_cache *cache_of(aj_engine *e) {
+    pthread_mutex_lock(&e->mu);
+    if (e->wf_cache == NULL) {
+        aj__wf_cache *c = aj__calloc(1, sizeof *c);
+        if (c != NULL) {
+            pthread_mutex_init(&c->mu, NULL);
+        }
+        e->wf_cache = c;
+    }
+    aj__wf_cache *c = e->wf_cache;
+    pthread_mutex_unlock(&e->mu);
+    return c;
+}
+
+void aj__wf_cache_free(aj__wf_cache *c) {
+    if (c == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        entry_free(&c->entries[i]);
+    }
+    pthread_mutex_destroy(&c->mu);
+    aj__free(c);
+}
+
+/* Removes and returns the entry of a workflow (found=0 when there is none). */
+static int cache_take(aj__wf_cache *c, aj_slice id, wf_cache_entry *out) {
+    int found = 0;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->n; i++) {
+        if (aj_slice_eq(id, c->entries[i].id)) {
+            *out = c->entries[i];
+            c->events -= out->n;
+            c->entries[i] = c->entries[--c->n];
+            found = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return found;
+}
 
 /* ----------------------------------------------------------------------------------------- */
 /* History in memory                                                                          */
@@ -960,7 +1043,41 @@ void aj__wf_free(aj_wf *wf) {
     aj__free(wf);
 }
 
-/* Loads the run and its history into a new context. */
+/* Puts a committed task's history into the cache (consuming wf). */
+void aj__wf_cache_put(aj_engine *e, aj_wf *wf) {
+    aj__wf_cache *c = cache_of(e);
+    char *id = c ? aj__memdup0(wf->w.id.p, wf->w.id.n) : NULL;
+    if (c == NULL || id == NULL || wf->n_events > WF_CACHE_EVENTS) {
+        aj__free(id);
+        aj__wf_free(wf);
+        return;
+    }
+    wf_cache_entry ent = {id,           wf->w.run,    wf->w.seq,      wf->w.last_id, wf->events,
+                          wf->consumed, wf->n_events, wf->cap_events, wf->arena,     0};
+    wf->events = NULL;
+    wf->consumed = NULL;
+    memset(&wf->arena, 0, sizeof wf->arena);
+    aj__wf_free(wf);
+    pthread_mutex_lock(&c->mu);
+    ent.used = ++c->clock;
+    while (c->n > 0 && (c->n == WF_CACHE_ENTRIES || c->events + ent.n > WF_CACHE_EVENTS)) {
+        size_t lru = 0;
+        for (size_t i = 1; i < c->n; i++) {
+            if (c->entries[i].used < c->entries[lru].used) {
+                lru = i;
+            }
+        }
+        c->events -= c->entries[lru].n;
+        entry_free(&c->entries[lru]);
+        c->entries[lru] = c->entries[--c->n];
+    }
+    c->entries[c->n++] = ent;
+    c->events += ent.n;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Loads the run and its history into a new context: from the cache plus the events appended
+ * since, when this process ran the workflow recently, else from the store. */
 int aj__wf_load(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, int query_mode,
                 aj_wf **out) {
     aj_wf *wf = aj__calloc(1, sizeof *wf);
@@ -971,7 +1088,26 @@ int aj__wf_load(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, int qu
     wf->t = t;
     wf->env = env;
     wf->query_mode = query_mode;
+    uint64_t from = 1, prev_id = 0;
     int rc = wf_read(t, id, &wf->w);
+    aj__wf_cache *cache = query_mode ? NULL : cache_of(e);
+    wf_cache_entry ent;
+    if (rc == 0 && cache != NULL && cache_take(cache, id, &ent)) {
+        if (ent.run == wf->w.run && ent.seq <= wf->w.seq) {
+            wf->events = ent.events;
+            wf->consumed = ent.consumed;
+            wf->n_events = ent.n;
+            wf->cap_events = ent.cap;
+            wf->arena = ent.arena;
+            memset(wf->consumed, 0, ent.n);
+            from = ent.seq + 1;
+            prev_id = ent.last_id;
+            aj__free(ent.id);
+            wf->cache_hit = 1;
+        } else {
+            entry_free(&ent);
+        }
+    }
     if (rc == 0) {
         /* Keep the record's strings: the transaction's buffers change as it writes. */
         wf->w.id.p = aj_arena_dup(&wf->arena, wf->w.id.p, wf->w.id.n);
@@ -987,8 +1123,8 @@ int aj__wf_load(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, int qu
             rc = aj__err(AJ_ENOMEM, "out of memory running a workflow");
         }
     }
-    if (rc == 0) {
-        rc = hist_read(t, wf->w.id, wf->w.run, 1, wf->w.seq, 0, load_cb, wf);
+    if (rc == 0 && from <= wf->w.seq) {
+        rc = hist_read(t, wf->w.id, wf->w.run, from, wf->w.seq, prev_id, load_cb, wf);
     }
     if (rc != 0) {
         aj__wf_free(wf);
@@ -1020,15 +1156,17 @@ static aj_wf_state end_state(const aj_wf *wf, int rc, uint8_t *event) {
  * *out_parked set when the code diverged from the history (the caller parks the run in a fresh
  * transaction). */
 int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_workflow_fn fn,
-                   void *ud, char **out_parked) {
+                   void *ud, char **out_parked, aj_wf **keep) {
     aj_wf *wf;
+    *keep = NULL;
     int rc = aj__wf_load(e, t, env, id, 0, &wf);
     if (rc != 0) {
         return rc;
     }
+    wf->loaded = wf->n_events;
     wf_rec before = wf->w;
     if (aj_wf_state_is_final(wf->w.state) || wf->w.state == AJ_WF_PARKED) {
-        aj__wf_free(wf);
+        *keep = wf;
         return 0; /* nothing to do: a stale wake-up */
     }
     rc = wf_inbox_drain(t, wf->w.id, drain_inbox_cb, wf);
@@ -1041,7 +1179,11 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
             wf->w.error = aj_slice_str("execution timeout");
             rc = wf_write(t, &before, &wf->w);
         }
-        aj__wf_free(wf);
+        if (rc == 0) {
+            *keep = wf;
+        } else {
+            aj__wf_free(wf);
+        }
         return rc;
     }
     if (rc != 0) {
@@ -1050,7 +1192,9 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
     }
     aj__err_clear();
     aj_bytes input = {wf->w.input.p, wf->w.input.n};
+    int64_t started = aj__mono_us();
     int fr = fn(wf, input, ud);
+    wf->run_us = aj__mono_us() - started;
     if (wf->nondeterminism) {
         *out_parked = wf->park_msg;
         wf->park_msg = NULL;
@@ -1114,8 +1258,25 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
     if (rc == 0 && (wf->w.seq != before.seq || wf->w.state != before.state)) {
         rc = wf_write(t, &before, &wf->w);
     }
-    aj__wf_free(wf);
+    if (rc == 0) {
+        *keep = wf;
+    } else {
+        aj__wf_free(wf);
+    }
     return rc;
+}
+
+void aj__wf_task_done(aj_engine *e, aj_wf *wf) {
+    aj_counters d;
+    memset(&d, 0, sizeof d);
+    d.wf_tasks = 1;
+    d.wf_events_replayed = wf->loaded;
+    d.wf_events_appended = wf->n_events - wf->loaded;
+    d.wf_replay_us = (uint64_t)wf->run_us;
+    d.wf_cache_hits = wf->cache_hit;
+    d.wf_cache_misses = !wf->cache_hit;
+    eng_count(e, &d);
+    aj__wf_cache_put(e, wf);
 }
 
 /* Parks a run in its own transaction. */

@@ -318,6 +318,8 @@ static void finish_slot(aj_pool *p, slot *s, int kind, job_failure how, aj_job_c
     }
     s->state = SLOT_FINISHING;
     p->outstanding_outcomes++;
+    eng_progress *prog = s->prog; /* no flush is in flight (s->beating is 0), and none starts */
+    s->prog = NULL;
     pthread_mutex_unlock(&p->mu);
 
     outcome *o = aj__calloc(1, sizeof *o);
@@ -328,10 +330,9 @@ static void finish_slot(aj_pool *p, slot *s, int kind, job_failure how, aj_job_c
         o->epoch = s->job->epoch;
         o->how = how;
         if (kind == 0) {
-            eng_progress_complete(s->prog);
+            eng_progress_complete(prog);
         }
-        o->prog = s->prog; /* no flush is in flight: s->beating is 0 */
-        s->prog = NULL;
+        o->prog = prog;
         if (ctx != NULL) {
             o->error = ctx->error;
             ctx->error = NULL;
@@ -342,6 +343,7 @@ static void finish_slot(aj_pool *p, slot *s, int kind, job_failure how, aj_job_c
         outcome_submit(p, o);
     } else {
         /* Out of memory: the lease expires and the job runs again. */
+        eng_progress_free(prog);
         outcome_settled(p);
     }
     pthread_mutex_lock(&p->mu);
@@ -518,7 +520,7 @@ static void flush_progress(aj_pool *p) {
     size_t n = 0;
     int64_t now_us = aj__mono_us();
     for (slot *s = p->all; s != NULL && n < POOL_HEARTBEAT_BATCH; s = s->next) {
-        if (s->prog != NULL && s->state == SLOT_RUNNING && !s->beating &&
+        if (s->state == SLOT_RUNNING && s->prog != NULL && !s->beating &&
             eng_progress_due(s->prog, now_us)) {
             s->beating = 1;
             batch[n] = s->prog;

@@ -37,7 +37,7 @@ for word in --queue --type --priority --delay --at --timeout --lease --max-attem
     expect_contains "$OUT" "$word" "aj submit --help"
 done
 expect_ok "$AJ_BIN" worker --help
-for word in --queue --concurrency --drain --shutdown-timeout SIGTERM 60s "no handler"; do
+for word in --queue --concurrency --drain --shutdown-timeout SIGTERM 60s "other types"; do
     expect_contains "$OUT" "$word" "aj worker --help"
 done
 expect_ok "$AJ_BIN" --help
@@ -66,8 +66,9 @@ expect_eq "0.1.0" "$(jget version)" "aj --json --version"
 
 # No command, or a group without its subcommand: bad input like any other, one line naming the
 # commands there are.
-expect_error 2 "missing command for 'aj': submit, worker, job, dlq, stats, backup, check" \
-    "$AJ_BIN"
+expect_error 2 "missing command for 'aj': " "$AJ_BIN"
+expect_contains "$ERR" "submit, worker, job, dlq, " "bare aj names the commands"
+expect_contains "$ERR" "(see 'aj --help')" "bare aj"
 expect_error 2 "missing command for 'aj dlq': ls, show, redrive, purge" "$AJ_BIN" dlq
 expect_contains "$ERR" "(see 'aj dlq --help')" "bare aj dlq"
 expect_error 2 "missing command for 'aj job': show, wait, ls" "$AJ_BIN" --json job

@@ -57,6 +57,14 @@ expect_ok aj submit --type echo --queue big --payload-lines "$T/many"
 expect_eq 10000 "$OUT" "10000 lines"
 expect_ok aj stats --json
 expect_eq 10015 "$(jget jobs.ready)" "ready after the big batch"
+# Lists are complete unless --limit says otherwise (they used to stop at 1000 silently).
+expect_ok aj job ls --json --queue big
+expect_eq 10000 "$(jget length)" "job ls lists every job by default"
+expect_eq 10000 "$(jget 9999.payload)" "the last line's job"
+expect_ok aj job ls --queue big --state ready
+expect_eq 10001 "$(printf '%s\n' "$OUT" | wc -l)" "job ls table: a header and every job"
+expect_ok aj job ls --json --queue big --limit 1001
+expect_eq 1001 "$(jget length)" "job ls --limit past a page"
 
 # The jobs run; echo returns each payload.
 drain --queue pl

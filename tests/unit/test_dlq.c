@@ -61,8 +61,8 @@ typedef struct recs {
 } recs;
 
 /* A dead letter that died `age_ms` before T0. */
-static void dead(recs *r, const char *queue, const char *type, const char *error,
-                 int64_t age_ms, uint32_t redrives) {
+static void dead(recs *r, const char *queue, const char *type, const char *error, int64_t age_ms,
+                 uint32_t redrives) {
     assert_true(r->n < 64);
     job_rec *x = &r->v[r->n];
     memset(x, 0, sizeof *x);

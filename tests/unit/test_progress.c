@@ -217,8 +217,7 @@ static void test_merge_properties(void **state) {
         progress_merge(&t->y, &t->b);
         progress_merge(&t->y, &t->a);
         if (!progress_equal(&t->x, &t->y)) {
-            fail_msg("seed %llu: merging a part again changed the state",
-                     (unsigned long long)seed);
+            fail_msg("seed %llu: merging a part again changed the state", (unsigned long long)seed);
         }
     }
     free(t);

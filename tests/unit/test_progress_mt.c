@@ -166,8 +166,7 @@ static void test_batched(void **state) {
     /* Submit, claim, a few flushes, the outcome: nowhere near one commit per report. */
     uint64_t commits = after.process.commits - before.process.commits;
     if (commits > 40) {
-        fail_msg("%llu commits for %d progress reports", (unsigned long long)commits,
-                 BUSY_REPORTS);
+        fail_msg("%llu commits for %d progress reports", (unsigned long long)commits, BUSY_REPORTS);
     }
     aj_engine_close(e);
 }
@@ -201,9 +200,9 @@ static void test_attempts_merge(void **state) {
     uint64_t id = submit(e, "retry", NULL, 2);
     wait_final(e, id, AJ_STATE_COMPLETED);
     aj_progress *p = progress(e, id);
-    assert_int_equal(counter(p, "rows"), 13);           /* 5 + 7 + 1: a G-counter per attempt */
-    assert_true(p->percent == 60.0);                    /* a max-register */
-    assert_string_equal(p->step, "second");             /* the later attempt's stamp wins */
+    assert_int_equal(counter(p, "rows"), 13); /* 5 + 7 + 1: a G-counter per attempt */
+    assert_true(p->percent == 60.0);          /* a max-register */
+    assert_string_equal(p->step, "second");   /* the later attempt's stamp wins */
     assert_string_equal(p->message, "attempt two");
     assert_int_equal(p->malformed, 3);
     assert_int_equal(p->n_steps_done, 1);

@@ -519,8 +519,8 @@ static void test_progress_lines(void **state) {
 static void test_no_progress_fd_without_callback(void **state) {
     (void)state;
     aj__shell_result res;
-    char *out = run_sh("echo \"[${AJ_PROGRESS_FD-unset}]\"; { echo x >&3; } 2>/dev/null || echo no3",
-                       &res);
+    char *out =
+        run_sh("echo \"[${AJ_PROGRESS_FD-unset}]\"; { echo x >&3; } 2>/dev/null || echo no3", &res);
     assert_string_equal(out, "[unset]\nno3\n");
     free(out);
 }
