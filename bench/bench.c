@@ -303,6 +303,185 @@ static void bench_latency(const char *dir, int64_t *p50, int64_t *p99) {
 }
 
 /* ----------------------------------------------------------------------------------------- */
+/* Workflows                                                                                  */
+
+/* Workflows in flight in the throughput figure. */
+#define WF_IN_FLIGHT 50
+/* Events in the long history whose replay is measured. */
+#define WF_LONG_STEPS 10000
+
+static int add_one(aj_step_ctx *ctx, aj_bytes in, void *ud) {
+    (void)ud;
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%lld", in.len ? atoll(in.data) + 1 : 1);
+    return aj_step_set_result(ctx, buf, (size_t)n);
+}
+
+static int three_steps(aj_wf *wf, aj_bytes input, void *ud) {
+    (void)ud;
+    aj_bytes a, b, c;
+    char t1[32], t2[32];
+    AJ_TRY(aj_step(wf, "one", add_one, NULL, input, &a));
+    snprintf(t1, sizeof t1, "%.*s", (int)a.len, (const char *)a.data);
+    aj_bytes in2 = {t1, strlen(t1)};
+    AJ_TRY(aj_step(wf, "two", add_one, NULL, in2, &b));
+    snprintf(t2, sizeof t2, "%.*s", (int)b.len, (const char *)b.data);
+    aj_bytes in3 = {t2, strlen(t2)};
+    AJ_TRY(aj_step(wf, "three", add_one, NULL, in3, &c));
+    return aj_wf_set_result(wf, c.data, c.len);
+}
+
+static int one_step(aj_wf *wf, aj_bytes input, void *ud) {
+    (void)ud;
+    aj_bytes a;
+    AJ_TRY(aj_step(wf, "one", add_one, NULL, input, &a));
+    return aj_wf_set_result(wf, a.data, a.len);
+}
+
+static int noop_query(void *ud, aj_bytes arg, char **out, size_t *len) {
+    (void)ud;
+    (void)arg;
+    *out = malloc(3);
+    memcpy(*out, "ok", 3);
+    *len = 2;
+    return 0;
+}
+
+static int long_history(aj_wf *wf, aj_bytes input, void *ud) {
+    (void)ud;
+    AJ_TRY(aj_wf_set_query(wf, "noop", noop_query, NULL));
+    for (int i = 0; i < WF_LONG_STEPS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "s%d", i);
+        AJ_TRY(aj_step(wf, name, add_one, NULL, input, NULL));
+    }
+    AJ_TRY(aj_wait_signal(wf, "go", -1, NULL));
+    return 0;
+}
+
+typedef struct wf_runner {
+    aj_engine *e;
+    const char *type;
+    int n;
+    int64_t *lat;
+} wf_runner;
+
+static void *wf_thread(void *arg) {
+    wf_runner *r = arg;
+    for (int i = 0; i < r->n; i++) {
+        int64_t t0 = now_us();
+        char *id = NULL;
+        int rc = aj_wf_start(r->e, r->type, "0", 1, NULL, &id);
+        aj_wf_state st;
+        if (rc == 0) {
+            rc = aj_wf_wait(r->e, id, 60000, &st);
+        }
+        if (rc != 0 || st != AJ_WF_COMPLETED) {
+            die("workflow", rc ? rc : AJ_EFAILED);
+        }
+        r->lat[i] = now_us() - t0;
+        aj_free(id);
+    }
+    return NULL;
+}
+
+static aj_engine *open_wf_store(const char *dir, const char *name) {
+    aj_engine *e = open_store(dir, name);
+    int rc = aj_workflow_register(e, "three", three_steps, NULL);
+    if (rc == 0) {
+        rc = aj_workflow_register(e, "one", one_step, NULL);
+    }
+    if (rc == 0) {
+        rc = aj_workflow_register(e, "long", long_history, NULL);
+    }
+    aj_worker_opts o;
+    aj_worker_opts_init(&o);
+    o.concurrency = 4;
+    if (rc == 0) {
+        rc = aj_workers_start(e, &o);
+    }
+    if (rc != 0) {
+        die("workflow workers", rc);
+    }
+    return e;
+}
+
+/* Workflows of 3 inline steps, WF_IN_FLIGHT at once: workflows/s and latency. */
+static double bench_wf_throughput(const char *dir, int n, int64_t *p50, int64_t *p99) {
+    aj_engine *e = open_wf_store(dir, "wf3.db");
+    pthread_t th[WF_IN_FLIGHT];
+    wf_runner r[WF_IN_FLIGHT];
+    int per = n / WF_IN_FLIGHT;
+    int64_t *lat = calloc((size_t)per * WF_IN_FLIGHT, sizeof *lat);
+    int64_t t0 = now_us();
+    for (int i = 0; i < WF_IN_FLIGHT; i++) {
+        r[i] = (wf_runner){e, "three", per, lat + (size_t)i * per};
+        pthread_create(&th[i], NULL, wf_thread, &r[i]);
+    }
+    for (int i = 0; i < WF_IN_FLIGHT; i++) {
+        pthread_join(th[i], NULL);
+    }
+    double rate = (double)per * WF_IN_FLIGHT * 1e6 / (double)(now_us() - t0);
+    *p50 = percentile(lat, (size_t)per * WF_IN_FLIGHT, 0.50);
+    *p99 = percentile(lat, (size_t)per * WF_IN_FLIGHT, 0.99);
+    free(lat);
+    aj_engine_close(e);
+    return rate;
+}
+
+/* One single-step workflow at a time: end-to-end latency. */
+static void bench_wf_latency(const char *dir, int n, int64_t *p50, int64_t *p99) {
+    aj_engine *e = open_wf_store(dir, "wf1.db");
+    int64_t *lat = calloc((size_t)n, sizeof *lat);
+    wf_runner r = {e, "one", n, lat};
+    wf_thread(&r);
+    *p50 = percentile(lat, (size_t)n, 0.50);
+    *p99 = percentile(lat, (size_t)n, 0.99);
+    free(lat);
+    aj_engine_close(e);
+}
+
+/* A workflow with a 10,000-event history: the cost of replaying it from the store (a query) and
+ * of a wake-up with the history cached (a signal to the end). */
+static void bench_wf_replay(const char *dir, int64_t *from_store_us, int64_t *cached_us) {
+    aj_engine *e = open_wf_store(dir, "wflong.db");
+    aj_wf_start_opts o = {"long", 0, 0};
+    int rc = aj_wf_start(e, "long", "0", 1, &o, NULL);
+    /* Wait until all steps are recorded (the run waits for its signal). */
+    for (int i = 0; rc == 0 && i < 6000; i++) {
+        aj_wf_info *info;
+        rc = aj_wf_get(e, "long", &info);
+        uint64_t n = rc == 0 ? info->events : 0;
+        aj_wf_info_free(info);
+        if (n >= WF_LONG_STEPS + 1) {
+            break;
+        }
+        usleep(10000);
+    }
+    char *out = NULL;
+    size_t len;
+    int64_t t0 = now_us();
+    if (rc == 0) {
+        rc = aj_wf_query(e, "long", "noop", &out, &len);
+    }
+    *from_store_us = now_us() - t0;
+    free(out);
+    t0 = now_us();
+    aj_wf_state st;
+    if (rc == 0) {
+        rc = aj_wf_signal(e, "long", "go", "", 0);
+    }
+    if (rc == 0) {
+        rc = aj_wf_wait(e, "long", 60000, &st);
+    }
+    *cached_us = now_us() - t0;
+    if (rc != 0) {
+        die("replay benchmark", rc);
+    }
+    aj_engine_close(e);
+}
+
+/* ----------------------------------------------------------------------------------------- */
 
 typedef struct figure {
     const char *name;
@@ -359,7 +538,7 @@ int main(int argc, char **argv) {
                rate / measure_fsync(dir).rate);
         return 0;
     }
-    figure figs[8];
+    figure figs[10];
     size_t nf = 0;
     double before = first.rate;
 #define FIGURE(label, expr)                                                                        \
@@ -377,12 +556,26 @@ int main(int argc, char **argv) {
     FIGURE("submit, batches of 1000", bench_submit_bulk(dir, jobs * 2));
     double conc_rate = 0, fsync_per = 0;
     FIGURE("submit, 16 threads one job each",
-           (bench_submit_concurrent(dir, quick ? 1600 : 8000, &conc_rate, &fsync_per),
-            conc_rate));
+           (bench_submit_concurrent(dir, quick ? 1600 : 8000, &conc_rate, &fsync_per), conc_rate));
     FIGURE("drain echo, 1 worker thread", bench_drain(dir, jobs, 1));
     FIGURE("drain echo, 2 worker threads", bench_drain(dir, jobs, 2));
     FIGURE("drain echo, 4 worker threads", bench_drain(dir, jobs, 4));
     printf("\nfsyncs per acknowledged submit (16 threads): %.3f\n", fsync_per);
+
+    int64_t wp50, wp99;
+    FIGURE("workflows, 3 inline steps, 50 in flight",
+           bench_wf_throughput(dir, quick ? 500 : 3000, &wp50, &wp99));
+    printf("  3-step workflow latency: p50 %lld us, p99 %lld us\n", (long long)wp50,
+           (long long)wp99);
+    int64_t sp50, sp99;
+    bench_wf_latency(dir, quick ? 50 : 300, &sp50, &sp99);
+    printf("sequential single-step workflow latency: p50 %lld us, p99 %lld us\n", (long long)sp50,
+           (long long)sp99);
+    int64_t replay_store, replay_cached;
+    bench_wf_replay(dir, &replay_store, &replay_cached);
+    printf("replay of a %d-event history: from the store %lld us, wake-up with the history "
+           "cached %lld us\n\n",
+           WF_LONG_STEPS + 2, (long long)replay_store, (long long)replay_cached);
 
     int64_t p50, p99;
     bench_latency(dir, &p50, &p99);
