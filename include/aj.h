@@ -528,6 +528,14 @@ int aj_wf_resume(aj_engine *e, const char *id);
  * owned by the caller (aj_free). */
 int aj_wf_query(aj_engine *e, const char *id, const char *name, char **out, size_t *out_len);
 
+/* For tests of workflow code: replays the stored history of workflow `id` against `fn`
+ * read-only (nothing runs, nothing is written) and reports whether the code still makes the
+ * recorded calls. 0 when it does; AJ_ESTATE when it diverges, with *out_report (may be NULL;
+ * free with aj_free) naming the first divergence: the recorded event and the call the code
+ * makes now. Use it before deploying changed workflow code against histories of live runs. */
+int aj_wf_replay_check(aj_engine *e, const char *id, aj_workflow_fn fn, void *ud,
+                       char **out_report);
+
 /* A snapshot of a workflow's latest run. Owned; free with aj_wf_info_free(). */
 typedef struct aj_wf_info {
     char *id;

@@ -594,3 +594,42 @@ int aj_wf_type_known(aj_engine *e, const char *type) {
     eng_queue_names_free(names, n);
     return known;
 }
+
+typedef struct check_ctx {
+    aj_engine *e;
+    const char *id;
+    aj_workflow_fn fn;
+    void *ud;
+    char *report;
+} check_ctx;
+
+static int check_txn(kv_txn *t, const job_env *env, void *ud) {
+    check_ctx *c = ud;
+    aj__free(c->report);
+    c->report = NULL;
+    aj_wf *wf;
+    int rc = aj__wf_load(c->e, t, env, aj_slice_str(c->id), 1, &wf);
+    if (rc == 0) {
+        rc = aj__wf_replay_check(wf, c->fn, c->ud, &c->report);
+        aj__wf_free(wf);
+    }
+    return rc != 0 ? rc : ENG_READ_ONLY;
+}
+
+int aj_wf_replay_check(aj_engine *e, const char *id, aj_workflow_fn fn, void *ud,
+                       char **out_report) {
+    if (id == NULL || fn == NULL) {
+        return aj__err(AJ_EINVAL, "a replay check needs a workflow id and a function");
+    }
+    check_ctx c = {e, id, fn, ud, NULL};
+    int rc = eng_run(e, check_txn, &c, KV_SYNC);
+    if (rc == AJ_ESTATE && c.report != NULL) {
+        aj__err(AJ_ESTATE, "%s", c.report);
+        if (out_report != NULL) {
+            *out_report = c.report;
+            c.report = NULL;
+        }
+    }
+    aj__free(c.report);
+    return rc;
+}

@@ -1318,3 +1318,37 @@ int aj__wf_query_run(aj_wf *wf, aj_workflow_fn fn, void *ud, const char *name, c
     *out_len = wf->query_len;
     return 0;
 }
+
+int aj__wf_replay_check(aj_wf *wf, aj_workflow_fn fn, void *ud, char **out_report) {
+    aj_bytes input = {wf->w.input.p, wf->w.input.n};
+    int fr = fn(wf, input, ud);
+    char *msg = NULL;
+    if (wf->nondeterminism) {
+        msg = wf->park_msg;
+        wf->park_msg = NULL;
+    } else if (fr != AJ_SUSPEND) {
+        /* The code finished: every recorded command must have been made. */
+        for (size_t i = wf->cursor; i < wf->n_events && msg == NULL; i++) {
+            const wf_event *ev = &wf->events[i];
+            if (is_command(ev)) {
+                msg = aj__malloc(400);
+                if (msg != NULL) {
+                    snprintf(msg, 400,
+                             "the code returned, but the history has %s '%.*s' (event %llu) next",
+                             wf_event_name(ev->type), (int)ev->name.n, (const char *)ev->name.p,
+                             (unsigned long long)ev->seq);
+                }
+            }
+        }
+    }
+    if (msg == NULL) {
+        return 0;
+    }
+    int rc = aj__err(AJ_ESTATE, "%s", msg);
+    if (out_report != NULL) {
+        *out_report = msg;
+    } else {
+        aj__free(msg);
+    }
+    return rc;
+}

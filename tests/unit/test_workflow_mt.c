@@ -442,6 +442,39 @@ static void test_query(void **state) {
     free(id);
 }
 
+static int sleepy_renamed(aj_wf *wf, aj_bytes input, void *ud) {
+    (void)ud;
+    aj_bytes a;
+    AJ_TRY(aj_step(wf, "before", add_one, NULL, input, &a));
+    AJ_TRY(aj_sleep(wf, 200));
+    AJ_TRY(aj_step(wf, "afterwards", add_one, NULL, a, NULL)); /* was "after" */
+    return 0;
+}
+
+static int sleepy_shorter(aj_wf *wf, aj_bytes input, void *ud) {
+    (void)ud;
+    return aj_step(wf, "before", add_one, NULL, input, NULL);
+}
+
+static void test_replay_check(void **state) {
+    fixture *f = *state;
+    char *id = start(f, "sleepy", "w-check", "1");
+    aj_wf_info_free(finish(f, id, AJ_WF_COMPLETED));
+    int runs = atomic_load(&step_runs);
+    char *report = NULL;
+    assert_int_equal(aj_wf_replay_check(f->e, id, sleepy, NULL, &report), 0);
+    assert_null(report);
+    assert_int_equal(aj_wf_replay_check(f->e, id, sleepy_renamed, NULL, &report), AJ_ESTATE);
+    assert_non_null(strstr(report, "'after'"));
+    assert_non_null(strstr(report, "'afterwards'"));
+    aj_free(report);
+    assert_int_equal(aj_wf_replay_check(f->e, id, sleepy_shorter, NULL, &report), AJ_ESTATE);
+    assert_non_null(strstr(report, "the code returned"));
+    aj_free(report);
+    assert_int_equal(atomic_load(&step_runs), runs); /* replay ran no step */
+    free(id);
+}
+
 static void test_bad_input(void **state) {
     fixture *f = *state;
     aj_wf_start_opts o = {"bad id", 0, 0};
@@ -466,6 +499,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_saga_compensates_in_reverse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactional_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
     };
     return cmocka_run_group_tests_name("workflow", tests, NULL, NULL);
