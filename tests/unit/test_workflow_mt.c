@@ -475,6 +475,21 @@ static void test_replay_check(void **state) {
     free(id);
 }
 
+static void test_timeout_and_signal_with_start(void **state) {
+    fixture *f = *state;
+    aj_wf_start_opts o = {"w-slow", 0, 200};
+    assert_int_equal(aj_wf_start(f->e, "waiter", "-1", 2, &o, NULL), 0);
+    aj_wf_info *info = finish(f, "w-slow", AJ_WF_TIMED_OUT);
+    aj_wf_info_free(info);
+    /* Signal-with-start: starts the workflow and delivers the signal in one call. */
+    assert_int_equal(aj_wf_signal_with_start(f->e, "waiter", "w-sws", "10000", 5, "go", "\"hi\"",
+                                             4),
+                     0);
+    info = finish(f, "w-sws", AJ_WF_COMPLETED);
+    assert_string_equal(info->result, "\"hi\"");
+    aj_wf_info_free(info);
+}
+
 static void test_bad_input(void **state) {
     fixture *f = *state;
     aj_wf_start_opts o = {"bad id", 0, 0};
@@ -500,6 +515,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_transactional_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_and_signal_with_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
     };
     return cmocka_run_group_tests_name("workflow", tests, NULL, NULL);
