@@ -76,6 +76,7 @@ typedef struct slot {
 struct aj_job_ctx {
     slot *s;
     aj_pool *pool;
+    eng_progress *prog; /* s->prog once created: the handler's thread alone reads this */
     aj_buf result;
     int has_result;
     int failed;
@@ -164,15 +165,18 @@ uint32_t aj_ctx_attempt(const aj_job_ctx *ctx) {
 }
 
 eng_progress *eng_ctx_progress(aj_job_ctx *ctx) {
+    if (ctx->prog != NULL) {
+        return ctx->prog;
+    }
     aj_pool *p = ctx->pool;
     slot *s = ctx->s;
     pthread_mutex_lock(&p->mu); /* the heartbeat thread reads s->prog under it */
     if (s->prog == NULL) {
         s->prog = eng_progress_new(p->e, s->job->id, s->job->epoch);
     }
-    eng_progress *prog = s->prog;
+    ctx->prog = s->prog;
     pthread_mutex_unlock(&p->mu);
-    return prog;
+    return ctx->prog;
 }
 
 void aj_worker_opts_init(aj_worker_opts *o) {
