@@ -91,7 +91,13 @@ static int approval_workflow(aj_wf *wf, aj_bytes input, void *ud) {
         static const char expired[] = "{\"decision\":\"expired\"}";
         return aj_wf_set_result(wf, expired, sizeof expired - 1);
     }
-    AJ_TRY(rc); /* AJ_SUSPEND while waiting; AJ_ECANCELLED if cancelled meanwhile */
+    if (rc == AJ_ECANCELLED) {
+        /* End through aj_wf_fail rather than returning the code: a query on the finished run
+         * is answered at aj_wf_set_result/aj_wf_fail, while `status` is still alive. */
+        snprintf(status, sizeof status, "withdrawn");
+        return aj_wf_fail(wf, "the request was withdrawn");
+    }
+    AJ_TRY(rc); /* AJ_SUSPEND while waiting */
 
     char by[FIELD_MAX], result[STATUS_MAX];
     if (field(sig, "by", by, sizeof by) != 0) {

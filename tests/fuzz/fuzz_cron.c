@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const int64_t starts[] = {
     1772949600000LL, /* 2026-03-08T06:00:00Z */
     1793422800000LL, /* 2026-11-01T05:00:00Z */
-    0,
+    0,               /* 1970-01-01T00:00:00Z */
     4102444800123LL, /* 2100-01-01T00:00:00.123Z */
 };
 

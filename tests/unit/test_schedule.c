@@ -18,6 +18,8 @@
 
 #include "runtime/engine.h"
 #include "store/kv.h"
+#include "util/buf.h"
+#include "util/mem.h"
 
 int main(void);
 
@@ -25,6 +27,11 @@ int main(void);
 /* Fires checked in the jitter test and in the two-engine test. */
 #define JITTER_FIRES 200
 #define TWO_ENGINE_FIRES 300
+/* Most crash points tried (a catch-up of four fires takes far fewer storage operations). */
+#define CRASH_POINTS_MAX 1000
+/* Most allocation failure points tried, and clean runs in a row that end the loop. */
+#define OOM_POINTS_MAX 5000
+#define OOM_CLEAN_STREAK 50
 
 typedef struct fixture {
     aj_test_clock clock;
@@ -703,6 +710,146 @@ static void test_dst_schedule(void **state) {
     assert_int_equal(times[1], ms("2026-10-26T00:30:00Z"));
 }
 
+typedef struct lines {
+    int n;
+    char last[512];
+} lines;
+
+static void count_line(void *ud, const char *line) {
+    lines *l = ud;
+    l->n++;
+    snprintf(l->last, sizeof l->last, "%s", line);
+}
+
+/* aj_check finds a schedule whose due-index entry went missing, and a stray entry. */
+static void test_check_finds_index_damage(void **state) {
+    fixture *f = *state;
+    aj_schedule_spec s = spec("chk", NULL, AJ_MINUTE);
+    add_spec(f, &s);
+    aj_schedule *g = get(f, "chk");
+    int64_t due = g->next_due_ms;
+    aj_schedule_free(g);
+    uint8_t key[64] = {'H'};
+    aj_put_u64be(key + 1, (uint64_t)due);
+    memcpy(key + 9, "chk", 3);
+    kv_txn *t = NULL;
+    assert_int_equal(kv_begin(f->kv, &t), 0);
+    assert_int_equal(kv_del(t, key, 12), 0);
+    memcpy(key + 9, "gone", 4);
+    assert_int_equal(kv_put(t, key, 13, "", 0), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+    lines l = {0, ""};
+    uint64_t records = 0;
+    assert_int_equal(aj_check(f->e, count_line, &l, &records), AJ_ECORRUPT);
+    assert_int_equal(l.n, 2);
+    assert_non_null(strstr(l.last, "names schedule 'gone', which does not exist"));
+    /* Repair, so that the teardown's check passes. */
+    assert_int_equal(kv_begin(f->kv, &t), 0);
+    assert_int_equal(kv_del(t, key, 13), 0);
+    memcpy(key + 9, "chk", 3);
+    assert_int_equal(kv_put(t, key, 12, "", 0), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+    assert_int_equal(aj_check(f->e, NULL, NULL, &records), 0);
+}
+
+/* Crash points: for every N, the Nth storage operation of a catch-up fails and the store
+ * "crashes"; a new engine then finishes the work. Every fire time ends with exactly one job. */
+static void test_crash_points(void **state) {
+    (void)state;
+    int clean_run = 0;
+    uint64_t tried = 0;
+    for (uint64_t n = 1; n < CRASH_POINTS_MAX && !clean_run; n++) {
+        fixture f;
+        memset(&f, 0, sizeof f);
+        aj_test_clock_init(&f.clock, T0);
+        assert_int_equal(kv_mem_open(&f.kv), 0);
+        f.e = open_on(&f, 42);
+        aj_schedule_spec s = spec("cp", NULL, AJ_MINUTE);
+        s.overlap = AJ_OVERLAP_ALLOW;
+        s.catch_up = AJ_CATCH_UP_ALL;
+        add_spec(&f, &s);
+        advance(&f, 4 * AJ_MINUTE + 30 * AJ_SECOND);
+        uint64_t base = kv_mem_ops(f.kv);
+        kv_mem_fail_at(f.kv, n);
+        int rc = aj_schedules_tick(f.e, NULL);
+        clean_run = kv_mem_ops(f.kv) - base < n;
+        assert_true(rc == 0 || !clean_run);
+        tried = n;
+        kv_mem_fail_at(f.kv, 0);
+        aj_engine_close(f.e);
+        kv_mem_crash(f.kv);
+        f.e = open_on(&f, 43);
+        assert_int_equal(aj_schedules_tick(f.e, NULL), 0);
+        expect_fired(f.e, "2026-01-01T00:01:00Z 2026-01-01T00:02:00Z 2026-01-01T00:03:00Z "
+                          "2026-01-01T00:04:00Z");
+        uint64_t records = 0;
+        assert_int_equal(aj_check(f.e, report, NULL, &records), 0);
+        aj_engine_close(f.e);
+        kv_close(f.kv);
+    }
+    assert_true(clean_run); /* the loop passed every operation of the catch-up */
+    assert_true(tried > 10);
+}
+
+/* Every allocation of add, get, list, a catch-up tick, trigger and backfill fails in turn, each
+ * time on a fresh store: every call fails cleanly with AJ_ENOMEM (or succeeds, where a failed
+ * allocation only costs a cache), nothing crashes or leaks (ASan), and the store stays
+ * consistent. The loop ends after OOM_CLEAN_STREAK clean runs in a row: past the last
+ * allocation. */
+static void test_out_of_memory(void **state) {
+    (void)state;
+    int streak = 0;
+    unsigned long n = 1;
+    for (; n < OOM_POINTS_MAX && streak < OOM_CLEAN_STREAK; n++) {
+        fixture f;
+        memset(&f, 0, sizeof f);
+        aj_test_clock_init(&f.clock, T0);
+        assert_int_equal(kv_mem_open(&f.kv), 0);
+        f.e = open_on(&f, 42);
+        aj_schedule_spec s = spec("m", "*/1 * * * *", 0);
+        s.tz = "Europe/Berlin";
+        s.catch_up = AJ_CATCH_UP_ALL;
+        s.overlap = AJ_OVERLAP_ALLOW;
+        aj__mem_fail_at(n);
+        int rc = aj_schedule_add(f.e, &s);
+        aj_schedule *g = NULL;
+        if (rc == 0) {
+            rc = aj_schedule_get(f.e, "m", &g);
+        }
+        aj_schedule **list = NULL;
+        size_t len = 0;
+        if (rc == 0) {
+            rc = aj_schedule_list(f.e, &list, &len);
+        }
+        if (rc == 0) {
+            advance(&f, 10 * AJ_MINUTE);
+            rc = aj_schedules_tick(f.e, NULL);
+        }
+        if (rc == 0) {
+            rc = aj_schedule_trigger(f.e, "m", NULL);
+        }
+        uint64_t *ids = NULL;
+        if (rc == 0) {
+            size_t n_ids = 0;
+            rc = aj_schedule_backfill(f.e, "m", T0 - 3 * AJ_MINUTE, T0, &ids, &n_ids);
+        }
+        aj__mem_fail_at(0);
+        aj_free(ids);
+        aj_schedule_free(g);
+        aj_schedule_list_free(list, len);
+        if (rc != 0 && rc != AJ_ENOMEM) {
+            fail_msg("allocation %lu: %d (%s)", n, rc, aj_errmsg());
+        }
+        streak = rc == 0 ? streak + 1 : 0;
+        uint64_t records = 0;
+        assert_int_equal(aj_check(f.e, report, NULL, &records), 0);
+        aj_engine_close(f.e);
+        kv_close(f.kv);
+    }
+    assert_true(streak == OOM_CLEAN_STREAK);
+    assert_true(n > 100); /* the flow makes hundreds of allocations */
+}
+
 static int cmp_i64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return x < y ? -1 : x > y;
@@ -765,6 +912,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_jitter_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dst_schedule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_engines_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_finds_index_damage, setup, teardown),
+        cmocka_unit_test(test_crash_points),
+        cmocka_unit_test(test_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
