@@ -471,6 +471,10 @@ int wf_resume(kv_txn *t, const job_env *env, const char *id) {
     if (rc == 0) {
         rc = wf_wake(t, env, w.id, w.type, 0);
     }
+    if (rc == 0 && w.deadline_ms > 0) {
+        /* The deadline's wake-up may have been spent while the run was parked. */
+        rc = wf_wake(t, env, w.id, w.type, w.deadline_ms);
+    }
     return rc;
 }
 

@@ -523,7 +523,7 @@ int aj_wf_query(aj_engine *e, const char *id, const char *name, char **out, size
     }
     /* Route it to a worker that registered the type, as a job on the type's task queue. */
     char queue[AJ_NAME_MAX + 1];
-    snprintf(queue, sizeof queue, "%s%s", WF_QUEUE_PREFIX, q.type);
+    snprintf(queue, sizeof queue, "%s%.*s", WF_QUEUE_PREFIX, (int)WF_TYPE_MAX, q.type);
     size_t plen = strlen(name) + 1 + strlen(id);
     char *payload = aj__malloc(plen + 1);
     if (payload == NULL) {

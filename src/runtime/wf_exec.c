@@ -60,7 +60,8 @@ struct aj_wf {
     kv_txn *t;
     const job_env *env;
     wf_rec w;
-    aj_arena arena;
+    aj_arena arena;    /* event bytes: kept with the history in the cache */
+    aj_arena scratch;  /* everything else a task allocates: freed with the task */
     wf_event *events;  /* the run's history, including what this task appended */
     uint8_t *consumed; /* signals consumed so far, by event index */
     size_t n_events, cap_events;
@@ -378,7 +379,10 @@ int aj_wf_cancel_requested(const aj_wf *wf) {
 }
 
 int aj_wf_continue_suggested(const aj_wf *wf) {
-    return wf->w.seq >= AJ_WF_EVENTS_SUGGEST;
+    /* By the call's position in the history, so a replay answers as the original run did. */
+    uint64_t h = horizon(wf);
+    uint64_t at = h == UINT64_MAX ? wf->w.seq : h - 1;
+    return at >= AJ_WF_EVENTS_SUGGEST;
 }
 
 int aj_wf_set_result(aj_wf *wf, const void *data, size_t len) {
@@ -386,7 +390,7 @@ int aj_wf_set_result(aj_wf *wf, const void *data, size_t len) {
         return aj__err(AJ_ETOOBIG, "workflow result is %zu bytes, over the %zu-byte limit", len,
                        AJ_WF_DATA_MAX);
     }
-    void *copy = aj_arena_dup(&wf->arena, data, len);
+    void *copy = aj_arena_dup(&wf->scratch, data, len);
     if (copy == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory keeping a workflow result");
     }
@@ -415,7 +419,7 @@ int aj_wf_set_query(aj_wf *wf, const char *name, aj_query_fn fn, void *ud) {
     if (wf->n_queries == WF_QUERIES_MAX) {
         return aj__err(AJ_ETOOBIG, "a workflow may set at most %d query handlers", WF_QUERIES_MAX);
     }
-    char *copy = aj_arena_dup(&wf->arena, name, strlen(name));
+    char *copy = aj_arena_dup(&wf->scratch, name, strlen(name));
     if (copy == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory setting a query handler");
     }
@@ -630,7 +634,7 @@ static int run_inline(aj_wf *wf, const aj_step_policy *p, aj_step_fn fn, void *u
         if (!ctx.failed) {
             rc = apply_writes(wf, &ctx);
             if (rc == 0) {
-                out->data = aj_arena_dup(&wf->arena, ctx.result.p, ctx.result.len);
+                out->data = aj_arena_dup(&wf->scratch, ctx.result.p, ctx.result.len);
                 out->len = ctx.result.len;
                 rc = out->data ? 0 : aj__err(AJ_ENOMEM, "out of memory keeping a step result");
             }
@@ -725,6 +729,11 @@ static int schedule_job(aj_wf *wf, const aj_job_spec *spec, uint64_t *out_job) {
 }
 
 int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *out) {
+    /* A cancel that precedes this call's position refuses it, live and on replay alike (the
+     * refusal records nothing, so the position must decide, not the live edge). */
+    if (cancel_visible(wf, horizon(wf))) {
+        return aj__err(AJ_ECANCELLED, "workflow cancelled before activity '%s'", name);
+    }
     const wf_event *ev;
     int rc = next_command(wf, EV_ACTIVITY_SCHEDULED, EV_ACTIVITY_SCHEDULED, name, &ev);
     if (rc < 0) {
@@ -734,9 +743,6 @@ int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *
     if (rc == 0) {
         if (wf->query_mode) {
             return suspend(wf);
-        }
-        if (cancel_visible(wf, UINT64_MAX)) {
-            return aj__err(AJ_ECANCELLED, "workflow cancelled before activity '%s'", name);
         }
         uint64_t job;
         if ((rc = schedule_job(wf, spec, &job)) != 0) {
@@ -775,11 +781,12 @@ int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *
  * it has fired (visible before `before`, or firing now when due). */
 static int timer(aj_wf *wf, const char *name, int64_t fire_at, uint64_t *out_seq,
                  uint64_t *out_fired_seq) {
-    const wf_event *ev;
+    const wf_event *ev = NULL;
     int rc = next_command(wf, EV_TIMER_SCHEDULED, EV_TIMER_SCHEDULED, name, &ev);
     if (rc < 0) {
         return rc;
     }
+    int replayed = rc == 1; /* scheduled by an earlier task, whose wake-up may be spent */
     uint64_t seq;
     if (rc == 0) {
         if (wf->query_mode) {
@@ -806,12 +813,20 @@ static int timer(aj_wf *wf, const char *name, int64_t fire_at, uint64_t *out_seq
     }
     *out_fired_seq = 0;
     /* Not fired yet. At the live edge a due timer fires now (recorded, so replays agree). */
-    if (!wf->query_mode && horizon(wf) == UINT64_MAX && wf->env->now_ms >= fire_at) {
-        aj_bytes none = {"", 0};
-        if ((rc = record(wf, EV_TIMER_FIRED, name, none, 0, seq, 0)) != 0) {
-            return rc;
+    if (!wf->query_mode && horizon(wf) == UINT64_MAX) {
+        if (wf->env->now_ms >= fire_at) {
+            aj_bytes none = {"", 0};
+            if ((rc = record(wf, EV_TIMER_FIRED, name, none, 0, seq, 0)) != 0) {
+                return rc;
+            }
+            *out_fired_seq = wf->w.seq;
+        } else if (replayed) {
+            /* Woken early (another event, or a clock behind the one that scheduled it): make
+             * sure a task still runs when the timer is due. */
+            if ((rc = wf_wake(wf->t, wf->env, wf->w.id, wf->w.type, fire_at)) != 0) {
+                return rc;
+            }
         }
-        *out_fired_seq = wf->w.seq;
     }
     return 0;
 }
@@ -896,8 +911,8 @@ int aj_saga_push(aj_wf *wf, const char *name, aj_step_fn fn, void *ud, aj_bytes 
     }
     saga_entry *s = &wf->saga[wf->n_saga];
     memset(s, 0, sizeof *s);
-    s->name = aj_arena_dup(&wf->arena, name, strlen(name));
-    s->data.data = aj_arena_dup(&wf->arena, data.data, data.len);
+    s->name = aj_arena_dup(&wf->scratch, name, strlen(name));
+    s->data.data = aj_arena_dup(&wf->scratch, data.data, data.len);
     s->data.len = data.len;
     if (s->name == NULL || s->data.data == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory pushing a compensation");
@@ -909,7 +924,7 @@ int aj_saga_push(aj_wf *wf, const char *name, aj_step_fn fn, void *ud, aj_bytes 
 }
 
 static const char *arena_str(aj_wf *wf, const char *s) {
-    return s ? aj_arena_dup(&wf->arena, s, strlen(s)) : NULL;
+    return s ? aj_arena_dup(&wf->scratch, s, strlen(s)) : NULL;
 }
 
 int aj__saga_push_job(aj_wf *wf, const char *name, const aj_job_spec *spec) {
@@ -922,7 +937,7 @@ int aj__saga_push_job(aj_wf *wf, const char *name, const aj_job_spec *spec) {
     s->spec = *spec;
     s->spec.queue = arena_str(wf, spec->queue);
     s->spec.type = arena_str(wf, spec->type);
-    s->spec.payload = aj_arena_dup(&wf->arena, spec->payload, spec->payload_len);
+    s->spec.payload = aj_arena_dup(&wf->scratch, spec->payload, spec->payload_len);
     s->spec.idempotency_key = NULL;
     s->spec.metadata = arena_str(wf, spec->metadata);
     wf->n_saga++;
@@ -1025,6 +1040,9 @@ static int drain_inbox_cb(void *ud, const wf_inbox_entry *e) {
     if (e->run != wf->w.run) {
         return 0; /* for an earlier run */
     }
+    if (e->type == EV_CANCEL_REQUESTED) {
+        wf->w.flags |= WF_FLAG_CANCEL_REQUESTED;
+    }
     aj_bytes d = bytes_of(e->data);
     char name[AJ_NAME_MAX * 2 + 1];
     snprintf(name, sizeof name, "%.*s", (int)e->name.n, (const char *)e->name.p);
@@ -1039,7 +1057,7 @@ void aj__wf_free(aj_wf *wf) {
     aj__free(wf->consumed);
     aj__free(wf->park_msg);
     aj__free(wf->error);
-    aj_arena_free(&wf->arena);
+    aj_arena_free(&wf->scratch);
     aj__free(wf);
 }
 
@@ -1110,14 +1128,14 @@ int aj__wf_load(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, int qu
     }
     if (rc == 0) {
         /* Keep the record's strings: the transaction's buffers change as it writes. */
-        wf->w.id.p = aj_arena_dup(&wf->arena, wf->w.id.p, wf->w.id.n);
-        wf->w.type.p = aj_arena_dup(&wf->arena, wf->w.type.p, wf->w.type.n);
-        wf->w.input.p = aj_arena_dup(&wf->arena, wf->w.input.p, wf->w.input.n);
+        wf->w.id.p = aj_arena_dup(&wf->scratch, wf->w.id.p, wf->w.id.n);
+        wf->w.type.p = aj_arena_dup(&wf->scratch, wf->w.type.p, wf->w.type.n);
+        wf->w.input.p = aj_arena_dup(&wf->scratch, wf->w.input.p, wf->w.input.n);
         if (wf->w.result.p) {
-            wf->w.result.p = aj_arena_dup(&wf->arena, wf->w.result.p, wf->w.result.n);
+            wf->w.result.p = aj_arena_dup(&wf->scratch, wf->w.result.p, wf->w.result.n);
         }
         if (wf->w.error.p) {
-            wf->w.error.p = aj_arena_dup(&wf->arena, wf->w.error.p, wf->w.error.n);
+            wf->w.error.p = aj_arena_dup(&wf->scratch, wf->w.error.p, wf->w.error.n);
         }
         if (wf->w.id.p == NULL || wf->w.type.p == NULL || wf->w.input.p == NULL) {
             rc = aj__err(AJ_ENOMEM, "out of memory running a workflow");
@@ -1144,7 +1162,7 @@ static aj_wf_state end_state(const aj_wf *wf, int rc, uint8_t *event) {
         *event = EV_WORKFLOW_COMPLETED;
         return AJ_WF_COMPLETED;
     }
-    if (cancel_visible(wf, UINT64_MAX)) {
+    if (rc == AJ_ECANCELLED) {
         *event = EV_WORKFLOW_CANCELLED;
         return AJ_WF_CANCELLED;
     }
@@ -1239,7 +1257,7 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
             if (msg[0] == '\0') {
                 msg = aj_strerror(fr);
             }
-            data.data = aj_arena_dup(&wf->arena, msg, strlen(msg));
+            data.data = aj_arena_dup(&wf->scratch, msg, strlen(msg));
             data.len = strlen(msg);
         }
         rc = record(wf, ev, "", data, 0, 0, 1);
@@ -1305,6 +1323,8 @@ int aj__wf_query_run(aj_wf *wf, aj_workflow_fn fn, void *ud, const char *name, c
     fn(wf, input, ud); /* how it ends does not matter: the handler has seen the state */
     answer_query(wf);  /* the code returned without waiting or setting an outcome */
     if (wf->nondeterminism) {
+        free(wf->query_out);
+        wf->query_out = NULL;
         return aj__err(AJ_ESTATE, "%s", wf->park_msg ? wf->park_msg : "non-determinism");
     }
     if (!wf->query_answered) {
