@@ -459,7 +459,7 @@ void aj_dlq_stats_free(aj_dlq_stats *s) {
 }
 
 static int counts_from(const dlq_table *t, aj_dlq_count **out, size_t *n) {
-    const dlq_entry **v;
+    const dlq_entry **v = NULL;
     int rc = table_sorted(t, &v);
     if (rc != 0) {
         return rc;

@@ -429,7 +429,7 @@ int aj_wf_set_query(aj_wf *wf, const char *name, aj_query_fn fn, void *ud) {
 
 /* Records (or replays) a side effect: a value computed once and remembered. */
 static int side_effect(aj_wf *wf, const char *name, void *value, size_t len) {
-    const wf_event *ev;
+    const wf_event *ev = NULL;
     int rc = next_command(wf, EV_SIDE_EFFECT, EV_SIDE_EFFECT, name, &ev);
     if (rc < 0) {
         return rc;
@@ -656,7 +656,7 @@ static int run_inline(aj_wf *wf, const aj_step_policy *p, aj_step_fn fn, void *u
 
 int aj_step_with(aj_wf *wf, const char *name, const aj_step_policy *policy, aj_step_fn fn, void *ud,
                  aj_bytes input, aj_bytes *out) {
-    const wf_event *ev;
+    const wf_event *ev = NULL;
     int rc = next_command(wf, EV_STEP_COMPLETED, EV_STEP_FAILED, name, &ev);
     if (rc < 0) {
         return rc;
@@ -734,7 +734,7 @@ int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *
     if (cancel_visible(wf, horizon(wf))) {
         return aj__err(AJ_ECANCELLED, "workflow cancelled before activity '%s'", name);
     }
-    const wf_event *ev;
+    const wf_event *ev = NULL;
     int rc = next_command(wf, EV_ACTIVITY_SCHEDULED, EV_ACTIVITY_SCHEDULED, name, &ev);
     if (rc < 0) {
         return rc;
@@ -880,7 +880,7 @@ int aj_wait_signal(aj_wf *wf, const char *name, int64_t timeout_ms, aj_bytes *ou
             }
             if (timer_seq != 0 && fired_seq == 0) {
                 /* Cancel the timeout: a command, so replays expect it. */
-                const wf_event *c;
+                const wf_event *c = NULL;
                 int rc = next_command(wf, EV_TIMER_CANCELLED, EV_TIMER_CANCELLED, tname, &c);
                 if (rc < 0) {
                     return rc;
@@ -946,7 +946,7 @@ int aj__saga_push_job(aj_wf *wf, const char *name, const aj_job_spec *spec) {
 
 /* Runs one compensation: 0 done, AJ_EFAILED failed, AJ_SUSPEND waiting for its job. */
 static int compensate_one(aj_wf *wf, saga_entry *s) {
-    const wf_event *ev;
+    const wf_event *ev = NULL;
     int rc = next_command(wf, EV_COMPENSATION_STARTED, EV_COMPENSATION_STARTED, s->name, &ev);
     if (rc < 0) {
         return rc;

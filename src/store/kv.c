@@ -743,7 +743,7 @@ static int merge_backend(kv_scan_ctx *c, const uint8_t *key, size_t klen, const 
     if (c->stop) {
         return 0;
     }
-    kv_node *r;
+    kv_node *r = NULL;
     int rc = read_note(c->t, key, klen, version, &r);
     if (rc != 0) {
         return rc;
