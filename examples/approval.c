@@ -92,10 +92,12 @@ static int approval_workflow(aj_wf *wf, aj_bytes input, void *ud) {
         return aj_wf_set_result(wf, expired, sizeof expired - 1);
     }
     if (rc == AJ_ECANCELLED) {
-        /* End through aj_wf_fail rather than returning the code: a query on the finished run
-         * is answered at aj_wf_set_result/aj_wf_fail, while `status` is still alive. */
+        /* Record the reason with aj_wf_fail before returning: a query on the finished run is
+         * answered there, while `status` is still alive. Returning AJ_ECANCELLED (rather than
+         * aj_wf_fail's AJ_EFAILED) ends the run `cancelled` instead of `failed`. */
         snprintf(status, sizeof status, "withdrawn");
-        return aj_wf_fail(wf, "the request was withdrawn");
+        aj_wf_fail(wf, "the request was withdrawn");
+        return AJ_ECANCELLED;
     }
     AJ_TRY(rc); /* AJ_SUSPEND while waiting */
 

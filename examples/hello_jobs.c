@@ -44,8 +44,8 @@ int main(int argc, char **argv) {
             return fail("submit", rc);
         }
     }
-    if ((rc = aj_register(e, "greet", greet, NULL)) != 0 ||
-        (rc = aj_workers_start(e, NULL)) != 0 || (rc = aj_workers_drain(e, 0)) != 0) {
+    if ((rc = aj_register(e, "greet", greet, NULL)) != 0 || (rc = aj_workers_start(e, NULL)) != 0 ||
+        (rc = aj_workers_drain(e, 0)) != 0) {
         aj_engine_close(e);
         return fail("workers", rc);
     }

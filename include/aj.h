@@ -640,7 +640,8 @@ int aj_wf_uuid(aj_wf *wf, char out[37]);
 /* Query handlers: set *out (malloc'd) and *len. A query replays the workflow read-only and
  * calls the handler while the function is still running — at the first durable call that has no
  * recorded outcome (where the run is waiting), or at aj_wf_set_result/aj_wf_fail — so `ud` may
- * point to the function's own locals. */
+ * point to the function's own locals. A run that returned without either cannot answer
+ * (AJ_ESTATE). */
 typedef int (*aj_query_fn)(void *ud, aj_bytes arg, char **out, size_t *len);
 int aj_wf_set_query(aj_wf *wf, const char *name, aj_query_fn fn, void *ud);
 

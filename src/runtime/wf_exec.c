@@ -1057,6 +1057,7 @@ void aj__wf_free(aj_wf *wf) {
     aj__free(wf->consumed);
     aj__free(wf->park_msg);
     aj__free(wf->error);
+    aj_arena_free(&wf->arena);
     aj_arena_free(&wf->scratch);
     aj__free(wf);
 }
@@ -1321,7 +1322,6 @@ int aj__wf_query_run(aj_wf *wf, aj_workflow_fn fn, void *ud, const char *name, c
     wf->query_name = name;
     aj_bytes input = {wf->w.input.p, wf->w.input.n};
     fn(wf, input, ud); /* how it ends does not matter: the handler has seen the state */
-    answer_query(wf);  /* the code returned without waiting or setting an outcome */
     if (wf->nondeterminism) {
         free(wf->query_out);
         wf->query_out = NULL;
