@@ -157,7 +157,7 @@ int aj_slice_eq(aj_slice a, const char *s) {
 }
 
 /* Lays a slice out as a NUL-terminated copy inside the single allocation. */
-static char *place(char **cursor, aj_slice s) {
+char *aj_slice_place(char **cursor, aj_slice s) {
     if (s.p == NULL) {
         return NULL;
     }
@@ -184,20 +184,20 @@ aj_job *job_rec_to_public(const job_rec *r) {
     char *cursor = (char *)(j + 1);
     j->id = r->id;
     j->state = r->state;
-    j->queue = place(&cursor, r->queue);
-    j->type = place(&cursor, r->type);
+    j->queue = aj_slice_place(&cursor, r->queue);
+    j->type = aj_slice_place(&cursor, r->type);
     aj_slice payload = r->payload;
     if (payload.p == NULL) {
         payload.p = (const uint8_t *)"";
     }
-    j->payload = place(&cursor, payload);
+    j->payload = aj_slice_place(&cursor, payload);
     j->payload_len = r->payload.n;
-    j->result = place(&cursor, r->result);
+    j->result = aj_slice_place(&cursor, r->result);
     j->result_len = r->result.n;
-    j->worker = place(&cursor, r->worker);
-    j->error = place(&cursor, r->error);
-    j->idempotency_key = place(&cursor, r->idem_key);
-    j->metadata = place(&cursor, r->metadata);
+    j->worker = aj_slice_place(&cursor, r->worker);
+    j->error = aj_slice_place(&cursor, r->error);
+    j->idempotency_key = aj_slice_place(&cursor, r->idem_key);
+    j->metadata = aj_slice_place(&cursor, r->metadata);
     j->priority = r->priority;
     j->attempts = r->attempts;
     j->max_attempts = r->max_attempts;

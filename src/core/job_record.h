@@ -78,5 +78,9 @@ static inline aj_slice aj_slice_str(const char *s) {
 
 /* 1 when the slice equals the C string. */
 int aj_slice_eq(aj_slice a, const char *s);
+/* Copies a slice as a NUL-terminated string at *cursor and advances it (NULL for an absent
+ * slice): how the public snapshots (jobs, workflows, schedules) lay their strings out in one
+ * allocation after the struct. */
+char *aj_slice_place(char **cursor, aj_slice s);
 
 #endif

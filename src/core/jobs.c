@@ -136,8 +136,7 @@ static int index_rec(kv_txn *t, const job_rec *r) {
 /* Moves a record to its new state: `before` is the stored record, `after` the new one. Modules
  * that follow jobs (dependencies, workflows) learn of finished and redriven jobs in the same
  * transaction (job_hooks.h). */
-static int transition(kv_txn *t, const job_env *env, const job_rec *before,
-                      const job_rec *after) {
+static int transition(kv_txn *t, const job_env *env, const job_rec *before, const job_rec *after) {
     int rc = unindex(t, before);
     if (rc == 0) {
         rc = index_rec(t, after);
@@ -811,8 +810,7 @@ static int scan_due(kv_txn *t, uint8_t kind, int64_t upto, size_t limit, due_lis
     return rc;
 }
 
-int job_promote_due(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
-                    int64_t *out_next) {
+int job_promote_due(kv_txn *t, const job_env *env, size_t limit, size_t *out_n, int64_t *out_next) {
     due_list d;
     int rc = scan_due(t, KEY_DELAYED, env->now_ms, limit, &d);
     size_t done = 0;
@@ -858,7 +856,8 @@ int job_reap_expired(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
     for (size_t i = 0; i < d.n && rc == 0; i++) {
         job_rec before, r;
         rc = job_read(t, d.ids[i], &before);
-        if (rc == 0 && (before.state != AJ_STATE_RUNNING || before.lease_expires_ms != d.times[i])) {
+        if (rc == 0 &&
+            (before.state != AJ_STATE_RUNNING || before.lease_expires_ms != d.times[i])) {
             rc = AJ_ECORRUPT;
         }
         if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
@@ -1036,8 +1035,8 @@ int job_count_states(kv_txn *t, uint64_t counts[AJ_STATE_COUNT]) {
     for (int s = 0; s < AJ_STATE_COUNT; s++) {
         counts[s] = 0;
     }
-    const aj_job_state one[] = {AJ_STATE_SCHEDULED, AJ_STATE_READY, AJ_STATE_RUNNING,
-                                AJ_STATE_DEAD, 0};
+    const aj_job_state one[] = {AJ_STATE_SCHEDULED, AJ_STATE_READY, AJ_STATE_RUNNING, AJ_STATE_DEAD,
+                                0};
     for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) {
         akey start, end;
         index_range(one[i] ? state_index(one[i]) : KEY_FINISHED, &start, &end);

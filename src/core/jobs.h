@@ -82,10 +82,8 @@ int job_purge(kv_txn *t, const job_env *env, uint64_t id);
 
 /* Periodic duties. Each handles at most `limit` entries; *out_n receives how many it handled
  * and *out_next (may be NULL) the time of the next entry due (INT64_MAX: none). */
-int job_promote_due(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
-                    int64_t *out_next);
-int job_reap_expired(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
-                     int64_t *out_next);
+int job_promote_due(kv_txn *t, const job_env *env, size_t limit, size_t *out_n, int64_t *out_next);
+int job_reap_expired(kv_txn *t, const job_env *env, size_t limit, size_t *out_n, int64_t *out_next);
 int job_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n);
 
 /* Exact counts of jobs in each state (indexed by aj_job_state). */

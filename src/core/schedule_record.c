@@ -144,20 +144,6 @@ int sched_rec_decode(const uint8_t *p, size_t n, sched_rec *out) {
     return 0;
 }
 
-/* Lays a slice out as a NUL-terminated copy inside the single allocation. */
-static char *place(char **cursor, aj_slice s) {
-    if (s.p == NULL) {
-        return NULL;
-    }
-    char *d = *cursor;
-    if (s.n > 0) {
-        memcpy(d, s.p, s.n);
-    }
-    d[s.n] = '\0';
-    *cursor += s.n + 1;
-    return d;
-}
-
 aj_schedule *sched_rec_to_public(const sched_rec *r) {
     const aj_slice *all[] = {&r->name, &r->cron,    &r->tz,      &r->queue,
                              &r->type, &r->payload, &r->metadata};
@@ -170,12 +156,12 @@ aj_schedule *sched_rec_to_public(const sched_rec *r) {
         return NULL;
     }
     char *cursor = (char *)(s + 1);
-    s->name = place(&cursor, r->name);
+    s->name = aj_slice_place(&cursor, r->name);
     s->kind = r->kind;
-    s->cron = r->kind == AJ_SCHEDULE_CRON ? place(&cursor, r->cron) : NULL;
+    s->cron = r->kind == AJ_SCHEDULE_CRON ? aj_slice_place(&cursor, r->cron) : NULL;
     s->every_ms = r->every_ms;
     s->at_ms = r->at_ms;
-    s->tz = place(&cursor, r->tz);
+    s->tz = aj_slice_place(&cursor, r->tz);
     s->jitter_ms = r->jitter_ms;
     s->catch_up = r->catch_up;
     s->catch_up_limit = r->catch_up_limit;
@@ -190,20 +176,20 @@ aj_schedule *sched_rec_to_public(const sched_rec *r) {
     s->buffered_ms = r->buffered_ms;
     s->jobs_created = r->jobs_created;
     s->fires_skipped = r->fires_skipped;
-    s->queue = place(&cursor, r->queue);
-    s->type = place(&cursor, r->type);
+    s->queue = aj_slice_place(&cursor, r->queue);
+    s->type = aj_slice_place(&cursor, r->type);
     aj_slice payload = r->payload;
     if (payload.p == NULL) {
         payload.p = (const uint8_t *)"";
     }
-    s->payload = place(&cursor, payload);
+    s->payload = aj_slice_place(&cursor, payload);
     s->payload_len = r->payload.n;
     s->priority = r->priority;
     s->timeout_ms = r->timeout_ms;
     s->lease_ms = r->lease_ms;
     s->max_attempts = r->max_attempts;
     s->backoff = r->backoff;
-    s->metadata = place(&cursor, r->metadata);
+    s->metadata = aj_slice_place(&cursor, r->metadata);
     return s;
 }
 

@@ -757,19 +757,6 @@ int wf_list(kv_txn *t, const aj_wf_filter *f, int (*fn)(void *ud, const wf_rec *
     return rc != 0 ? rc : w.rc;
 }
 
-static char *place(char **cursor, aj_slice s) {
-    if (s.p == NULL) {
-        return NULL;
-    }
-    char *d = *cursor;
-    if (s.n > 0) {
-        memcpy(d, s.p, s.n);
-    }
-    d[s.n] = '\0';
-    *cursor += s.n + 1;
-    return d;
-}
-
 aj_wf_info *wf_rec_to_public(const wf_rec *w) {
     size_t total =
         sizeof(aj_wf_info) + w->id.n + w->type.n + w->input.n + w->result.n + w->error.n + 5;
@@ -778,13 +765,13 @@ aj_wf_info *wf_rec_to_public(const wf_rec *w) {
         return NULL;
     }
     char *cursor = (char *)(i + 1);
-    i->id = place(&cursor, w->id);
-    i->type = place(&cursor, w->type);
-    i->input = place(&cursor, w->input.p ? w->input : aj_slice_str(""));
+    i->id = aj_slice_place(&cursor, w->id);
+    i->type = aj_slice_place(&cursor, w->type);
+    i->input = aj_slice_place(&cursor, w->input.p ? w->input : aj_slice_str(""));
     i->input_len = w->input.n;
-    i->result = place(&cursor, w->result);
+    i->result = aj_slice_place(&cursor, w->result);
     i->result_len = w->result.n;
-    i->error = place(&cursor, w->error);
+    i->error = aj_slice_place(&cursor, w->error);
     i->run = w->run;
     i->state = w->state;
     i->events = w->seq;
