@@ -308,7 +308,7 @@ static void bench_latency(const char *dir, int64_t *p50, int64_t *p99) {
 /* Workflows in flight in the throughput figure. */
 #define WF_IN_FLIGHT 50
 /* Handler threads of the workflow figures. */
-#define WF_WORKER_THREADS 16
+#define WF_WORKER_THREADS 32
 /* Events in the long history whose replay is measured. */
 #define WF_LONG_STEPS 10000
 
