@@ -16,7 +16,6 @@
 
 #include "args.h"
 #include "cli.h"
-#include "json_text.h"
 #include "out.h"
 #include "submit.h"
 
@@ -229,8 +228,8 @@ static int payload_ok(const char *where, int one_line, const char *type, const c
     if (n > AJ_PAYLOAD_MAX) {
         return cli_error(CLI_EXIT_USAGE, "%s is %zu bytes, over the %s limit", where, n, limit);
     }
-    jtext_error jerr;
-    if (jtext_check(*data, *len, NULL, NULL, &jerr) != 0) {
+    aj_json_error jerr;
+    if (aj_json_check(*data, *len, NULL, NULL, &jerr) != 0) {
         if (one_line) {
             return cli_error(CLI_EXIT_USAGE, "%s is not valid JSON: column %zu: %s", where,
                              jerr.column, jerr.why);
@@ -365,56 +364,39 @@ static int spec_from_flags(const submit_args *a, aj_job_spec *spec) {
     return CLI_EXIT_OK;
 }
 
-/* Splits `buf` into lines in place and checks each one as a payload. Fills *out_specs (owned by
- * the caller) with one copy of `proto` per line. */
+/* Splits `buf` into lines with the library's payload-lines parser (every line one JSON value,
+ * all checked first) and checks each against the job type. Fills *out_specs (owned by the
+ * caller) with one copy of `proto` per line, pointing into `buf`. */
 static int lines_to_specs(const char *path, char *buf, size_t len, const aj_job_spec *proto,
                           aj_job_spec **out_specs, size_t *out_n) {
-    size_t lines = 0;
-    for (size_t i = 0; i < len; i++) {
-        lines += buf[i] == '\n';
+    (void)path;
+    aj_span *spans = NULL;
+    size_t n = 0;
+    int arc = aj_payload_lines_split(buf, len, &spans, &n);
+    if (arc != 0) {
+        return cli_error(cli_exit_code(arc), "--payload-lines %s", aj_errmsg());
     }
-    lines += len > 0 && buf[len - 1] != '\n'; /* a last line without its newline */
-    if (lines == 0) {
-        return cli_error(CLI_EXIT_USAGE, "--payload-lines '%s' holds no lines", path);
-    }
-    if (lines > AJ_BATCH_MAX) {
-        return cli_error(CLI_EXIT_USAGE,
-                         "--payload-lines '%s' has %zu lines, over the batch limit of %d", path,
-                         lines, AJ_BATCH_MAX);
-    }
-    aj_job_spec *specs = calloc(lines, sizeof *specs);
+    aj_job_spec *specs = calloc(n, sizeof *specs);
     if (specs == NULL) {
+        aj_free(spans);
         return cli_error(CLI_EXIT_ERROR, "out of memory");
     }
-    size_t n = 0;
-    char *p = buf;
-    char *end = buf + len;
-    while (p < end) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        char *stop = nl != NULL ? nl : end;
-        size_t line_len = (size_t)(stop - p);
-        if (line_len > 0 && p[line_len - 1] == '\r') {
-            line_len--; /* CRLF files */
-        }
-        size_t blank = strspn(p, " \t\r");
+    for (size_t i = 0; i < n; i++) {
         char where[SUBMIT_WHY_MAX];
-        snprintf(where, sizeof where, "--payload-lines line %zu", n + 1);
-        if (blank >= line_len) {
-            free(specs);
-            return cli_error(CLI_EXIT_USAGE, "%s is blank; every line must be a payload", where);
-        }
-        const char *value = p;
-        int rc = payload_ok(where, 1, proto->type, &value, &line_len);
+        snprintf(where, sizeof where, "--payload-lines line %zu", i + 1);
+        const char *value = buf + spans[i].off;
+        size_t value_len = spans[i].len;
+        int rc = payload_ok(where, 1, proto->type, &value, &value_len);
         if (rc != 0) {
             free(specs);
+            aj_free(spans);
             return rc;
         }
-        specs[n] = *proto;
-        specs[n].payload = value;
-        specs[n].payload_len = line_len;
-        n++;
-        p = stop + 1;
+        specs[i] = *proto;
+        specs[i].payload = value;
+        specs[i].payload_len = value_len;
     }
+    aj_free(spans);
     *out_specs = specs;
     *out_n = n;
     return CLI_EXIT_OK;

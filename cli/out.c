@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json_text.h"
 
 /* Bytes of one table cell, and its NUL; longer text is cut. */
 #define OUT_CELL_MAX 96
@@ -36,7 +35,7 @@ static json_t *bytes_string(const void *data, size_t len) {
     const unsigned char *in = data;
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        size_t k = jtext_utf8_seq(in + i, len - i);
+        size_t k = aj_utf8_seq(in + i, len - i);
         if (k == 0) {
             memcpy(clean + o, "\xEF\xBF\xBD", 3);
             o += 3;
@@ -100,7 +99,7 @@ char *out_raw_text(const void *data, size_t len) {
     }
     char *text = malloc(len + 1);
     size_t n = 0;
-    if (text != NULL && jtext_check(data, len, text, &n, NULL) == 0) {
+    if (text != NULL && aj_json_check(data, len, text, &n, NULL) == 0) {
         text[n] = '\0';
         return text;
     }

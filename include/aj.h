@@ -51,7 +51,7 @@ const char *aj_version(void);
     X(CANCELLED, -14, "cancelled")                                                                 \
     X(CORRUPT, -15, "stored record is corrupt")                                                    \
     X(INTERNAL, -16, "internal error")                                                             \
-    X(EXISTS, -17, "already exists")                                                              \
+    X(EXISTS, -17, "already exists")                                                               \
     X(FAILED, -18, "failed")
 
 enum {
@@ -147,7 +147,32 @@ int aj_time_parse(const char *text, int64_t *out_ms);
 /* Formats a time as RFC 3339 UTC, with milliseconds only when not whole. Returns the length. */
 size_t aj_time_format(int64_t ms, char *buf, size_t size);
 
-/* The payload-lines format of `aj submit --payload-lines`: one JSON value per line. */
+/* JSON text exactly as RFC 8259 defines it. A payload is kept as the bytes the caller gave, so
+ * the check is a grammar scanner rather than a parser: it accepts values a JSON library could
+ * not represent (integers beyond 64 bits, 1e999) and never rewrites them. */
+#define AJ_JSON_DEPTH_MAX 2048 /* deepest nesting of arrays and objects accepted */
+#define AJ_JSON_WHY_MAX 128    /* bytes of an error description, with its NUL */
+
+/* Where and why text is not JSON. Lines and columns count from 1; columns count characters. */
+typedef struct aj_json_error {
+    size_t line;
+    size_t column;
+    char why[AJ_JSON_WHY_MAX];
+} aj_json_error;
+
+/* Checks that text[0..len) is exactly one JSON value, optionally surrounded by whitespace.
+ * Strings must be valid UTF-8 and their \u escapes must not leave a surrogate unpaired. With
+ * `compact` non-NULL, the value without insignificant whitespace is written there (the caller
+ * provides `len` bytes, which always suffice) and *compact_len receives its length. Returns 0,
+ * or -1 with `err` filled (when non-NULL). Pure and thread-safe. */
+int aj_json_check(const char *text, size_t len, char *compact, size_t *compact_len,
+                  aj_json_error *err);
+/* The length of the valid UTF-8 sequence at s (at most n bytes, n > 0), or 0 when it is not
+ * valid (overlong, a surrogate, beyond U+10FFFF, or cut short). */
+size_t aj_utf8_seq(const unsigned char *s, size_t n);
+
+/* The payload-lines format of `aj submit --payload-lines`: one JSON value per line, checked with
+ * aj_json_check. */
 /* A part of a caller's text: `len` bytes at offset `off`. */
 typedef struct aj_span {
     size_t off, len;
@@ -263,15 +288,15 @@ typedef struct aj_job_spec {
     const char *type;    /* required */
     const void *payload; /* bytes, conventionally JSON; may be NULL when payload_len is 0 */
     size_t payload_len;
-    uint32_t priority;        /* AJ_PRIORITY_NORMAL */
-    int64_t delay_ms;         /* 0: ready at once; exclusive with run_at_ms */
-    int64_t run_at_ms;        /* 0: none */
-    int64_t timeout_ms;       /* execution timeout of one attempt: 5 minutes */
-    int64_t lease_ms;         /* lease length, renewed by heartbeats: 30 s */
-    uint32_t max_attempts;    /* counting the first run: 3 */
-    aj_backoff backoff;       /* exp:1s:2:5m */
+    uint32_t priority;           /* AJ_PRIORITY_NORMAL */
+    int64_t delay_ms;            /* 0: ready at once; exclusive with run_at_ms */
+    int64_t run_at_ms;           /* 0: none */
+    int64_t timeout_ms;          /* execution timeout of one attempt: 5 minutes */
+    int64_t lease_ms;            /* lease length, renewed by heartbeats: 30 s */
+    uint32_t max_attempts;       /* counting the first run: 3 */
+    aj_backoff backoff;          /* exp:1s:2:5m */
     const char *idempotency_key; /* NULL: none */
-    const char *metadata;     /* a JSON object as text, or NULL */
+    const char *metadata;        /* a JSON object as text, or NULL */
 } aj_job_spec;
 
 void aj_job_spec_init(aj_job_spec *spec);
@@ -305,15 +330,15 @@ typedef struct aj_job {
     int64_t started_ms;  /* start of the latest attempt; 0 if none */
     int64_t finished_ms; /* 0 until final */
     int64_t updated_ms;
-    uint64_t epoch;            /* lease epoch: increases on every claim and revocation */
-    int64_t lease_expires_ms;  /* while running */
-    char *worker;              /* the worker holding or last holding the lease; may be NULL */
-    char *error;               /* the last error; may be NULL */
+    uint64_t epoch;           /* lease epoch: increases on every claim and revocation */
+    int64_t lease_expires_ms; /* while running */
+    char *worker;             /* the worker holding or last holding the lease; may be NULL */
+    char *error;              /* the last error; may be NULL */
     aj_dead_reason dead_reason;
-    int64_t dead_ms;           /* when it was dead-lettered */
-    uint32_t redrives;         /* times redriven from the dead-letter queue */
-    char *idempotency_key;     /* may be NULL */
-    char *metadata;            /* JSON object text; may be NULL */
+    int64_t dead_ms;       /* when it was dead-lettered */
+    uint32_t redrives;     /* times redriven from the dead-letter queue */
+    char *idempotency_key; /* may be NULL */
+    char *metadata;        /* JSON object text; may be NULL */
 } aj_job;
 
 void aj_job_free(aj_job *job);
@@ -406,7 +431,7 @@ uint32_t aj_ctx_attempt(const aj_job_ctx *ctx);
 typedef struct aj_worker_opts {
     const char *const *queues; /* NULL: every queue */
     size_t n_queues;
-    uint32_t concurrency;        /* handler threads: 4 */
+    uint32_t concurrency;         /* handler threads: 4 */
     int64_t shutdown_deadline_ms; /* time in-flight jobs get to finish on stop: 30 s */
     const char *worker_id;        /* NULL: "host:pid:random" */
 } aj_worker_opts;
@@ -568,7 +593,7 @@ int aj_wf_wait(aj_engine *e, const char *id, int64_t timeout_ms, aj_wf_state *ou
 
 /* One history event. */
 typedef struct aj_wf_event {
-    uint64_t seq; /* 1-based */
+    uint64_t seq;     /* 1-based */
     const char *type; /* "workflow_started", "step_completed", ... */
     const char *name; /* the step, activity, timer or signal name; "" when none */
     int64_t time_ms;  /* when it was recorded (from the HLC stamp) */
@@ -621,8 +646,8 @@ void aj_step_policy_init(aj_step_policy *p);
  * *out (may be NULL) is valid until the workflow function returns. A step that failed all its
  * attempts returns AJ_EFAILED (recorded too, so replay returns it again). */
 int aj_step(aj_wf *wf, const char *name, aj_step_fn fn, void *ud, aj_bytes input, aj_bytes *out);
-int aj_step_with(aj_wf *wf, const char *name, const aj_step_policy *policy, aj_step_fn fn,
-                 void *ud, aj_bytes input, aj_bytes *out);
+int aj_step_with(aj_wf *wf, const char *name, const aj_step_policy *policy, aj_step_fn fn, void *ud,
+                 aj_bytes input, aj_bytes *out);
 /* Runs a job (spec: queue, type, payload, retries, timeout, lease) on any worker and waits for
  * it: AJ_SUSPEND until it finishes; then 0 with its result, or AJ_EFAILED when it was
  * dead-lettered or cancelled (AJ_ECANCELLED when the workflow is being cancelled). */
@@ -667,10 +692,10 @@ typedef struct aj_counters {
     uint64_t lease_expired;
     uint64_t cancelled;
     uint64_t redriven;
-    uint64_t conflicts;      /* storage commit conflicts */
-    uint64_t retries;        /* transactions retried after a conflict */
-    uint64_t commits;        /* storage commit batches */
-    uint64_t fsyncs;         /* durable commit batches */
+    uint64_t conflicts;                           /* storage commit conflicts */
+    uint64_t retries;                             /* transactions retried after a conflict */
+    uint64_t commits;                             /* storage commit batches */
+    uint64_t fsyncs;                              /* durable commit batches */
     uint64_t commit_batch_hist[AJ_HIST_BUCKETS];  /* transactions per commit batch */
     uint64_t start_latency_hist[AJ_HIST_BUCKETS]; /* ready-to-claimed, in microseconds */
     /* Workflows (appended, so older counter records keep their meaning). */
@@ -684,10 +709,10 @@ typedef struct aj_counters {
 } aj_counters;
 
 typedef struct aj_stats {
-    uint64_t jobs[AJ_STATE_COUNT]; /* exact count of jobs in each state, whole store */
+    uint64_t jobs[AJ_STATE_COUNT];         /* exact count of jobs in each state, whole store */
     uint64_t workflows[AJ_WF_STATE_COUNT]; /* exact count of workflows in each state */
-    aj_counters process;           /* this process since open */
-    aj_counters total;             /* every process, as last flushed to the store, plus this one */
+    aj_counters process;                   /* this process since open */
+    aj_counters total; /* every process, as last flushed to the store, plus this one */
 } aj_stats;
 
 int aj_stats_get(aj_engine *e, aj_stats *out);

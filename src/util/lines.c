@@ -3,17 +3,16 @@
  * JSON value before anything is submitted (see lines.h).
  *
  * Invariants: spans point into the caller's text in order, never include a CR or LF, and each
- * holds exactly one JSON value (jansson with its end-of-input check on, so trailing garbage on a
- * line is refused) of at most AJ_PAYLOAD_MAX bytes. The line count is checked against
+ * holds exactly one JSON value (aj_json_check: the RFC 8259 grammar, trailing garbage refused) of
+ * at most AJ_PAYLOAD_MAX bytes, whitespace around it not counted. The line count is checked against
  * AJ_BATCH_MAX before any line is parsed, so a huge file fails fast. Nothing is written to the
  * out-parameters unless every line is valid.
  *
- * Layer: util; depends on err.h, mem.h and jansson.
+ * Layer: util; depends on err.h, mem.h and json_text.c.
  */
 #include "util/lines.h"
 
 #include <assert.h>
-#include <jansson.h>
 #include <string.h>
 
 #include "util/err.h"
@@ -22,10 +21,10 @@
 /* The size limit is written in MiB in messages. */
 _Static_assert(AJ_PAYLOAD_MAX % ((size_t)1 << 20) == 0, "AJ_PAYLOAD_MAX is whole MiB");
 
-/* Bytes of jansson's error text copied into a message (jansson keeps at most 160). */
+/* Bytes of the scanner's error text copied into a message. */
 #define AJ__LINES_ERRTEXT_MAX 160
 
-/* Copies jansson's error text with control and non-ASCII bytes escaped, so the message stays
+/* Copies the scanner's error text with control and non-ASCII bytes escaped, so the message stays
  * one printable line whatever bytes the offending token held. */
 static void escape_text(char *dst, size_t size, const char *s) {
     static const char hex[] = "0123456789abcdef";
@@ -69,25 +68,33 @@ static void next_line(const char *text, size_t len, size_t off, size_t *line_len
     *line_len = end - off;
 }
 
+static int is_json_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 static int check_line(const char *p, size_t len, size_t lineno) {
-    if (len > AJ_PAYLOAD_MAX) {
-        return aj__err(AJ_ETOOBIG, "line %zu is %zu bytes, over the %zu MiB limit", lineno, len,
+    /* The limit is on the value: whitespace around it is not counted. */
+    size_t b = 0, e = len;
+    while (b < e && is_json_space(p[b])) {
+        b++;
+    }
+    while (e > b && is_json_space(p[e - 1])) {
+        e--;
+    }
+    if (e - b > AJ_PAYLOAD_MAX) {
+        return aj__err(AJ_ETOOBIG, "line %zu is %zu bytes, over the %zu MiB limit", lineno, e - b,
                        AJ_PAYLOAD_MAX >> 20);
     }
     if (is_blank(p, len)) {
         return aj__err(AJ_EINVAL, "line %zu is blank (each line must hold one JSON value)", lineno);
     }
-    /* Without JSON_DISABLE_EOF_CHECK jansson requires the value to be followed only by
-     * whitespace up to `len`, which rejects "{} x" and "1 2". */
-    json_error_t jerr;
-    json_t *v = json_loadb(p, len, JSON_DECODE_ANY, &jerr);
-    if (v == NULL) {
+    aj_json_error jerr;
+    if (aj_json_check(p, len, NULL, NULL, &jerr) != 0) {
         char text[AJ__LINES_ERRTEXT_MAX * 4 + 1];
-        escape_text(text, sizeof text, jerr.text);
-        return aj__err(AJ_EINVAL, "line %zu is not valid JSON (column %d: %s)", lineno, jerr.column,
+        escape_text(text, sizeof text, jerr.why);
+        return aj__err(AJ_EINVAL, "line %zu is not valid JSON: column %zu: %s", lineno, jerr.column,
                        text);
     }
-    json_decref(v);
     return 0;
 }
 
@@ -95,7 +102,7 @@ int aj_payload_lines_split(const char *text, size_t len, aj_span **out, size_t *
     assert(out != NULL && n != NULL);
     assert(text != NULL || len == 0);
     if (len == 0) {
-        return aj__err(AJ_EINVAL, "no payload lines");
+        return aj__err(AJ_EINVAL, "the text holds no lines");
     }
     /* Count first: every LF ends a line, and so does the end of text after a last line without
      * one. */

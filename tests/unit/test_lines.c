@@ -89,8 +89,8 @@ static void test_lines_offsets(void **state) {
 
 static void test_lines_empty(void **state) {
     (void)state;
-    split_bad("", AJ_EINVAL, "no payload lines");
-    split_bad_len(NULL, 0, AJ_EINVAL, "no payload lines");
+    split_bad("", AJ_EINVAL, "the text holds no lines");
+    split_bad_len(NULL, 0, AJ_EINVAL, "the text holds no lines");
     split_bad("\n", AJ_EINVAL, "line 1 is blank");
     split_bad("\r\n", AJ_EINVAL, "line 1 is blank");
     split_bad("{}\n\n", AJ_EINVAL, "line 2 is blank");
@@ -102,17 +102,18 @@ static void test_lines_empty(void **state) {
 static void test_lines_bad_json(void **state) {
     (void)state;
     /* Trailing garbage after a complete value is refused on every line. */
-    split_bad("{} x", AJ_EINVAL, "line 1 is not valid JSON (column ");
+    split_bad("{} x", AJ_EINVAL, "line 1 is not valid JSON: column ");
     split_bad("{}{}", AJ_EINVAL, "line 1 is not valid JSON");
     split_bad("1 2", AJ_EINVAL, "line 1 is not valid JSON");
     split_bad("[1]]", AJ_EINVAL, "line 1 is not valid JSON");
     split_bad("{}\r{}\n", AJ_EINVAL, "line 1 is not valid JSON");
     split_bad("{\"a\":1}\n{\"a\":", AJ_EINVAL, "line 2 is not valid JSON");
-    split_bad("{}\n{}\nnope\n{}\n", AJ_EINVAL, "line 3 is not valid JSON (column ");
+    split_bad("{}\n{}\nnope\n{}\n", AJ_EINVAL, "line 3 is not valid JSON: column ");
     split_bad("{'a':1}", AJ_EINVAL, "line 1 is not valid JSON");
     split_bad("\"\xff\"", AJ_EINVAL, "line 1 is not valid JSON");
     split_bad("\"a\x01\"", AJ_EINVAL, "line 1 is not valid JSON");
-    split_bad("\"\\u0000\"", AJ_EINVAL, "line 1 is not valid JSON");
+    split_bad("\"\\u12\"", AJ_EINVAL, "line 1 is not valid JSON");
+    split_bad("\"\\ud800\"", AJ_EINVAL, "line 1 is not valid JSON"); /* a lone surrogate */
     split_bad("\x0c{}", AJ_EINVAL, "line 1 is not valid JSON");
     split_bad_len("{\0}", 3, AJ_EINVAL, "line 1 is not valid JSON");
     split_bad_len("{}\n\0", 4, AJ_EINVAL, "line 2 is not valid JSON");
@@ -130,7 +131,7 @@ static void test_lines_deep_nesting(void **state) {
     memset(text + DEPTH, ']', DEPTH);
     aj_span *spans = NULL;
     size_t n = 0;
-    /* jansson refuses deep nesting with an error instead of overflowing the stack. */
+    /* Nesting deeper than AJ_JSON_DEPTH_MAX is refused with an error, never a stack overflow. */
     assert_int_equal(aj_payload_lines_split(text, 2 * DEPTH, &spans, &n), AJ_EINVAL);
     free(text);
 }

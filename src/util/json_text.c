@@ -1,12 +1,12 @@
 /*
  * json_text.c — an RFC 8259 scanner that checks one JSON value and writes its compact form
- * (see json_text.h).
+ * (aj_json_check in aj.h). The one JSON grammar check of the library and of `aj`.
  *
  * It never builds a tree: one pass over the bytes with an explicit stack of open containers, so
  * neither deep nesting nor a 1 MiB payload costs more than the bytes themselves. Numbers are
  * checked against the grammar only; their size is the reader's business, as RFC 8259 says.
  */
-#include "json_text.h"
+#include "aj.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -21,10 +21,10 @@ typedef struct scan {
     size_t o;
     size_t line;       /* of p[i], from 1 */
     size_t line_start; /* index of the first byte of that line */
-    jtext_error *err;
+    aj_json_error *err;
 } scan;
 
-size_t jtext_utf8_seq(const unsigned char *s, size_t n) {
+size_t aj_utf8_seq(const unsigned char *s, size_t n) {
     unsigned char c = s[0];
     size_t len = 0;
     uint32_t cp = 0;
@@ -157,7 +157,7 @@ static int string(scan *s) {
             return fail(s, "control character 0x%02X inside a string (write it as \\u%04X)", c, c);
         }
         if (c >= 0x80) {
-            size_t k = jtext_utf8_seq(s->p + s->i, s->n - s->i);
+            size_t k = aj_utf8_seq(s->p + s->i, s->n - s->i);
             if (k == 0) {
                 return fail(s, "invalid UTF-8 (byte 0x%02X) inside a string", c);
             }
@@ -265,10 +265,10 @@ static int key(scan *s) {
     return 0;
 }
 
-int jtext_check(const char *text, size_t len, char *compact, size_t *compact_len,
-                jtext_error *err) {
+int aj_json_check(const char *text, size_t len, char *compact, size_t *compact_len,
+                  aj_json_error *err) {
     scan s = {(const unsigned char *)text, len, 0, compact, 0, 1, 0, err};
-    unsigned char open[JTEXT_DEPTH_MAX]; /* '[' or '{' for each container not yet closed */
+    unsigned char open[AJ_JSON_DEPTH_MAX]; /* '[' or '{' for each container not yet closed */
     size_t depth = 0;
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
         /* Editors on some systems add one; the byte-level message would not say what it is. */
@@ -287,8 +287,8 @@ int jtext_check(const char *text, size_t len, char *compact, size_t *compact_len
         unsigned char c = s.p[s.i];
         int rc = 0;
         if (c == '[' || c == '{') {
-            if (depth == JTEXT_DEPTH_MAX) {
-                return fail(&s, "arrays and objects nest deeper than %d", JTEXT_DEPTH_MAX);
+            if (depth == AJ_JSON_DEPTH_MAX) {
+                return fail(&s, "arrays and objects nest deeper than %d", AJ_JSON_DEPTH_MAX);
             }
             open[depth++] = c;
             emit(&s, s.i, s.i + 1);
