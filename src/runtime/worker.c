@@ -642,31 +642,46 @@ static void queue_slots(aj_pool *p, aj_job **jobs, size_t n) {
 }
 
 /* Claims up to `want` jobs; returns how many were claimed (0 on error, logged). */
+/* The queues the pool serves: the ones it was given, or every registered queue except the task
+ * queues of workflow types this process cannot run. *names (free with eng_queue_names_free)
+ * holds the list when it had to be built. */
+static int served_queues(aj_pool *p, char ***names, size_t *n_names, const char *const **queues,
+                         size_t *nq) {
+    *names = NULL;
+    *n_names = 0;
+    if (p->queues != NULL) {
+        *queues = (const char *const *)p->queues;
+        *nq = p->n_queues;
+        return 0;
+    }
+    int rc = eng_queue_names(p->e, names, n_names);
+    size_t kept = 0;
+    size_t plen = strlen(WF_QUEUE_PREFIX);
+    for (size_t i = 0; rc == 0 && i < *n_names; i++) {
+        eng_wf_type h;
+        char *q = (*names)[i];
+        if (strncmp(q, WF_QUEUE_PREFIX, plen) == 0 &&
+            eng_wf_find(p->e, aj_slice_str(q + plen), &h)) {
+            aj__free(q);
+            continue;
+        }
+        (*names)[kept++] = q;
+    }
+    if (rc == 0) {
+        *n_names = kept;
+    }
+    *queues = (const char *const *)*names;
+    *nq = *n_names;
+    return rc;
+}
+
 static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
     aj_engine *e = p->e;
-    char **names = NULL;
-    size_t n_names = 0;
-    const char *const *queues = (const char *const *)p->queues;
-    size_t nq = p->n_queues;
-    int rc = 0;
-    if (p->queues == NULL) {
-        rc = eng_queue_names(e, &names, &n_names);
-        /* Every queue, except the task queues of workflow types this process cannot run. */
-        size_t kept = 0;
-        for (size_t i = 0; rc == 0 && i < n_names; i++) {
-            size_t plen = strlen(WF_QUEUE_PREFIX);
-            eng_wf_type h;
-            if (strncmp(names[i], WF_QUEUE_PREFIX, plen) == 0 &&
-                eng_wf_find(e, aj_slice_str(names[i] + plen), &h) != 0) {
-                aj__free(names[i]);
-                continue;
-            }
-            names[kept++] = names[i];
-        }
-        n_names = kept;
-        queues = (const char *const *)names;
-        nq = n_names;
-    }
+    char **names;
+    size_t n_names;
+    const char *const *queues;
+    size_t nq;
+    int rc = served_queues(p, &names, &n_names, &queues, &nq);
     aj_job *jobs[256];
     int64_t latency[256];
     size_t got = 0;
@@ -947,8 +962,18 @@ typedef struct drain_ctx {
 
 static int drain_txn(kv_txn *t, const job_env *env, void *ud) {
     drain_ctx *d = ud;
-    int rc = job_any_pending(t, (const char *const *)d->p->queues, d->p->n_queues,
-                             env->now_ms + d->horizon_ms, &d->pending);
+    char **names;
+    size_t n_names;
+    const char *const *queues;
+    size_t nq;
+    /* Only the queues this pool serves count: a task of a workflow type that no process here
+     * can run must not hold `--drain` forever. */
+    int rc = served_queues(d->p, &names, &n_names, &queues, &nq);
+    d->pending = 0;
+    if (rc == 0 && nq > 0) {
+        rc = job_any_pending(t, queues, nq, env->now_ms + d->horizon_ms, &d->pending);
+    }
+    eng_queue_names_free(names, n_names);
     return rc != 0 ? rc : ENG_READ_ONLY;
 }
 

@@ -92,4 +92,8 @@ expect 2 "$AJ" wf ls --state sleeping
 # --rerun starts a new run of a finished id.
 "$AJ" wf start saga --id ok-1 --rerun --input-file "$dir/ok.json" >/dev/null
 [ "$("$AJ" wf show ok-1 --json | jq .run)" = 2 ] || fail "rerun"
+# 6. A task of a workflow type no process here can run does not hold --drain.
+"$AJ" submit --queue aj.wf/elsewhere --type aj.wf --payload '"runs-elsewhere"' >/dev/null
+timeout 30 "$AJ" worker --drain 2>/dev/null || fail "--drain waited for a workflow type it cannot run"
+[ "$("$AJ" job ls --queue aj.wf/elsewhere --state ready --json | jq length)" = 1 ] || fail "foreign task touched"
 echo "wf saga ok"
