@@ -182,25 +182,25 @@ static const char wf_help[] =
     "  aj wf start saga --input-file order.json && aj worker --drain\n";
 
 static const command wf_cmds[] = {
-    {"start", cmd_wf_start, NULL, NULL},         {"ls", cmd_wf_ls, NULL, NULL},
-    {"show", cmd_wf_show, NULL, NULL},           {"result", cmd_wf_result, NULL, NULL},
-    {"signal", cmd_wf_signal, NULL, NULL},       {"query", cmd_wf_query, NULL, NULL},
-    {"cancel", cmd_wf_cancel, NULL, NULL},       {"terminate", cmd_wf_terminate, NULL, NULL},
-    {"resume", cmd_wf_resume, NULL, NULL},       {"history", cmd_wf_history, NULL, NULL},
+    {"start", cmd_wf_start, NULL, NULL},
+    {"ls", cmd_wf_ls, NULL, NULL},
+    {"show", cmd_wf_show, NULL, NULL},
+    {"result", cmd_wf_result, NULL, NULL},
+    {"signal", cmd_wf_signal, NULL, NULL},
+    {"query", cmd_wf_query, NULL, NULL},
+    {"cancel", cmd_wf_cancel, NULL, NULL},
+    {"terminate", cmd_wf_terminate, NULL, NULL},
+    {"resume", cmd_wf_resume, NULL, NULL},
+    {"history", cmd_wf_history, NULL, NULL},
     {NULL, NULL, NULL, NULL},
 };
 
 static const command top_cmds[] = {
-    {"wf", NULL, wf_cmds, wf_help},
-    {"submit", cmd_submit, NULL, NULL},
-    {"worker", cmd_worker, NULL, NULL},
-    {"job", NULL, job_cmds, job_help},
-    {"dlq", NULL, dlq_cmds, dlq_help},
-    {"schedule", NULL, schedule_cmds, schedule_help},
-    {"stats", cmd_stats, NULL, NULL},
-    {"backup", cmd_backup, NULL, NULL},
-    {"check", cmd_check, NULL, NULL},
-    {"demo", cmd_demo, NULL, NULL},
+    {"wf", NULL, wf_cmds, wf_help},     {"submit", cmd_submit, NULL, NULL},
+    {"worker", cmd_worker, NULL, NULL}, {"job", NULL, job_cmds, job_help},
+    {"dlq", NULL, dlq_cmds, dlq_help},  {"schedule", NULL, schedule_cmds, schedule_help},
+    {"stats", cmd_stats, NULL, NULL},   {"backup", cmd_backup, NULL, NULL},
+    {"check", cmd_check, NULL, NULL},   {"demo", cmd_demo, NULL, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

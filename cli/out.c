@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* Bytes of one table cell, and its NUL; longer text is cut. */
 #define OUT_CELL_MAX 96
 /* Characters of the error column shown in a table before it is cut with "...". */

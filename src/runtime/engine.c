@@ -281,8 +281,7 @@ static int format_txn(kv_txn *t, const job_env *env, void *ud) {
     return kv_put(t, k.b, k.n, out, sizeof out);
 }
 
-static int engine_open(aj_engine **out, const char *url, kv_store *kv,
-                       const aj_engine_opts *opts) {
+static int engine_open(aj_engine **out, const char *url, kv_store *kv, const aj_engine_opts *opts) {
     aj_engine *e = aj__calloc(1, sizeof *e);
     if (e == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory opening the engine");
@@ -898,8 +897,7 @@ int aj_register(aj_engine *e, const char *type, aj_handler_fn fn, void *ud) {
     }
     if (e->n_handlers == ENG_HANDLERS_MAX) {
         pthread_mutex_unlock(&e->mu);
-        return aj__err(AJ_ETOOBIG, "at most %d handler types can be registered",
-                       ENG_HANDLERS_MAX);
+        return aj__err(AJ_ETOOBIG, "at most %d handler types can be registered", ENG_HANDLERS_MAX);
     }
     char *copy = aj__strdup(type);
     if (copy == NULL) {

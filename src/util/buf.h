@@ -18,7 +18,8 @@ typedef struct aj_buf {
     int oom; /* set when an append could not allocate; the content is then incomplete */
 } aj_buf;
 
-#define AJ_BUF_INIT {NULL, 0, 0, 0}
+#define AJ_BUF_INIT                                                                                \
+    { NULL, 0, 0, 0 }
 
 void aj_buf_free(aj_buf *b);
 void aj_buf_reset(aj_buf *b);

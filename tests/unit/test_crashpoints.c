@@ -144,14 +144,14 @@ static void test_every_crash_point(void **state) {
         assert_non_null(e);
         uint64_t records;
         if (aj_check(e, NULL, NULL, &records) != 0) {
-            fail_msg("crash point %llu: indexes do not match records: %s",
-                     (unsigned long long)n, aj_errmsg());
+            fail_msg("crash point %llu: indexes do not match records: %s", (unsigned long long)n,
+                     aj_errmsg());
         }
         for (size_t i = 0; i < l.n_acked; i++) {
             aj_job *j;
             if (aj_job_get(e, l.acked[i], &j) != 0) {
-                fail_msg("crash point %llu: acknowledged job %llu was lost",
-                         (unsigned long long)n, (unsigned long long)l.acked[i]);
+                fail_msg("crash point %llu: acknowledged job %llu was lost", (unsigned long long)n,
+                         (unsigned long long)l.acked[i]);
             }
             aj_job_free(j);
         }

@@ -95,7 +95,7 @@ static int counting_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
 static void test_pool_runs_each_job_once(void **state) {
     fixture *f = *state;
     aj_job_spec *specs = calloc(POOL_JOBS, sizeof *specs);
-    char (*payloads)[16] = calloc(POOL_JOBS, 16);
+    char(*payloads)[16] = calloc(POOL_JOBS, 16);
     for (int i = 0; i < POOL_JOBS; i++) {
         aj_job_spec_init(&specs[i]);
         specs[i].type = "count";

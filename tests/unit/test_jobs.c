@@ -489,7 +489,6 @@ static void test_check_finds_damage(void **state) {
     assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
     uint64_t records;
     assert_int_equal(aj_check(f->e, NULL, NULL, &records), AJ_ECORRUPT);
-
 }
 
 int main(void) {

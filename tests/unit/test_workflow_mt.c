@@ -482,9 +482,8 @@ static void test_timeout_and_signal_with_start(void **state) {
     aj_wf_info *info = finish(f, "w-slow", AJ_WF_TIMED_OUT);
     aj_wf_info_free(info);
     /* Signal-with-start: starts the workflow and delivers the signal in one call. */
-    assert_int_equal(aj_wf_signal_with_start(f->e, "waiter", "w-sws", "10000", 5, "go", "\"hi\"",
-                                             4),
-                     0);
+    assert_int_equal(
+        aj_wf_signal_with_start(f->e, "waiter", "w-sws", "10000", 5, "go", "\"hi\"", 4), 0);
     info = finish(f, "w-sws", AJ_WF_COMPLETED);
     assert_string_equal(info->result, "\"hi\"");
     aj_wf_info_free(info);
