@@ -499,15 +499,11 @@ static void list_reset(list_ctx *l) {
 
 static int list_add(void *ud, const job_rec *r) {
     list_ctx *l = ud;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        aj_job **nv = aj__realloc(l->v, cap * sizeof *nv);
-        if (nv == NULL) {
-            return aj__err(AJ_ENOMEM, "out of memory listing jobs");
-        }
-        l->v = nv;
-        l->cap = cap;
+    aj_job **nv = aj__grow(l->v, &l->cap, l->n, sizeof *nv);
+    if (nv == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory listing jobs");
     }
+    l->v = nv;
     aj_job *j = job_rec_to_public(r);
     if (j == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory listing jobs");
@@ -685,16 +681,12 @@ typedef struct queue_names {
 
 static int queue_name_add(void *ud, const char *queue) {
     queue_names *q = ud;
-    if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 16;
-        char **nv = aj__realloc(q->v, cap * sizeof *nv);
-        if (nv == NULL) {
-            q->rc = aj__err(AJ_ENOMEM, "out of memory listing queues");
-            return 1;
-        }
-        q->v = nv;
-        q->cap = cap;
+    char **nv = aj__grow(q->v, &q->cap, q->n, sizeof *nv);
+    if (nv == NULL) {
+        q->rc = aj__err(AJ_ENOMEM, "out of memory listing queues");
+        return 1;
     }
+    q->v = nv;
     char *copy = aj__strdup(queue);
     if (copy == NULL) {
         q->rc = aj__err(AJ_ENOMEM, "out of memory listing queues");

@@ -317,15 +317,11 @@ typedef struct list_ctx {
 
 static int list_add(void *ud, const sched_rec *r) {
     list_ctx *l = ud;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        aj_schedule **nv = aj__realloc(l->v, cap * sizeof *nv);
-        if (nv == NULL) {
-            return aj__err(AJ_ENOMEM, "out of memory listing schedules");
-        }
-        l->v = nv;
-        l->cap = cap;
+    aj_schedule **nv = aj__grow(l->v, &l->cap, l->n, sizeof *nv);
+    if (nv == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory listing schedules");
     }
+    l->v = nv;
     aj_schedule *s = sched_rec_to_public(r);
     if (s == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory listing schedules");

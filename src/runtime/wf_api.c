@@ -351,15 +351,11 @@ typedef struct list_ctx {
 
 static int list_add(void *ud, const wf_rec *w) {
     list_ctx *l = ud;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        aj_wf_info **nv = aj__realloc(l->v, cap * sizeof *nv);
-        if (nv == NULL) {
-            return aj__err(AJ_ENOMEM, "out of memory listing workflows");
-        }
-        l->v = nv;
-        l->cap = cap;
+    aj_wf_info **nv = aj__grow(l->v, &l->cap, l->n, sizeof *nv);
+    if (nv == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory listing workflows");
     }
+    l->v = nv;
     aj_wf_info *i = wf_rec_to_public(w);
     if (i == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory listing workflows");

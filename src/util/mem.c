@@ -66,3 +66,15 @@ void *aj__memdup0(const void *p, size_t n) {
 void aj_free(void *p) {
     aj__free(p);
 }
+
+void *aj__grow(void *v, size_t *cap, size_t n, size_t elem) {
+    if (n < *cap) {
+        return v;
+    }
+    size_t want = *cap ? *cap * 2 : 16;
+    void *nv = aj__realloc(v, want * elem);
+    if (nv != NULL) {
+        *cap = want;
+    }
+    return nv;
+}

@@ -16,6 +16,11 @@ char *aj__strdup(const char *s);
 /* Copies n bytes and appends a NUL not counted in n. */
 void *aj__memdup0(const void *p, size_t n);
 
+/* Room for one more element in a growable array of `n` elements and capacity *cap (doubling,
+ * from 16): returns the array (moved or not), or NULL when out of memory, leaving `v` and *cap
+ * as they were. */
+void *aj__grow(void *v, size_t *cap, size_t n, size_t elem);
+
 /* Fault injection: the Nth allocation from now fails (1 = the next); 0 disarms. */
 void aj__mem_fail_at(unsigned long n);
 
