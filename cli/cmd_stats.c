@@ -25,8 +25,15 @@ static const char stats_help[] =
     "   \"counters\":{...this process...}, \"totals\":{...every process...},\n"
     "   \"latency_us\":{\"p50\":N,\"p99\":N}}\n"
     "Counters: submitted, claimed, completed, failed (attempts), retried, dead_lettered,\n"
-    "lease_expired, cancelled, redriven, conflicts, retries, commits, fsyncs, and the histograms\n"
-    "commit_batch_hist and start_latency_hist_us (bucket i counts values in [2^(i-1), 2^i)).\n"
+    "lease_expired, cancelled, redriven, conflicts, retries, commits, fsyncs; workflows: "
+    "wf_tasks,\n"
+    "wf_events_appended, wf_events_replayed, wf_replay_us, wf_cache_hits, wf_cache_misses,\n"
+    "wf_parked, wf_sagas_started (runs that registered a compensation), wf_sagas_completed,\n"
+    "wf_sagas_compensated, wf_compensation_failures, wf_timers_scheduled, wf_timers_fired;\n"
+    "every state change is a compare-and-swap transaction: txn_attempts, retries (after a\n"
+    "conflict) and txn_gave_up (retries exhausted); and the histograms commit_batch_hist,\n"
+    "start_latency_hist_us and wf_timer_lag_hist_ms (bucket i counts values in\n"
+    "[2^(i-1), 2^i)).\n"
     "Latencies are upper bounds of the histogram bucket (\"at most\"), in microseconds.\n"
     "\n"
     "Exit codes: 0 printed, 1 store error, 2 bad input (an argument or unknown flag).\n"
@@ -67,6 +74,14 @@ static const counter_field counter_fields[] = {
     COUNTER(wf_cache_hits),
     COUNTER(wf_cache_misses),
     COUNTER(wf_parked),
+    COUNTER(wf_sagas_started),
+    COUNTER(wf_sagas_completed),
+    COUNTER(wf_sagas_compensated),
+    COUNTER(wf_compensation_failures),
+    COUNTER(wf_timers_scheduled),
+    COUNTER(wf_timers_fired),
+    COUNTER(txn_attempts),
+    COUNTER(txn_gave_up),
 };
 #define STATS_N_COUNTERS (sizeof counter_fields / sizeof counter_fields[0])
 
@@ -93,6 +108,7 @@ static json_t *counters_json(const aj_counters *k) {
     if (o != NULL) {
         json_object_set_new(o, "commit_batch_hist", hist_json(k->commit_batch_hist));
         json_object_set_new(o, "start_latency_hist_us", hist_json(k->start_latency_hist));
+        json_object_set_new(o, "wf_timer_lag_hist_ms", hist_json(k->wf_timer_lag_hist));
     }
     return o;
 }
@@ -131,7 +147,7 @@ static void print_human(const aj_stats *s) {
     }
     printf("counters (every process)\n");
     for (size_t i = 0; i < STATS_N_COUNTERS; i++) {
-        printf("  %-15s %" PRIu64 "\n", counter_fields[i].name,
+        printf("  %-26s %" PRIu64 "\n", counter_fields[i].name,
                counter_value(&s->total, &counter_fields[i]));
     }
     const uint64_t *lat = s->total.start_latency_hist;

@@ -675,6 +675,10 @@ int aj_wf_set_query(aj_wf *wf, const char *name, aj_query_fn fn, void *ud);
  * (compensation_started/completed/failed), and the run ends `compensated` or
  * `compensation_failed` when the function then returns. */
 int aj_saga_push(aj_wf *wf, const char *name, aj_step_fn fn, void *ud, aj_bytes data);
+/* Pushes a compensation that runs as a job (like an activity: any worker, any process, with the
+ * spec's retries, timeout and lease); it counts as failed when the job is dead-lettered. The spec
+ * is copied; its idempotency key is ignored. */
+int aj_saga_push_job(aj_wf *wf, const char *name, const aj_job_spec *spec);
 int aj_saga_compensate(aj_wf *wf);
 
 /* ---------------------------------------------------------------------------------------------
@@ -706,6 +710,17 @@ typedef struct aj_counters {
     uint64_t wf_cache_hits;      /* tasks that found the history in this process's cache */
     uint64_t wf_cache_misses;    /* tasks that loaded the whole history from the store */
     uint64_t wf_parked;          /* runs parked on non-determinism */
+    /* Sagas: runs that registered a compensation (C sagas and the built-in `saga`). */
+    uint64_t wf_sagas_started;         /* runs that registered their first compensation */
+    uint64_t wf_sagas_completed;       /* ... and then completed */
+    uint64_t wf_sagas_compensated;     /* runs that ended compensated */
+    uint64_t wf_compensation_failures; /* compensations that failed for good */
+    uint64_t wf_timers_scheduled;      /* durable timers (sleeps, signal timeouts) */
+    uint64_t wf_timers_fired;
+    uint64_t wf_timer_lag_hist[AJ_HIST_BUCKETS]; /* fire time to firing, in milliseconds */
+    /* Transactions (every state change is an optimistic compare-and-swap of what it read). */
+    uint64_t txn_attempts; /* transactions tried, first tries and retries */
+    uint64_t txn_gave_up;  /* gave up after repeated conflicts (AJ_ERETRIES) */
 } aj_counters;
 
 typedef struct aj_stats {

@@ -203,6 +203,32 @@ int wf_write(kv_txn *t, const wf_rec *before, const wf_rec *after) {
     return rc;
 }
 
+/* Counts what an appended event means; the counts commit with the transaction that wrote it. */
+static void count_event(aj_counters *d, const wf_rec *w, uint8_t type) {
+    if (d == NULL) {
+        return;
+    }
+    switch (type) {
+    case EV_TIMER_SCHEDULED:
+        d->wf_timers_scheduled++;
+        break;
+    case EV_TIMER_FIRED:
+        d->wf_timers_fired++;
+        break;
+    case EV_COMPENSATION_FAILED:
+        d->wf_compensation_failures++;
+        break;
+    case EV_WORKFLOW_COMPENSATED:
+        d->wf_sagas_compensated++;
+        break;
+    case EV_WORKFLOW_COMPLETED:
+        d->wf_sagas_completed += (w->flags & WF_FLAG_SAGA) != 0;
+        break;
+    default:
+        break;
+    }
+}
+
 int wf_append(kv_txn *t, const job_env *env, wf_rec *w, uint8_t type, aj_slice name, aj_slice data,
               uint64_t aux, uint64_t ref, int final) {
     uint64_t limit = AJ_WF_EVENTS_MAX + (final ? WF_EVENTS_FINAL_RESERVE : 0);
@@ -240,6 +266,7 @@ int wf_append(kv_txn *t, const job_env *env, wf_rec *w, uint8_t type, aj_slice n
         w->last_id = ev.id;
         w->hlc = ev.hlc;
         w->updated_ms = env->now_ms;
+        count_event(env->delta, w, type);
     }
     return rc;
 }

@@ -29,7 +29,10 @@
 /* Bit in an activity_failed event's aux marking the last attempt (the job is dead). */
 #define WF_AUX_FINAL ((uint64_t)1 << 63)
 
-enum { WF_FLAG_CANCEL_REQUESTED = 1 };
+enum {
+    WF_FLAG_CANCEL_REQUESTED = 1,
+    WF_FLAG_SAGA = 2, /* the run registered a compensation (counted as a saga) */
+};
 
 typedef struct wf_rec {
     aj_slice id;

@@ -108,6 +108,7 @@ int eng_run(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync) {
         job_env env;
         aj_counters delta;
         eng_env(e, &env, &delta);
+        delta.txn_attempts = 1;
         rc = fn(t, &env, ud);
         if (rc == ENG_READ_ONLY) {
             kv_abort(t);
@@ -128,7 +129,9 @@ int eng_run(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync) {
         aj_counters c;
         memset(&c, 0, sizeof c);
         c.conflicts = 1;
+        c.txn_attempts = 1;
         if (attempt == ENG_TXN_ATTEMPTS) {
+            c.txn_gave_up = 1;
             eng_count(e, &c);
             return aj__err(AJ_ERETRIES, "gave up after %d conflicting transaction attempts",
                            ENG_TXN_ATTEMPTS);

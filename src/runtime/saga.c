@@ -300,7 +300,7 @@ static int saga_fn(aj_wf *wf, aj_bytes input, void *ud) {
             char *cpayload = NULL;
             rc = job_for(wf, &steps[i], steps[i].compensate, 1, &cspec, &cpayload);
             if (rc == 0) {
-                rc = aj__saga_push_job(wf, steps[i].name, &cspec);
+                rc = aj_saga_push_job(wf, steps[i].name, &cspec);
             }
             free(cpayload);
         }

@@ -30,6 +30,7 @@
 #include "util/arena.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/hist.h"
 #include "util/mem.h"
 
 /* Most query handlers one workflow may set. */
@@ -819,6 +820,10 @@ static int timer(aj_wf *wf, const char *name, int64_t fire_at, uint64_t *out_seq
             if ((rc = record(wf, EV_TIMER_FIRED, name, none, 0, seq, 0)) != 0) {
                 return rc;
             }
+            if (wf->env->delta != NULL) {
+                wf->env->delta
+                    ->wf_timer_lag_hist[aj__hist_bucket((uint64_t)(wf->env->now_ms - fire_at))]++;
+            }
             *out_fired_seq = wf->w.seq;
         } else if (replayed) {
             /* Woken early (another event, or a clock behind the one that scheduled it): make
@@ -905,6 +910,18 @@ int aj_wait_signal(aj_wf *wf, const char *name, int64_t timeout_ms, aj_bytes *ou
 /* ----------------------------------------------------------------------------------------- */
 /* Sagas                                                                                      */
 
+/* The first compensation a run registers makes it a saga, counted once: the flag is stored with
+ * the workflow record, so replays of later tasks find it set. */
+static void saga_mark(aj_wf *wf) {
+    if (wf->query_mode || (wf->w.flags & WF_FLAG_SAGA) != 0) {
+        return;
+    }
+    wf->w.flags |= WF_FLAG_SAGA;
+    if (wf->env->delta != NULL) {
+        wf->env->delta->wf_sagas_started++;
+    }
+}
+
 int aj_saga_push(aj_wf *wf, const char *name, aj_step_fn fn, void *ud, aj_bytes data) {
     if (wf->n_saga == WF_SAGA_MAX) {
         return aj__err(AJ_ETOOBIG, "a saga holds at most %d compensations", WF_SAGA_MAX);
@@ -920,6 +937,7 @@ int aj_saga_push(aj_wf *wf, const char *name, aj_step_fn fn, void *ud, aj_bytes 
     s->fn = fn;
     s->ud = ud;
     wf->n_saga++;
+    saga_mark(wf);
     return 0;
 }
 
@@ -927,7 +945,10 @@ static const char *arena_str(aj_wf *wf, const char *s) {
     return s ? aj_arena_dup(&wf->scratch, s, strlen(s)) : NULL;
 }
 
-int aj__saga_push_job(aj_wf *wf, const char *name, const aj_job_spec *spec) {
+int aj_saga_push_job(aj_wf *wf, const char *name, const aj_job_spec *spec) {
+    if (name == NULL || name[0] == '\0' || spec == NULL || spec->type == NULL) {
+        return aj__err(AJ_EINVAL, "a job compensation needs a name and a job spec with a type");
+    }
     if (wf->n_saga == WF_SAGA_MAX) {
         return aj__err(AJ_ETOOBIG, "a saga holds at most %d compensations", WF_SAGA_MAX);
     }
@@ -940,7 +961,13 @@ int aj__saga_push_job(aj_wf *wf, const char *name, const aj_job_spec *spec) {
     s->spec.payload = aj_arena_dup(&wf->scratch, spec->payload, spec->payload_len);
     s->spec.idempotency_key = NULL;
     s->spec.metadata = arena_str(wf, spec->metadata);
+    if (s->name == NULL || s->spec.type == NULL || s->spec.payload == NULL ||
+        (spec->queue != NULL && s->spec.queue == NULL) ||
+        (spec->metadata != NULL && s->spec.metadata == NULL)) {
+        return aj__err(AJ_ENOMEM, "out of memory pushing a compensation");
+    }
     wf->n_saga++;
+    saga_mark(wf);
     return 0;
 }
 
@@ -1274,7 +1301,8 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
             }
         }
     }
-    if (rc == 0 && (wf->w.seq != before.seq || wf->w.state != before.state)) {
+    if (rc == 0 &&
+        (wf->w.seq != before.seq || wf->w.state != before.state || wf->w.flags != before.flags)) {
         rc = wf_write(t, &before, &wf->w);
     }
     if (rc == 0) {

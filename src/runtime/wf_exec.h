@@ -35,7 +35,4 @@ int aj__saga_register(aj_engine *e);
 /* Replays a loaded (query-mode) context against fn; see aj_wf_replay_check. */
 int aj__wf_replay_check(aj_wf *wf, aj_workflow_fn fn, void *ud, char **out_report);
 
-/* A compensation that is a job (the declarative saga). */
-int aj__saga_push_job(aj_wf *wf, const char *name, const aj_job_spec *spec);
-
 #endif

@@ -6,10 +6,12 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct fixture {
@@ -82,6 +84,31 @@ static int sleepy(aj_wf *wf, aj_bytes input, void *ud) {
     char t[32];
     AJ_TRY(aj_step(wf, "after", add_one, NULL, str_bytes(cstr(a, t, sizeof t)), &b));
     return aj_wf_set_result(wf, b.data, b.len);
+}
+
+static int do_step(aj_step_ctx *ctx, aj_bytes in, void *ud);
+
+/* A saga whose compensation is a job (the echo built-in on queue "acts"). */
+static int job_saga(aj_wf *wf, aj_bytes input, void *ud) {
+    (void)input;
+    (void)ud;
+    aj_job_spec s;
+    aj_job_spec_init(&s);
+    if (aj_saga_push_job(wf, NULL, &s) != AJ_EINVAL || aj_saga_push_job(wf, "x", &s) != AJ_EINVAL) {
+        return aj_wf_fail(wf, "bad compensations accepted");
+    }
+    AJ_TRY(aj_step(wf, "A", do_step, NULL, str_bytes("A"), NULL));
+    s.type = "echo";
+    s.queue = "acts";
+    s.payload = "\"undo-A\"";
+    s.payload_len = strlen(s.payload);
+    AJ_TRY(aj_saga_push_job(wf, "undo-A", &s));
+    int rc = aj_step(wf, "C", do_step, NULL, str_bytes("C"), NULL);
+    if (rc == AJ_SUSPEND) {
+        return rc;
+    }
+    AJ_TRY(aj_saga_compensate(wf));
+    return aj_wf_fail(wf, "step C failed");
 }
 
 static int waiter(aj_wf *wf, aj_bytes input, void *ud) {
@@ -196,6 +223,7 @@ static int setup(void **state) {
     assert_int_equal(aj_workflow_register(f->e, "waiter", waiter, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "changing", changing, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "my-saga", saga, NULL), 0);
+    assert_int_equal(aj_workflow_register(f->e, "job-saga", job_saga, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "tx", transactional, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "queried", queried, NULL), 0);
     assert_int_equal(aj_workers_start(f->e, NULL), 0);
@@ -313,6 +341,31 @@ static void test_activity(void **state) {
     free(id);
 }
 
+/* This process's counters once field `off` of them reached `want` (counts are added just after
+ * the commit a waiter may already have seen), or as they are after 5 s. */
+static aj_counters counters_at_least(fixture *f, size_t off, uint64_t want) {
+    aj_stats st;
+    for (int i = 0; i < 500; i++) {
+        assert_int_equal(aj_stats_get(f->e, &st), 0);
+        uint64_t v;
+        memcpy(&v, (const char *)&st.process + off, sizeof v);
+        if (v >= want) {
+            break;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return st.process;
+}
+
+static uint64_t hist_total(const uint64_t *h) {
+    uint64_t n = 0;
+    for (int i = 0; i < AJ_HIST_BUCKETS; i++) {
+        n += h[i];
+    }
+    return n;
+}
+
 static void test_timer_no_reexecution(void **state) {
     fixture *f = *state;
     char *id = start(f, "sleepy", "w-sleepy", "10");
@@ -322,6 +375,11 @@ static void test_timer_no_reexecution(void **state) {
     events x = history(f, id);
     assert_int_equal(count_type(&x, "timer_scheduled"), 1);
     assert_int_equal(count_type(&x, "timer_fired"), 1);
+    aj_counters c = counters_at_least(f, offsetof(aj_counters, wf_timers_fired), 1);
+    assert_int_equal(c.wf_timers_scheduled, 1);
+    assert_int_equal(c.wf_timers_fired, 1);
+    assert_int_equal(hist_total(c.wf_timer_lag_hist), 1);
+    assert_true(c.txn_attempts > 0);
     /* The first step ran once although the workflow ran again after the timer. */
     assert_int_equal(atomic_load(&step_runs), 2);
     free(id);
@@ -406,6 +464,24 @@ static void test_saga_compensates_in_reverse(void **state) {
     assert_int_equal(count_type(&x, "compensation_started"), 2);
     assert_int_equal(count_type(&x, "compensation_completed"), 2);
     assert_int_equal(count_type(&x, "step_failed"), 1);
+    aj_counters c = counters_at_least(f, offsetof(aj_counters, wf_sagas_compensated), 1);
+    assert_int_equal(c.wf_sagas_started, 1);
+    assert_int_equal(c.wf_sagas_compensated, 1);
+    assert_int_equal(c.wf_sagas_completed, 0);
+    assert_int_equal(c.wf_compensation_failures, 0);
+    free(id);
+}
+
+static void test_saga_job_compensation(void **state) {
+    fixture *f = *state;
+    char *id = start(f, "job-saga", "w-job-saga", "");
+    aj_wf_info *info = finish(f, id, AJ_WF_COMPENSATED);
+    aj_wf_info_free(info);
+    events x = history(f, id);
+    assert_int_equal(count_type(&x, "compensation_started"), 1);
+    assert_int_equal(count_type(&x, "compensation_completed"), 1);
+    aj_counters c = counters_at_least(f, offsetof(aj_counters, wf_sagas_compensated), 1);
+    assert_int_equal(c.wf_sagas_started, 1);
     free(id);
 }
 
@@ -511,6 +587,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_nondeterminism_parks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_terminate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_saga_compensates_in_reverse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_saga_job_compensation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactional_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_check, setup, teardown),
