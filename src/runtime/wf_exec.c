@@ -766,11 +766,22 @@ int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *
         return 0;
     }
     if (done != NULL) {
+        if (cancel_visible(wf, before)) {
+            return aj__err(AJ_ECANCELLED, "workflow cancelled while activity '%s' ran", name);
+        }
         return aj__err(AJ_EFAILED, "activity '%s' failed: %.*s", name, (int)done->data.n,
                        (const char *)done->data.p);
     }
-    if (cancel_visible(wf, before)) {
-        return aj__err(AJ_ECANCELLED, "workflow cancelled while waiting for activity '%s'", name);
+    if (cancel_visible(wf, before) && !wf->query_mode) {
+        /* Cancel the job as well, and return only once its outcome is in: a job that completed
+         * before the cancel reached it returns its result, so the caller registers its
+         * compensation and a saga undoes it like any other completed step. The job's cancel
+         * (or end) arrives through the inbox; cancelling it again on a later task is a no-op. */
+        int crc = job_cancel(wf->t, wf->env, ev->aux);
+        if (crc != 0 && crc != AJ_ESTATE && crc != AJ_ENOTFOUND) {
+            return crc;
+        }
+        aj__err_clear();
     }
     return suspend(wf);
 }

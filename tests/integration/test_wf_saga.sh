@@ -96,4 +96,28 @@ expect 2 "$AJ" wf ls --state sleeping
 "$AJ" submit --queue aj.wf/elsewhere --type aj.wf --payload '"runs-elsewhere"' >/dev/null
 timeout 30 "$AJ" worker --drain 2>/dev/null || fail "--drain waited for a workflow type it cannot run"
 [ "$("$AJ" job ls --queue aj.wf/elsewhere --state ready --json | jq length)" = 1 ] || fail "foreign task touched"
+# 7. Cancel while a step runs: its job is cancelled (the shell killed, never finishing), and the
+#    completed steps are compensated; the running step is not (it did not complete).
+: >"$ledger"
+cat >"$dir/slow.json" <<JSON
+{"steps":[{"name":"a","run":$(step a true),"compensate":$(step undo-a true)},
+          {"name":"b","run":$(step b "sleep 300; echo b-finished >> $ledger"),"compensate":$(step undo-b true)}]}
+JSON
+"$AJ" wf start saga --id slow-1 --input-file "$dir/slow.json" >/dev/null
+"$AJ" worker 2>"$dir/worker.log" &
+worker=$!
+for _ in $(seq 300); do grep -q "^b b 1" "$ledger" 2>/dev/null && break; sleep 0.1; done
+grep -q "^b b 1" "$ledger" || fail "step b never started: $(cat "$ledger")"
+"$AJ" wf cancel slow-1
+for _ in $(seq 600); do
+    st=$("$AJ" wf show slow-1 --json | jq -r .state)
+    [ "$st" = running ] || [ "$st" = compensating ] || break
+    sleep 0.1
+done
+kill "$worker"; wait "$worker" || true
+[ "$st" = compensated ] || fail "cancelled saga ended '$st'"
+grep -q "^undo-a a 1 1 slow-1$" "$ledger" || fail "undo-a did not run: $(cat "$ledger")"
+! grep -q "undo-b\|b-finished" "$ledger" || fail "the cancelled step completed or was compensated: $(cat "$ledger")"
+bjob=$("$AJ" wf show slow-1 --json | jq -r '.events[] | select(.type=="activity_scheduled" and .name=="b") | .aux')
+[ "$("$AJ" job show "$bjob" --json | jq -r .state)" = cancelled ] || fail "step b's job was not cancelled"
 echo "wf saga ok"
