@@ -737,7 +737,11 @@ int eng_queue_names(aj_engine *e, char ***out, size_t *n) {
 int eng_claim(aj_engine *e, const char *const *queues, size_t n_queues, const char *worker,
               size_t max, int only_handled, aj_job **jobs, int64_t *latency, size_t *n) {
     claim_ctx c = {e, only_handled, queues, n_queues, worker, max, jobs, latency, 0};
-    int rc = eng_run(e, claim_txn, &c, KV_SYNC);
+    /* A claim need not be durable before the job runs: it is validated and visible to every
+     * process when eng_run returns, and the only way to lose it — a power loss — also stops the
+     * worker, leaving the job ready to run again (at least once). Its completion is durable and
+     * commits after it, so a completed job never loses its claim. */
+    int rc = eng_run(e, claim_txn, &c, KV_APPLIED);
     if (rc != 0) {
         for (size_t i = 0; i < c.n; i++) {
             aj_job_free(jobs[i]);

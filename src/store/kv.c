@@ -919,7 +919,7 @@ int kv_commit(kv_txn *t, kv_sync sync, kv_done_fn done, void *done_ud, uint64_t 
     if (t->n_writes == 0 && !t->has_expect) {
         /* Read-only: its reads came from one consistent snapshot, so it serializes there. */
         txn_free(t);
-        if (sync == KV_SYNC && out_version != NULL) {
+        if (sync != KV_ASYNC && out_version != NULL) {
             *out_version = 0;
         }
         if (sync == KV_ASYNC && done != NULL) {
@@ -945,7 +945,7 @@ int kv_commit(kv_txn *t, kv_sync sync, kv_done_fn done, void *done_ud, uint64_t 
         .n_writes = nw,
         .sync = sync,
     };
-    if (sync == KV_SYNC) {
+    if (sync != KV_ASYNC) {
         int rc = s->ops->commit(s->st, &t->commit);
         if (rc == 0 && out_version != NULL) {
             *out_version = t->commit.out_version;

@@ -42,6 +42,13 @@ typedef struct kv_limits {
 typedef enum kv_sync {
     KV_SYNC = 0,  /* return after the commit is durable */
     KV_ASYNC = 1, /* return once handed to the committer; a crash may lose it */
+    /* Return once committed and visible to every process, validated like KV_SYNC, but made
+     * durable only by the next durable commit (or checkpoint): a process crash keeps it, a power
+     * loss or kernel crash may lose it — together with everything that came after it, since
+     * commits become durable in order. For writes whose loss is harmless when every later
+     * commit is lost with them: a claim (the job is simply ready again after the power loss that
+     * also stopped its worker). */
+    KV_APPLIED = 2,
 } kv_sync;
 
 /* One entry of a commit's read set or write set, as passed to a backend. */

@@ -18,7 +18,9 @@
  * conflicts inside a batch are caught like any other) and applies its writes inside a SAVEPOINT,
  * so a failing request is rolled back alone. One COMMIT, so one fsync, serves the whole batch.
  * KV_SYNC callers sleep until their batch is done; KV_ASYNC callers return at once and are told
- * through `done` on the committer thread. A failed COMMIT fails every request of its batch and
+ * through `done` on the committer thread. KV_APPLIED callers sleep like KV_SYNC ones, but a batch
+ * made of KV_APPLIED requests only commits with synchronous=NORMAL: no fsync, the next durable
+ * COMMIT covers it. A failed COMMIT fails every request of its batch and
  * leaves the file as it was; the next batch is tried normally, so the store resumes when space
  * returns.
  *
@@ -141,6 +143,7 @@ typedef struct sq_store {
 
     pthread_mutex_t wmu; /* the writer connection */
     sq_conn *writer;
+    int writer_durable; /* the writer's synchronous mode is FULL (not NORMAL) */
 
     pthread_mutex_t mu;      /* queue, reader pool, stats */
     pthread_cond_t queue_cv; /* the committer waits for requests */
@@ -617,11 +620,38 @@ static int apply(sq_conn *c, const kv_commit_req *cm, uint64_t ver) {
     return err;
 }
 
-/* Runs one batch in one SQLite transaction. Returns 1 if it committed writes. */
-static int run_batch(sq_store *ss, sq_req *reqs, size_t n) {
+/* Sets the writer's synchronous mode for the next COMMIT (the caller holds wmu): FULL fsyncs
+ * the WAL at COMMIT; NORMAL leaves it to the next FULL commit or checkpoint, which covers the
+ * earlier frames too, since the WAL is written in order. */
+static int set_durable(sq_store *ss, int durable) {
+    if (ss->relaxed || ss->writer_durable == durable) {
+        return 0;
+    }
+    int rc =
+        exec_sql(ss->writer, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                 "switching the commit mode");
+    if (rc == 0) {
+        ss->writer_durable = durable;
+    }
+    return rc;
+}
+
+/* Runs one batch in one SQLite transaction. Returns 1 if it committed writes; *synced says
+ * whether the COMMIT was durable. */
+static int run_batch(sq_store *ss, sq_req *reqs, size_t n, int *synced) {
     pthread_mutex_lock(&ss->wmu);
     sq_conn *c = ss->writer;
     int wrote = 0, err = 0;
+    /* A batch of KV_APPLIED requests only commits without an fsync. */
+    int durable = 0;
+    for (size_t i = 0; i < n && !durable; i++) {
+        durable = reqs[i].c->sync != KV_APPLIED;
+    }
+    *synced = durable && !ss->relaxed;
+    if ((err = set_durable(ss, durable)) != 0) {
+        fail_all(reqs, n, err);
+        goto out;
+    }
     int rc = run(c, ST_BEGIN_IMM);
     if (rc != SQLITE_OK) {
         fail_all(reqs, n, sq_err(c->db, rc, "beginning a commit"));
@@ -754,14 +784,15 @@ static void *committer_main(void *arg) {
         pthread_cond_broadcast(&ss->space_cv);
         pthread_mutex_unlock(&ss->mu);
 
-        int wrote = run_batch(ss, ss->batch, n);
+        int synced = 0;
+        int wrote = run_batch(ss, ss->batch, n, &synced);
         if (wrote) {
             bump_change(ss);
         }
 
         pthread_mutex_lock(&ss->mu);
         ss->batches++;
-        ss->syncs += wrote && !ss->relaxed;
+        ss->syncs += wrote && synced;
         ss->hist[aj__hist_bucket(n)]++;
         int n_async = 0;
         ss->released = 0;
@@ -837,9 +868,9 @@ static int queue_room(sq_store *ss) {
 
 static int sq_commit(void *st, kv_commit_req *c) {
     sq_store *ss = st;
-    if (c->sync == KV_SYNC && ss->committer_started &&
+    if (c->sync != KV_ASYNC && ss->committer_started &&
         pthread_equal(pthread_self(), ss->committer)) {
-        return aj__err(AJ_ESTATE, "a KV_SYNC commit from a commit callback would wait for itself");
+        return aj__err(AJ_ESTATE, "a waiting commit from a commit callback would wait for itself");
     }
     size_t bytes = 0;
     for (size_t i = 0; i < c->n_writes; i++) {
@@ -859,7 +890,7 @@ static int sq_commit(void *st, kv_commit_req *c) {
         return rc;
     }
     ss->q[(ss->q_head + ss->q_n) % ss->q_cap] =
-        (sq_req){c, c->sync == KV_SYNC ? &w : NULL, bytes, 0, NULL};
+        (sq_req){c, c->sync != KV_ASYNC ? &w : NULL, bytes, 0, NULL};
     ss->q_n++;
     pthread_cond_signal(&ss->queue_cv);
     if (c->sync == KV_ASYNC) {
@@ -1100,6 +1131,7 @@ static int setup(sq_store *ss) {
     snprintf(pragmas, sizeof pragmas, "PRAGMA synchronous = %s; PRAGMA journal_size_limit = %lld;",
              ss->relaxed ? "NORMAL" : "FULL", (long long)SQ_JOURNAL_LIMIT);
     rc = exec_sql(ss->writer, pragmas, "configuring the store");
+    ss->writer_durable = 1;
     if (rc == 0 && format == 0) {
         rc = exec_sql(ss->writer,
                       "BEGIN IMMEDIATE;"

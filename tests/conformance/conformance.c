@@ -742,6 +742,38 @@ static void test_async(void **state) {
     assert_int_equal(get1(f->s, "nodone", buf, sizeof buf), 0);
 }
 
+/* KV_APPLIED: validated and visible like KV_SYNC, without an fsync of its own. */
+static void test_applied(void **state) {
+    fx *f = *state;
+    uint64_t b0, s0, b1, s1, ver = 0;
+    kv_commit_stats(f->s, &b0, &s0, NULL, 0);
+    kv_txn *t;
+    assert_int_equal(kv_begin(f->s, &t), 0);
+    assert_int_equal(kv_put(t, "applied", 7, "1", 1), 0);
+    assert_int_equal(kv_commit(t, KV_APPLIED, NULL, NULL, &ver), 0);
+    assert_true(ver > 0);
+    kv_commit_stats(f->s, &b1, &s1, NULL, 0);
+    assert_true(b1 > b0);
+    assert_int_equal(s1, s0); /* no fsync */
+    char buf[8];
+    assert_int_equal(get1(f->s, "applied", buf, sizeof buf), 0);
+    assert_string_equal(buf, "1");
+    /* Conflicts are caught as for any commit. */
+    const uint8_t *v;
+    size_t vl;
+    assert_int_equal(kv_begin(f->s, &t), 0);
+    assert_int_equal(kv_get(t, "applied", 7, &v, &vl), 0);
+    put1(f->s, "applied", "2");
+    assert_int_equal(kv_put(t, "applied", 7, "3", 1), 0);
+    assert_int_equal(kv_commit(t, KV_APPLIED, NULL, NULL, NULL), AJ_ECONFLICT);
+    assert_int_equal(get1(f->s, "applied", buf, sizeof buf), 0);
+    assert_string_equal(buf, "2");
+    /* put1 committed durably: that one counted. */
+    uint64_t s2;
+    kv_commit_stats(f->s, NULL, &s2, NULL, 0);
+    assert_true(s2 > s1);
+}
+
 typedef struct waiter_ctx {
     kv_store *s;
     uint64_t seen;
@@ -935,6 +967,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_applied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_notify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counter_threads, setup, teardown),

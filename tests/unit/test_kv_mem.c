@@ -121,6 +121,16 @@ static void test_crash_drops_async_only(void **state) {
     assert_int_equal(get(s, "y", buf, sizeof buf), 0);
     assert_int_equal(get(s, "z", buf, sizeof buf), AJ_ENOTFOUND);
 
+    /* KV_APPLIED commits are visible at once but durable only with the next KV_SYNC one. */
+    assert_int_equal(put(s, "p", "applied", KV_APPLIED), 0);
+    assert_int_equal(get(s, "p", buf, sizeof buf), 0);
+    kv_mem_crash(s);
+    assert_int_equal(get(s, "p", buf, sizeof buf), AJ_ENOTFOUND);
+    assert_int_equal(put(s, "p", "applied", KV_APPLIED), 0);
+    assert_int_equal(put(s, "q", "sync", KV_SYNC), 0);
+    kv_mem_crash(s);
+    assert_int_equal(get(s, "p", buf, sizeof buf), 0);
+
     /* Versions never go back after a crash. */
     kv_txn *t;
     uint64_t v0 = 0, v1 = 0;
