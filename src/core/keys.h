@@ -15,7 +15,7 @@
  *   'I' queue 0 key                     idempotency record: id, expiry, fingerprint
  *   'X' expires_ms queue 0 key          idempotency expiry index
  *   'Q' queue                           known queues (so "every queue" can be served)
- *   'C' instance                        one process's counters, flushed periodically
+ *   'C' instance                        what one process counted (runtime/counters.c); 0: folded
  *   'M' name                            engine metadata: "format", "ids"
  *   'P' id                              a job's progress (progress.h), deleted with the job
  *   'W' wf_id                           workflow record (workflows; reserved: W E G V N u)

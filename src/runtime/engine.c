@@ -308,6 +308,7 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv, const aj_
     e->log.level = e->opts.log_level;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->counters_mu, NULL);
+    pthread_mutex_init(&e->flush_mu, NULL);
     if (e->opts.seed != 0) {
         aj_rng_seed(&e->rng, e->opts.seed);
     } else {
@@ -335,6 +336,8 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv, const aj_
         }
         pthread_mutex_destroy(&e->mu);
         pthread_mutex_destroy(&e->counters_mu);
+        pthread_mutex_destroy(&e->flush_mu);
+        pthread_mutex_destroy(&e->flush_mu);
         aj__free(e);
         return rc;
     }
@@ -381,6 +384,7 @@ void aj_engine_close(aj_engine *e) {
     aj__free(e->known_queues);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->counters_mu);
+    pthread_mutex_destroy(&e->flush_mu);
     aj__free(e);
 }
 

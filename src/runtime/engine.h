@@ -25,6 +25,8 @@
 #define ENG_TXN_ATTEMPTS 64
 /* Most handler types one engine can register. */
 #define ENG_HANDLERS_MAX 256
+/* A process's counter record untouched this long is folded into the base record. */
+#define ENG_COUNTERS_FOLD_MS (10 * 60 * AJ_SECOND)
 /* How often counters are flushed to the store. */
 #define ENG_COUNTER_FLUSH_MS 1000
 /* How often finished jobs and expired idempotency keys are collected. */
@@ -69,8 +71,9 @@ struct aj_engine {
     size_t n_known, cap_known;
 
     pthread_mutex_t counters_mu;
+    pthread_mutex_t flush_mu; /* a flush's commit and `flushed` change together (counters.c) */
     aj_counters counters;
-    aj_counters flushed; /* what the store holds for this instance */
+    aj_counters flushed; /* this process's counters as of its last flush (counters.c) */
 
     pthread_t ticker;
     int ticker_started;
@@ -122,6 +125,9 @@ int eng_claim(aj_engine *e, const char *const *queues, size_t n_queues, const ch
 int eng_ticker_start(aj_engine *e);
 void eng_ticker_stop(aj_engine *e);
 int eng_flush_counters(aj_engine *e);
+/* Folds the counter records of processes quiet for ENG_COUNTERS_FOLD_MS into the shared base
+ * record (counters.c). */
+int eng_fold_counters(aj_engine *e);
 
 /* worker.c */
 void eng_pool_destroy(aj_engine *e);
