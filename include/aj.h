@@ -52,7 +52,8 @@ const char *aj_version(void);
     X(CORRUPT, -15, "stored record is corrupt")                                                    \
     X(INTERNAL, -16, "internal error")                                                             \
     X(EXISTS, -17, "already exists")                                                               \
-    X(FAILED, -18, "failed")
+    X(FAILED, -18, "failed")                                                                       \
+    X(BUSY, -19, "store busy: another process held its lock too long")
 
 enum {
     AJ_OK = 0,

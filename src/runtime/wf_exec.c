@@ -1260,7 +1260,7 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
     }
     if (fr == AJ_EIO || fr == AJ_EFULL || fr == AJ_ENOMEM || fr == AJ_ERETRIES ||
         fr == AJ_ECORRUPT || fr == AJ_EINTERNAL || fr == AJ_ECONFLICT || fr == AJ_EFORMAT ||
-        fr == AJ_ECLOSED) {
+        fr == AJ_ECLOSED || fr == AJ_EBUSY) {
         /* Store trouble inside a durable call (I/O, conflicts, memory): retry the task. */
         aj__wf_free(wf);
         return fr;

@@ -229,7 +229,7 @@ static void outcome_done(void *ud, int rc) {
     aj_pool *p = o->pool;
     if (rc == 0) {
         eng_count(p->e, &o->delta);
-    } else if (rc == AJ_ECONFLICT || rc == AJ_EIO || rc == AJ_EFULL) {
+    } else if (rc == AJ_ECONFLICT || rc == AJ_EIO || rc == AJ_EFULL || rc == AJ_EBUSY) {
         /* Retry synchronously on the dispatcher to learn whether the epoch still holds. */
         pthread_mutex_lock(&p->mu);
         o->next = p->redo;

@@ -197,6 +197,9 @@ static int sq_code(int rc) {
         return AJ_ECORRUPT;
     case SQLITE_TOOBIG:
         return AJ_ETOOBIG;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return AJ_EBUSY; /* after SQ_BUSY_TIMEOUT_MS of waiting: worth retrying later */
     default:
         return AJ_EIO;
     }

@@ -122,6 +122,27 @@ static void test_newer_format_refused(void **state) {
     free(after);
 }
 
+/* Another process holding the write lock past the busy timeout: AJ_EBUSY (retryable), not an
+ * I/O error; the store works again once the lock is released. Takes the timeout (10 s). */
+static void test_busy(void **state) {
+    fx *f = *state;
+    kv_store *s;
+    assert_int_equal(kv_open(&s, f->url, NULL), 0);
+    put(s, "k", "v", 1, 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", 0, 0, 0), SQLITE_OK);
+    kv_txn *t;
+    assert_int_equal(kv_begin(s, &t), 0);
+    assert_int_equal(kv_put(t, "k", 1, "w", 1), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), AJ_EBUSY);
+    assert_non_null(strstr(aj_errmsg(), "locked"));
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", 0, 0, 0), SQLITE_OK);
+    sqlite3_close(db);
+    put(s, "k", "x", 1, 0);
+    kv_close(s);
+}
+
 static void test_missing_directory(void **state) {
     fx *f = *state;
     char url[1200];
@@ -267,6 +288,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_file_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_format_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_and_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relaxed, setup, teardown),
