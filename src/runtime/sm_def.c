@@ -312,7 +312,7 @@ static int parse_state(sm_def *d, size_t idx, json_t *s) {
     if (!json_is_object(s)) {
         return bad(path, "a state must be an object");
     }
-    static const char *const known[] = {"jobs", "on", "terminal", "description", NULL};
+    static const char *const known[] = {"jobs", "on", "wait", "terminal", "description", NULL};
     int rc = known_fields(s, path, known);
     if (rc != 0) {
         return rc;
@@ -329,13 +329,22 @@ static int parse_state(sm_def *d, size_t idx, json_t *s) {
         } else {
             return bad(path, "\"terminal\" must be \"completed\" or \"failed\"");
         }
-        if (jobs != NULL || on != NULL) {
-            return bad(path, "a terminal state has no \"jobs\" or \"on\"");
+        if (jobs != NULL || on != NULL || json_object_get(s, "wait") != NULL) {
+            return bad(path, "a terminal state has no \"jobs\", \"on\" or \"wait\"");
         }
         return 0;
     }
     if (jobs == NULL || on == NULL) {
         return bad(path, "a state needs \"jobs\" and \"on\" (transitions), or \"terminal\"");
+    }
+    json_t *wait = json_object_get(s, "wait");
+    if (wait != NULL) {
+        int64_t ms = 0;
+        if (!json_is_string(wait) || aj_duration_parse(json_string_value(wait), &ms) != 0 ||
+            ms <= 0 || ms > SM_WAIT_MAX) {
+            return bad(path, "\"wait\" must be a positive duration like \"30s\", at most 30d");
+        }
+        st->wait_ms = ms;
     }
     if (!json_is_array(jobs) || json_array_size(jobs) == 0) {
         return bad(path, "\"jobs\" must be a non-empty array");
@@ -429,8 +438,9 @@ static int check_reachable(const sm_def *d) {
     int terminal = 0;
     for (size_t i = 0; i < d->n_states; i++) {
         if (!seen[i]) {
-            rc = bad("states", "state '%s' is unreachable from the initial state '%s'",
-                     d->states[i].name, d->states[d->initial].name);
+            char path[SM_PATH_MAX];
+            path_join(path, "states", d->states[i].name);
+            rc = bad(path, "unreachable from the initial state '%s'", d->states[d->initial].name);
             goto out;
         }
         terminal |= d->states[i].terminal != SM_NOT_TERMINAL;

@@ -19,6 +19,8 @@
 #define SM_JOBS_MAX 64
 /* Transitions allowed when the definition does not say ("max_transitions"). */
 #define SM_TRANSITIONS_DEFAULT 1000
+/* Longest "wait" of a state before its jobs (30 days). */
+#define SM_WAIT_MAX ((int64_t)30 * 24 * 3600 * 1000)
 /* Largest "max_transitions" accepted (a run's history holds at most AJ_WF_EVENTS_MAX events). */
 #define SM_TRANSITIONS_MAX 10000
 
@@ -40,7 +42,8 @@ typedef struct sm_job {
 
 typedef struct sm_state {
     const char *name;
-    int terminal; /* SM_NOT_TERMINAL, SM_TERMINAL_COMPLETED or SM_TERMINAL_FAILED */
+    int terminal;    /* SM_NOT_TERMINAL, SM_TERMINAL_COMPLETED or SM_TERMINAL_FAILED */
+    int64_t wait_ms; /* a durable sleep before the jobs run ("wait"), 0: none */
     sm_job *jobs;
     size_t n_jobs;
     /* Transitions (target state indexes, -1 when absent), tried in this order: outcome rules in

@@ -235,6 +235,10 @@ static int statemachine_fn(aj_wf *wf, aj_bytes input, void *ud) {
             break;
         }
         json_array_append_new(r.visits, v);
+        /* A durable timer, so a polling loop does not spin: replay finds it fired. */
+        if (st->wait_ms > 0 && (rc = aj_sleep(wf, st->wait_ms)) != 0) {
+            break;
+        }
         rc = run_state(wf, &r, visit, outcome, jobs, errors);
         if (rc != 0) {
             break;
