@@ -37,7 +37,8 @@ static void path_join(char *out, const char *a, const char *b) {
         out[n++] = '.';
     }
     for (const char *p = b; *p != '\0' && n < SM_PATH_MAX - 1; p++) {
-        out[n++] = *p;
+        /* Names come from the input: keep messages on one printable line. */
+        out[n++] = (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p;
     }
     out[n] = '\0';
 }
@@ -50,6 +51,12 @@ static int bad(const char *path, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Names come from the input: keep the message on one printable line. */
+    for (char *p = msg; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            *p = '?';
+        }
+    }
     if (path == NULL || path[0] == '\0') {
         return aj__err(AJ_EINVAL, "statemachine input: %s", msg);
     }
