@@ -57,11 +57,16 @@ typedef struct sm_run {
 static char *report_text(const sm_run *r, const char *terminal, size_t max) {
     const char *state = r->d->states[r->current].name;
     for (int level = 0; level < 3; level++) {
-        json_t *o = json_pack("{s:s,s:s?,s:I,s:O}", "state", state, "terminal", terminal,
-                              "transitions", (json_int_t)r->transitions, "path", r->path);
+        json_t *o = json_object();
         if (o == NULL) {
             return NULL;
         }
+        json_object_set_new(o, "state", json_string(state));
+        if (terminal != NULL) {
+            json_object_set_new(o, "terminal", json_string(terminal));
+        }
+        json_object_set_new(o, "transitions", json_integer((json_int_t)r->transitions));
+        json_object_set(o, "path", r->path);
         if (level < 2) {
             json_object_set(o, "visits", r->visits);
         } else {
