@@ -31,7 +31,10 @@ static const char start_help[] =
     "declarative\n"
     "saga: "
     "{\"steps\":[{\"name\":\"reserve\",\"run\":[\"PROGRAM\",\"ARG\"],\"compensate\":[...]},...]}\n"
-    "(see docs/WORKFLOWS.md). Other types are C functions registered by a worker program; the\n"
+    "(see docs/WORKFLOWS.md). The built-in type `statemachine` runs states of jobs with\n"
+    "transitions: "
+    "{\"initial\":\"build\",\"states\":{\"build\":{\"jobs\":[...],\"on\":{...}},...}}\n"
+    "(see docs/STATEMACHINE.md). Other types are C functions registered by a worker program; the\n"
     "type must have been registered with this store.\n"
     "\n"
     "Flags:\n"
@@ -47,7 +50,8 @@ static const char start_help[] =
     "input), 4 the id is running (or finished, without --rerun).\n"
     "\n"
     "Example:\n"
-    "  aj wf start saga --id order-17 --input-file order-saga.json\n";
+    "  aj wf start saga --id order-17 --input-file order-saga.json\n"
+    "  aj wf start statemachine --id release-3 --input-file examples/statemachine/release.json\n";
 
 static const char ls_help[] =
     "Usage: aj wf ls [--state S] [--type T] [--limit N]\n"
@@ -110,7 +114,7 @@ static const char query_help[] =
     "\n"
     "Asks a workflow's query handler NAME and prints the answer. The workflow is replayed\n"
     "read-only by a process that registered its type (this one for `saga`, else a worker).\n"
-    "Sagas answer `status`.\n"
+    "Sagas and state machines answer `status`.\n"
     "\n"
     "Exit codes: 0 answered, 1 store error or no worker answered, 2 bad input, 3 no such\n"
     "workflow or handler.\n"
@@ -311,7 +315,7 @@ int cmd_wf_start(cli *c, int argc, char **argv) {
     if (rc == 0 && !aj_wf_type_known(c->engine, type)) {
         rc = cli_error(CLI_EXIT_USAGE,
                        "unknown workflow type '%s': no worker has registered it with this store "
-                       "(the built-in type is saga)",
+                       "(the built-in types are saga and statemachine)",
                        type);
     }
     if (rc == 0 && input_lines == NULL) {

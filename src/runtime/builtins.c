@@ -23,6 +23,7 @@
 
 #include "aj.h"
 #include "runtime/shell.h"
+#include "runtime/statemachine.h"
 #include "runtime/wf_exec.h"
 #include "util/clock.h"
 
@@ -138,6 +139,9 @@ int aj_register_builtins(aj_engine *e) {
     }
     if (rc == 0) {
         rc = aj__saga_register(e); /* the declarative saga workflow (saga.c) */
+    }
+    if (rc == 0) {
+        rc = aj__statemachine_register(e); /* the declarative state machine (statemachine.c) */
     }
     return rc;
 }

@@ -10,6 +10,7 @@
 #include "core/history.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
+#include "runtime/sm_def.h"
 #include "runtime/wf_exec.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -224,6 +225,12 @@ int aj_wf_start(aj_engine *e, const char *type, const void *input, size_t len,
     if (strcmp(type, "saga") == 0) {
         /* The built-in saga interprets its input: refuse a bad one before anything is stored. */
         int rc = aj__saga_validate(input ? input : "", len);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (strcmp(type, "statemachine") == 0) {
+        int rc = aj__sm_validate(input ? input : "", len); /* the same for the state machine */
         if (rc != 0) {
             return rc;
         }
@@ -574,7 +581,7 @@ int aj_wf_type_known(aj_engine *e, const char *type) {
     if (type == NULL) {
         return 0;
     }
-    if (strcmp(type, "saga") == 0) {
+    if (strcmp(type, "saga") == 0 || strcmp(type, "statemachine") == 0) {
         return 1;
     }
     char queue[AJ_NAME_MAX + 1];
