@@ -459,8 +459,9 @@ static int show_event(void *ud, const aj_wf_event *ev) {
 /* A child's current state: "collected" once its record is gone. */
 static const char *child_state(cli *c, const aj_wf_link *l) {
     aj_wf_info *i = NULL;
-    if (aj_wf_get(c->engine, l->id, &i) != 0) {
-        return "collected";
+    int rc = aj_wf_get(c->engine, l->id, &i);
+    if (rc != 0) {
+        return rc == AJ_ENOTFOUND ? "collected" : "unknown";
     }
     const char *name = aj_wf_state_name(i->state);
     aj_wf_info_free(i);

@@ -1193,6 +1193,32 @@ static int continue_run(aj_wf *wf, const wf_rec *before) {
     if (rc != 0) {
         return rc;
     }
+    /* Signals the run received but did not consume carry over to the next run, in order, so
+     * a signal sent at any moment is seen by some run. Copied out of the arena freed below. */
+    size_t n_carry = 0;
+    wf_event *carry = NULL;
+    for (size_t i = 0; i < wf->n_events; i++) {
+        n_carry += wf->events[i].type == EV_SIGNAL_RECEIVED && !wf->consumed[i];
+    }
+    if (n_carry > 0) {
+        carry = aj_arena_alloc(&wf->scratch, n_carry * sizeof *carry);
+        if (carry == NULL) {
+            return aj__err(AJ_ENOMEM, "out of memory continuing a workflow");
+        }
+        n_carry = 0;
+        for (size_t i = 0; i < wf->n_events; i++) {
+            const wf_event *ev = &wf->events[i];
+            if (ev->type == EV_SIGNAL_RECEIVED && !wf->consumed[i]) {
+                carry[n_carry] = *ev;
+                carry[n_carry].name.p = aj_arena_dup(&wf->scratch, ev->name.p, ev->name.n);
+                carry[n_carry].data.p = aj_arena_dup(&wf->scratch, ev->data.p, ev->data.n);
+                if (carry[n_carry].name.p == NULL || carry[n_carry].data.p == NULL) {
+                    return aj__err(AJ_ENOMEM, "out of memory continuing a workflow");
+                }
+                n_carry++;
+            }
+        }
+    }
     wf->w.run++;
     wf->w.seq = 0;
     wf->w.last_id = 0;
@@ -1212,6 +1238,11 @@ static int continue_run(aj_wf *wf, const wf_rec *before) {
     char type[AJ_NAME_MAX + 1];
     snprintf(type, sizeof type, "%.*s", (int)wf->w.type.n, (const char *)wf->w.type.p);
     rc = record(wf, EV_WORKFLOW_STARTED, type, wf->continue_input, 0, 0, 0);
+    for (size_t i = 0; i < n_carry && rc == 0; i++) {
+        char name[AJ_NAME_MAX + 1];
+        snprintf(name, sizeof name, "%.*s", (int)carry[i].name.n, (const char *)carry[i].name.p);
+        rc = record(wf, EV_SIGNAL_RECEIVED, name, bytes_of(carry[i].data), carry[i].aux, 0, 0);
+    }
     if (rc == 0) {
         rc = wf_write(wf->t, before, &wf->w);
     }
