@@ -1390,6 +1390,10 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
         if (rc == 0) {
             *keep = wf;
         } else {
+            if (wf->nondeterminism) {
+                *out_parked = wf->park_msg;
+                wf->park_msg = NULL;
+            }
             aj__wf_free(wf);
         }
         return rc;

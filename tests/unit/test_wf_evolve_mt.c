@@ -124,6 +124,21 @@ static int evolving_patched(aj_wf *wf, aj_bytes input, void *ud) {
     return rc;
 }
 
+/* Version 0 records a step, then waits; version 1 continues as new at once, leaving the
+ * recorded step unmatched. */
+static atomic_int skip_version;
+
+static int skipper(aj_wf *wf, aj_bytes input, void *ud) {
+    (void)input;
+    (void)ud;
+    if (atomic_load(&skip_version) == 1) {
+        return aj_wf_continue_as_new(wf, "x", 1);
+    }
+    AJ_TRY(aj_step(wf, "a", say, NULL, (aj_bytes){"a", 1}, NULL));
+    AJ_TRY(aj_wait_signal(wf, "go", -1, NULL));
+    return 0;
+}
+
 static int bad_calls(aj_wf *wf, aj_bytes input, void *ud) {
     (void)input;
     (void)ud;
@@ -155,6 +170,8 @@ static int setup(void **state) {
     assert_int_equal(aj_workflow_register(f->e, "looper", looper, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "evolving", evolving, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "bad-calls", bad_calls, NULL), 0);
+    assert_int_equal(aj_workflow_register(f->e, "skipper", skipper, NULL), 0);
+    atomic_store(&skip_version, 0);
     assert_int_equal(aj_workers_start(f->e, NULL), 0);
     atomic_store(&version, 0);
     *state = f;
@@ -371,6 +388,19 @@ static void test_patch_deprecate_and_remove(void **state) {
     assert_int_equal(h.markers, 0);
 }
 
+static void test_continue_diverging_parks(void **state) {
+    fixture *f = *state;
+    start(f, "skipper", "skip", "");
+    wait_events(f, "skip", 2);
+    atomic_store(&skip_version, 1);
+    assert_int_equal(aj_wf_signal(f->e, "skip", "go", "", 0), 0);
+    aj_wf_info *info = finish(f, "skip", AJ_WF_PARKED);
+    assert_int_equal(info->run, 1); /* nothing continued */
+    assert_non_null(strstr(info->error, "continued as new"));
+    assert_non_null(strstr(info->error, "step_completed 'a'"));
+    aj_wf_info_free(info);
+}
+
 static void test_bad_calls(void **state) {
     fixture *f = *state;
     start(f, "bad-calls", "bad", "");
@@ -387,6 +417,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_continue_then_signal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch_old_and_new_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch_deprecate_and_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_continue_diverging_parks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_calls, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
