@@ -124,6 +124,20 @@ static int evolving_patched(aj_wf *wf, aj_bytes input, void *ud) {
     return rc;
 }
 
+/* Input "big": records side effects until continue-as-new is suggested, then continues; the
+ * next run reports whether it is suggested there too. */
+static int big(aj_wf *wf, aj_bytes input, void *ud) {
+    (void)ud;
+    if (input.len == 3 && memcmp(input.data, "big", 3) == 0) {
+        int64_t now;
+        while (!aj_wf_continue_suggested(wf)) {
+            AJ_TRY(aj_wf_now(wf, &now));
+        }
+        return aj_wf_continue_as_new(wf, "small", 5);
+    }
+    return aj_wf_set_result(wf, aj_wf_continue_suggested(wf) ? "suggested" : "fresh", 9);
+}
+
 /* Version 0 records a step, then waits; version 1 continues as new at once, leaving the
  * recorded step unmatched. */
 static atomic_int skip_version;
@@ -171,6 +185,7 @@ static int setup(void **state) {
     assert_int_equal(aj_workflow_register(f->e, "evolving", evolving, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "bad-calls", bad_calls, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "skipper", skipper, NULL), 0);
+    assert_int_equal(aj_workflow_register(f->e, "big", big, NULL), 0);
     atomic_store(&skip_version, 0);
     assert_int_equal(aj_workers_start(f->e, NULL), 0);
     atomic_store(&version, 0);
@@ -388,6 +403,21 @@ static void test_patch_deprecate_and_remove(void **state) {
     assert_int_equal(h.markers, 0);
 }
 
+static void test_continue_when_suggested(void **state) {
+    fixture *f = *state;
+    start(f, "big", "big", "big");
+    aj_wf_info *info = finish(f, "big", AJ_WF_COMPLETED);
+    assert_int_equal(info->run, 2);
+    assert_memory_equal(info->result, "fresh", 5);
+    aj_wf_info_free(info);
+    aj_wf_info *r = NULL;
+    assert_int_equal(aj_wf_get_run(f->e, "big", 1, &r), 0);
+    assert_int_equal(r->state, AJ_WF_CONTINUED);
+    /* started, the side effects up to the suggestion, continued_as_new */
+    assert_int_equal(r->events, AJ_WF_EVENTS_SUGGEST + 1);
+    aj_wf_info_free(r);
+}
+
 static void test_continue_diverging_parks(void **state) {
     fixture *f = *state;
     start(f, "skipper", "skip", "");
@@ -417,6 +447,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_continue_then_signal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch_old_and_new_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch_deprecate_and_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_continue_when_suggested, setup, teardown),
         cmocka_unit_test_setup_teardown(test_continue_diverging_parks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_calls, setup, teardown),
     };
