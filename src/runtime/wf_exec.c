@@ -1052,7 +1052,16 @@ int aj_saga_compensate(aj_wf *wf) {
 static int drain_inbox_cb(void *ud, const wf_inbox_entry *e) {
     aj_wf *wf = ud;
     if (e->run != wf->w.run) {
-        return 0; /* for an earlier run */
+        /* A signal or cancel request sent while the run continued as new is meant for the
+         * workflow, so the current run gets it; anything else for an earlier run is dropped. */
+        int carry = 0;
+        if ((e->type == EV_SIGNAL_RECEIVED || e->type == EV_CANCEL_REQUESTED) &&
+            e->run < wf->w.run) {
+            carry = aj__wf_runs_continued(wf->t, wf->w.id, e->run, wf->w.run);
+        }
+        if (carry <= 0) {
+            return carry;
+        }
     }
     if (e->type == EV_CANCEL_REQUESTED) {
         wf->w.flags |= WF_FLAG_CANCEL_REQUESTED;

@@ -72,6 +72,8 @@ int aj__wf_record(aj_wf *wf, uint8_t type, const char *name, aj_bytes data, uint
                   uint64_t ref);
 /* The arrival answering command `ref` visible at the call's position, or NULL. */
 const wf_event *aj__wf_arrival(const aj_wf *wf, uint64_t ref, uint8_t type, uint8_t alt);
+/* 1 when each run in [from, to) ended by continuing as new, else 0 (wf_runs.c). */
+int aj__wf_runs_continued(kv_txn *t, aj_slice id, uint32_t from, uint32_t to);
 /* Returns AJ_SUSPEND (answering a pending query first). */
 int aj__wf_suspend(aj_wf *wf);
 

@@ -12,6 +12,7 @@
 #include "core/history.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
+#include "runtime/wf_exec.h"
 #include "util/err.h"
 
 typedef struct run_ctx {
@@ -122,4 +123,40 @@ int aj_wf_get_run(aj_engine *e, const char *id, uint32_t run, aj_wf_info **out) 
         aj_wf_info_free(c.info);
     }
     return rc;
+}
+
+typedef struct last_ctx {
+    wf_event ev;
+    int found, rc;
+} last_ctx;
+
+static int last_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                   uint64_t version) {
+    (void)key;
+    (void)klen;
+    (void)version;
+    last_ctx *c = ud;
+    c->rc = hist_decode(val, vlen, &c->ev);
+    c->found = c->rc == 0;
+    return 1;
+}
+
+int aj__wf_runs_continued(kv_txn *t, aj_slice id, uint32_t from, uint32_t to) {
+    for (uint32_t run = from; run < to; run++) {
+        akey k;
+        key_event_run_prefix(&k, id, run);
+        last_ctx c;
+        memset(&c, 0, sizeof c);
+        int rc = kv_scan_prefix(t, k.b, k.n, 1, 1, last_cb, &c);
+        if (rc == 0) {
+            rc = c.rc;
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        if (!c.found || c.ev.type != EV_CONTINUED_AS_NEW) {
+            return 0;
+        }
+    }
+    return 1;
 }
