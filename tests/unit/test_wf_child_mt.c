@@ -392,6 +392,53 @@ static void test_bad_arguments(void **state) {
     assert_null(aj_parent_close_name((aj_parent_close)0));
 }
 
+static void test_links_collected(void **state) {
+    (void)state;
+    char *dir = aj_test_tmpdir();
+    char url[600];
+    snprintf(url, sizeof url, "sqlite:%s/c.db", dir);
+    aj_engine_opts eo;
+    aj_engine_opts_init(&eo);
+    eo.retention_ms = 1;
+    eo.background = 0;
+    aj_engine *e = NULL;
+    assert_int_equal(aj_engine_open(&e, url, &eo), 0);
+    assert_int_equal(aj_workflow_register(e, "doubler", doubler, NULL), 0);
+    assert_int_equal(aj_workflow_register(e, "parent-one", parent_one, NULL), 0);
+    assert_int_equal(aj_workers_start(e, NULL), 0);
+    aj_wf_start_opts o = {"gone", 0, 0};
+    assert_int_equal(aj_wf_start(e, "parent-one", "1", 1, &o, NULL), 0);
+    aj_wf_state st;
+    assert_int_equal(aj_wf_wait(e, "gone", WAIT_MS, &st), 0);
+    assert_int_equal(st, AJ_WF_COMPLETED);
+    aj_wf_link l;
+    assert_int_equal(aj_wf_parent(e, "gone/kid", &l), 0);
+    /* Past the retention, both workflows go, and their links with them. */
+    aj_wf_info *info = NULL;
+    for (int i = 0; i < 500; i++) {
+        usleep(10000);
+        assert_int_equal(aj_engine_tick(e), 0);
+        if (aj_wf_get(e, "gone", &info) == AJ_ENOTFOUND &&
+            aj_wf_get(e, "gone/kid", &info) == AJ_ENOTFOUND) {
+            break;
+        }
+        aj_wf_info_free(info);
+        info = NULL;
+    }
+    assert_int_equal(aj_wf_get(e, "gone/kid", &info), AJ_ENOTFOUND);
+    assert_int_equal(aj_wf_parent(e, "gone/kid", &l), AJ_ENOTFOUND);
+    aj_wf_link *kids = NULL;
+    size_t n = 1;
+    assert_int_equal(aj_wf_children(e, "gone", &kids, &n), 0);
+    assert_int_equal(n, 0);
+    aj_free(kids);
+    uint64_t records = 0;
+    assert_int_equal(aj_check(e, NULL, NULL, &records), 0);
+    aj_engine_close(e);
+    aj_test_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_child_result_and_links, setup, teardown),
@@ -401,6 +448,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cancel_propagates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_running_id_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+        cmocka_unit_test(test_links_collected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
