@@ -85,8 +85,9 @@ static const char show_help[] =
     "\n"
     "Exit codes: 0 shown, 1 store error, 2 bad input, 3 no such workflow or run.\n"
     "\n"
-    "Example:\n"
-    "  aj wf show order-17\n";
+    "Examples:\n"
+    "  aj wf show order-17\n"
+    "  aj wf show meter-1 --run 2      # a run that continued as new\n";
 
 static const char result_help[] =
     "Usage: aj wf result ID [--wait] [--timeout DUR]\n"
