@@ -74,18 +74,24 @@ static const char ls_help[] =
 static const char show_help[] =
     "Usage: aj wf show ID [--run N]\n"
     "\n"
-    "Prints a workflow's state, result or error, and its history as a timeline. With --json:\n"
-    "{\"id\",\"type\",\"run\",\"state\",\"result\",\"error\",\"events\":[{\"seq\",\"type\","
-    "\"name\",\"time\",\n"
-    "\"data\",\"aux\"},...]} (result and data embedded as JSON when they are JSON).\n"
+    "Prints a workflow run's state, result or error, its parent (when it was started as a child\n"
+    "workflow), the children it started, and its history as a timeline. An earlier run shows\n"
+    "its own state (`continued` when it continued as new), result and error. With --json:\n"
+    "{\"id\",\"type\",\"run\",\"state\",\"result\",\"error\",\"parent\",\"children\","
+    "\"events\":[{\"seq\",\n"
+    "\"type\",\"name\",\"time\",\"data\",\"aux\"},...]} (result and data embedded as JSON when "
+    "they are\n"
+    "JSON); parent is null or {\"id\",\"run\",\"name\",\"parent_close\"}, children a list of\n"
+    "{\"id\",\"name\",\"run\",\"parent_close\",\"state\"} in start order.\n"
     "\n"
     "Flags:\n"
-    "  --run N    an earlier run of the id (default: the latest)\n"
+    "  --run N    an earlier run of the id (default: the latest; 1 is the first)\n"
     "\n"
     "Exit codes: 0 shown, 1 store error, 2 bad input, 3 no such workflow or run.\n"
     "\n"
-    "Example:\n"
-    "  aj wf show order-17\n";
+    "Examples:\n"
+    "  aj wf show order-17\n"
+    "  aj wf show meter-1 --run 2      # a run that continued as new\n";
 
 static const char result_help[] =
     "Usage: aj wf result ID [--wait] [--timeout DUR]\n"
@@ -455,6 +461,24 @@ static int show_event(void *ud, const aj_wf_event *ev) {
     return 0;
 }
 
+/* A child's current state: "collected" once its record is gone. */
+static const char *child_state(cli *c, const aj_wf_link *l) {
+    aj_wf_info *i = NULL;
+    int rc = aj_wf_get(c->engine, l->id, &i);
+    if (rc != 0) {
+        return rc == AJ_ENOTFOUND ? "collected" : "unknown";
+    }
+    const char *name = aj_wf_state_name(i->state);
+    aj_wf_info_free(i);
+    return name;
+}
+
+static json_t *child_json(cli *c, const aj_wf_link *l) {
+    return json_pack("{s:o, s:o, s:I, s:s, s:s}", "id", out_str_json(l->id), "name",
+                     out_str_json(l->name), "run", (json_int_t)l->run, "parent_close",
+                     aj_parent_close_name(l->parent_close), "state", child_state(c, l));
+}
+
 int cmd_wf_show(cli *c, int argc, char **argv) {
     const char *run_text = NULL;
     const arg_flag flags[] = {{"--run", &run_text, NULL}, {NULL, NULL, NULL}};
@@ -475,16 +499,41 @@ int cmd_wf_show(cli *c, int argc, char **argv) {
         return rc;
     }
     aj_wf_info *w = NULL;
-    int arc = aj_wf_get(c->engine, id, &w);
+    int arc = aj_wf_get_run(c->engine, id, (uint32_t)run, &w);
     if (arc != 0) {
         return wf_error(arc, id, "read");
+    }
+    aj_wf_link parent;
+    int has_parent = 0;
+    aj_wf_link *children = NULL;
+    size_t n_children = 0;
+    arc = aj_wf_parent(c->engine, id, &parent);
+    if (arc == 0) {
+        has_parent = 1;
+    } else if (arc == AJ_ENOTFOUND) {
+        arc = aj_wf_children(c->engine, id, &children, &n_children);
+    }
+    if (arc == 0 && has_parent) {
+        arc = aj_wf_children(c->engine, id, &children, &n_children);
+    }
+    if (arc != 0) {
+        aj_wf_info_free(w);
+        return wf_error(arc, id, "read the links of");
     }
     show_ctx s = {c, NULL};
     if (c->json) {
         json_t *o = info_json(w);
-        if (run != 0) {
-            json_object_set_new(o, "run", json_integer((json_int_t)run));
+        json_object_set_new(
+            o, "parent",
+            has_parent ? json_pack("{s:o, s:I, s:o, s:s}", "id", out_str_json(parent.id), "run",
+                                   (json_int_t)parent.run, "name", out_str_json(parent.name),
+                                   "parent_close", aj_parent_close_name(parent.parent_close))
+                       : json_null());
+        json_t *kids = json_array();
+        for (size_t i = 0; i < n_children; i++) {
+            json_array_append_new(kids, child_json(c, &children[i]));
         }
+        json_object_set_new(o, "children", kids);
         s.events = json_array();
         arc = aj_wf_history(c->engine, id, (uint32_t)run, show_event, &s);
         json_object_set_new(o, "events", s.events);
@@ -504,9 +553,22 @@ int cmd_wf_show(cli *c, int argc, char **argv) {
         if (w->error != NULL) {
             printf("error:     %s\n", w->error);
         }
+        if (has_parent) {
+            printf("parent:    %s (run %u, child '%s', on parent close: %s)\n", parent.id,
+                   parent.run, parent.name, aj_parent_close_name(parent.parent_close));
+        }
+        if (n_children > 0) {
+            printf("children:  %zu\n", n_children);
+            for (size_t i = 0; i < n_children; i++) {
+                printf("  %-38s %-20s run %-4u %-10s %s\n", children[i].id, children[i].name,
+                       children[i].run, aj_parent_close_name(children[i].parent_close),
+                       child_state(c, &children[i]));
+            }
+        }
         printf("history:\n");
         arc = aj_wf_history(c->engine, id, (uint32_t)run, show_event, &s);
     }
+    aj_free(children);
     aj_wf_info_free(w);
     if (arc != 0) {
         return wf_error(arc, id, "read the history of");

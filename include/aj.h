@@ -502,8 +502,9 @@ typedef enum aj_wf_state {
     AJ_WF_COMPENSATED = 8,
     AJ_WF_COMPENSATION_FAILED = 9,
     AJ_WF_PARKED = 10,
+    AJ_WF_CONTINUED = 11, /* an earlier run that continued as new (never a workflow's latest) */
 } aj_wf_state;
-#define AJ_WF_STATE_COUNT 11
+#define AJ_WF_STATE_COUNT 12
 
 /* "running", "compensating", ...; NULL for an unknown value. */
 const char *aj_wf_state_name(aj_wf_state s);
@@ -608,6 +609,38 @@ typedef struct aj_wf_event {
  * pointers are valid during the call. */
 int aj_wf_history(aj_engine *e, const char *id, uint32_t run,
                   int (*fn)(void *ud, const aj_wf_event *ev), void *ud);
+/* A snapshot of one run (run 0: the latest, as aj_wf_get). An earlier run's state, result,
+ * error, input and times come from its own history (its first and last events); its state is
+ * `continued` when it continued as new. AJ_ENOTFOUND for an unknown id or run. */
+int aj_wf_get_run(aj_engine *e, const char *id, uint32_t run, aj_wf_info **out);
+
+/* What happens to a running child workflow when its parent's run ends (completes, fails, is
+ * cancelled, terminated or times out, or continues as new): terminated (the default, as in
+ * Temporal), asked to cancel, or left running (abandoned). Under `cancel`, cancelling the
+ * parent also asks the child to cancel at once. */
+typedef enum aj_parent_close {
+    AJ_PARENT_CLOSE_TERMINATE = 1,
+    AJ_PARENT_CLOSE_CANCEL = 2,
+    AJ_PARENT_CLOSE_ABANDON = 3,
+} aj_parent_close;
+
+/* "terminate", "cancel", "abandon"; NULL for an unknown value. */
+const char *aj_parent_close_name(aj_parent_close p);
+int aj_parent_close_parse(const char *text, aj_parent_close *out);
+
+/* A parent-child link, as the store holds it. */
+typedef struct aj_wf_link {
+    char id[AJ_WF_ID_MAX + 1];  /* the other workflow: the child (aj_wf_children) or the parent */
+    char name[AJ_NAME_MAX + 1]; /* the child's name in its parent's code */
+    uint32_t run;               /* the parent's run that started the child */
+    uint64_t seq;               /* the child_started event in that run */
+    aj_parent_close parent_close;
+} aj_wf_link;
+
+/* The parent of a child workflow: AJ_ENOTFOUND when `id` was not started as a child. */
+int aj_wf_parent(aj_engine *e, const char *id, aj_wf_link *out);
+/* The children every run of `id` started, in start order. *out (free with aj_free) holds *n. */
+int aj_wf_children(aj_engine *e, const char *id, aj_wf_link **out, size_t *n);
 
 /* --- Inside a workflow function --- */
 
@@ -681,6 +714,64 @@ int aj_saga_push(aj_wf *wf, const char *name, aj_step_fn fn, void *ud, aj_bytes 
  * is copied; its idempotency key is ignored. */
 int aj_saga_push_job(aj_wf *wf, const char *name, const aj_job_spec *spec);
 int aj_saga_compensate(aj_wf *wf);
+
+/* --- Composition and evolution (docs/WORKFLOWS.md, "Child workflows", "Continue-as-new",
+ * "Version patches") --- */
+
+/* Most children one run may start. */
+#define AJ_WF_CHILDREN_MAX 10000
+
+typedef struct aj_child_opts {
+    const char *id;               /* NULL: derived from the parent id and the name, "PARENT/NAME" */
+    aj_parent_close parent_close; /* 0: AJ_PARENT_CLOSE_TERMINATE */
+    int64_t execution_timeout_ms; /* 0: none */
+} aj_child_opts;
+
+/* Starts a child workflow of `type` (any registered type, or `saga`) in the same transaction
+ * that records `child_started` in the parent's history; the child's outcome reaches the parent
+ * as `child_completed` or `child_failed`. `name` (the rules for queue names) identifies the
+ * child within the run: a name used twice in one run is AJ_EEXISTS. A child id that is running
+ * already cannot start: that is recorded as `child_failed` and returns AJ_EFAILED (a finished
+ * id starts a new run). opts may be NULL. Returns 0 once started: collect the result later with
+ * aj_child_wait, so one parent can fan out many children and then wait for each. */
+int aj_child_start(aj_wf *wf, const char *name, const char *type, const void *input, size_t len,
+                   const aj_child_opts *opts);
+/* Waits for the child started as `name`: AJ_SUSPEND until it ends; then 0 with its result in
+ * *out (may be NULL; valid until the workflow function returns), or AJ_EFAILED when it ended in
+ * another state (the message names the state and error). AJ_ECANCELLED when the parent is being
+ * cancelled and the child's policy is not `cancel` (under `cancel` the child is asked to cancel
+ * too, and its outcome is awaited). AJ_EINVAL when no child of that name was started. */
+int aj_child_wait(aj_wf *wf, const char *name, aj_bytes *out);
+/* aj_child_start then aj_child_wait. */
+int aj_child(aj_wf *wf, const char *name, const char *type, const void *input, size_t len,
+             const aj_child_opts *opts, aj_bytes *out);
+
+#define AJ_CONTINUE_AS_NEW 2 /* positive: return it from the workflow function */
+/* Ends this run and starts the next one under the same id with `input` (copied), in the same
+ * transaction: the run's history ends with `continued_as_new` (carrying the input), the run's
+ * state becomes `continued` (aj_wf_get_run), and run N+1 starts with `workflow_started`. Returns
+ * AJ_CONTINUE_AS_NEW, which the function must return at once. Children of the run get their
+ * parent-close policy; signals sent after it reach the new run. The execution timeout spans the
+ * whole chain. AJ_ETOOBIG for input over AJ_WF_DATA_MAX. Use it when
+ * aj_wf_continue_suggested() says so, or to bound an endless loop's history. */
+int aj_wf_continue_as_new(aj_wf *wf, const void *input, size_t len);
+
+/* Most distinct patch ids one run may ask about. */
+#define AJ_WF_PATCHES_MAX 64
+/* Version patches (Temporal's patched/deprecatePatch): change the code of a workflow while
+ * runs recorded by the old code are in flight. `if (aj_patched(wf, "id")) new path; else old`.
+ * Returns 1 when the run takes the new path: live, the first time a run gets here, it records a
+ * `version_marker` event named patch_id; on replay, a marker at this point in the history.
+ * Returns 0 when the run was recorded by the old code: replay reaches this point with recorded
+ * commands after it and no marker. The answer is fixed per run at the first call (later calls
+ * with the same id return it again without recording). Negative on bad input (AJ_EINVAL) or
+ * more than AJ_WF_PATCHES_MAX ids. */
+int aj_patched(aj_wf *wf, const char *patch_id);
+/* The cleanup step, once no run without the marker is left: keep only the new path and call
+ * this instead of aj_patched. It records the marker live (so older code still running elsewhere
+ * takes the new path) and accepts a history with or without it. Markers the code no longer asks
+ * about are skipped on replay, so the call itself may be removed later. */
+int aj_deprecate_patch(aj_wf *wf, const char *patch_id);
 
 /* ---------------------------------------------------------------------------------------------
  * Statistics

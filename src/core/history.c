@@ -35,6 +35,11 @@ static const char *const event_names[EV_TYPE_COUNT] = {
     "workflow_timed_out",
     "workflow_compensated",
     "workflow_compensation_failed",
+    "child_started",
+    "child_completed",
+    "child_failed",
+    "continued_as_new",
+    "version_marker",
 };
 
 const char *wf_event_name(int type) {

@@ -28,6 +28,8 @@
  *   'K' name                            schedule record (schedule.h; reserved: K H O)
  *   'H' due_ms name                     active schedules by the time their next fire is due
  *   'O' name                            schedules holding a buffered fire: the job it waits on
+ *   'c' 0 child_id                      a child workflow's link to its parent (child.h)
+ *   'c' 1 parent_id 0 run seq           the children a parent's run started, in start order
  */
 #ifndef AJ_CORE_KEYS_H
 #define AJ_CORE_KEYS_H

@@ -11,12 +11,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/child.h"
 #include "util/err.h"
 #include "util/mem.h"
 
 static const char *const state_names[AJ_WF_STATE_COUNT] = {
     NULL,         "running",   "compensating", "completed",           "failed", "cancelled",
-    "terminated", "timed_out", "compensated",  "compensation_failed", "parked",
+    "terminated", "timed_out", "compensated",  "compensation_failed", "parked", "continued",
 };
 
 const char *aj_wf_state_name(aj_wf_state s) {
@@ -35,8 +36,8 @@ int aj_wf_state_parse(const char *text, aj_wf_state *out) {
     }
     return aj__err(AJ_EINVAL,
                    "unknown workflow state '%s' (expected running, compensating, completed, "
-                   "failed, cancelled, terminated, timed_out, compensated, compensation_failed or "
-                   "parked)",
+                   "failed, cancelled, terminated, timed_out, compensated, compensation_failed, "
+                   "parked or continued)",
                    text ? text : "");
 }
 
@@ -396,9 +397,8 @@ int wf_start(kv_txn *t, const job_env *env, const char *type, const char *id, aj
     return rc;
 }
 
-/* Adds an inbox entry and wakes the workflow (when `wake`). */
-static int inbox_add(kv_txn *t, const job_env *env, const wf_rec *w, const wf_inbox_entry *e,
-                     int wake) {
+int wf_inbox_add(kv_txn *t, const job_env *env, const wf_rec *w, const wf_inbox_entry *e,
+                 int wake) {
     /* Arrival order: microseconds, then randomness to keep concurrent arrivals apart. */
     uint64_t seq = ((uint64_t)env->now_us << 10) | (env->rand & 1023);
     akey k;
@@ -446,7 +446,7 @@ int wf_signal(kv_txn *t, const job_env *env, const char *id, const char *name, a
                         0,
                         aj_slice_str(name),
                         payload.p ? payload : aj_slice_str("")};
-    return inbox_add(t, env, &w, &e, 1);
+    return wf_inbox_add(t, env, &w, &e, 1);
 }
 
 int wf_cancel(kv_txn *t, const job_env *env, const char *id) {
@@ -456,7 +456,11 @@ int wf_cancel(kv_txn *t, const job_env *env, const char *id) {
         return rc;
     }
     wf_inbox_entry e = {EV_CANCEL_REQUESTED, w.run, 0, 0, aj_slice_str(""), aj_slice_str("")};
-    return inbox_add(t, env, &w, &e, 1);
+    rc = wf_inbox_add(t, env, &w, &e, 1);
+    if (rc == 0) {
+        rc = wf_child_cancel_children(t, env, &w); /* children under the `cancel` policy */
+    }
+    return rc;
 }
 
 int wf_terminate(kv_txn *t, const job_env *env, const char *id, const char *reason) {
@@ -473,6 +477,9 @@ int wf_terminate(kv_txn *t, const job_env *env, const char *id, const char *reas
         w.error = why;
         w.finished_ms = env->now_ms;
         rc = wf_write(t, &before, &w);
+    }
+    if (rc == 0) {
+        rc = wf_child_closed(t, env, &w, 1);
     }
     return rc;
 }
@@ -641,7 +648,7 @@ int wf_on_job_transition(kv_txn *t, const job_env *env, const job_rec *before,
         e.type =
             e.type == EV_ACTIVITY_COMPLETED ? EV_COMPENSATION_COMPLETED : EV_COMPENSATION_FAILED;
     }
-    return inbox_add(t, env, &w, &e, wake);
+    return wf_inbox_add(t, env, &w, &e, wake);
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -708,6 +715,9 @@ int wf_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
         if (rc == 0) {
             k.b[0] = 'G';
             rc = kv_scan_prefix(t, k.b, k.n, 0, 0, delete_prefix_cb, t);
+        }
+        if (rc == 0) {
+            rc = wf_child_collect(t, id);
         }
         if (rc == 0) {
             key_wf(&k, id);

@@ -82,6 +82,8 @@ typedef struct wf_inbox_entry {
     aj_slice name, data;
 } wf_inbox_entry;
 
+/* Adds an inbox entry for the run in e->run of workflow w and wakes it (when `wake`). */
+int wf_inbox_add(kv_txn *t, const job_env *env, const wf_rec *w, const wf_inbox_entry *e, int wake);
 /* Calls fn for each inbox entry in arrival order and deletes it (in this transaction). */
 int wf_inbox_drain(kv_txn *t, aj_slice id, int (*fn)(void *ud, const wf_inbox_entry *e), void *ud);
 

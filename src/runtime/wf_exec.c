@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/child.h"
 #include "core/history.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
@@ -88,6 +89,11 @@ struct aj_wf {
     int query_rc;
     char *query_out;
     size_t query_len;
+    /* Composition and evolution (wf_child.c, wf_patch.c, continue-as-new below). */
+    int continue_as_new;
+    aj_bytes continue_input; /* in scratch */
+    aj__wf_patch *patches;   /* the run's patch decisions, in scratch */
+    size_t n_patches;
 };
 
 struct aj_step_ctx {
@@ -190,9 +196,12 @@ static int is_command(const wf_event *ev) {
     case EV_TIMER_CANCELLED:
     case EV_SIDE_EFFECT:
     case EV_COMPENSATION_STARTED:
+    case EV_CHILD_STARTED:
+    case EV_VERSION_MARKER:
         return 1;
     case EV_COMPENSATION_COMPLETED:
     case EV_COMPENSATION_FAILED:
+    case EV_CHILD_FAILED:
         return ev->ref == 0; /* inline compensations; job ones arrive with a reference */
     default:
         return 0;
@@ -260,7 +269,8 @@ static int record(aj_wf *wf, uint8_t type, const char *name, aj_bytes data, uint
  * still to be replayed, or everything when live. */
 static uint64_t horizon(const aj_wf *wf) {
     for (size_t i = wf->cursor; i < wf->n_events; i++) {
-        if (is_command(&wf->events[i])) {
+        /* A version marker never waits, and code that no longer asks about it skips it. */
+        if (is_command(&wf->events[i]) && wf->events[i].type != EV_VERSION_MARKER) {
             return wf->events[i].seq;
         }
     }
@@ -319,6 +329,10 @@ static int next_command(aj_wf *wf, uint8_t type, uint8_t alt, const char *name,
         const wf_event *ev = &wf->events[i];
         if (!is_command(ev)) {
             continue;
+        }
+        if (ev->type == EV_VERSION_MARKER &&
+            (type != EV_VERSION_MARKER || !aj_slice_eq(ev->name, name))) {
+            continue; /* markers the code does not ask about here are skipped (wf_patch.c) */
         }
         if ((ev->type != type && ev->type != alt) || !aj_slice_eq(ev->name, name)) {
             return diverged(wf,
@@ -1076,7 +1090,16 @@ int aj_saga_compensate(aj_wf *wf) {
 static int drain_inbox_cb(void *ud, const wf_inbox_entry *e) {
     aj_wf *wf = ud;
     if (e->run != wf->w.run) {
-        return 0; /* for an earlier run */
+        /* A signal or cancel request sent while the run continued as new is meant for the
+         * workflow, so the current run gets it; anything else for an earlier run is dropped. */
+        int carry = 0;
+        if ((e->type == EV_SIGNAL_RECEIVED || e->type == EV_CANCEL_REQUESTED) &&
+            e->run < wf->w.run) {
+            carry = aj__wf_runs_continued(wf->t, wf->w.id, e->run, wf->w.run);
+        }
+        if (carry <= 0) {
+            return carry;
+        }
     }
     if (e->type == EV_CANCEL_REQUESTED) {
         wf->w.flags |= WF_FLAG_CANCEL_REQUESTED;
@@ -1191,6 +1214,144 @@ int aj__wf_load(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, int qu
     return 0;
 }
 
+/* Continue-as-new: ends the run with continued_as_new and starts the next one under the same id
+ * in the task's transaction. The context then holds the new run (its one event), so the cache
+ * keeps the new run's history. */
+static int continue_run(aj_wf *wf, const wf_rec *before) {
+    for (size_t i = wf->cursor; i < wf->n_events; i++) {
+        if (is_command(&wf->events[i]) && wf->events[i].type != EV_VERSION_MARKER) {
+            return diverged(wf,
+                            "non-determinism in workflow '%.*s': the code continued as new but "
+                            "the history has %s '%.*s' (event %llu) next",
+                            (int)wf->w.id.n, (const char *)wf->w.id.p,
+                            wf_event_name(wf->events[i].type), (int)wf->events[i].name.n,
+                            (const char *)wf->events[i].name.p,
+                            (unsigned long long)wf->events[i].seq);
+        }
+    }
+    const job_env *env = wf->env;
+    int rc = record(wf, EV_CONTINUED_AS_NEW, "", wf->continue_input, wf->w.run + 1, 0, 1);
+    if (rc == 0) {
+        wf_rec closed = wf->w;
+        closed.state = AJ_WF_CONTINUED;
+        closed.finished_ms = env->now_ms;
+        rc = wf_child_closed(wf->t, env, &closed, 0); /* its children's policies */
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    /* Signals the run received but did not consume carry over to the next run, in order, so
+     * a signal sent at any moment is seen by some run. Copied out of the arena freed below. */
+    size_t n_carry = 0;
+    wf_event *carry = NULL;
+    for (size_t i = 0; i < wf->n_events; i++) {
+        n_carry += wf->events[i].type == EV_SIGNAL_RECEIVED && !wf->consumed[i];
+    }
+    if (n_carry > 0) {
+        carry = aj_arena_alloc(&wf->scratch, n_carry * sizeof *carry);
+        if (carry == NULL) {
+            return aj__err(AJ_ENOMEM, "out of memory continuing a workflow");
+        }
+        n_carry = 0;
+        for (size_t i = 0; i < wf->n_events; i++) {
+            const wf_event *ev = &wf->events[i];
+            if (ev->type == EV_SIGNAL_RECEIVED && !wf->consumed[i]) {
+                carry[n_carry] = *ev;
+                carry[n_carry].name.p = aj_arena_dup(&wf->scratch, ev->name.p, ev->name.n);
+                carry[n_carry].data.p = aj_arena_dup(&wf->scratch, ev->data.p, ev->data.n);
+                if (carry[n_carry].name.p == NULL || carry[n_carry].data.p == NULL) {
+                    return aj__err(AJ_ENOMEM, "out of memory continuing a workflow");
+                }
+                n_carry++;
+            }
+        }
+    }
+    wf->w.run++;
+    wf->w.seq = 0;
+    wf->w.last_id = 0;
+    wf->w.state = AJ_WF_RUNNING;
+    wf->w.flags = 0;
+    wf->w.created_ms = env->now_ms;
+    wf->w.finished_ms = 0;
+    wf->w.input.p = wf->continue_input.data;
+    wf->w.input.n = wf->continue_input.len;
+    wf->w.result.p = wf->w.error.p = NULL;
+    wf->w.result.n = wf->w.error.n = 0;
+    /* The old run's events leave the context (and the cache) with it. */
+    wf->n_events = 0;
+    wf->cursor = 0;
+    aj_arena_free(&wf->arena);
+    memset(&wf->arena, 0, sizeof wf->arena);
+    char type[AJ_NAME_MAX + 1];
+    snprintf(type, sizeof type, "%.*s", (int)wf->w.type.n, (const char *)wf->w.type.p);
+    rc = record(wf, EV_WORKFLOW_STARTED, type, wf->continue_input, 0, 0, 0);
+    for (size_t i = 0; i < n_carry && rc == 0; i++) {
+        char name[AJ_NAME_MAX + 1];
+        snprintf(name, sizeof name, "%.*s", (int)carry[i].name.n, (const char *)carry[i].name.p);
+        rc = record(wf, EV_SIGNAL_RECEIVED, name, bytes_of(carry[i].data), carry[i].aux, 0, 0);
+    }
+    if (rc == 0) {
+        rc = wf_write(wf->t, before, &wf->w);
+    }
+    if (rc == 0) {
+        rc = wf_wake(wf->t, env, wf->w.id, wf->w.type, 0);
+    }
+    return rc;
+}
+
+int aj_wf_continue_as_new(aj_wf *wf, const void *input, size_t len) {
+    if (len > AJ_WF_DATA_MAX) {
+        return aj__err(AJ_ETOOBIG, "continue-as-new input is %zu bytes, over the %zu-byte limit",
+                       len, AJ_WF_DATA_MAX);
+    }
+    void *copy = aj_arena_dup(&wf->scratch, input ? input : "", len);
+    if (copy == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory keeping a continue-as-new input");
+    }
+    wf->continue_input.data = copy;
+    wf->continue_input.len = len;
+    wf->continue_as_new = 1;
+    answer_query(wf);
+    return AJ_CONTINUE_AS_NEW;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* For the composition calls in other files (wf_child.c, wf_patch.c)                          */
+
+void aj__wf_view_get(aj_wf *wf, aj__wf_view *v) {
+    v->t = wf->t;
+    v->env = wf->env;
+    v->w = &wf->w;
+    v->events = wf->events;
+    v->n_events = wf->n_events;
+    v->cursor = wf->cursor;
+    v->query_mode = wf->query_mode;
+    v->scratch = &wf->scratch;
+    v->patches = &wf->patches;
+    v->n_patches = &wf->n_patches;
+}
+
+int aj__wf_is_command(const wf_event *ev) {
+    return is_command(ev);
+}
+
+int aj__wf_next(aj_wf *wf, uint8_t type, uint8_t alt, const char *name, const wf_event **out) {
+    return next_command(wf, type, alt, name, out);
+}
+
+int aj__wf_record(aj_wf *wf, uint8_t type, const char *name, aj_bytes data, uint64_t aux,
+                  uint64_t ref) {
+    return record(wf, type, name, data, aux, ref, 0);
+}
+
+const wf_event *aj__wf_arrival(const aj_wf *wf, uint64_t ref, uint8_t type, uint8_t alt) {
+    return find_arrival(wf, ref, type, alt, 0, horizon(wf));
+}
+
+int aj__wf_suspend(aj_wf *wf) {
+    return suspend(wf);
+}
+
 /* The end state of a run whose function returned rc. */
 static aj_wf_state end_state(const aj_wf *wf, int rc, uint8_t *event) {
     if (wf->compensated) {
@@ -1237,6 +1398,9 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
             rc = wf_write(t, &before, &wf->w);
         }
         if (rc == 0) {
+            rc = wf_child_closed(t, env, &wf->w, 1);
+        }
+        if (rc == 0) {
             *keep = wf;
         } else {
             aj__wf_free(wf);
@@ -1268,9 +1432,21 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
     if (fr == AJ_SUSPEND) {
         /* Replay must have consumed every recorded command. */
         rc = 0;
+    } else if (fr == AJ_CONTINUE_AS_NEW && wf->continue_as_new) {
+        rc = continue_run(wf, &before);
+        if (rc == 0) {
+            *keep = wf;
+        } else {
+            if (wf->nondeterminism) {
+                *out_parked = wf->park_msg;
+                wf->park_msg = NULL;
+            }
+            aj__wf_free(wf);
+        }
+        return rc;
     } else {
         for (size_t i = wf->cursor; i < wf->n_events; i++) {
-            if (is_command(&wf->events[i])) {
+            if (is_command(&wf->events[i]) && wf->events[i].type != EV_VERSION_MARKER) {
                 char *msg = aj__malloc(300);
                 if (msg != NULL) {
                     snprintf(msg, 300,
@@ -1315,6 +1491,9 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
     if (rc == 0 &&
         (wf->w.seq != before.seq || wf->w.state != before.state || wf->w.flags != before.flags)) {
         rc = wf_write(t, &before, &wf->w);
+    }
+    if (rc == 0 && aj_wf_state_is_final(wf->w.state)) {
+        rc = wf_child_closed(t, env, &wf->w, 1); /* its parent, and its children's policies */
     }
     if (rc == 0) {
         *keep = wf;
@@ -1389,7 +1568,7 @@ int aj__wf_replay_check(aj_wf *wf, aj_workflow_fn fn, void *ud, char **out_repor
         /* The code finished: every recorded command must have been made. */
         for (size_t i = wf->cursor; i < wf->n_events && msg == NULL; i++) {
             const wf_event *ev = &wf->events[i];
-            if (is_command(ev)) {
+            if (is_command(ev) && ev->type != EV_VERSION_MARKER) {
                 msg = aj__malloc(400);
                 if (msg != NULL) {
                     snprintf(msg, 400,

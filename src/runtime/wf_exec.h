@@ -7,6 +7,7 @@
 
 #include "aj.h"
 #include "core/workflow.h"
+#include "util/arena.h"
 
 typedef struct aj__wf_cache aj__wf_cache;
 
@@ -34,5 +35,43 @@ int aj__saga_register(aj_engine *e);
 
 /* Replays a loaded (query-mode) context against fn; see aj_wf_replay_check. */
 int aj__wf_replay_check(aj_wf *wf, aj_workflow_fn fn, void *ud, char **out_report);
+
+/* --- For the composition calls in their own files (wf_child.c, wf_patch.c) --- */
+
+/* A run's decision about one patch id (wf_patch.c). */
+typedef struct aj__wf_patch {
+    const char *id; /* in the context's scratch arena */
+    int value;      /* 1 new path, 0 old */
+} aj__wf_patch;
+
+/* What a durable call may look at: valid until the next call that records. */
+typedef struct aj__wf_view {
+    kv_txn *t;
+    const job_env *env;
+    const wf_rec *w;
+    const wf_event *events; /* the run's history so far */
+    size_t n_events;
+    size_t cursor; /* events before it have been replayed (commands consumed) */
+    int query_mode;
+    aj_arena *scratch; /* freed with the task */
+    aj__wf_patch **patches;
+    size_t *n_patches;
+} aj__wf_view;
+
+void aj__wf_view_get(aj_wf *wf, aj__wf_view *v);
+/* 1 for events the code makes in order (commands), 0 for arrivals. */
+int aj__wf_is_command(const wf_event *ev);
+/* The next recorded command: 1 and *out when it is `type` (or `alt`) named `name`, 0 when live,
+ * negative (the run parks) when it is something else. Skips markers not asked about. */
+int aj__wf_next(aj_wf *wf, uint8_t type, uint8_t alt, const char *name, const wf_event **out);
+/* Records a command or arrival live, in the task's transaction. */
+int aj__wf_record(aj_wf *wf, uint8_t type, const char *name, aj_bytes data, uint64_t aux,
+                  uint64_t ref);
+/* The arrival answering command `ref` visible at the call's position, or NULL. */
+const wf_event *aj__wf_arrival(const aj_wf *wf, uint64_t ref, uint8_t type, uint8_t alt);
+/* 1 when each run in [from, to) ended by continuing as new, else 0 (wf_runs.c). */
+int aj__wf_runs_continued(kv_txn *t, aj_slice id, uint32_t from, uint32_t to);
+/* Returns AJ_SUSPEND (answering a pending query first). */
+int aj__wf_suspend(aj_wf *wf);
 
 #endif
