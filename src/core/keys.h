@@ -28,6 +28,9 @@
  *   'K' name                            schedule record (schedule.h; reserved: K H O)
  *   'H' due_ms name                     active schedules by the time their next fire is due
  *   'O' name                            schedules holding a buffered fire: the job it waits on
+ *   'q' queue                           queue control: paused, limits (queue_ctl.h)
+ *   'z' queue                           queue usage: counted leases, recent claim times
+ *   'w' worker_id                       worker registry entry (worker_registry.h)
  */
 #ifndef AJ_CORE_KEYS_H
 #define AJ_CORE_KEYS_H
