@@ -107,7 +107,7 @@ static int use_get(kv_txn *t, const char *queue, qctl_gate *g) {
         return aj__err(AJ_ECORRUPT, "queue '%s': usage record is corrupt (%zu bytes)", queue, n);
     }
     if (nt > 0 && g->times == NULL) {
-        g->times = aj__malloc(AJ_QUEUE_RATE_MAX * sizeof *g->times);
+        g->times = aj__malloc((AJ_QUEUE_RATE_MAX + 1) * sizeof *g->times);
         if (g->times == NULL) {
             return aj__err(AJ_ENOMEM, "out of memory reading queue '%s'", queue);
         }
@@ -192,7 +192,7 @@ int qctl_gate_open(kv_txn *t, const job_env *env, const char *queue, qctl_gate *
             g->allowance = left;
         }
         if (g->times == NULL) {
-            g->times = aj__malloc(AJ_QUEUE_RATE_MAX * sizeof *g->times);
+            g->times = aj__malloc((AJ_QUEUE_RATE_MAX + 1) * sizeof *g->times);
             if (g->times == NULL) {
                 return aj__err(AJ_ENOMEM, "out of memory reading queue '%s'", queue);
             }
@@ -210,9 +210,11 @@ void qctl_gate_take(qctl_gate *g, int64_t now_ms) {
         g->dirty = 1;
     }
     if (g->c.rate_n > 0) {
-        /* Keep the latest rate_n times: the earliest one is the one that leaves. */
-        rate_trim(g, g->c.rate_n - 1);
+        /* Keep the latest rate_n times. Claims commit in any order of their clocks (two
+         * processes), so the new time is not always the latest: add it, then drop the
+         * earliest. */
         g->times[g->n_times++] = now_ms;
+        rate_trim(g, g->c.rate_n);
         g->dirty = 1;
     }
 }
