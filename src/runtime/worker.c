@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/queue_ctl.h"
 #include "core/worker_registry.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
@@ -1070,9 +1071,23 @@ static int drain_txn(kv_txn *t, const job_env *env, void *ud) {
      * can run must not hold `--drain` forever. */
     int rc = served_queues(d->p, &names, &n_names, &queues, &nq);
     d->pending = 0;
-    if (rc == 0 && nq > 0) {
-        rc = job_any_pending(t, queues, nq, env->now_ms + d->horizon_ms, &d->pending);
+    /* Nor does a paused queue: nothing of it can be claimed until an operator resumes it. */
+    const char **open = rc == 0 && nq > 0 ? aj__calloc(nq, sizeof *open) : NULL;
+    size_t n_open = 0;
+    if (rc == 0 && nq > 0 && open == NULL) {
+        rc = aj__err(AJ_ENOMEM, "out of memory draining");
     }
+    for (size_t i = 0; rc == 0 && i < nq; i++) {
+        qctl c;
+        rc = qctl_read(t, queues[i], &c, NULL);
+        if (rc == 0 && !c.paused) {
+            open[n_open++] = queues[i];
+        }
+    }
+    if (rc == 0 && n_open > 0) {
+        rc = job_any_pending(t, open, n_open, env->now_ms + d->horizon_ms, &d->pending);
+    }
+    aj__free(open);
     eng_queue_names_free(names, n_names);
     return rc != 0 ? rc : ENG_READ_ONLY;
 }

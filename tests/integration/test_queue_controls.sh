@@ -46,6 +46,13 @@ for id in "${held[@]}"; do expect_eq ready "$(job_field "$id" state)" "a job of 
 expect_ok aj queue ls --json
 expect_eq 1 "$(jcount '$_->{queue} eq "held" && $_->{paused} && $_->{jobs}{ready} == 3')" \
     "aj queue ls of the paused queue"
+# --drain does not wait for a paused queue (nothing of it can run until it is resumed).
+stop_worker
+start=$(date +%s)
+drain --queue held,free
+[ $(($(date +%s) - start)) -lt 10 ] || fail "a paused queue held the drain"
+for id in "${held[@]}"; do expect_eq ready "$(job_field "$id" state)" "a paused job after a drain"; done
+start_worker --queue held,free
 expect_ok aj queue resume held
 expect_eq "queue held resumed" "$OUT" "resume output"
 for id in "${held[@]}"; do wait_for 20 state_is "$id" completed; done
