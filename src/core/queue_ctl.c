@@ -11,6 +11,7 @@
  */
 #include "core/queue_ctl.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -463,6 +464,107 @@ void aj_queue_list_free(aj_queue_info *list, size_t n) {
         aj__free(list[i].name);
     }
     aj__free(list);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Check                                                                                      */
+
+typedef struct slot_count {
+    qlist l; /* leases_counted: running jobs flagged JOB_FLAG_SLOT, per queue */
+    void (*report)(void *ud, const char *line);
+    void *ud;
+    uint64_t records, problems;
+} slot_count;
+
+static void problem(slot_count *c, const char *line) {
+    c->problems++;
+    if (c->report != NULL) {
+        c->report(c->ud, line);
+    }
+}
+
+static int flagged_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                      uint64_t version) {
+    (void)val;
+    (void)vlen;
+    (void)version;
+    slot_count *c = ud;
+    job_rec r;
+    if (job_read(c->l.t, key_tail_id(key, klen), &r) != 0 || r.state != AJ_STATE_RUNNING ||
+        !(r.flags & JOB_FLAG_SLOT)) {
+        return 0; /* job_check reports index problems */
+    }
+    aj_queue_info *e = qlist_get(&c->l, r.queue.p, r.queue.n);
+    if (e == NULL) {
+        c->l.rc = aj__err(AJ_ENOMEM, "out of memory checking queues");
+        return 1;
+    }
+    e->jobs[AJ_STATE_RUNNING]++;
+    return 0;
+}
+
+static int usage_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                    uint64_t version) {
+    (void)val;
+    (void)vlen;
+    (void)version;
+    slot_count *c = ud;
+    aj_queue_info *e = qlist_get(&c->l, key + 1, klen - 1);
+    if (e == NULL) {
+        c->l.rc = aj__err(AJ_ENOMEM, "out of memory checking queues");
+        return 1;
+    }
+    c->records++;
+    qctl_gate g;
+    memset(&g, 0, sizeof g);
+    int rc = use_get(c->l.t, e->name, &g);
+    qctl_gate_free(&g);
+    if (rc == AJ_ECORRUPT) {
+        char line[AJ_NAME_MAX + 64];
+        snprintf(line, sizeof line, "queue '%s': usage record is corrupt", e->name);
+        problem(c, line);
+        e->leases_counted = UINT32_MAX; /* reported */
+        return 0;
+    }
+    if (rc != 0) {
+        c->l.rc = rc;
+        return 1;
+    }
+    e->leases_counted = g.running;
+    return 0;
+}
+
+int qctl_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud, uint64_t *records,
+               uint64_t *problems) {
+    slot_count c = {{NULL, 0, 0, 1, t, 0}, report, ud, 0, 0};
+    akey k;
+    key_prefix(&k, KEY_LEASE);
+    int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, flagged_cb, &c);
+    if (rc == 0 && c.l.rc == 0) {
+        key_prefix(&k, KEY_QUEUE_USE);
+        rc = kv_scan_prefix(t, k.b, k.n, 0, 0, usage_cb, &c);
+    }
+    if (rc == 0) {
+        rc = c.l.rc;
+    }
+    for (size_t i = 0; rc == 0 && i < c.l.n; i++) {
+        const aj_queue_info *e = &c.l.v[i];
+        uint32_t flagged = (uint32_t)e->jobs[AJ_STATE_RUNNING];
+        if (e->leases_counted != UINT32_MAX && e->leases_counted != flagged) {
+            char line[AJ_NAME_MAX + 256];
+            snprintf(line, sizeof line,
+                     "queue '%s': %u leases counted against its concurrency limit, but %u running "
+                     "jobs hold one (aj queue limit QUEUE --concurrency N recounts)",
+                     e->name, e->leases_counted, flagged);
+            problem(&c, line);
+        }
+    }
+    aj_queue_list_free(c.l.v, c.l.n);
+    if (rc == 0) {
+        *records += c.records;
+        *problems += c.problems;
+    }
+    return rc;
 }
 
 /* ----------------------------------------------------------------------------------------- */

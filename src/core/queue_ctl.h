@@ -73,4 +73,9 @@ int qctl_limit(kv_txn *t, const job_env *env, const char *queue, int64_t concurr
  * name; the caller frees with aj_queue_list_free(). */
 int qctl_list(kv_txn *t, aj_queue_info **out, size_t *n);
 
+/* Checks that each queue's usage count equals its running jobs flagged JOB_FLAG_SLOT; adds
+ * the usage records checked and the problems found (each described through `report`). */
+int qctl_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud, uint64_t *records,
+               uint64_t *problems);
+
 #endif

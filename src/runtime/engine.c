@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/keys.h"
+#include "core/queue_ctl.h"
 #include "core/schedule.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -848,6 +849,9 @@ static int check_txn(kv_txn *t, const job_env *env, void *ud) {
     int rc = job_check(t, c->report, c->ud, &c->records, &c->problems);
     if (rc == 0) {
         rc = sched_check(t, c->report, c->ud, &c->records, &c->problems);
+    }
+    if (rc == 0) {
+        rc = qctl_check(t, c->report, c->ud, &c->records, &c->problems);
     }
     return rc != 0 ? rc : ENG_READ_ONLY;
 }

@@ -182,6 +182,35 @@ static void test_limit_counts_running_jobs(void **state) {
     }
 }
 
+static void collect_line(void *ud, const char *line) {
+    snprintf(ud, 512, "%s", line);
+}
+
+static void test_check_finds_wrong_count(void **state) {
+    fixture *f = *state;
+    assert_int_equal(aj_queue_limit(f->e, "q", 2, -1, 0), 0);
+    submit_q(f, "q");
+    assert_int_equal(claim_q(f, "q", 5, NULL), 1);
+    uint64_t records = 0;
+    assert_int_equal(aj_check(f->e, NULL, NULL, &records), 0);
+    /* Damage from outside the engine: the usage record says 5 leases. */
+    kv_txn *t;
+    assert_int_equal(kv_begin(f->e->kv, &t), 0);
+    const uint8_t key[] = {'z', 'q'}, val[] = {1, 5, 0};
+    assert_int_equal(kv_put(t, key, sizeof key, val, sizeof val), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+    char line[512] = "";
+    assert_int_equal(aj_check(f->e, collect_line, line, &records), AJ_ECORRUPT);
+    assert_non_null(strstr(line, "queue 'q': 5 leases counted"));
+    assert_non_null(strstr(line, "but 1 running"));
+    assert_int_equal(claim_q(f, "q", 5, NULL), 0); /* the damage only makes claims shy */
+    /* Setting the limit recounts. */
+    assert_int_equal(aj_queue_limit(f->e, "q", 2, -1, 0), 0);
+    assert_int_equal(aj_check(f->e, NULL, NULL, &records), 0);
+    submit_q(f, "q");
+    assert_int_equal(claim_q(f, "q", 5, NULL), 1);
+}
+
 static void test_claimer_bound_on_limited_queues(void **state) {
     fixture *f = *state;
     assert_int_equal(aj_queue_limit(f->e, "lim", 10, -1, 0), 0);
@@ -343,6 +372,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_concurrency_every_lease_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limit_counts_running_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claimer_bound_on_limited_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_finds_wrong_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_sliding_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_and_concurrency_bad_input, setup, teardown),
         cmocka_unit_test(test_controls_survive_reopen),
