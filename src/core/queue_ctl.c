@@ -170,6 +170,13 @@ int qctl_gate_open(kv_txn *t, const job_env *env, const char *queue, qctl_gate *
     memset(g, 0, sizeof *g);
     g->allowance = SIZE_MAX;
     int rc = ctl_get(t, queue, &g->c);
+    if (rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+        /* A damaged control blocks its own queue only, never the claimer's other queues, until
+         * an operator sets it again (aj check reports it). */
+        memset(&g->c, 0, sizeof g->c);
+        g->allowance = 0;
+        return 0;
+    }
     if (rc != 0) {
         return rc;
     }
@@ -180,7 +187,13 @@ int qctl_gate_open(kv_txn *t, const job_env *env, const char *queue, qctl_gate *
     if (g->c.concurrency == 0 && g->c.rate_n == 0) {
         return 0;
     }
-    if ((rc = use_get(t, queue, g)) != 0) {
+    if ((rc = use_get(t, queue, g)) == AJ_ECORRUPT) {
+        g->allowance = 0; /* as above; aj queue limit rewrites it */
+        g->c.concurrency = 0;
+        g->c.rate_n = 0;
+        return 0;
+    }
+    if (rc != 0) {
         return rc;
     }
     if (g->c.concurrency > 0) {
@@ -239,7 +252,9 @@ int qctl_slot_release(kv_txn *t, aj_slice queue) {
     qctl_gate g;
     memset(&g, 0, sizeof g);
     int rc = use_get(t, name, &g);
-    if (rc == 0 && g.running > 0) {
+    if (rc == AJ_ECORRUPT) {
+        rc = 0; /* a damaged count never blocks a job's outcome; aj check reports it */
+    } else if (rc == 0 && g.running > 0) {
         g.running--;
         rc = use_put(t, name, queue.n, &g);
     }
@@ -264,10 +279,13 @@ int qctl_read(kv_txn *t, const char *queue, qctl *out, uint32_t *out_running) {
 int qctl_pause(kv_txn *t, const char *queue, int paused) {
     int rc = aj_name_check("queue", queue);
     qctl c;
-    if (rc == 0) {
-        rc = ctl_get(t, queue, &c);
+    int damaged = 0;
+    if (rc == 0 && (rc = ctl_get(t, queue, &c)) == AJ_ECORRUPT) {
+        memset(&c, 0, sizeof c); /* the operator's command replaces a damaged control */
+        damaged = 1;
+        rc = 0;
     }
-    if (rc == 0 && c.paused != paused) {
+    if (rc == 0 && (c.paused != paused || damaged)) {
         c.paused = paused;
         rc = ctl_put(t, queue, &c);
     }
@@ -294,7 +312,17 @@ int qctl_limit(kv_txn *t, const job_env *env, const char *queue, int64_t concurr
     qctl c;
     qctl_gate g;
     memset(&g, 0, sizeof g);
-    if ((rc = ctl_get(t, queue, &c)) != 0 || (rc = use_get(t, queue, &g)) != 0) {
+    /* The operator's command replaces a damaged control or usage record. */
+    if ((rc = ctl_get(t, queue, &c)) == AJ_ECORRUPT) {
+        memset(&c, 0, sizeof c);
+        rc = 0;
+    }
+    if (rc == 0 && (rc = use_get(t, queue, &g)) == AJ_ECORRUPT) {
+        g.running = 0;
+        g.n_times = 0;
+        rc = 0;
+    }
+    if (rc != 0) {
         goto out;
     }
     if (concurrency >= 0) {
@@ -309,7 +337,7 @@ int qctl_limit(kv_txn *t, const job_env *env, const char *queue, int64_t concurr
         c.rate_window_ms = rate_window_ms;
         rate_trim(&g, c.rate_n);
     }
-    if (concurrency > 0) {
+    if (c.concurrency > 0) {
         /* Recount: every running job of the queue holds a slot from now on. */
         uint32_t n = 0;
         if ((rc = job_take_slots(t, env, queue, &n)) != 0) {
@@ -389,11 +417,10 @@ static int known_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *va
     }
     if (key[0] == KEY_QUEUE_CTL) {
         qctl c;
-        int rc = ctl_decode(val, vlen, &c);
-        if (rc != 0) {
-            l->rc = aj__err_wrap(rc, "queue '%s'", e->name);
-            return 1;
+        if (ctl_decode(val, vlen, &c) != 0) {
+            return 0; /* listed without controls; aj check reports it */
         }
+        int rc;
         e->paused = c.paused;
         e->concurrency = c.concurrency;
         e->rate_n = c.rate_n;
@@ -403,7 +430,7 @@ static int known_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *va
         rc = use_get(l->t, e->name, &g);
         e->leases_counted = g.running;
         qctl_gate_free(&g);
-        if (rc != 0) {
+        if (rc != 0 && rc != AJ_ECORRUPT) {
             l->rc = rc;
             return 1;
         }
@@ -503,6 +530,22 @@ static int flagged_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *
     return 0;
 }
 
+static int control_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                      uint64_t version) {
+    (void)version;
+    slot_count *c = ud;
+    qctl q;
+    c->records++;
+    if (ctl_decode(val, vlen, &q) != 0) {
+        char line[AJ_NAME_MAX + 96];
+        snprintf(line, sizeof line,
+                 "queue '%.*s': control record is corrupt (aj queue limit or pause rewrites it)",
+                 (int)(klen - 1), (const char *)key + 1);
+        problem(c, line);
+    }
+    return 0;
+}
+
 static int usage_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                     uint64_t version) {
     (void)val;
@@ -521,7 +564,8 @@ static int usage_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *va
     qctl_gate_free(&g);
     if (rc == AJ_ECORRUPT) {
         char line[AJ_NAME_MAX + 64];
-        snprintf(line, sizeof line, "queue '%s': usage record is corrupt", e->name);
+        snprintf(line, sizeof line,
+                 "queue '%s': usage record is corrupt (aj queue limit QUEUE rewrites it)", e->name);
         problem(c, line);
         e->leases_counted = UINT32_MAX; /* reported */
         return 0;
@@ -543,6 +587,10 @@ int qctl_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud, 
     if (rc == 0 && c.l.rc == 0) {
         key_prefix(&k, KEY_QUEUE_USE);
         rc = kv_scan_prefix(t, k.b, k.n, 0, 0, usage_cb, &c);
+    }
+    if (rc == 0 && c.l.rc == 0) {
+        key_prefix(&k, KEY_QUEUE_CTL);
+        rc = kv_scan_prefix(t, k.b, k.n, 0, 0, control_cb, &c);
     }
     if (rc == 0) {
         rc = c.l.rc;

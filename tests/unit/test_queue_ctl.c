@@ -211,6 +211,60 @@ static void test_check_finds_wrong_count(void **state) {
     assert_int_equal(claim_q(f, "q", 5, NULL), 1);
 }
 
+static void put_raw(fixture *f, const char *key, const void *val, size_t n) {
+    kv_txn *t;
+    assert_int_equal(kv_begin(f->e->kv, &t), 0);
+    assert_int_equal(kv_put(t, key, strlen(key), val, n), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+}
+
+static void count_lines(void *ud, const char *line) {
+    (void)line;
+    (*(int *)ud)++;
+}
+
+static void test_damaged_records_stay_local(void **state) {
+    fixture *f = *state;
+    assert_int_equal(aj_queue_limit(f->e, "q", 3, -1, 0), 0);
+    submit_q(f, "q");
+    aj_job *j[2];
+    assert_int_equal(claim_q(f, "q", 5, j), 1);
+    submit_q(f, "q");
+    submit_q(f, "other");
+    put_raw(f, "qq", "\x01\xff", 2);     /* control: truncated */
+    put_raw(f, "zq", "\x01\x05\x09", 3); /* usage: says 9 times, holds none */
+    /* The damaged queue is skipped; the claimer's other queues are not blocked. */
+    aj_job **jobs;
+    size_t n;
+    assert_int_equal(aj_claim(f->e, NULL, 0, "w1", 10, &jobs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(jobs[0]->queue, "other");
+    aj_job_list_free(jobs, n);
+    /* The running job's outcome is not blocked either. */
+    assert_int_equal(aj_complete(f->e, j[0]->id, j[0]->epoch, NULL, 0), 0);
+    aj_job_free(j[0]);
+    aj_queue_info *v;
+    assert_int_equal(aj_queue_list(f->e, &v, &n), 0); /* listing still works */
+    aj_queue_list_free(v, n);
+    int lines = 0;
+    uint64_t records = 0;
+    assert_int_equal(aj_check(f->e, count_lines, &lines, &records), AJ_ECORRUPT);
+    assert_int_equal(lines, 2);
+    /* The operator's command rewrites both. */
+    assert_int_equal(aj_queue_limit(f->e, "q", 3, -1, 0), 0);
+    assert_int_equal(aj_check(f->e, NULL, NULL, &records), 0);
+    assert_int_equal(claim_q(f, "q", 5, NULL), 1);
+    put_raw(f, "qq", "\x01", 1);
+    assert_int_equal(aj_queue_pause(f->e, "q"), 0);
+    assert_true(find_queue(f, "q").paused);
+    /* A control written by a newer aj is not overwritten, and blocks only its queue. */
+    put_raw(f, "qq", "\x07", 1);
+    assert_int_equal(aj_queue_resume(f->e, "q"), AJ_EFORMAT);
+    submit_q(f, "other");
+    assert_int_equal(claim_q(f, "other", 5, NULL), 1);
+    assert_int_equal(claim_q(f, "q", 5, NULL), 0);
+}
+
 static void test_claimer_bound_on_limited_queues(void **state) {
     fixture *f = *state;
     assert_int_equal(aj_queue_limit(f->e, "lim", 10, -1, 0), 0);
@@ -373,6 +427,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_limit_counts_running_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claimer_bound_on_limited_queues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_finds_wrong_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_records_stay_local, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_sliding_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_and_concurrency_bad_input, setup, teardown),
         cmocka_unit_test(test_controls_survive_reopen),
