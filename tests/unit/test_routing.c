@@ -251,6 +251,48 @@ static void test_routing_skips_to_later_jobs(void **state) {
     assert_int_equal(got, plain);
 }
 
+static void check_line(void *ud, const char *line) {
+    snprintf(ud, 512, "%s", line);
+}
+
+static void test_damaged_routing_skipped_and_reported(void **state) {
+    fixture *f = *state;
+    uint64_t bad = submit_routed(f, "gpu", NULL, -1, NULL);
+    uint64_t good = submit_routed(f, NULL, NULL, -1, NULL);
+    /* Damage the stored routing field of the first job from outside the engine. */
+    kv_txn *t;
+    assert_int_equal(kv_begin(f->e->kv, &t), 0);
+    uint8_t key[9] = {'J'};
+    aj_put_u64be(key + 1, bad);
+    const uint8_t *v;
+    size_t n;
+    assert_int_equal(kv_get(t, key, sizeof key, &v, &n), 0);
+    job_rec r;
+    assert_int_equal(job_rec_decode(v, n, &r), 0);
+    static const uint8_t garbage[] = {1, 1, 9, 'g'};
+    r.route.p = garbage;
+    r.route.n = sizeof garbage;
+    aj_buf b = AJ_BUF_INIT;
+    assert_int_equal(job_rec_encode(&r, &b), 0);
+    assert_int_equal(kv_put(t, key, sizeof key, b.p, b.len), 0);
+    aj_buf_free(&b);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+    /* Claims skip it (it stays ready) and still take the next job. */
+    const char *gpu[] = {"gpu"};
+    uint64_t got = 0;
+    assert_int_equal(claim_default(f, "n1", gpu, 1, &got), 1);
+    assert_int_equal(got, good);
+    aj_job *j = NULL;
+    assert_int_equal(aj_job_get(f->e, bad, &j), 0);
+    assert_int_equal(j->state, AJ_STATE_READY);
+    assert_null(j->require_tag); /* shown as absent */
+    aj_job_free(j);
+    char line[512] = "";
+    uint64_t records = 0;
+    assert_int_equal(aj_check(f->e, check_line, line, &records), AJ_ECORRUPT);
+    assert_non_null(strstr(line, "routing cannot be decoded"));
+}
+
 static void test_registry_expiry_and_collection(void **state) {
     fixture *f = *state;
     const char *tags[] = {"gpu", "ssd"};
@@ -333,6 +375,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_avoid_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefer_node_then_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routing_skips_to_later_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_routing_skipped_and_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_expiry_and_collection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_opts_checked, setup, teardown),
     };
