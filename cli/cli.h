@@ -115,5 +115,10 @@ int cmd_wf_cancel(cli *c, int argc, char **argv);
 int cmd_wf_terminate(cli *c, int argc, char **argv);
 int cmd_wf_resume(cli *c, int argc, char **argv);
 int cmd_wf_history(cli *c, int argc, char **argv);
+int cmd_queue_ls(cli *c, int argc, char **argv);
+int cmd_queue_pause(cli *c, int argc, char **argv);
+int cmd_queue_resume(cli *c, int argc, char **argv);
+int cmd_queue_limit(cli *c, int argc, char **argv);
+int cmd_workers(cli *c, int argc, char **argv);
 
 #endif

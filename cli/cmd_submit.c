@@ -70,6 +70,11 @@ static const char submit_help[] =
     "                         all lines are checked first and submitted together or not at all;\n"
     "                         a blank line is an error. Prints the number of jobs\n"
     "                         ({\"count\":N,\"ids\":[...]} with --json). At most 100000 lines\n"
+    "  --require-tag T        only a worker started with tag T (aj worker --tag) may run it\n"
+    "  --prefer-node N        a worker on node N (aj worker --node) gets it; workers on other\n"
+    "                         nodes may take it once it has been ready for --prefer-wait\n"
+    "  --prefer-wait DUR      with --prefer-node: how long others wait (default: 30s)\n"
+    "  --avoid-node N         never a worker on node N\n"
     "  --wait                 after submitting, wait until the job finishes; exit 0 only if it\n"
     "                         completed, else 4 with the reason\n"
     "  --db URL, --json       see 'aj --help'\n"
@@ -270,6 +275,37 @@ static int argv_payload(const char **args, size_t n, char **out) {
     return *out != NULL ? CLI_EXIT_OK : cli_error(CLI_EXIT_ERROR, "out of memory");
 }
 
+/* The routing flags (docs/ROUTING.md). */
+static int submit_routing(const submit_args *a, aj_job_spec *spec) {
+    const char *names[] = {"--require-tag", "--prefer-node", "--avoid-node"};
+    const char *values[] = {a->require_tag, a->prefer_node, a->avoid_node};
+    const char *what[] = {"tag", "node", "node"};
+    for (size_t i = 0; i < 3; i++) {
+        int rc = values[i] != NULL ? aj_name_check(what[i], values[i]) : 0;
+        if (rc != 0) {
+            cli_fail(rc, "%s", names[i]);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (a->prefer_wait != NULL) {
+        if (a->prefer_node == NULL) {
+            return args_usage_error("aj submit", "--prefer-wait needs --prefer-node");
+        }
+        if (cli_parse_duration("--prefer-wait", a->prefer_wait, &spec->prefer_wait_ms) != 0) {
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (a->prefer_node != NULL && a->avoid_node != NULL &&
+        strcmp(a->prefer_node, a->avoid_node) == 0) {
+        return args_usage_error(
+            "aj submit", "--prefer-node and --avoid-node name the same node '%s'", a->prefer_node);
+    }
+    spec->require_tag = a->require_tag;
+    spec->prefer_node = a->prefer_node;
+    spec->avoid_node = a->avoid_node;
+    return CLI_EXIT_OK;
+}
+
 /* Fills the spec from every flag except the type and payload, checking each. */
 static int spec_from_flags(const submit_args *a, aj_job_spec *spec) {
     int rc = 0;
@@ -361,7 +397,7 @@ static int spec_from_flags(const submit_args *a, aj_job_spec *spec) {
         }
         spec->metadata = a->metadata;
     }
-    return CLI_EXIT_OK;
+    return submit_routing(a, spec);
 }
 
 /* Splits `buf` into lines with the library's payload-lines parser (every line one JSON value,
@@ -542,6 +578,10 @@ int cmd_submit(cli *c, int argc, char **argv) {
         {"--payload", &a.payload, NULL},
         {"--payload-file", &a.payload_file, NULL},
         {"--payload-lines", &a.payload_lines, NULL},
+        {"--require-tag", &a.require_tag, NULL},
+        {"--prefer-node", &a.prefer_node, NULL},
+        {"--prefer-wait", &a.prefer_wait, NULL},
+        {"--avoid-node", &a.avoid_node, NULL},
         {"--wait", NULL, &a.wait},
         {NULL, NULL, NULL},
     };

@@ -32,6 +32,7 @@
 
 static const char worker_help[] =
     "Usage: aj worker [--queue Q[,Q...]] [--concurrency N] [--drain] [--shutdown-timeout DUR]\n"
+    "                 [--node NAME] [--tag T[,T...]]\n"
     "\n"
     "Runs the built-in job types until SIGTERM or SIGINT:\n"
     "  shell  payload {\"argv\":[...], \"env\":{...}, \"cwd\":\"...\"}: runs the program without\n"
@@ -53,8 +54,15 @@ static const char worker_help[] =
     "  --queue Q[,Q...]        serve only these queues (default: every queue)\n"
     "  --concurrency N         jobs run at once, 1..1024 (default: 4)\n"
     "  --drain                 exit 0 once, in the whole store, no job of these queues is ready\n"
-    "                          or running and none becomes ready within the next 60s\n"
+    "                          or running and none becomes ready within the next 60s (paused\n"
+    "                          queues do not count)\n"
     "  --shutdown-timeout DUR  time running jobs get to finish on stop (default: 30s)\n"
+    "  --node NAME             the node this worker runs on, for routing (default: the host\n"
+    "                          name): jobs submitted with --prefer-node/--avoid-node name it\n"
+    "  --tag T[,T...]          tags of this worker (at most 32): a job submitted with\n"
+    "                          --require-tag T runs only on workers that have tag T\n"
+    "The worker registers itself (see 'aj workers') and refreshes its entry every 5s; queue\n"
+    "controls (see 'aj queue') apply to its claims.\n"
     "\n"
     "Exit codes: 0 stopped by a signal or drained, 1 store error (or --drain interrupted by a\n"
     "signal), 2 bad input.\n"
@@ -126,6 +134,35 @@ static int split_queues(char *list, const char **names, size_t *n) {
     return CLI_EXIT_OK;
 }
 
+/* Splits "a,b" in place into tags, checking each; a tag named twice is kept once. */
+static int split_tags(char *list, const char **names, size_t *n) {
+    *n = 0;
+    char *save = NULL;
+    if (list[0] == '\0' || list[0] == ',' || list[strlen(list) - 1] == ',' ||
+        strstr(list, ",,") != NULL) {
+        return cli_error(CLI_EXIT_USAGE, "--tag '%s' has an empty tag", list);
+    }
+    for (char *t = strtok_r(list, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+        int rc = aj_name_check("tag", t);
+        if (rc != 0) {
+            cli_fail(rc, "--tag");
+            return CLI_EXIT_USAGE;
+        }
+        int seen = 0;
+        for (size_t i = 0; i < *n && !seen; i++) {
+            seen = strcmp(names[i], t) == 0;
+        }
+        if (seen) {
+            continue;
+        }
+        if (*n == AJ_WORKER_TAGS_MAX) {
+            return cli_error(CLI_EXIT_USAGE, "--tag names more than %d tags", AJ_WORKER_TAGS_MAX);
+        }
+        names[(*n)++] = t;
+    }
+    return CLI_EXIT_OK;
+}
+
 /* Runs the pool until a signal, or until drained. Signals are blocked on entry. */
 static int run_pool(cli *c, int drain, const sigset_t *stop_set) {
     sigset_t waitmask;
@@ -166,11 +203,15 @@ int cmd_worker(cli *c, int argc, char **argv) {
     const char *queue = NULL;
     const char *concurrency = NULL;
     const char *shutdown = NULL;
+    const char *node = NULL;
+    const char *tag = NULL;
     int drain = 0;
     const arg_flag flags[] = {
         {"--queue", &queue, NULL},
         {"--concurrency", &concurrency, NULL},
         {"--shutdown-timeout", &shutdown, NULL},
+        {"--node", &node, NULL},
+        {"--tag", &tag, NULL},
         {"--drain", NULL, &drain},
         {NULL, NULL, NULL},
     };
@@ -192,6 +233,24 @@ int cmd_worker(cli *c, int argc, char **argv) {
     if (queue_list != NULL) {
         rc = split_queues(queue_list, names, &wopts.n_queues);
         wopts.queues = names;
+    }
+    const char *tags[AJ_WORKER_TAGS_MAX];
+    char *tag_list = tag != NULL ? strdup(tag) : NULL;
+    if (tag != NULL && tag_list == NULL) {
+        free(queue_list);
+        return cli_error(CLI_EXIT_ERROR, "out of memory");
+    }
+    if (rc == 0 && tag_list != NULL) {
+        rc = split_tags(tag_list, tags, &wopts.n_tags);
+        wopts.tags = tags;
+    }
+    if (rc == 0 && node != NULL) {
+        int nrc = aj_name_check("node", node);
+        if (nrc != 0) {
+            cli_fail(nrc, "--node");
+            rc = CLI_EXIT_USAGE;
+        }
+        wopts.node = node;
     }
     uint64_t n = 0;
     if (rc == 0 && concurrency != NULL) {
@@ -239,5 +298,6 @@ int cmd_worker(cli *c, int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
     worker_engine = NULL;
     free(queue_list);
+    free(tag_list);
     return rc;
 }

@@ -38,6 +38,8 @@ static const char top_help[] =
     "Commands:\n"
     "  submit    submit a job, or one job per line of a file\n"
     "  worker    run the built-in job types (shell, echo) until stopped, or until drained\n"
+    "  workers   list registered workers: node, tags, last seen\n"
+    "  queue     list queues; pause, resume and limit them (concurrency, rate)\n"
     "  job       show, wait for, list and cancel jobs\n"
     "  dlq       list, show, redrive, purge and export dead-lettered jobs\n"
     "  schedule  add, list, pause, trigger, backfill and preview schedules (cron, intervals)\n"
@@ -196,12 +198,44 @@ static const command wf_cmds[] = {
     {NULL, NULL, NULL, NULL},
 };
 
+static const char queue_help[] =
+    "Usage: aj queue COMMAND [ARGS...]\n"
+    "\n"
+    "Queue controls, stored and applied by every worker on the store.\n"
+    "\n"
+    "Commands:\n"
+    "  ls                                        queues: jobs by state, paused, limits\n"
+    "  pause QUEUE                               stop claims from a queue\n"
+    "  resume QUEUE                              claim from it again\n"
+    "  limit QUEUE [--concurrency N] [--rate N/DUR]  limit leases held at once and claims\n"
+    "                                            per window\n"
+    "\n"
+    "Run 'aj queue COMMAND --help' for details.\n"
+    "\n"
+    "Example:\n"
+    "  aj queue limit reports --concurrency 2 --rate 10/1s\n";
+
+static const command queue_cmds[] = {
+    {"ls", cmd_queue_ls, NULL, NULL},
+    {"pause", cmd_queue_pause, NULL, NULL},
+    {"resume", cmd_queue_resume, NULL, NULL},
+    {"limit", cmd_queue_limit, NULL, NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
 static const command top_cmds[] = {
-    {"wf", NULL, wf_cmds, wf_help},     {"submit", cmd_submit, NULL, NULL},
-    {"worker", cmd_worker, NULL, NULL}, {"job", NULL, job_cmds, job_help},
-    {"dlq", NULL, dlq_cmds, dlq_help},  {"schedule", NULL, schedule_cmds, schedule_help},
-    {"stats", cmd_stats, NULL, NULL},   {"backup", cmd_backup, NULL, NULL},
-    {"check", cmd_check, NULL, NULL},   {"demo", cmd_demo, NULL, NULL},
+    {"wf", NULL, wf_cmds, wf_help},
+    {"submit", cmd_submit, NULL, NULL},
+    {"worker", cmd_worker, NULL, NULL},
+    {"job", NULL, job_cmds, job_help},
+    {"dlq", NULL, dlq_cmds, dlq_help},
+    {"schedule", NULL, schedule_cmds, schedule_help},
+    {"stats", cmd_stats, NULL, NULL},
+    {"backup", cmd_backup, NULL, NULL},
+    {"check", cmd_check, NULL, NULL},
+    {"demo", cmd_demo, NULL, NULL},
+    {"queue", NULL, queue_cmds, queue_help},
+    {"workers", cmd_workers, NULL, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

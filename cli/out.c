@@ -109,6 +109,17 @@ char *out_raw_text(const void *data, size_t len) {
     return text;
 }
 
+/* The job's routing (aj submit --require-tag, --prefer-node, --avoid-node), or null. */
+static json_t *routing_json(const aj_job *j) {
+    if (j->require_tag == NULL && j->prefer_node == NULL && j->avoid_node == NULL) {
+        return json_null();
+    }
+    return json_pack("{s:o, s:o, s:o, s:o}", "require_tag", out_str_json(j->require_tag),
+                     "prefer_node", out_str_json(j->prefer_node), "prefer_wait",
+                     j->prefer_node != NULL ? duration_json(j->prefer_wait_ms) : json_null(),
+                     "avoid_node", out_str_json(j->avoid_node));
+}
+
 /* The fields of a job that are plain values (everything but payload, result and metadata). */
 static json_t *job_scalars(const aj_job *j) {
     char backoff[OUT_SPEC_MAX];
@@ -142,6 +153,7 @@ static json_t *job_scalars(const aj_job *j) {
     bad |= json_object_set_new(o, "worker", out_str_json(j->worker));
     bad |= json_object_set_new(o, "redrives", json_integer((json_int_t)j->redrives));
     bad |= json_object_set_new(o, "idempotency_key", out_str_json(j->idempotency_key));
+    bad |= json_object_set_new(o, "routing", routing_json(j));
     if (bad) {
         json_decref(o);
         return NULL;
@@ -257,6 +269,19 @@ void out_job_human(const aj_job *j) {
     snprintf(buf, sizeof buf, "%" PRIu32, j->redrives);
     kv("redrives:", buf);
     kv("idempotency key:", j->idempotency_key != NULL ? j->idempotency_key : "-");
+    if (j->require_tag != NULL) {
+        kv("require tag:", j->require_tag);
+    }
+    if (j->prefer_node != NULL) {
+        char wait[64];
+        char line[AJ_NAME_MAX + 96];
+        aj_duration_format(j->prefer_wait_ms, wait, sizeof wait);
+        snprintf(line, sizeof line, "%.200s (others after %s)", j->prefer_node, wait);
+        kv("prefer node:", line);
+    }
+    if (j->avoid_node != NULL) {
+        kv("avoid node:", j->avoid_node);
+    }
     kv_bytes("metadata:", j->metadata, j->metadata != NULL ? strlen(j->metadata) : 0);
     kv_bytes("payload:", j->payload, j->payload_len);
     kv_bytes("result:", j->result, j->result_len);

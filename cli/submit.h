@@ -27,6 +27,10 @@ typedef struct submit_args {
     const char *payload;
     const char *payload_file;
     const char *payload_lines;
+    const char *require_tag; /* routing: aj submit only */
+    const char *prefer_node;
+    const char *prefer_wait;
+    const char *avoid_node;
     int wait;
 } submit_args;
 

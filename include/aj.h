@@ -298,7 +298,17 @@ typedef struct aj_job_spec {
     aj_backoff backoff;          /* exp:1s:2:5m */
     const char *idempotency_key; /* NULL: none */
     const char *metadata;        /* a JSON object as text, or NULL */
+    /* Routing (docs/ROUTING.md): only a worker with this tag may claim it (NULL: any). */
+    const char *require_tag;
+    /* A worker on this node gets it; others only once it has been ready prefer_wait_ms (NULL:
+     * no preference). */
+    const char *prefer_node;
+    int64_t prefer_wait_ms; /* AJ_PREFER_WAIT_DEFAULT_MS */
+    const char *avoid_node; /* never a worker on this node (NULL: none) */
 } aj_job_spec;
+
+/* How long a job preferring a node waits for it before other workers may take it: 30 s. */
+#define AJ_PREFER_WAIT_DEFAULT_MS (30 * AJ_SECOND)
 
 void aj_job_spec_init(aj_job_spec *spec);
 
@@ -340,6 +350,10 @@ typedef struct aj_job {
     uint32_t redrives;     /* times redriven from the dead-letter queue */
     char *idempotency_key; /* may be NULL */
     char *metadata;        /* JSON object text; may be NULL */
+    char *require_tag;     /* routing as submitted; NULL when absent */
+    char *prefer_node;
+    int64_t prefer_wait_ms; /* meaningful with prefer_node */
+    char *avoid_node;
 } aj_job;
 
 void aj_job_free(aj_job *job);
@@ -378,6 +392,8 @@ int aj_job_wait(aj_engine *e, uint64_t id, int64_t timeout_ms, aj_job_state *out
  * priority order, then by the time each became ready. Each claimed job is running with a new
  * epoch and a lease of its lease_ms. *out receives an array of *n jobs (possibly 0): free it with
  * aj_job_list_free(). */
+/* Paused queues and queue limits apply. The claimer has no node and no tags: it never takes a
+ * job that requires a tag, and takes one preferring a node only after its prefer wait. */
 int aj_claim(aj_engine *e, const char *const *queues, size_t n_queues, const char *worker,
              size_t max, aj_job ***out, size_t *n);
 /* Extends a lease by the job's lease_ms. AJ_ESTALE if the epoch is no longer current (the lease
@@ -435,7 +451,13 @@ typedef struct aj_worker_opts {
     uint32_t concurrency;         /* handler threads: 4 */
     int64_t shutdown_deadline_ms; /* time in-flight jobs get to finish on stop: 30 s */
     const char *worker_id;        /* NULL: "host:pid:random" */
+    const char *node;             /* the node this pool runs on, for routing: NULL: host name */
+    const char *const *tags;      /* the pool's tags, for jobs that require one */
+    size_t n_tags;                /* at most AJ_WORKER_TAGS_MAX */
 } aj_worker_opts;
+
+/* Most tags one worker pool may carry. */
+#define AJ_WORKER_TAGS_MAX 32
 
 void aj_worker_opts_init(aj_worker_opts *opts);
 
@@ -1217,6 +1239,81 @@ void aj_schedules_stop(aj_engine *e);
  * as tests driving a simulated clock). *out_next_ms (may be NULL) receives the next due time
  * (INT64_MAX: none). */
 int aj_schedules_tick(aj_engine *e, int64_t *out_next_ms);
+
+/* ---------------------------------------------------------------------------------------------
+ * Queue controls (docs/ROUTING.md)
+ *
+ * A queue may be paused (nothing is claimed from it; its jobs stay ready and submits still
+ * work) and limited: at most `concurrency` leases held at once across every process, and at
+ * most rate_n claims in any window of rate_window_ms. Controls are stored, so they survive
+ * restarts and apply to every process on the store. Thread-safe.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Highest concurrency limit. */
+#define AJ_QUEUE_CONCURRENCY_MAX 100000u
+/* Highest rate limit count (claims per window): the window keeps one time per claim. */
+#define AJ_QUEUE_RATE_MAX 1000u
+/* Longest rate limit window: one day. */
+#define AJ_QUEUE_RATE_WINDOW_MAX AJ_DAY
+
+/* Parses "N/DUR" (e.g. "10/1s", "100/1m") into a count 1..AJ_QUEUE_RATE_MAX and a window of
+ * 1 ms..AJ_QUEUE_RATE_WINDOW_MAX; "0" and "none" give 0/0 (no limit). AJ_EINVAL naming the
+ * problem. */
+int aj_rate_parse(const char *text, uint32_t *out_n, int64_t *out_window_ms);
+
+/* One queue: its jobs by state, its controls, and the leases counted against its limit. */
+typedef struct aj_queue_info {
+    char *name;
+    uint64_t jobs[AJ_STATE_COUNT];
+    int paused;
+    uint32_t concurrency;    /* 0: no limit */
+    uint32_t rate_n;         /* 0: no rate limit */
+    int64_t rate_window_ms;  /* with rate_n */
+    uint32_t leases_counted; /* leases counted against the concurrency limit now */
+} aj_queue_info;
+
+/* Every queue that has jobs, was ever submitted to, or has controls, in name order. Counting
+ * reads every job record: an operator's command, not a hot path. Free with
+ * aj_queue_list_free(). */
+int aj_queue_list(aj_engine *e, aj_queue_info **out, size_t *n);
+void aj_queue_list_free(aj_queue_info *list, size_t n);
+/* Pauses or resumes a queue (a queue without jobs may be paused: the control is created). */
+int aj_queue_pause(aj_engine *e, const char *queue);
+int aj_queue_resume(aj_engine *e, const char *queue);
+/* Sets the limits: concurrency < 0 keeps the current one, 0 removes it; rate_n < 0 keeps the
+ * current rate, 0 removes it, otherwise rate_window_ms gives its window. Setting a concurrency
+ * limit counts the queue's running jobs against it at once. */
+int aj_queue_limit(aj_engine *e, const char *queue, int64_t concurrency, int64_t rate_n,
+                   int64_t rate_window_ms);
+
+/* ---------------------------------------------------------------------------------------------
+ * Worker registry
+ *
+ * A worker pool registers itself (id, node, tags, host, pid, start time) when it starts,
+ * refreshes its last-seen time every AJ_WORKER_BEAT_MS and removes its entry when it stops.
+ * An entry not seen for AJ_WORKER_EXPIRY_MS is listed as not alive; one not seen for
+ * AJ_WORKER_COLLECT_MS is deleted by the next pool that refreshes its own. Thread-safe.
+ * ------------------------------------------------------------------------------------------- */
+
+#define AJ_WORKER_BEAT_MS (5 * AJ_SECOND)
+#define AJ_WORKER_EXPIRY_MS (30 * AJ_SECOND)
+#define AJ_WORKER_COLLECT_MS (10 * AJ_MINUTE)
+
+typedef struct aj_worker_info {
+    char *id;
+    char *node;
+    char *host;
+    char **tags;
+    size_t n_tags;
+    int64_t pid;
+    int64_t started_ms;
+    int64_t seen_ms; /* last heartbeat */
+    int alive;       /* seen within AJ_WORKER_EXPIRY_MS */
+} aj_worker_info;
+
+/* Every registered worker, in id order. Free with aj_worker_list_free(). */
+int aj_worker_list(aj_engine *e, aj_worker_info **out, size_t *n);
+void aj_worker_list_free(aj_worker_info *list, size_t n);
 
 #ifdef __cplusplus
 }

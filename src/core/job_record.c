@@ -7,11 +7,20 @@
 
 #include <string.h>
 
+#include "core/route.h"
 #include "util/err.h"
 #include "util/mem.h"
 
 /* Field-presence bits for the optional byte strings, in encoding order. */
-enum { HAS_RESULT = 1, HAS_WORKER = 2, HAS_ERROR = 4, HAS_IDEM = 8, HAS_META = 16, HAS_OWNER = 32 };
+enum {
+    HAS_RESULT = 1,
+    HAS_WORKER = 2,
+    HAS_ERROR = 4,
+    HAS_IDEM = 8,
+    HAS_META = 16,
+    HAS_OWNER = 32,
+    HAS_ROUTE = 64
+};
 
 static void add_i64(aj_buf *b, int64_t v) {
     /* Zig-zag so that small negative values (never expected) stay small and round-trip. */
@@ -32,7 +41,8 @@ static void add_opt(aj_buf *b, aj_slice s) {
 int job_rec_encode(const job_rec *r, aj_buf *b) {
     uint8_t present = (uint8_t)((r->result.p ? HAS_RESULT : 0) | (r->worker.p ? HAS_WORKER : 0) |
                                 (r->error.p ? HAS_ERROR : 0) | (r->idem_key.p ? HAS_IDEM : 0) |
-                                (r->metadata.p ? HAS_META : 0) | (r->owner.p ? HAS_OWNER : 0));
+                                (r->metadata.p ? HAS_META : 0) | (r->owner.p ? HAS_OWNER : 0) |
+                                (r->route.p ? HAS_ROUTE : 0));
     aj_buf_add_u8(b, JOB_RECORD_FORMAT);
     aj_buf_add_varint(b, r->id);
     aj_buf_add_u8(b, (uint8_t)r->state);
@@ -71,6 +81,7 @@ int job_rec_encode(const job_rec *r, aj_buf *b) {
     add_opt(b, r->idem_key);
     add_opt(b, r->metadata);
     add_opt(b, r->owner);
+    add_opt(b, r->route);
     return b->oom ? AJ_ENOMEM : 0;
 }
 
@@ -142,6 +153,7 @@ int job_rec_decode(const uint8_t *p, size_t n, job_rec *out) {
     v.idem_key = rd_opt(&r, present, HAS_IDEM);
     v.metadata = rd_opt(&r, present, HAS_META);
     v.owner = rd_opt(&r, present, HAS_OWNER);
+    v.route = rd_opt(&r, present, HAS_ROUTE);
     if (r.bad || r.off != n || v.state < AJ_STATE_SCHEDULED || v.state > AJ_STATE_CANCELLED ||
         v.dead_reason > AJ_DEAD_DEPENDENCY || v.backoff.kind > AJ_BACKOFF_LIST) {
         return aj__err(AJ_ECORRUPT, "job record%s is corrupt (%zu bytes)",
@@ -171,8 +183,8 @@ char *aj_slice_place(char **cursor, aj_slice s) {
 }
 
 aj_job *job_rec_to_public(const job_rec *r) {
-    const aj_slice *all[] = {&r->queue,  &r->type,  &r->payload,  &r->result,
-                             &r->worker, &r->error, &r->idem_key, &r->metadata};
+    const aj_slice *all[] = {&r->queue, &r->type,     &r->payload,  &r->result, &r->worker,
+                             &r->error, &r->idem_key, &r->metadata, &r->route};
     size_t total = sizeof(aj_job);
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         total += all[i]->n + 1;
@@ -198,6 +210,15 @@ aj_job *job_rec_to_public(const job_rec *r) {
     j->error = aj_slice_place(&cursor, r->error);
     j->idempotency_key = aj_slice_place(&cursor, r->idem_key);
     j->metadata = aj_slice_place(&cursor, r->metadata);
+    /* The routing strings are shorter than their encoding, which was counted above. A field
+     * that does not decode is shown as absent (aj check reports the record). */
+    job_route route;
+    if (r->route.p != NULL && route_decode(r->route, &route) == 0) {
+        j->require_tag = aj_slice_place(&cursor, route.require_tag);
+        j->prefer_node = aj_slice_place(&cursor, route.prefer_node);
+        j->prefer_wait_ms = route.prefer_wait_ms;
+        j->avoid_node = aj_slice_place(&cursor, route.avoid_node);
+    }
     j->priority = r->priority;
     j->attempts = r->attempts;
     j->max_attempts = r->max_attempts;

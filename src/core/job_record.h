@@ -18,6 +18,9 @@
 
 #define JOB_RECORD_FORMAT 1 /* bump with a written upgrade rule when the layout changes */
 
+/* Job flags. An older aj reads and keeps them (they are a varint it carries through). */
+#define JOB_FLAG_SLOT 1u /* running and counted against its queue's concurrency limit */
+
 typedef struct aj_slice {
     const uint8_t *p; /* NULL: absent */
     size_t n;
@@ -33,7 +36,7 @@ typedef struct job_rec {
     uint32_t attempts;
     uint32_t max_attempts;
     uint32_t redrives;
-    uint32_t flags; /* reserved, 0 */
+    uint32_t flags; /* JOB_FLAG_* */
     uint64_t epoch;
     int64_t timeout_ms;
     int64_t lease_ms;
@@ -55,6 +58,7 @@ typedef struct job_rec {
     aj_slice idem_key;
     aj_slice metadata;
     aj_slice owner; /* the workflow that waits for this job (workflow.h), or absent */
+    aj_slice route; /* routing, encoded by route.h, or absent */
 } job_rec;
 
 /* Encodes into b (appending). Returns AJ_ENOMEM if b ran out of memory. */

@@ -82,4 +82,5 @@ void aj_job_spec_init(aj_job_spec *s) {
     s->lease_ms = 30 * AJ_SECOND;
     s->max_attempts = 3;
     aj_backoff_default(&s->backoff);
+    s->prefer_wait_ms = AJ_PREFER_WAIT_DEFAULT_MS;
 }

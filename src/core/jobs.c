@@ -20,6 +20,8 @@
 #include "core/job_hooks.h"
 #include "core/keys.h"
 #include "core/progress.h"
+#include "core/queue_ctl.h"
+#include "core/route.h"
 #include "util/err.h"
 #include "util/hash.h"
 #include "util/mem.h"
@@ -137,6 +139,17 @@ static int index_rec(kv_txn *t, const job_rec *r) {
  * that follow jobs (dependencies, workflows) learn of finished and redriven jobs in the same
  * transaction (job_hooks.h). */
 static int transition(kv_txn *t, const job_env *env, const job_rec *before, const job_rec *after) {
+    job_rec freed;
+    if ((before->flags & JOB_FLAG_SLOT) && after->state != AJ_STATE_RUNNING) {
+        /* The lease that held a slot of the queue's concurrency limit ends here. */
+        int src = qctl_slot_release(t, before->queue);
+        if (src != 0) {
+            return src;
+        }
+        freed = *after;
+        freed.flags &= ~JOB_FLAG_SLOT;
+        after = &freed;
+    }
     int rc = unindex(t, before);
     if (rc == 0) {
         rc = index_rec(t, after);
@@ -223,6 +236,9 @@ int job_spec_check(const aj_job_spec *s) {
             return aj__err(AJ_EINVAL, "idempotency key must be 1 to %d bytes",
                            AJ_IDEMPOTENCY_KEY_MAX);
         }
+    }
+    if ((rc = route_spec_check(s)) != 0) {
+        return rc;
     }
     if (s->metadata != NULL) {
         size_t n = strlen(s->metadata);
@@ -364,7 +380,21 @@ int job_submit_owned(kv_txn *t, const job_env *env, const aj_job_spec *s, uint64
     r.idem_key = aj_slice_str(s->idempotency_key);
     r.metadata = aj_slice_str(s->metadata);
     r.owner = owner;
-    if ((rc = index_rec(t, &r)) != 0 || (rc = put_rec(t, &r)) != 0) {
+    aj_buf route = AJ_BUF_INIT;
+    if (route_spec_has(s)) {
+        if ((rc = route_encode(s, &route)) != 0) {
+            aj_buf_free(&route);
+            return rc;
+        }
+        r.route.p = route.p;
+        r.route.n = route.len;
+    }
+    rc = index_rec(t, &r);
+    if (rc == 0) {
+        rc = put_rec(t, &r);
+    }
+    aj_buf_free(&route);
+    if (rc != 0) {
         return rc;
     }
     if (s->idempotency_key != NULL &&
@@ -457,9 +487,23 @@ static int cand_cmp(const void *a, const void *b) {
     return x->id < y->id ? -1 : (x->id > y->id);
 }
 
+/* 1 when the claimer may take this job under its routing (a job without routing: always). */
+static int claim_routed_ok(const job_env *env, const job_claim_who *who, const job_rec *r,
+                           int *rc) {
+    if (r->route.p == NULL) {
+        return 1;
+    }
+    job_route route;
+    *rc = 0;
+    if (route_decode(r->route, &route) != 0) {
+        return 0; /* damaged (aj check reports it) or newer: no claimer here may take it */
+    }
+    return route_allows(&route, who != NULL ? &who->id : NULL, env->now_us, r->ready_us, NULL);
+}
+
 int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n_queues,
-              const char *worker, size_t max, job_accept_fn accept, job_claim_fn fn, void *ud,
-              size_t *out_n) {
+              const char *worker, const job_claim_who *who, size_t max, job_accept_fn accept,
+              job_claim_fn fn, void *ud, size_t *out_n) {
     if (max == 0 || n_queues == 0) {
         *out_n = 0;
         return 0;
@@ -468,30 +512,40 @@ int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n
         return aj__err(AJ_EINVAL, "a claim takes at most %d jobs from at most %d queues",
                        JOB_CLAIM_MAX, JOB_CLAIM_QUEUES_MAX);
     }
-    /* Each queue's head, plus room to look past jobs this claimer cannot run. */
-    size_t per_queue = accept != NULL ? max + JOB_CLAIM_LOOKAHEAD : max;
+    /* Each queue's head, plus room to look past jobs this claimer cannot run or may not take. */
+    size_t per_queue = accept != NULL || who != NULL ? max + JOB_CLAIM_LOOKAHEAD : max;
     cand_list c = {NULL, 0, per_queue * n_queues, 0, 0};
     c.v = aj__malloc(c.cap * sizeof *c.v);
-    if (c.v == NULL) {
+    qctl_gate *gates = aj__calloc(n_queues, sizeof *gates);
+    if (c.v == NULL || gates == NULL) {
+        aj__free(c.v);
+        aj__free(gates);
         return aj__err(AJ_ENOMEM, "out of memory claiming jobs");
     }
     int rc = 0;
-    size_t claimed = 0;
+    size_t claimed = 0, limited = 0;
+    size_t max_limited = who != NULL ? who->max_limited : SIZE_MAX;
     for (size_t q = 0; q < n_queues && rc == 0; q++) {
+        /* A paused queue, or one at its limits, is not even read. */
+        if ((rc = qctl_gate_open(t, env, queues[q], &gates[q])) != 0 || gates[q].allowance == 0) {
+            continue;
+        }
         akey k;
         key_ready_prefix(&k, queues[q], strlen(queues[q]));
         c.prefix_len = k.n;
         c.q = q;
-        size_t before = c.n;
         c.cap = c.n + per_queue;
         rc = kv_scan_prefix(t, k.b, k.n, 0, per_queue, cand_cb, &c);
-        (void)before;
     }
     if (rc == 0 && c.n > 0) {
         qsort(c.v, c.n, sizeof *c.v, cand_cmp);
     }
     for (size_t i = 0; i < c.n && claimed < max && rc == 0; i++) {
         job_rec before, r;
+        qctl_gate *g = &gates[c.v[i].q];
+        if (g->allowance == 0 || (g->c.concurrency > 0 && limited >= max_limited)) {
+            continue; /* the queue's limits are used up for this claim */
+        }
         rc = job_read(t, c.v[i].id, &before);
         if (rc == 0 && before.state != AJ_STATE_READY) {
             rc = AJ_ECORRUPT;
@@ -509,6 +563,9 @@ int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n
         if (accept != NULL && !accept(ud, before.type)) {
             continue; /* left ready for a worker that can run it */
         }
+        if (!claim_routed_ok(env, who, &before, &rc)) {
+            continue; /* left ready for a worker its routing allows (or rc is set) */
+        }
         r = before;
         r.state = AJ_STATE_RUNNING;
         r.attempts++;
@@ -516,6 +573,11 @@ int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n
         r.started_ms = r.updated_ms = env->now_ms;
         r.lease_expires_ms = env->now_ms + r.lease_ms;
         r.worker = aj_slice_str(worker);
+        if (g->c.concurrency > 0) {
+            r.flags |= JOB_FLAG_SLOT;
+            limited++;
+        }
+        qctl_gate_take(g, env->now_ms);
         if ((rc = transition(t, env, &before, &r)) != 0) {
             break;
         }
@@ -526,9 +588,60 @@ int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n
             break;
         }
     }
+    for (size_t q = 0; q < n_queues; q++) {
+        if (rc == 0) {
+            rc = qctl_gate_close(t, queues[q], &gates[q]);
+        }
+        qctl_gate_free(&gates[q]);
+    }
+    aj__free(gates);
     aj__free(c.v);
     if (rc == 0) {
         *out_n = claimed;
+    }
+    return rc;
+}
+
+typedef struct slot_walk {
+    kv_txn *t;
+    const job_env *env;
+    const char *queue;
+    uint32_t n;
+    int rc;
+} slot_walk;
+
+static int slot_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                   uint64_t version) {
+    (void)val;
+    (void)vlen;
+    (void)version;
+    slot_walk *w = ud;
+    job_rec r;
+    int rc = job_read(w->t, key_tail_id(key, klen), &r);
+    if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+        return 0; /* aj check reports it; the reaper repairs it */
+    }
+    if (rc == 0 && r.state == AJ_STATE_RUNNING && aj_slice_eq(r.queue, w->queue)) {
+        w->n++;
+        if (!(r.flags & JOB_FLAG_SLOT)) {
+            r.flags |= JOB_FLAG_SLOT;
+            rc = put_rec(w->t, &r);
+        }
+    }
+    w->rc = rc;
+    return rc != 0;
+}
+
+int job_take_slots(kv_txn *t, const job_env *env, const char *queue, uint32_t *out_n) {
+    akey k;
+    key_prefix(&k, KEY_LEASE);
+    slot_walk w = {t, env, queue, 0, 0};
+    int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, slot_cb, &w);
+    if (rc == 0) {
+        rc = w.rc;
+    }
+    if (rc == 0) {
+        *out_n = w.n;
     }
     return rc;
 }
@@ -1298,6 +1411,10 @@ static int check_record_cb(void *ud, const uint8_t *key, size_t klen, const uint
     if (r.id != id) {
         problem(w, "job %llu: record carries id %llu", (unsigned long long)id,
                 (unsigned long long)r.id);
+    }
+    job_route route;
+    if (r.route.p != NULL && route_decode(r.route, &route) != 0) {
+        problem(w, "job %llu: routing cannot be decoded: %s", (unsigned long long)id, aj_errmsg());
     }
     akey k;
     index_key(&k, &r);

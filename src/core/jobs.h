@@ -15,6 +15,7 @@
 
 #include "aj.h"
 #include "core/job_record.h"
+#include "core/route.h"
 #include "store/kv.h"
 
 typedef struct job_env {
@@ -64,12 +65,24 @@ typedef int (*job_claim_fn)(void *ud, const job_rec *rec, int64_t latency_us);
 /* Which job types a claimer can run; NULL: every type. */
 typedef int (*job_accept_fn)(void *ud, aj_slice type);
 
+/* Who claims: node and tags for routing (route.h), and the most jobs to take from queues with a
+ * concurrency limit (a worker pool takes no more than it has idle threads, so that jobs claimed
+ * ahead do not hold the queue's slots; SIZE_MAX: no bound). */
+typedef struct job_claim_who {
+    route_claimer id;
+    size_t max_limited;
+} job_claim_who;
+
 /* Claims up to `max` ready jobs of the given queues in priority order, then by ready time,
- * skipping (leaving ready) jobs whose type `accept` refuses. *out_n receives the number
- * claimed. */
+ * skipping (leaving ready) jobs whose type `accept` refuses or whose routing excludes `who`
+ * (NULL: an anonymous claimer), and honouring the queues' controls (queue_ctl.h). *out_n
+ * receives the number claimed. */
 int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n_queues,
-              const char *worker, size_t max, job_accept_fn accept, job_claim_fn fn, void *ud,
-              size_t *out_n);
+              const char *worker, const job_claim_who *who, size_t max, job_accept_fn accept,
+              job_claim_fn fn, void *ud, size_t *out_n);
+/* Marks every running job of `queue` as holding a slot of its concurrency limit; *out_n
+ * receives how many there are (queue_ctl.c, when a limit is set). */
+int job_take_slots(kv_txn *t, const job_env *env, const char *queue, uint32_t *out_n);
 
 int job_heartbeat(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch);
 int job_complete(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, aj_slice result);

@@ -30,6 +30,9 @@
  *   'O' name                            schedules holding a buffered fire: the job it waits on
  *   'c' 0 child_id                      a child workflow's link to its parent (child.h)
  *   'c' 1 parent_id 0 run seq           the children a parent's run started, in start order
+ *   'q' queue                           queue control: paused, limits (queue_ctl.h)
+ *   'z' queue                           queue usage: counted leases, recent claim times
+ *   'w' worker_id                       worker registry entry (worker_registry.h)
  */
 #ifndef AJ_CORE_KEYS_H
 #define AJ_CORE_KEYS_H

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/keys.h"
+#include "core/queue_ctl.h"
 #include "core/schedule.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -642,6 +643,7 @@ typedef struct claim_ctx {
     const char *const *queues;
     size_t n_queues;
     const char *worker;
+    const job_claim_who *who;
     size_t max;
     aj_job **jobs;
     int64_t *latency;
@@ -672,7 +674,7 @@ static int claim_txn(kv_txn *t, const job_env *env, void *ud) {
     }
     c->n = 0;
     size_t got;
-    int rc = job_claim(t, env, c->queues, c->n_queues, c->worker, c->max,
+    int rc = job_claim(t, env, c->queues, c->n_queues, c->worker, c->who, c->max,
                        c->only_handled ? has_handler : NULL, claim_add, c, &got);
     if (rc == 0 && got == 0) {
         return ENG_READ_ONLY;
@@ -739,8 +741,9 @@ int eng_queue_names(aj_engine *e, char ***out, size_t *n) {
 
 /* Claims into caller arrays of `max` entries. */
 int eng_claim(aj_engine *e, const char *const *queues, size_t n_queues, const char *worker,
-              size_t max, int only_handled, aj_job **jobs, int64_t *latency, size_t *n) {
-    claim_ctx c = {e, only_handled, queues, n_queues, worker, max, jobs, latency, 0};
+              const job_claim_who *who, size_t max, int only_handled, aj_job **jobs,
+              int64_t *latency, size_t *n) {
+    claim_ctx c = {e, only_handled, queues, n_queues, worker, who, max, jobs, latency, 0};
     /* A claim need not be durable before the job runs: it is validated and visible to every
      * process when eng_run returns, and the only way to lose it — a power loss — also stops the
      * worker, leaving the job ready to run again (at least once). Its completion is durable and
@@ -787,7 +790,7 @@ int aj_claim(aj_engine *e, const char *const *queues, size_t n_queues, const cha
     }
     size_t got = 0;
     if (rc == 0 && n_queues > 0) {
-        rc = eng_claim(e, queues, n_queues, worker, max, 0, jobs, latency, &got);
+        rc = eng_claim(e, queues, n_queues, worker, NULL, max, 0, jobs, latency, &got);
     }
     aj__free(latency);
     eng_queue_names_free(all, n_all);
@@ -857,6 +860,9 @@ static int check_txn(kv_txn *t, const job_env *env, void *ud) {
     int rc = job_check(t, c->report, c->ud, &c->records, &c->problems);
     if (rc == 0) {
         rc = sched_check(t, c->report, c->ud, &c->records, &c->problems);
+    }
+    if (rc == 0) {
+        rc = qctl_check(t, c->report, c->ud, &c->records, &c->problems);
     }
     return rc != 0 ? rc : ENG_READ_ONLY;
 }

@@ -117,9 +117,16 @@ int eng_wf_find(aj_engine *e, aj_slice type, eng_wf_type *out);
 int eng_queue_names(aj_engine *e, char ***out, size_t *n);
 void eng_queue_names_free(char **names, size_t n);
 /* Claims up to max jobs into caller arrays (jobs owned by the caller afterwards); with
- * only_handled, only jobs whose type has a handler registered here. */
+ * only_handled, only jobs whose type has a handler registered here. `who` (may be NULL) gives
+ * the claimer's node and tags for routing (jobs.h). */
 int eng_claim(aj_engine *e, const char *const *queues, size_t n_queues, const char *worker,
-              size_t max, int only_handled, aj_job **jobs, int64_t *latency, size_t *n);
+              const job_claim_who *who, size_t max, int only_handled, aj_job **jobs,
+              int64_t *latency, size_t *n);
+
+/* queue_api.c: the worker pool's registry entry: op 0 writes it, 1 refreshes it (and collects
+ * entries of pools long gone), 2 deletes it. */
+struct wreg_entry;
+int eng_registry_op(aj_engine *e, const struct wreg_entry *w, int op);
 
 /* ticker.c */
 int eng_ticker_start(aj_engine *e);

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/queue_ctl.h"
+#include "core/worker_registry.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
 #include "runtime/progress_buf.h"
@@ -105,6 +107,12 @@ struct aj_pool {
     uint32_t concurrency;
     int64_t shutdown_deadline_ms;
     char *worker_id;
+    char *node;  /* routing: the node this pool runs on */
+    char **tags; /* routing: the pool's tags */
+    size_t n_tags;
+    char host[128]; /* for the registry */
+    int64_t started_ms;
+    int64_t next_registry_us; /* monotonic time of the next registry refresh */
 
     pthread_t dispatcher, heartbeater;
     pthread_t *threads;
@@ -543,12 +551,31 @@ static void flush_progress(aj_pool *p) {
     pthread_cond_broadcast(&p->cv_freed);
 }
 
+/* Writes (0), refreshes (1) or deletes (2) this pool's worker registry entry. A failure is
+ * logged and retried at the next refresh: the registry informs operators, routing does not
+ * depend on it. */
+static void registry_op(aj_pool *p, int op) {
+    wreg_entry w = {p->worker_id, p->node,           p->host,      (const char *const *)p->tags,
+                    p->n_tags,    (int64_t)getpid(), p->started_ms};
+    int rc = eng_registry_op(p->e, &w, op);
+    p->next_registry_us = aj__mono_us() + AJ_WORKER_BEAT_MS * 1000;
+    if (rc != 0) {
+        aj__log(&p->e->log, AJ_LOG_WARN, "msg=\"worker registry update failed\" error=\"%s\"",
+                aj_errmsg());
+    }
+}
+
 static void *heartbeat_main(void *arg) {
     aj_pool *p = arg;
     aj_engine *e = p->e;
     pthread_mutex_lock(&p->mu);
     while (!(p->exiting && p->inflight == 0)) {
         flush_progress(p);
+        if (aj__mono_us() >= p->next_registry_us) {
+            pthread_mutex_unlock(&p->mu);
+            registry_op(p, 1);
+            pthread_mutex_lock(&p->mu);
+        }
         int64_t now_us = aj__mono_us();
         int64_t now_ms = eng_now_ms(e);
         beat_batch b = {NULL, 0};
@@ -688,9 +715,15 @@ static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
     if (want > 256) {
         want = 256;
     }
+    /* Jobs of queues with a concurrency limit are taken only for idle threads: one claimed
+     * ahead would hold a slot of the limit while it waits here. */
+    pthread_mutex_lock(&p->mu);
+    size_t idle = p->inflight < p->concurrency ? p->concurrency - p->inflight : 0;
+    pthread_mutex_unlock(&p->mu);
+    job_claim_who who = {{p->node, (const char *const *)p->tags, p->n_tags}, idle};
     if (rc == 0 && nq > 0) {
         int64_t t0 = aj__mono_us();
-        rc = eng_claim(e, queues, nq, p->worker_id, want, 1, jobs, latency, &got);
+        rc = eng_claim(e, queues, nq, p->worker_id, &who, want, 1, jobs, latency, &got);
         if (rc == 0 && got > 0) {
             pthread_mutex_lock(&p->mu);
             average_in(&p->claim_us_avg, aj__mono_us() - t0);
@@ -771,11 +804,65 @@ static void pool_free(aj_pool *p) {
     }
     aj__free(p->queues);
     aj__free(p->worker_id);
+    aj__free(p->node);
+    for (size_t i = 0; i < p->n_tags; i++) {
+        aj__free(p->tags[i]);
+    }
+    aj__free(p->tags);
     aj__free(p->threads);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv_work);
     pthread_cond_destroy(&p->cv_freed);
     aj__free(p);
+}
+
+/* Checks the routing identity and the worker id (the registry's key). */
+static int pool_check_routing(const aj_worker_opts *o) {
+    int rc;
+    if (o->worker_id != NULL && (o->worker_id[0] == '\0' || strlen(o->worker_id) > AJ_NAME_MAX)) {
+        return aj__err(AJ_EINVAL, "worker id must be 1 to %d bytes", AJ_NAME_MAX);
+    }
+    if (o->node != NULL && (rc = aj_name_check("node", o->node)) != 0) {
+        return rc;
+    }
+    if (o->n_tags > AJ_WORKER_TAGS_MAX) {
+        return aj__err(AJ_EINVAL, "a worker may have at most %d tags", AJ_WORKER_TAGS_MAX);
+    }
+    if (o->n_tags > 0 && o->tags == NULL) {
+        return aj__err(AJ_EINVAL, "tags is NULL but n_tags is %zu", o->n_tags);
+    }
+    for (size_t i = 0; i < o->n_tags; i++) {
+        if ((rc = aj_name_check("tag", o->tags[i])) != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Copies the routing identity into the pool: node (default: the host name) and tags. */
+static int pool_set_routing(aj_pool *p, const aj_worker_opts *o) {
+    gethostname(p->host, sizeof p->host - 1);
+    if (p->host[0] == '\0' || aj_name_check(NULL, p->host) != 0) {
+        snprintf(p->host, sizeof p->host, "localhost");
+    }
+    p->node = aj__strdup(o->node != NULL ? o->node : p->host);
+    if (p->node == NULL) {
+        return AJ_ENOMEM;
+    }
+    if (o->n_tags > 0) {
+        p->tags = aj__calloc(o->n_tags, sizeof *p->tags);
+        if (p->tags == NULL) {
+            return AJ_ENOMEM;
+        }
+        for (size_t i = 0; i < o->n_tags; i++) {
+            p->tags[i] = aj__strdup(o->tags[i]);
+            if (p->tags[i] == NULL) {
+                return AJ_ENOMEM;
+            }
+            p->n_tags = i + 1;
+        }
+    }
+    return 0;
 }
 
 int aj_workers_start(aj_engine *e, const aj_worker_opts *opts) {
@@ -799,6 +886,10 @@ int aj_workers_start(aj_engine *e, const aj_worker_opts *opts) {
         if (rc != 0) {
             return rc;
         }
+    }
+    int vrc = pool_check_routing(&o);
+    if (vrc != 0) {
+        return vrc;
     }
     aj_pool *p = aj__calloc(1, sizeof *p);
     if (p == NULL) {
@@ -848,12 +939,17 @@ int aj_workers_start(aj_engine *e, const aj_worker_opts *opts) {
                  (unsigned long long)(eng_rand(e) & 0xffff));
         p->worker_id = aj__strdup(id);
     }
+    if (rc == 0) {
+        rc = pool_set_routing(p, &o);
+    }
+    p->started_ms = eng_now_ms(e);
     p->threads = aj__calloc(o.concurrency, sizeof *p->threads);
     if (rc != 0 || p->worker_id == NULL || p->threads == NULL) {
         pool_free(p);
         return aj__err(AJ_ENOMEM, "out of memory starting workers");
     }
     e->pool = p;
+    registry_op(p, 0); /* visible to `aj workers` before the first claim */
     for (uint32_t i = 0; i < o.concurrency; i++) {
         if (pthread_create(&p->threads[i], NULL, handler_main, p) != 0) {
             break;
@@ -878,13 +974,17 @@ int aj_workers_start(aj_engine *e, const aj_worker_opts *opts) {
         for (uint32_t i = 0; i < p->n_threads; i++) {
             pthread_join(p->threads[i], NULL);
         }
+        registry_op(p, 2);
         e->pool = NULL;
         pool_free(p);
         return aj__err(AJ_EINTERNAL, "cannot start worker threads");
     }
     char q[256];
-    aj__log(&e->log, AJ_LOG_INFO, "msg=\"workers started\" worker=%s concurrency=%u",
-            aj__logq(q, sizeof q, p->worker_id), o.concurrency);
+    char qn[256];
+    aj__log(&e->log, AJ_LOG_INFO,
+            "msg=\"workers started\" worker=%s node=%s tags=%zu concurrency=%u",
+            aj__logq(q, sizeof q, p->worker_id), aj__logq(qn, sizeof qn, p->node), p->n_tags,
+            o.concurrency);
     return 0;
 }
 
@@ -944,6 +1044,7 @@ int aj_workers_stop(aj_engine *e) {
         pthread_cond_wait(&p->cv_freed, &p->mu);
     }
     pthread_mutex_unlock(&p->mu);
+    registry_op(p, 2);
     aj__log(&e->log, AJ_LOG_INFO, "msg=\"workers stopped\"");
     e->pool = NULL;
     pool_free(p);
@@ -970,9 +1071,23 @@ static int drain_txn(kv_txn *t, const job_env *env, void *ud) {
      * can run must not hold `--drain` forever. */
     int rc = served_queues(d->p, &names, &n_names, &queues, &nq);
     d->pending = 0;
-    if (rc == 0 && nq > 0) {
-        rc = job_any_pending(t, queues, nq, env->now_ms + d->horizon_ms, &d->pending);
+    /* Nor does a paused queue: nothing of it can be claimed until an operator resumes it. */
+    const char **open = rc == 0 && nq > 0 ? aj__calloc(nq, sizeof *open) : NULL;
+    size_t n_open = 0;
+    if (rc == 0 && nq > 0 && open == NULL) {
+        rc = aj__err(AJ_ENOMEM, "out of memory draining");
     }
+    for (size_t i = 0; rc == 0 && i < nq; i++) {
+        qctl c;
+        rc = qctl_read(t, queues[i], &c, NULL);
+        if (rc == 0 && !c.paused) {
+            open[n_open++] = queues[i];
+        }
+    }
+    if (rc == 0 && n_open > 0) {
+        rc = job_any_pending(t, open, n_open, env->now_ms + d->horizon_ms, &d->pending);
+    }
+    aj__free(open);
     eng_queue_names_free(names, n_names);
     return rc != 0 ? rc : ENG_READ_ONLY;
 }
