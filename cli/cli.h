@@ -115,5 +115,7 @@ int cmd_wf_cancel(cli *c, int argc, char **argv);
 int cmd_wf_terminate(cli *c, int argc, char **argv);
 int cmd_wf_resume(cli *c, int argc, char **argv);
 int cmd_wf_history(cli *c, int argc, char **argv);
+int cmd_wf_update(cli *c, int argc, char **argv);
+int cmd_wf_reset(cli *c, int argc, char **argv);
 
 #endif

@@ -35,6 +35,10 @@ static const char *const event_names[EV_TYPE_COUNT] = {
     "workflow_timed_out",
     "workflow_compensated",
     "workflow_compensation_failed",
+    "update_accepted",
+    "update_completed",
+    "workflow_reset",
+    "update_requested",
 };
 
 const char *wf_event_name(int type) {

@@ -43,6 +43,12 @@ typedef enum wf_event_type {
     EV_WORKFLOW_TIMED_OUT,
     EV_WORKFLOW_COMPENSATED,
     EV_WORKFLOW_COMPENSATION_FAILED,
+    /* Updates and reset (wf_update.c, wf_reset.c). update_requested only travels through the
+     * inbox: a rejected update never enters the history. */
+    EV_UPDATE_ACCEPTED,
+    EV_UPDATE_COMPLETED,
+    EV_WORKFLOW_RESET,
+    EV_UPDATE_REQUESTED,
     EV_TYPE_COUNT
 } wf_event_type;
 

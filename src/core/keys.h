@@ -28,6 +28,9 @@
  *   'K' name                            schedule record (schedule.h; reserved: K H O)
  *   'H' due_ms name                     active schedules by the time their next fire is due
  *   'O' name                            schedules holding a buffered fire: the job it waits on
+ *   'k' 'e' scope hash [wf_id]          activity cache entry (activity_cache.h)
+ *   'k' 'x' expires_ms scope hash [id]  activity cache expiry index
+ *   'y' sent_ms req                     answer to a workflow update (wf_reply.h)
  */
 #ifndef AJ_CORE_KEYS_H
 #define AJ_CORE_KEYS_H
