@@ -295,7 +295,7 @@ static uint64_t horizon(const aj_wf *wf) {
 /* In query mode: calls the query handler once, at the first point where the code reaches the
  * end of its history (a call that would act or wait) or sets its outcome. */
 static void answer_query(aj_wf *wf) {
-    if (!wf->query_mode || wf->query_answered || wf->nondeterminism) {
+    if (!wf->query_mode || wf->query_answered || wf->nondeterminism || wf->query_name == NULL) {
         return;
     }
     for (size_t i = 0; i < wf->n_queries; i++) {
