@@ -67,8 +67,8 @@ int cmd_wf_reset(cli *c, int argc, char **argv) {
         return cli_fail(arc, "cannot reset workflow '%s'", id);
     }
     if (c->json) {
-        return out_json(json_pack("{s:s,s:i,s:I}", "id", id, "run", (int)run, "to_event",
-                                  (json_int_t)seq));
+        return out_json(
+            json_pack("{s:s,s:i,s:I}", "id", id, "run", (int)run, "to_event", (json_int_t)seq));
     }
     printf("%s run %u\n", id, run);
     return CLI_EXIT_OK;

@@ -180,8 +180,7 @@ int act_cache_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n
     start.n = 2;
     key_expiry(&end, env->now_ms + 1, (const uint8_t *)"", 0); /* expires <= now */
     collect_ctx c = {.n = 0};
-    int rc =
-        kv_scan(t, start.b, start.n, end.b, end.n, 0, limit < 64 ? limit : 64, collect_cb, &c);
+    int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, limit < 64 ? limit : 64, collect_cb, &c);
     for (size_t i = 0; i < c.n && rc == 0; i++) {
         akey k;
         key_entry(&k, c.keys[i].b + 10, c.keys[i].n - 10);

@@ -52,8 +52,7 @@ int act_cache_count(kv_txn *t, uint64_t *out);
 size_t act_cache_desc_format(char *buf, size_t size, int global, const uint8_t hash[ACT_CACHE_HASH],
                              int64_t ttl_ms);
 /* 1 when `data` is a descriptor (filling *global, hash and *ttl_ms), else 0. */
-int act_cache_desc_parse(aj_slice data, int *global, uint8_t hash[ACT_CACHE_HASH],
-                         int64_t *ttl_ms);
+int act_cache_desc_parse(aj_slice data, int *global, uint8_t hash[ACT_CACHE_HASH], int64_t *ttl_ms);
 /* A cached activity's job completed: fills its entry (nothing when `sched_data` carries no
  * descriptor). */
 int act_cache_on_complete(kv_txn *t, const job_env *env, aj_slice wf_id, aj_slice sched_data,

@@ -126,9 +126,9 @@ int wf_reset(kv_txn *t, const job_env *env, const char *id, uint64_t to_seq, con
         return rc;
     }
     if (to_seq == 0 || to_seq > before.seq) {
-        return aj__err(AJ_EINVAL, "workflow '%s' run %u has events 1 to %llu; there is no event %llu",
-                       id, before.run, (unsigned long long)before.seq,
-                       (unsigned long long)to_seq);
+        return aj__err(AJ_EINVAL,
+                       "workflow '%s' run %u has events 1 to %llu; there is no event %llu", id,
+                       before.run, (unsigned long long)before.seq, (unsigned long long)to_seq);
     }
     copy_ctx c;
     memset(&c, 0, sizeof c);
@@ -156,8 +156,8 @@ int wf_reset(kv_txn *t, const job_env *env, const char *id, uint64_t to_seq, con
     wf_rec old = before;
     if (!aj_wf_state_is_final(before.state)) {
         /* The running (or parked) run ends here; its jobs' outcomes no longer reach anyone. */
-        rc = wf_append(t, env, &old, EV_WORKFLOW_TERMINATED, aj_slice_str(""), aj_slice_str(why),
-                       0, 0, 1);
+        rc = wf_append(t, env, &old, EV_WORKFLOW_TERMINATED, aj_slice_str(""), aj_slice_str(why), 0,
+                       0, 1);
     }
     wf_rec w;
     memset(&w, 0, sizeof w);

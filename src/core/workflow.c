@@ -439,8 +439,9 @@ int wf_update_request(kv_txn *t, const job_env *env, const char *id, const char 
         return rc;
     }
     /* Never moved into the history: the task validates it first (wf_exec.c). */
-    wf_inbox_entry e = {EV_UPDATE_REQUESTED,     w.run, (uint64_t)env->now_ms, req,
-                        aj_slice_str(name), payload.p ? payload : aj_slice_str("")};
+    wf_inbox_entry e = {EV_UPDATE_REQUESTED,   w.run,
+                        (uint64_t)env->now_ms, req,
+                        aj_slice_str(name),    payload.p ? payload : aj_slice_str("")};
     *out_run = w.run;
     return inbox_add(t, env, &w, &e, 1);
 }

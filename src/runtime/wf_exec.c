@@ -1557,8 +1557,7 @@ int aj_wf_set_update(aj_wf *wf, const char *name, aj_update_validate_fn validate
         }
     }
     if (wf->n_updates == WF_UPDATES_MAX) {
-        return aj__err(AJ_ETOOBIG, "a workflow may set at most %d update handlers",
-                       WF_UPDATES_MAX);
+        return aj__err(AJ_ETOOBIG, "a workflow may set at most %d update handlers", WF_UPDATES_MAX);
     }
     char *copy = aj_arena_dup(&wf->scratch, name, strlen(name) + 1);
     if (copy == NULL) {
@@ -1596,9 +1595,8 @@ static int updates_replay(aj_wf *wf, uint64_t before) {
             return diverged(wf,
                             "non-determinism in workflow '%.*s': history event %llu is "
                             "update_accepted '%.*s' but the code sets no handler for it there",
-                            (int)wf->w.id.n, (const char *)wf->w.id.p,
-                            (unsigned long long)ev->seq, (int)ev->name.n,
-                            (const char *)ev->name.p);
+                            (int)wf->w.id.n, (const char *)wf->w.id.p, (unsigned long long)ev->seq,
+                            (int)ev->name.n, (const char *)ev->name.p);
         }
         char *out = NULL;
         size_t len = 0;

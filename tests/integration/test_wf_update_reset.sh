@@ -97,4 +97,39 @@ expect_contains "$OUT" "Usage: aj wf reset ID --to-event SEQ" "reset --help"
 expect_ok aj stats --json
 expect_eq 0 "$(jget activity_cache.entries)" "activity cache entries"
 expect_eq 0 "$(jget totals.activity_cache_hits)" "activity cache hits"
+
+# 6. An accepted update through the CLI, against the example cart's workers (examples/cart.c):
+# the result is printed, a refused one is not recorded, and the cart's cached price list fills
+# the activity cache.
+cart="${AJ_BUILD_DIR:-}/examples/example_cart"
+if [ -x "$cart" ]; then
+    "$cart" "$DB" --worker 2>>"$T/cart.log" &
+    cart_pid=$!
+    _AJ_PIDS+=("$cart_pid")
+    for ((i = 0; i < 600; i++)); do # until the worker has registered the type
+        run aj wf start cart --id cart-9 --input '{}'
+        [ "$RC" = 0 ] && break
+        sleep 0.05
+    done
+    expect_eq 0 "$RC" "aj wf start cart"
+    expect_ok aj wf update cart-9 add --payload '{"sku":"A-1","qty":3}' --timeout 60s
+    expect_eq '{"items":3}' "$OUT" "update result"
+    expect_error 2 "from 1 to 100" aj wf update cart-9 add --payload '{"sku":"A-1","qty":0}' --timeout 60s
+    expect_ok aj --json wf update cart-9 add --payload '{"sku":"B-2","qty":1}'
+    expect_eq 4 "$(jget items)" "update result with --json"
+    expect_ok aj wf signal cart-9 checkout
+    expect_ok aj wf result cart-9 --wait --timeout 60s
+    expect_contains "$OUT" '"items":4' "cart result"
+    ev=$(events_of cart-9)
+    expect_eq 2 "$(jcount '$_->{type} eq "update_accepted"' "$ev")" "accepted updates recorded"
+    expect_eq 2 "$(jcount '$_->{type} eq "update_completed"' "$ev")" "update results recorded"
+    kill -TERM "$cart_pid"
+    wait "$cart_pid" || fail "the cart worker exited $?"
+    expect_ok aj stats --json
+    expect_eq 1 "$(jget activity_cache.entries)" "activity cache entries after the cart"
+    expect_eq 1 "$(jget totals.activity_cache_misses)" "activity cache misses"
+    expect_eq 1 "$(jget totals.activity_cache_fills)" "activity cache fills"
+else
+    echo "examples not built: the CLI update against the cart example is skipped" >&2
+fi
 echo "wf update/reset ok"
