@@ -677,7 +677,7 @@ int aj_wf_set_query(aj_wf *wf, const char *name, aj_query_fn fn, void *ud);
 int aj_saga_push(aj_wf *wf, const char *name, aj_step_fn fn, void *ud, aj_bytes data);
 int aj_saga_compensate(aj_wf *wf);
 
-/* Activity result cache (docs/WORKFLOWS.md#activity-result-cache). An activity run with a cache
+/* Activity result cache (docs/WORKFLOW_CACHE_UPDATES_RESET.md). An activity run with a cache
  * is memoized by a hash of (spec->type, version, spec->payload): while an unexpired entry exists
  * in its scope, no job runs and the recorded result is returned. The hit is recorded in the
  * history like an execution (activity_scheduled + activity_completed whose aux has
@@ -693,10 +693,10 @@ typedef struct aj_activity_cache {
 int aj_activity_cached(aj_wf *wf, const char *name, const aj_job_spec *spec,
                        const aj_activity_cache *cache, aj_bytes *out);
 
-/* Updates (docs/WORKFLOWS.md#updates): a signal that returns a result. The workflow code sets a
- * handler per update name with a validator; a validator that returns nonzero rejects the update
- * (*out_error, malloc'd or NULL, is the caller's message) and nothing is recorded. An accepted
- * update is recorded (update_accepted), its handler runs and its result is recorded
+/* Updates (docs/WORKFLOW_CACHE_UPDATES_RESET.md): a signal that returns a result. The workflow
+ * code sets a handler per update name with a validator; a validator that returns nonzero rejects
+ * the update (*out_error, malloc'd or NULL, is the caller's message) and nothing is recorded. An
+ * accepted update is recorded (update_accepted), its handler runs and its result is recorded
  * (update_completed) and returned to the caller; on replay the handler runs again at the same
  * point of the history with the same argument, so it may change the function's locals (ud). A
  * handler result: *out malloc'd (or NULL) and *len; a nonzero return fails the update. Updates are
@@ -713,9 +713,9 @@ int aj_wf_set_update(aj_wf *wf, const char *name, aj_update_validate_fn validate
 int aj_wf_update(aj_engine *e, const char *id, const char *name, const void *payload, size_t len,
                  int64_t timeout_ms, char **out, size_t *out_len);
 
-/* Reset (docs/WORKFLOWS.md#reset): starts a new run of workflow `id` whose history is a copy of
- * the latest run's events 1..to_seq, then continues live: what completed up to to_seq is not run
- * again, everything after is. to_seq must be workflow_started (1), step_completed,
+/* Reset (docs/WORKFLOW_CACHE_UPDATES_RESET.md): starts a new run of workflow `id` whose history is
+ * a copy of the latest run's events 1..to_seq, then continues live: what completed up to to_seq is
+ * not run again, everything after is. to_seq must be workflow_started (1), step_completed,
  * activity_completed, timer_fired or side_effect, with no activity still running at that point
  * (else AJ_EINVAL naming why). A run still running is terminated first. *out_run (may be NULL)
  * receives the new run's number. */
