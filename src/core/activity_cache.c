@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/mem.h"
 #include "util/hash.h"
 
 #define ACT_CACHE_FORMAT 1
@@ -276,4 +277,84 @@ int act_cache_on_complete(kv_txn *t, const job_env *env, aj_slice wf_id, aj_slic
     }
     r.wf_id = wf_id;
     return act_cache_put(t, env, &r, ttl, result.p ? result : aj_slice_str(""));
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Consistency check                                                                          */
+
+typedef struct check_ctx {
+    kv_txn *t;
+    void (*report)(void *ud, const char *line);
+    void *ud;
+    uint64_t records, problems;
+} check_ctx;
+
+static void problem(check_ctx *c, const char *what, const uint8_t *key, size_t klen) {
+    char line[200];
+    char hex[2 * 40 + 1];
+    size_t n = klen < 40 ? klen : 40;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    }
+    snprintf(line, sizeof line, "activity cache: %s (key %s%s)", what, hex, klen > n ? "..." : "");
+    c->problems++;
+    if (c->report != NULL) {
+        c->report(c->ud, line);
+    }
+}
+
+static int check_entry_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
+                          size_t vlen, uint64_t version) {
+    (void)version;
+    check_ctx *c = ud;
+    c->records++;
+    entry_val e = {0, {NULL, 0}};
+    if (klen < 3 + ACT_CACHE_HASH || decode_entry(val, vlen, &e) != 0) {
+        problem(c, "entry is corrupt", key, klen);
+        return 0;
+    }
+    akey x;
+    key_expiry(&x, e.expires, key + 2, klen - 2);
+    const uint8_t *v;
+    size_t n;
+    if (kv_get(c->t, x.b, x.n, &v, &n) != 0) {
+        problem(c, "entry has no expiry index entry", key, klen);
+    }
+    return 0;
+}
+
+static int check_index_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
+                          size_t vlen, uint64_t version) {
+    (void)val;
+    (void)vlen;
+    (void)version;
+    check_ctx *c = ud;
+    if (klen < 11 + ACT_CACHE_HASH) {
+        problem(c, "expiry index entry is malformed", key, klen);
+        return 0;
+    }
+    akey k;
+    key_entry(&k, key + 10, klen - 10);
+    const uint8_t *v;
+    size_t n;
+    entry_val e = {0, {NULL, 0}};
+    if (kv_get(c->t, k.b, k.n, &v, &n) != 0 || decode_entry(v, n, &e) != 0 ||
+        (uint64_t)e.expires != aj_get_u64be(key + 2)) {
+        problem(c, "expiry index entry has no matching entry", key, klen);
+    }
+    return 0;
+}
+
+int act_cache_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
+                    uint64_t *out_records, uint64_t *out_problems) {
+    check_ctx c = {t, report, ud, 0, 0};
+    int rc = kv_scan_prefix(t, "ke", 2, 0, 0, check_entry_cb, &c);
+    if (rc == 0) {
+        rc = kv_scan_prefix(t, "kx", 2, 0, 0, check_index_cb, &c);
+    }
+    if (rc == 0) {
+        *out_records += c.records;
+        *out_problems += c.problems;
+    }
+    return rc;
 }

@@ -47,6 +47,10 @@ int act_cache_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n
 /* Entries stored, expired or not. */
 int act_cache_count(kv_txn *t, uint64_t *out);
 
+/* Verifies that every entry has its index entry and the reverse (aj check). */
+int act_cache_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
+                    uint64_t *out_records, uint64_t *out_problems);
+
 /* The descriptor an activity_scheduled event carries, as JSON text:
  * {"cache":"HEX","scope":"workflow"|"global","ttl_ms":N}. Returns its length. */
 size_t act_cache_desc_format(char *buf, size_t size, int global, const uint8_t hash[ACT_CACHE_HASH],

@@ -339,6 +339,9 @@ static void test_cache_scopes(void **state) {
     assert_int_equal(st.activity_cache_entries, 5);
     assert_int_equal(COUNTER(f, activity_cache_hits, 1), 1);
     assert_int_equal(COUNTER(f, activity_cache_misses, 5), 5);
+    /* Every entry has its expiry index entry and the reverse. */
+    uint64_t records = 0;
+    assert_int_equal(aj_check(f->e, NULL, NULL, &records), 0);
 }
 
 static void test_cache_bad_input(void **state) {
