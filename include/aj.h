@@ -717,7 +717,8 @@ int aj_wf_update(aj_engine *e, const char *id, const char *name, const void *pay
  * a copy of the latest run's events 1..to_seq, then continues live: what completed up to to_seq is
  * not run again, everything after is. to_seq must be workflow_started (1), step_completed,
  * activity_completed, timer_fired or side_effect, with no activity still running at that point
- * (else AJ_EINVAL naming why). A run still running is terminated first. *out_run (may be NULL)
+ * (else AJ_EINVAL naming why). A run still running is terminated first, and the jobs its
+ * activities were waiting for after to_seq are cancelled. *out_run (may be NULL)
  * receives the new run's number. */
 int aj_wf_reset(aj_engine *e, const char *id, uint64_t to_seq, const char *reason,
                 uint32_t *out_run);

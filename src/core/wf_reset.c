@@ -5,6 +5,8 @@
  * (workflow_started, step_completed, activity_completed, timer_fired, side_effect) with no
  * activity or job compensation scheduled before it still waiting for its outcome: the copied run
  * could never receive that outcome (the job belongs to the old run), so it would wait forever.
+ * Jobs the old run scheduled after the reset point and still waits for are cancelled, so they do
+ * not run beside the new run's own.
  */
 #include "core/wf_reset.h"
 
@@ -53,6 +55,28 @@ static int is_outcome(const wf_event *ev) {
     }
 }
 
+/* Tracks the jobs (activities, job compensations) still waiting for their outcome. */
+static int open_cb(void *ud, const wf_event *ev) {
+    copy_ctx *c = ud;
+    if ((ev->type == EV_ACTIVITY_SCHEDULED || ev->type == EV_COMPENSATION_STARTED) &&
+        ev->aux != 0) {
+        uint64_t *no = aj__grow(c->open, &c->cap_open, c->n_open, sizeof *no);
+        if (no == NULL) {
+            return aj__err(AJ_ENOMEM, "out of memory reading a history");
+        }
+        c->open = no;
+        c->open[c->n_open++] = ev->seq;
+    } else if (is_outcome(ev)) {
+        for (size_t i = 0; i < c->n_open; i++) {
+            if (c->open[i] == ev->ref) {
+                c->open[i] = c->open[--c->n_open];
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
 static int copy_cb(void *ud, const wf_event *ev) {
     copy_ctx *c = ud;
     aj_buf *nv = aj__grow(c->vals, &c->cap, c->n, sizeof *nv);
@@ -69,24 +93,28 @@ static int copy_cb(void *ud, const wf_event *ev) {
     c->vals[c->n++] = b;
     c->last_type = ev->type;
     c->last_id = ev->id;
-    int waits = (ev->type == EV_ACTIVITY_SCHEDULED || ev->type == EV_COMPENSATION_STARTED) &&
-                ev->aux != 0; /* a job; a cache hit (aux 0) has its outcome beside it */
-    if (waits) {
-        uint64_t *no = aj__grow(c->open, &c->cap_open, c->n_open, sizeof *no);
-        if (no == NULL) {
-            return aj__err(AJ_ENOMEM, "out of memory copying a history");
-        }
-        c->open = no;
-        c->open[c->n_open++] = ev->seq;
-    } else if (is_outcome(ev)) {
-        for (size_t i = 0; i < c->n_open; i++) {
-            if (c->open[i] == ev->ref) {
-                c->open[i] = c->open[--c->n_open];
-                break;
-            }
+    return open_cb(c, ev);
+}
+
+/* Cancels the job scheduled by event `seq` of the run, unless it has finished or is gone. */
+static int cancel_job(kv_txn *t, const job_env *env, aj_slice id, uint32_t run, uint64_t seq) {
+    akey k;
+    key_event(&k, id, run, seq);
+    const uint8_t *v;
+    size_t n;
+    wf_event ev;
+    int rc = kv_get(t, k.b, k.n, &v, &n);
+    if (rc == 0) {
+        rc = hist_decode(v, n, &ev);
+    }
+    if (rc == 0) {
+        rc = job_cancel(t, env, ev.aux);
+        if (rc == AJ_ESTATE || rc == AJ_ENOTFOUND) {
+            aj__err_clear();
+            rc = 0;
         }
     }
-    return 0;
+    return rc;
 }
 
 static int reset_point(uint8_t type) {
@@ -179,12 +207,25 @@ int wf_reset(kv_txn *t, const job_env *env, const char *id, uint64_t to_seq, con
         rc = wf_append(t, env, &w, EV_WORKFLOW_RESET, aj_slice_str(""), aj_slice_str(reason),
                        before.run, to_seq, 0);
     }
+    uint64_t prefix_last = c.last_id;
     copy_free(&c);
     if (rc == 0) {
         rc = wf_write(t, &before, &w);
     }
     if (rc == 0) {
         rc = wf_wake(t, env, w.id, w.type, 0);
+    }
+    if (rc == 0 && to_seq < old.seq) {
+        /* Jobs the old run scheduled after the reset point and still waits for would run beside
+         * the new run's: cancel them (after the new record is written, so that their outcome
+         * reaches no run). */
+        copy_ctx rest;
+        memset(&rest, 0, sizeof rest);
+        rc = hist_read(t, sid, before.run, to_seq + 1, old.seq, prefix_last, open_cb, &rest);
+        for (size_t i = 0; i < rest.n_open && rc == 0; i++) {
+            rc = cancel_job(t, env, sid, before.run, rest.open[i]);
+        }
+        copy_free(&rest);
     }
     if (rc == 0 && out_run != NULL) {
         *out_run = w.run;

@@ -129,6 +129,33 @@ static int stepper(aj_wf *wf, aj_bytes input, void *ud) {
     return aj_wf_set_result(wf, "done", 4);
 }
 
+static atomic_int release_blocker;
+
+/* A job that runs until the test releases it (at most 20 s). */
+static int blocker(aj_job_ctx *ctx, const aj_job *job, void *ud) {
+    (void)job;
+    (void)ud;
+    for (int i = 0; i < 4000 && !atomic_load(&release_blocker); i++) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return aj_ctx_set_result(ctx, "released", 8);
+}
+
+/* A step, then an activity that blocks. */
+static int blocked(aj_wf *wf, aj_bytes input, void *ud) {
+    (void)input;
+    (void)ud;
+    AJ_TRY(aj_step(wf, "one", count_step, &runs_one, str_bytes("1"), NULL));
+    aj_job_spec s;
+    aj_job_spec_init(&s);
+    s.type = "blocker";
+    s.queue = "acts";
+    aj_bytes out;
+    AJ_TRY(aj_activity(wf, "block", &s, &out));
+    return aj_wf_set_result(wf, out.data, out.len);
+}
+
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
     f->dir = aj_test_tmpdir();
@@ -143,6 +170,9 @@ static int setup(void **state) {
     assert_int_equal(aj_workflow_register(f->e, "cached", cached, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "updatable", updatable, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "stepper", stepper, NULL), 0);
+    assert_int_equal(aj_register(f->e, "blocker", blocker, NULL), 0);
+    assert_int_equal(aj_workflow_register(f->e, "blocked", blocked, NULL), 0);
+    atomic_store(&release_blocker, 0);
     assert_int_equal(aj_workers_start(f->e, NULL), 0);
     atomic_store(&job_runs, 0);
     atomic_store(&runs_one, 0);
@@ -456,6 +486,39 @@ static void test_reset(void **state) {
     assert_int_equal(count_type(&x, "step_completed"), 3);
 }
 
+/* The old run's job still running at the reset is cancelled; the new run runs its own. */
+static void test_reset_cancels_old_jobs(void **state) {
+    fixture *f = *state;
+    start(f, "blocked", "r-3", "null", 0);
+    wait_for_event(f, "r-3", "activity_scheduled");
+    events x = history(f, "r-3", 0);
+    assert_string_equal(x.types[2], "activity_scheduled");
+    uint64_t old_job = x.aux[2];
+    aj_job *j = NULL;
+    for (int i = 0; i < 4000; i++) { /* until a worker runs it */
+        assert_int_equal(aj_job_get(f->e, old_job, &j), 0);
+        aj_job_state st = j->state;
+        aj_job_free(j);
+        if (st == AJ_STATE_RUNNING) {
+            break;
+        }
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    uint32_t run = 0;
+    assert_int_equal(aj_wf_reset(f->e, "r-3", 2, "stuck", &run), 0);
+    assert_int_equal(aj_job_get(f->e, old_job, &j), 0);
+    assert_int_equal(j->state, AJ_STATE_CANCELLED);
+    aj_job_free(j);
+    wait_for_event(f, "r-3", "activity_scheduled");
+    atomic_store(&release_blocker, 1);
+    finish_with(f, "r-3", "released");
+    assert_int_equal(atomic_load(&runs_one), 1);
+    x = history(f, "r-3", 2);
+    assert_int_equal(count_type(&x, "activity_completed"), 1);
+    assert_true(x.aux[3] != old_job); /* after workflow_reset: the new run's own job */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cache_hit_recorded_and_replayed, setup, teardown),
@@ -463,6 +526,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cache_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_updates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_cancels_old_jobs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
