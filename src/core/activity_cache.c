@@ -243,12 +243,22 @@ int act_cache_desc_parse(aj_slice data, int *global, uint8_t hash[ACT_CACHE_HASH
     }
     memcpy(text, data.p, data.n);
     text[data.n] = '\0';
-    char hex[2 * ACT_CACHE_HASH + 1], scope[16];
-    long long ttl = 0;
+    char hex[2 * ACT_CACHE_HASH + 1], scope[16], digits[20];
     int end = 0;
-    if (sscanf(text, "{\"cache\":\"%32[0-9a-f]\",\"scope\":\"%15[a-z]\",\"ttl_ms\":%lld}%n", hex,
-               scope, &ttl, &end) != 3 ||
-        (size_t)end != data.n || strlen(hex) != 2 * ACT_CACHE_HASH || ttl <= 0) {
+    /* Only the canonical text act_cache_desc_format writes is a descriptor (checked below). */
+    if (sscanf(text, "{\"cache\":\"%32[0-9a-f]\",\"scope\":\"%15[a-z]\",\"ttl_ms\":%19[0-9]}%n",
+               hex, scope, digits, &end) != 3 ||
+        (size_t)end != data.n || strlen(hex) != 2 * ACT_CACHE_HASH) {
+        return 0;
+    }
+    int64_t ttl = 0;
+    for (const char *d = digits; *d != '\0'; d++) {
+        if (ttl > (INT64_MAX - (*d - '0')) / 10) {
+            return 0;
+        }
+        ttl = ttl * 10 + (*d - '0');
+    }
+    if (ttl <= 0) {
         return 0;
     }
     if (strcmp(scope, "global") == 0) {
@@ -262,6 +272,11 @@ int act_cache_desc_parse(aj_slice data, int *global, uint8_t hash[ACT_CACHE_HASH
         unsigned x = 0;
         sscanf(hex + 2 * i, "%2x", &x);
         hash[i] = (uint8_t)x;
+    }
+    char canonical[ACT_CACHE_DESC_MAX];
+    size_t n = act_cache_desc_format(canonical, sizeof canonical, *global, hash, ttl);
+    if (n != data.n || memcmp(canonical, data.p, n) != 0) {
+        return 0; /* e.g. leading zeros in the TTL */
     }
     *ttl_ms = ttl;
     return 1;
