@@ -87,6 +87,9 @@ int aj_wf_update(aj_engine *e, const char *id, const char *name, const void *pay
     if (id == NULL || name == NULL || out == NULL) {
         return aj__err(AJ_EINVAL, "an update needs a workflow id, a name and a result pointer");
     }
+    if (payload == NULL && len > 0) {
+        return aj__err(AJ_EINVAL, "an update payload of %zu bytes is NULL", len);
+    }
     int rc = wf_id_check(id);
     if (rc == 0) {
         rc = aj_name_check("update name", name);

@@ -438,6 +438,7 @@ static void test_updates(void **state) {
     assert_int_equal(aj_wf_update(f->e, "nobody", "add", "1", 1, 20000, &out, &len), AJ_ENOTFOUND);
     assert_int_equal(aj_wf_update(f->e, "u-1", "bad name", "1", 1, 20000, &out, &len), AJ_EINVAL);
     assert_int_equal(aj_wf_update(f->e, NULL, "add", "1", 1, 20000, &out, &len), AJ_EINVAL);
+    assert_int_equal(aj_wf_update(f->e, "u-1", "add", NULL, 3, 20000, &out, &len), AJ_EINVAL);
 }
 
 static void test_reset(void **state) {
