@@ -63,6 +63,7 @@ expect_error 2 "there is no event 999" aj wf reset s-1 --to-event 999
 expect_error 2 "activity_scheduled" aj wf reset s-1 --to-event "$seq_sched_b"
 expect_error 3 "not found" aj wf reset nobody --to-event 1
 expect_error 2 "workflow id" aj wf reset 'bad id' --to-event 1
+expect_error 2 "reset reason is at most 1000 bytes" aj wf reset s-1 --to-event 1 --reason "$(head -c 1001 /dev/zero | tr '\0' r)"
 expect_exit 0 aj wf show s-1 --json
 expect_eq 2 "$(jget run)" "bad resets changed nothing"
 
