@@ -120,5 +120,7 @@ int cmd_queue_pause(cli *c, int argc, char **argv);
 int cmd_queue_resume(cli *c, int argc, char **argv);
 int cmd_queue_limit(cli *c, int argc, char **argv);
 int cmd_workers(cli *c, int argc, char **argv);
+int cmd_wf_update(cli *c, int argc, char **argv);
+int cmd_wf_reset(cli *c, int argc, char **argv);
 
 #endif

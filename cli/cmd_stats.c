@@ -82,6 +82,10 @@ static const counter_field counter_fields[] = {
     COUNTER(wf_timers_fired),
     COUNTER(txn_attempts),
     COUNTER(txn_gave_up),
+    COUNTER(activity_cache_hits),
+    COUNTER(activity_cache_misses),
+    COUNTER(activity_cache_fills),
+    COUNTER(activity_cache_expired),
 };
 #define STATS_N_COUNTERS (sizeof counter_fields / sizeof counter_fields[0])
 
@@ -126,9 +130,10 @@ static int print_json(const aj_stats *s) {
     }
     const uint64_t *lat = s->total.start_latency_hist;
     return out_json(json_pack(
-        "{s:o, s:o, s:o, s:o, s:{s:I, s:I}}", "jobs", jobs, "workflows", wfs, "counters",
+        "{s:o, s:o, s:o, s:o, s:{s:I, s:I}, s:{s:I}}", "jobs", jobs, "workflows", wfs, "counters",
         counters_json(&s->process), "totals", counters_json(&s->total), "latency_us", "p50",
-        (json_int_t)out_hist_quantile(lat, 0.50), "p99", (json_int_t)out_hist_quantile(lat, 0.99)));
+        (json_int_t)out_hist_quantile(lat, 0.50), "p99", (json_int_t)out_hist_quantile(lat, 0.99),
+        "activity_cache", "entries", (json_int_t)s->activity_cache_entries));
 }
 
 static void print_human(const aj_stats *s) {
@@ -145,6 +150,7 @@ static void print_human(const aj_stats *s) {
             printf("  %-19s %" PRIu64 "\n", aj_wf_state_name((aj_wf_state)st), s->workflows[st]);
         }
     }
+    printf("activity cache\n  %-15s %" PRIu64 "\n", "entries", s->activity_cache_entries);
     printf("counters (every process)\n");
     for (size_t i = 0; i < STATS_N_COUNTERS; i++) {
         printf("  %-26s %" PRIu64 "\n", counter_fields[i].name,

@@ -450,6 +450,9 @@ static int show_event(void *ud, const aj_wf_event *ev) {
         json_object_set_new(
             o, "data", ev->data.len ? out_bytes_json(ev->data.data, ev->data.len) : json_null());
         json_object_set_new(o, "aux", json_integer((json_int_t)ev->aux));
+        if (strcmp(ev->type, "activity_completed") == 0 && (ev->aux & AJ_WF_EVENT_CACHED)) {
+            json_object_set_new(o, "cached", json_true());
+        }
         json_array_append_new(s->events, o);
         return 0;
     }

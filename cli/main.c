@@ -178,6 +178,8 @@ static const char wf_help[] =
     "  terminate ID      end it at once\n"
     "  resume ID         retry a parked workflow\n"
     "  history ID        the raw history, one JSON event a line\n"
+    "  update ID NAME    send an update and print its result\n"
+    "  reset ID          restart from an event (--to-event SEQ) in a new run\n"
     "\n"
     "Run 'aj wf COMMAND --help' for details.\n"
     "\n"
@@ -195,6 +197,8 @@ static const command wf_cmds[] = {
     {"terminate", cmd_wf_terminate, NULL, NULL},
     {"resume", cmd_wf_resume, NULL, NULL},
     {"history", cmd_wf_history, NULL, NULL},
+    {"update", cmd_wf_update, NULL, NULL},
+    {"reset", cmd_wf_reset, NULL, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -794,6 +794,51 @@ int aj_patched(aj_wf *wf, const char *patch_id);
  * takes the new path) and accepts a history with or without it. Markers the code no longer asks
  * about are skipped on replay, so the call itself may be removed later. */
 int aj_deprecate_patch(aj_wf *wf, const char *patch_id);
+/* Activity result cache (docs/WORKFLOW_CACHE_UPDATES_RESET.md). An activity run with a cache
+ * is memoized by a hash of (spec->type, version, spec->payload): while an unexpired entry exists
+ * in its scope, no job runs and the recorded result is returned. The hit is recorded in the
+ * history like an execution (activity_scheduled + activity_completed whose aux has
+ * AJ_WF_EVENT_CACHED), so replay never consults the cache again. A job that completes fills the
+ * cache in the transaction that completes it. */
+typedef struct aj_activity_cache {
+    const char *version; /* the activity's declared version (NULL: ""); change it to invalidate */
+    int global;          /* 1: shared by every workflow; 0: this workflow id's runs only */
+    int64_t ttl_ms;      /* how long an entry is served, > 0 */
+} aj_activity_cache;
+#define AJ_WF_EVENT_CACHED ((uint64_t)1 << 62) /* aux bit: the result came from the cache */
+/* aj_activity with a cache (NULL: plain aj_activity). */
+int aj_activity_cached(aj_wf *wf, const char *name, const aj_job_spec *spec,
+                       const aj_activity_cache *cache, aj_bytes *out);
+
+/* Updates (docs/WORKFLOW_CACHE_UPDATES_RESET.md): a signal that returns a result. The workflow
+ * code sets a handler per update name with a validator; a validator that returns nonzero rejects
+ * the update (*out_error, malloc'd or NULL, is the caller's message) and nothing is recorded. An
+ * accepted update is recorded (update_accepted), its handler runs and its result is recorded
+ * (update_completed) and returned to the caller; on replay the handler runs again at the same
+ * point of the history with the same argument, so it may change the function's locals (ud). A
+ * handler result: *out malloc'd (or NULL) and *len; a nonzero return fails the update. Updates are
+ * handled where the code waits (a durable call returns AJ_SUSPEND) or ends. */
+typedef int (*aj_update_validate_fn)(void *ud, aj_bytes arg, char **out_error);
+typedef int (*aj_update_fn)(void *ud, aj_bytes arg, char **out, size_t *len);
+int aj_wf_set_update(aj_wf *wf, const char *name, aj_update_validate_fn validate,
+                     aj_update_fn handler, void *ud);
+/* Sends update `name` and waits up to timeout_ms (-1: forever) for its result: 0 with *out
+ * (malloc'd, NUL-terminated; free with aj_free) and *out_len; AJ_EINVAL when the workflow
+ * rejected it (the validator's message in aj_errmsg(), nothing recorded); AJ_EFAILED when its
+ * handler failed; AJ_ESTATE when the workflow finished (or was reset) before handling it;
+ * AJ_ETIMEDOUT. */
+int aj_wf_update(aj_engine *e, const char *id, const char *name, const void *payload, size_t len,
+                 int64_t timeout_ms, char **out, size_t *out_len);
+
+/* Reset (docs/WORKFLOW_CACHE_UPDATES_RESET.md): starts a new run of workflow `id` whose history is
+ * a copy of the latest run's events 1..to_seq, then continues live: what completed up to to_seq is
+ * not run again, everything after is. to_seq must be workflow_started (1), step_completed,
+ * activity_completed, timer_fired or side_effect, with no activity still running at that point
+ * (else AJ_EINVAL naming why). A run still running is terminated first, and the jobs its
+ * activities were waiting for after to_seq are cancelled. *out_run (may be NULL)
+ * receives the new run's number. */
+int aj_wf_reset(aj_engine *e, const char *id, uint64_t to_seq, const char *reason,
+                uint32_t *out_run);
 
 /* ---------------------------------------------------------------------------------------------
  * Statistics
@@ -835,6 +880,11 @@ typedef struct aj_counters {
     /* Transactions (every state change is an optimistic compare-and-swap of what it read). */
     uint64_t txn_attempts; /* transactions tried, first tries and retries */
     uint64_t txn_gave_up;  /* gave up after repeated conflicts (AJ_ERETRIES) */
+    /* The activity result cache. */
+    uint64_t activity_cache_hits;    /* cached activities answered from the cache */
+    uint64_t activity_cache_misses;  /* cached activities that had to run their job */
+    uint64_t activity_cache_fills;   /* entries written by a completed job */
+    uint64_t activity_cache_expired; /* expired entries collected */
 } aj_counters;
 
 typedef struct aj_stats {
@@ -842,6 +892,7 @@ typedef struct aj_stats {
     uint64_t workflows[AJ_WF_STATE_COUNT]; /* exact count of workflows in each state */
     aj_counters process;                   /* this process since open */
     aj_counters total; /* every process, as last flushed to the store, plus this one */
+    uint64_t activity_cache_entries; /* entries in the activity result cache (expired or not) */
 } aj_stats;
 
 int aj_stats_get(aj_engine *e, aj_stats *out);

@@ -40,6 +40,10 @@ static const char *const event_names[EV_TYPE_COUNT] = {
     "child_failed",
     "continued_as_new",
     "version_marker",
+    "update_accepted",
+    "update_completed",
+    "workflow_reset",
+    "update_requested",
 };
 
 const char *wf_event_name(int type) {

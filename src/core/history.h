@@ -50,6 +50,12 @@ typedef enum wf_event_type {
                             (ref 0): the child could not start */
     EV_CONTINUED_AS_NEW, /* final: data the next run's input, aux the next run */
     EV_VERSION_MARKER,   /* command: name the patch id, aux 1 when recorded by deprecate */
+    /* Updates and reset (wf_update.c, wf_reset.c). update_requested only travels through the
+     * inbox: a rejected update never enters the history. */
+    EV_UPDATE_ACCEPTED,
+    EV_UPDATE_COMPLETED,
+    EV_WORKFLOW_RESET,
+    EV_UPDATE_REQUESTED,
     EV_TYPE_COUNT
 } wf_event_type;
 

@@ -33,6 +33,9 @@
  *   'q' queue                           queue control: paused, limits (queue_ctl.h)
  *   'z' queue                           queue usage: counted leases, recent claim times
  *   'w' worker_id                       worker registry entry (worker_registry.h)
+ *   'k' 'e' scope hash [wf_id]          activity cache entry (activity_cache.h)
+ *   'k' 'x' expires_ms scope hash [id]  activity cache expiry index
+ *   'y' sent_ms req                     answer to a workflow update (wf_reply.h)
  */
 #ifndef AJ_CORE_KEYS_H
 #define AJ_CORE_KEYS_H

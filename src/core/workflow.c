@@ -8,6 +8,8 @@
  */
 #include "core/workflow.h"
 
+#include "core/activity_cache.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -449,6 +451,28 @@ int wf_signal(kv_txn *t, const job_env *env, const char *id, const char *name, a
     return wf_inbox_add(t, env, &w, &e, 1);
 }
 
+int wf_update_request(kv_txn *t, const job_env *env, const char *id, const char *name,
+                      aj_slice payload, uint64_t req, uint32_t *out_run) {
+    int rc = aj_name_check("update name", name);
+    if (rc != 0) {
+        return rc;
+    }
+    if (payload.n > AJ_WF_DATA_MAX) {
+        return aj__err(AJ_ETOOBIG, "update payload is %zu bytes, over the %zu-byte limit",
+                       payload.n, AJ_WF_DATA_MAX);
+    }
+    wf_rec w;
+    if ((rc = read_live(t, id, &w)) != 0) {
+        return rc;
+    }
+    /* Never moved into the history: the task validates it first (wf_exec.c). */
+    wf_inbox_entry e = {EV_UPDATE_REQUESTED,   w.run,
+                        (uint64_t)env->now_ms, req,
+                        aj_slice_str(name),    payload.p ? payload : aj_slice_str("")};
+    *out_run = w.run;
+    return wf_inbox_add(t, env, &w, &e, 1);
+}
+
 int wf_cancel(kv_txn *t, const job_env *env, const char *id) {
     wf_rec w;
     int rc = read_live(t, id, &w);
@@ -620,6 +644,10 @@ int wf_on_job_transition(kv_txn *t, const job_env *env, const job_rec *before,
         e.type = EV_ACTIVITY_COMPLETED;
         e.data = after->result.p ? after->result : aj_slice_str("");
         wake = 1;
+        if (sched.type == EV_ACTIVITY_SCHEDULED &&
+            (rc = act_cache_on_complete(t, env, id, sched.data, e.data)) != 0) {
+            return rc; /* a cached activity fills its entry with its completion */
+        }
     } else if (before->state == AJ_STATE_RUNNING &&
                (after->state == AJ_STATE_SCHEDULED || after->state == AJ_STATE_READY ||
                 after->state == AJ_STATE_DEAD)) {

@@ -68,6 +68,9 @@ int wf_wake(kv_txn *t, const job_env *env, aj_slice id, aj_slice type, int64_t r
 int wf_start(kv_txn *t, const job_env *env, const char *type, const char *id, aj_slice input,
              const aj_wf_start_opts *opts);
 int wf_signal(kv_txn *t, const job_env *env, const char *id, const char *name, aj_slice payload);
+/* Queues update request `req` (inbox entry: ref = now_ms, aux = req); *out_run: the run. */
+int wf_update_request(kv_txn *t, const job_env *env, const char *id, const char *name,
+                      aj_slice payload, uint64_t req, uint32_t *out_run);
 int wf_cancel(kv_txn *t, const job_env *env, const char *id);
 int wf_terminate(kv_txn *t, const job_env *env, const char *id, const char *reason);
 int wf_resume(kv_txn *t, const job_env *env, const char *id);

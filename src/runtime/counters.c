@@ -15,6 +15,7 @@
  */
 #include <string.h>
 
+#include "core/activity_cache.h"
 #include "core/keys.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
@@ -260,6 +261,9 @@ static int stats_txn(kv_txn *t, const job_env *env, void *ud) {
     int rc = job_count_states(t, s->out->jobs);
     if (rc == 0) {
         rc = wf_count_states(t, s->out->workflows);
+    }
+    if (rc == 0) {
+        rc = act_cache_count(t, &s->out->activity_cache_entries);
     }
     if (rc == 0) {
         akey k;

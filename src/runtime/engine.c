@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/activity_cache.h"
 #include "core/keys.h"
 #include "core/queue_ctl.h"
 #include "core/schedule.h"
@@ -863,6 +864,9 @@ static int check_txn(kv_txn *t, const job_env *env, void *ud) {
     }
     if (rc == 0) {
         rc = qctl_check(t, c->report, c->ud, &c->records, &c->problems);
+    }
+    if (rc == 0) {
+        rc = act_cache_check(t, c->report, c->ud, &c->records, &c->problems);
     }
     return rc != 0 ? rc : ENG_READ_ONLY;
 }

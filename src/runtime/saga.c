@@ -5,6 +5,10 @@
  *   {"steps":[{"name":"reserve","run":["PROGRAM","ARG"],"compensate":["PROGRAM","ARG"],
  *              "max_attempts":3,"timeout":"5m","lease":"30s","queue":"default"}, ...]}
  *
+ * A step may ask for its result to be memoized with "cache": {"ttl":"1h","scope":"workflow" or
+ * "global","version":"v1"} (aj_activity_cached: a run step's job payload carries the workflow
+ * id in its environment, so only a "type" step's entries can be shared globally).
+ *
  * A step may give "type" and "payload" of a job instead of "run" (and so may "compensate", as an
  * object {"type","payload"}). Steps run in order as activities; a step fails when its job is
  * dead-lettered. Then the compensations of the completed steps run in reverse order, as jobs
@@ -38,6 +42,8 @@ typedef struct saga_step {
     uint32_t max_attempts;
     int64_t timeout_ms, lease_ms;
     const char *queue;
+    int cached; /* "cache" given: the step's result is memoized (activity_cache.h) */
+    aj_activity_cache cache;
 } saga_step;
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -73,6 +79,47 @@ static int duration_field(json_t *step, const char *key, const char *name, int64
     if (!json_is_string(v) || aj_duration_parse(json_string_value(v), out) != 0 || *out <= 0) {
         return bad("step '%s': \"%s\" must be a positive duration like \"30s\"", name, key);
     }
+    return 0;
+}
+
+/* "cache": {"ttl":"1h","scope":"workflow"|"global","version":"v1"} */
+static int cache_field(json_t *st, saga_step *s) {
+    json_t *c = json_object_get(st, "cache");
+    if (c == NULL) {
+        return 0;
+    }
+    const char *why = "\"cache\" must be an object with \"ttl\" (a duration) and optional "
+                      "\"scope\" (\"workflow\" or \"global\") and \"version\" (a string)";
+    if (!json_is_object(c)) {
+        return bad("step '%s': %s", s->name, why);
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(c, key, val) {
+        if (strcmp(key, "ttl") != 0 && strcmp(key, "scope") != 0 && strcmp(key, "version") != 0) {
+            return bad("step '%s': unknown field \"%s\" in \"cache\"", s->name, key);
+        }
+    }
+    json_t *ttl = json_object_get(c, "ttl");
+    json_t *scope = json_object_get(c, "scope");
+    json_t *version = json_object_get(c, "version");
+    if (!json_is_string(ttl) || aj_duration_parse(json_string_value(ttl), &s->cache.ttl_ms) != 0 ||
+        s->cache.ttl_ms <= 0) {
+        return bad("step '%s': \"cache\".\"ttl\" must be a positive duration like \"1h\"", s->name);
+    }
+    if (scope != NULL &&
+        !(json_is_string(scope) && (strcmp(json_string_value(scope), "workflow") == 0 ||
+                                    strcmp(json_string_value(scope), "global") == 0))) {
+        return bad("step '%s': \"cache\".\"scope\" must be \"workflow\" or \"global\"", s->name);
+    }
+    if (version != NULL &&
+        (!json_is_string(version) || strlen(json_string_value(version)) > AJ_NAME_MAX)) {
+        return bad("step '%s': \"cache\".\"version\" must be a string of at most %d bytes", s->name,
+                   AJ_NAME_MAX);
+    }
+    s->cached = 1;
+    s->cache.global = scope != NULL && strcmp(json_string_value(scope), "global") == 0;
+    s->cache.version = version != NULL ? json_string_value(version) : "";
     return 0;
 }
 
@@ -114,7 +161,7 @@ static int parse(const void *input, size_t len, json_t **root, saga_step *steps,
             break;
         }
         const char *known[] = {"name",  "run",   "compensate", "max_attempts", "timeout",
-                               "lease", "queue", "type",       "payload"};
+                               "lease", "queue", "type",       "payload",      "cache"};
         const char *key;
         json_t *val;
         json_object_foreach(st, key, val) {
@@ -168,6 +215,9 @@ static int parse(const void *input, size_t len, json_t **root, saga_step *steps,
         }
         if (rc == 0) {
             rc = duration_field(st, "lease", s->name, 30 * AJ_SECOND, &s->lease_ms);
+        }
+        if (rc == 0) {
+            rc = cache_field(st, s);
         }
         json_t *q = json_object_get(st, "queue");
         s->queue = "default";
@@ -280,7 +330,8 @@ static int saga_fn(aj_wf *wf, aj_bytes input, void *ud) {
         rc = job_for(wf, &steps[i], steps[i].run ? steps[i].run : NULL, 0, &spec, &payload);
         aj_bytes out;
         if (rc == 0) {
-            rc = aj_activity(wf, steps[i].name, &spec, &out);
+            rc = aj_activity_cached(wf, steps[i].name, &spec,
+                                    steps[i].cached ? &steps[i].cache : NULL, &out);
         }
         free(payload);
         if (rc == AJ_EFAILED || rc == AJ_ECANCELLED) {

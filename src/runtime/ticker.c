@@ -10,7 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/activity_cache.h"
 #include "core/keys.h"
+#include "core/wf_reply.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
 #include "util/buf.h"
@@ -49,6 +51,15 @@ static int duty_txn(kv_txn *t, const job_env *env, void *ud) {
             size_t wn = 0;
             rc = wf_collect(t, env, ENG_DUTY_BATCH, &wn);
             d->n += wn;
+        }
+        if (rc == 0) {
+            size_t cn = 0, yn = 0;
+            rc = act_cache_collect(t, env, ENG_DUTY_BATCH, &cn);
+            if (rc == 0) {
+                rc = wf_reply_collect(t, env, ENG_DUTY_BATCH, &yn);
+            }
+            /* Each counts toward the batch, so the duty runs again while any is full. */
+            d->n += cn > yn ? cn : yn;
         }
         break;
     }

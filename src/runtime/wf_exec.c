@@ -24,7 +24,9 @@
 #include <time.h>
 
 #include "core/child.h"
+#include "core/activity_cache.h"
 #include "core/history.h"
+#include "core/wf_reply.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
 #include "runtime/wf_exec.h"
@@ -56,6 +58,24 @@ typedef struct query_entry {
     aj_query_fn fn;
     void *ud;
 } query_entry;
+
+/* Most update handlers one workflow may set. */
+#define WF_UPDATES_MAX 16
+
+typedef struct update_entry {
+    const char *name;
+    aj_update_validate_fn validate;
+    aj_update_fn handler;
+    void *ud;
+} update_entry;
+
+/* An update request taken from the inbox by this task, not yet answered. */
+typedef struct update_req {
+    const char *name;
+    aj_bytes data;
+    uint64_t req;
+    int64_t sent_ms;
+} update_req;
 
 struct aj_wf {
     aj_engine *e;
@@ -94,6 +114,12 @@ struct aj_wf {
     aj_bytes continue_input; /* in scratch */
     aj__wf_patch *patches;   /* the run's patch decisions, in scratch */
     size_t n_patches;
+    /* Updates (see "Updates" below). */
+    update_entry updates[WF_UPDATES_MAX];
+    size_t n_updates;
+    update_req *pending; /* requests drained from the inbox, in arrival order */
+    size_t n_pending, cap_pending, next_pending;
+    size_t ucursor; /* index of the first event not yet looked at for update_accepted */
 };
 
 struct aj_step_ctx {
@@ -280,7 +306,7 @@ static uint64_t horizon(const aj_wf *wf) {
 /* In query mode: calls the query handler once, at the first point where the code reaches the
  * end of its history (a call that would act or wait) or sets its outcome. */
 static void answer_query(aj_wf *wf) {
-    if (!wf->query_mode || wf->query_answered || wf->nondeterminism) {
+    if (!wf->query_mode || wf->query_answered || wf->nondeterminism || wf->query_name == NULL) {
         return;
     }
     for (size_t i = 0; i < wf->n_queries; i++) {
@@ -294,10 +320,15 @@ static void answer_query(aj_wf *wf) {
     }
 }
 
-/* Every durable call that cannot finish now returns through here. */
+static int updates_at_wait(aj_wf *wf);
+static int updates_replay(aj_wf *wf, uint64_t before);
+
+/* Every durable call that cannot finish now returns through here: recorded updates up to the
+ * call's position are applied, and at the live edge new ones are handled. */
 static int suspend(aj_wf *wf) {
+    int rc = updates_at_wait(wf);
     answer_query(wf);
-    return AJ_SUSPEND;
+    return rc != 0 ? rc : AJ_SUSPEND;
 }
 
 /* Parks the run: the caller's code and its history disagree. */
@@ -412,15 +443,17 @@ int aj_wf_set_result(aj_wf *wf, const void *data, size_t len) {
     wf->result.data = copy;
     wf->result.len = len;
     wf->has_result = 1;
+    int rc = updates_at_wait(wf);
     answer_query(wf);
-    return 0;
+    return rc;
 }
 
 int aj_wf_fail(aj_wf *wf, const char *error) {
     aj__free(wf->error);
     wf->error = aj__strdup(error ? error : "failed");
+    int rc = updates_at_wait(wf);
     answer_query(wf);
-    return AJ_EFAILED;
+    return rc != 0 && rc != AJ_EFAILED ? rc : AJ_EFAILED;
 }
 
 int aj_wf_set_query(aj_wf *wf, const char *name, aj_query_fn fn, void *ud) {
@@ -743,6 +776,8 @@ static int schedule_job(aj_wf *wf, const aj_job_spec *spec, uint64_t *out_job) {
     return rc;
 }
 
+static int activity_outcome(aj_wf *wf, const char *name, uint64_t seq, aj_bytes *out);
+
 int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *out) {
     /* A cancel that precedes this call's position refuses it, live and on replay alike (the
      * refusal records nothing, so the position must decide, not the live edge). */
@@ -754,7 +789,6 @@ int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *
     if (rc < 0) {
         return rc;
     }
-    uint64_t seq;
     if (rc == 0) {
         if (wf->query_mode) {
             return suspend(wf);
@@ -769,10 +803,18 @@ int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *
         }
         return suspend(wf);
     }
-    seq = ev->seq;
+    return activity_outcome(wf, name, ev->seq, out);
+}
+
+/* The outcome of the activity whose activity_scheduled is event `seq`, as visible now. */
+static int activity_outcome(aj_wf *wf, const char *name, uint64_t seq, aj_bytes *out) {
     uint64_t before = horizon(wf);
     const wf_event *done =
         find_arrival(wf, seq, EV_ACTIVITY_COMPLETED, EV_ACTIVITY_FAILED, 1, before);
+    int rc = done != NULL ? updates_replay(wf, done->seq) : 0;
+    if (rc != 0) {
+        return rc;
+    }
     if (done != NULL && done->type == EV_ACTIVITY_COMPLETED) {
         if (out != NULL) {
             *out = bytes_of(done->data);
@@ -791,11 +833,86 @@ int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *
          * before the cancel reached it returns its result, so the caller registers its
          * compensation and a saga undoes it like any other completed step. The job's cancel
          * (or end) arrives through the inbox; cancelling it again on a later task is a no-op. */
-        int crc = job_cancel(wf->t, wf->env, ev->aux);
+        const wf_event *sched = seq >= 1 && seq <= wf->n_events ? &wf->events[seq - 1] : NULL;
+        uint64_t job = sched != NULL && sched->seq == seq && sched->type == EV_ACTIVITY_SCHEDULED
+                           ? sched->aux
+                           : 0;
+        int crc = job != 0 ? job_cancel(wf->t, wf->env, job) : 0;
         if (crc != 0 && crc != AJ_ESTATE && crc != AJ_ENOTFOUND) {
             return crc;
         }
         aj__err_clear();
+    }
+    return suspend(wf);
+}
+
+int aj_activity_cached(aj_wf *wf, const char *name, const aj_job_spec *spec,
+                       const aj_activity_cache *cache, aj_bytes *out) {
+    if (cache == NULL) {
+        return aj_activity(wf, name, spec, out);
+    }
+    if (cache->ttl_ms <= 0) {
+        return aj__err(AJ_EINVAL, "activity '%s': the cache TTL must be positive", name);
+    }
+    if (cache->version != NULL && strlen(cache->version) > AJ_NAME_MAX) {
+        return aj__err(AJ_EINVAL, "activity '%s': the cache version is longer than %d bytes", name,
+                       AJ_NAME_MAX);
+    }
+    if (spec == NULL || spec->type == NULL) {
+        return aj__err(AJ_EINVAL, "activity '%s' needs a job type", name);
+    }
+    if (cancel_visible(wf, horizon(wf))) {
+        return aj__err(AJ_ECANCELLED, "workflow cancelled before activity '%s'", name);
+    }
+    const wf_event *ev = NULL;
+    int rc = next_command(wf, EV_ACTIVITY_SCHEDULED, EV_ACTIVITY_SCHEDULED, name, &ev);
+    if (rc < 0) {
+        return rc;
+    }
+    if (rc == 1) {
+        /* Replay answers from the history, never from the cache: a hit was recorded as an
+         * execution, so expiry or a changed entry cannot change what the run saw. */
+        return activity_outcome(wf, name, ev->seq, out);
+    }
+    if (wf->query_mode) {
+        return suspend(wf);
+    }
+    act_cache_ref r;
+    memset(&r, 0, sizeof r);
+    r.global = cache->global != 0;
+    r.wf_id = wf->w.id;
+    aj_slice in = {spec->payload ? (const uint8_t *)spec->payload : (const uint8_t *)"",
+                   spec->payload_len};
+    act_cache_hash(spec->type, cache->version, in, r.hash);
+    char desc[ACT_CACHE_DESC_MAX];
+    aj_bytes d = {desc, act_cache_desc_format(desc, sizeof desc, r.global, r.hash, cache->ttl_ms)};
+    aj_slice hit;
+    rc = act_cache_get(wf->t, wf->env, &r, &hit);
+    if (rc == 0) {
+        if ((rc = record(wf, EV_ACTIVITY_SCHEDULED, name, d, 0, 0, 0)) != 0 ||
+            (rc = record(wf, EV_ACTIVITY_COMPLETED, name, bytes_of(hit), AJ_WF_EVENT_CACHED,
+                         wf->w.seq, 0)) != 0) {
+            return rc;
+        }
+        if (wf->env->delta != NULL) {
+            wf->env->delta->activity_cache_hits++;
+        }
+        if (out != NULL) {
+            *out = bytes_of(wf->events[wf->n_events - 1].data);
+        }
+        return 0;
+    }
+    if (rc != AJ_ENOTFOUND) {
+        return rc;
+    }
+    /* A miss: the job runs, and its completion fills the entry (act_cache_on_complete). */
+    uint64_t job;
+    if ((rc = schedule_job(wf, spec, &job)) != 0 ||
+        (rc = record(wf, EV_ACTIVITY_SCHEDULED, name, d, job, 0, 0)) != 0) {
+        return rc;
+    }
+    if (wf->env->delta != NULL) {
+        wf->env->delta->activity_cache_misses++;
     }
     return suspend(wf);
 }
@@ -868,7 +985,7 @@ int aj_sleep_until(aj_wf *wf, int64_t at_ms) {
         return rc;
     }
     if (fired != 0) {
-        return 0;
+        return updates_replay(wf, fired);
     }
     if (cancel_visible(wf, horizon(wf))) {
         return aj__err(AJ_ECANCELLED, "workflow cancelled while sleeping");
@@ -905,6 +1022,10 @@ int aj_wait_signal(aj_wf *wf, const char *name, int64_t timeout_ms, aj_bytes *ou
         const wf_event *ev = &wf->events[i];
         if (ev->type == EV_SIGNAL_RECEIVED && !wf->consumed[i] && aj_slice_eq(ev->name, name)) {
             wf->consumed[i] = 1;
+            int urc = updates_replay(wf, ev->seq);
+            if (urc != 0) {
+                return urc;
+            }
             if (out != NULL) {
                 *out = bytes_of(ev->data);
             }
@@ -924,6 +1045,10 @@ int aj_wait_signal(aj_wf *wf, const char *name, int64_t timeout_ms, aj_bytes *ou
         }
     }
     if (fired_seq != 0) {
+        int urc = updates_replay(wf, fired_seq);
+        if (urc != 0) {
+            return urc;
+        }
         return aj__err(AJ_ETIMEDOUT, "no signal '%s' within %lld ms", name, (long long)timeout_ms);
     }
     if (cancel_visible(wf, horizon(wf))) {
@@ -1024,6 +1149,9 @@ static int compensate_one(aj_wf *wf, saga_entry *s) {
         if (done == NULL) {
             return suspend(wf);
         }
+        if ((rc = updates_replay(wf, done->seq)) != 0) {
+            return rc;
+        }
         return done->type == EV_COMPENSATION_COMPLETED ? 0 : AJ_EFAILED;
     }
     /* Inline: started and its outcome are both commands. */
@@ -1087,8 +1215,17 @@ int aj_saga_compensate(aj_wf *wf) {
 /* ----------------------------------------------------------------------------------------- */
 /* Running a workflow                                                                         */
 
+static int pending_add(aj_wf *wf, const wf_inbox_entry *e);
+
 static int drain_inbox_cb(void *ud, const wf_inbox_entry *e) {
     aj_wf *wf = ud;
+    if (e->type == EV_UPDATE_REQUESTED) {
+        if (e->run != wf->w.run) {
+            return wf_reply_put(wf->t, (int64_t)e->ref, e->aux, WF_REPLY_GONE,
+                                aj_slice_str("the workflow run it was sent to has ended"));
+        }
+        return pending_add(wf, e); /* validated where the code waits; recorded if accepted */
+    }
     if (e->run != wf->w.run) {
         /* A signal or cancel request sent while the run continued as new is meant for the
          * workflow, so the current run gets it; anything else for an earlier run is dropped. */
@@ -1118,6 +1255,7 @@ void aj__wf_free(aj_wf *wf) {
     aj__free(wf->consumed);
     aj__free(wf->park_msg);
     aj__free(wf->error);
+    aj__free(wf->pending);
     aj_arena_free(&wf->arena);
     aj_arena_free(&wf->scratch);
     aj__free(wf);
@@ -1373,6 +1511,8 @@ static aj_wf_state end_state(const aj_wf *wf, int rc, uint8_t *event) {
 /* One task: advance the workflow as far as it goes. Returns 0, or AJ_ESTATE with
  * *out_parked set when the code diverged from the history (the caller parks the run in a fresh
  * transaction). */
+static int updates_gone(aj_wf *wf, const char *why);
+
 int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_workflow_fn fn,
                    void *ud, char **out_parked, aj_wf **keep) {
     aj_wf *wf;
@@ -1390,7 +1530,10 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
     rc = wf_inbox_drain(t, wf->w.id, drain_inbox_cb, wf);
     if (rc == 0 && wf->w.deadline_ms > 0 && env->now_ms >= wf->w.deadline_ms) {
         aj_bytes why = {"execution timeout", 17};
-        rc = record(wf, EV_WORKFLOW_TIMED_OUT, "", why, 0, 0, 1);
+        rc = updates_gone(wf, "the workflow timed out before handling the update");
+        if (rc == 0) {
+            rc = record(wf, EV_WORKFLOW_TIMED_OUT, "", why, 0, 0, 1);
+        }
         if (rc == 0) {
             wf->w.state = AJ_WF_TIMED_OUT;
             wf->w.finished_ms = env->now_ms;
@@ -1431,9 +1574,12 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
     }
     if (fr == AJ_SUSPEND) {
         /* Replay must have consumed every recorded command. */
-        rc = 0;
+        rc = updates_gone(wf, "the workflow could not handle the update where it waits");
     } else if (fr == AJ_CONTINUE_AS_NEW && wf->continue_as_new) {
-        rc = continue_run(wf, &before);
+        rc = updates_gone(wf, "the workflow continued as new before handling the update");
+        if (rc == 0) {
+            rc = continue_run(wf, &before);
+        }
         if (rc == 0) {
             *keep = wf;
         } else {
@@ -1444,6 +1590,8 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
             aj__wf_free(wf);
         }
         return rc;
+    } else if ((rc = updates_gone(wf, "the workflow ended before handling the update")) != 0) {
+        /* store trouble: the task is retried */
     } else {
         for (size_t i = wf->cursor; i < wf->n_events; i++) {
             if (is_command(&wf->events[i]) && wf->events[i].type != EV_VERSION_MARKER) {
@@ -1587,6 +1735,189 @@ int aj__wf_replay_check(aj_wf *wf, aj_workflow_fn fn, void *ud, char **out_repor
         *out_report = msg;
     } else {
         aj__free(msg);
+    }
+    return rc;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Updates                                                                                    */
+/*
+ * An update request reaches the task through the inbox but never enters the history by itself:
+ * the task keeps it aside (pending) and handles it where the code next waits (a durable call
+ * suspends) or ends (aj_wf_set_result, aj_wf_fail) at the live edge, while the handlers the code
+ * set point to its live locals. The validator decides first; a rejection only writes the answer
+ * (wf_reply.h). An accepted update is recorded as update_accepted, its handler runs, and its
+ * result is recorded as update_completed; both are neither commands nor arrivals. On replay,
+ * every call that resolves on an arrival first re-runs the handlers of the updates recorded
+ * before that arrival (updates_replay), and a call that suspends those recorded before its
+ * position, so the function's locals see each update at the point of the history where it was
+ * accepted.
+ */
+
+/* Bit in an update_completed event's aux: the handler failed (the data is its error). */
+#define WF_AUX_UPDATE_FAILED ((uint64_t)1 << 63)
+
+static const update_entry *find_update(const aj_wf *wf, aj_slice name) {
+    for (size_t i = 0; i < wf->n_updates; i++) {
+        if (aj_slice_eq(name, wf->updates[i].name)) {
+            return &wf->updates[i];
+        }
+    }
+    return NULL;
+}
+
+int aj_wf_set_update(aj_wf *wf, const char *name, aj_update_validate_fn validate,
+                     aj_update_fn handler, void *ud) {
+    int rc = aj_name_check("update name", name);
+    if (rc != 0) {
+        return rc;
+    }
+    if (handler == NULL) {
+        return aj__err(AJ_EINVAL, "update '%s' needs a handler", name);
+    }
+    for (size_t i = 0; i < wf->n_updates; i++) {
+        if (strcmp(wf->updates[i].name, name) == 0) {
+            wf->updates[i] = (update_entry){wf->updates[i].name, validate, handler, ud};
+            return 0;
+        }
+    }
+    if (wf->n_updates == WF_UPDATES_MAX) {
+        return aj__err(AJ_ETOOBIG, "a workflow may set at most %d update handlers", WF_UPDATES_MAX);
+    }
+    char *copy = aj_arena_dup(&wf->scratch, name, strlen(name) + 1);
+    if (copy == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory setting an update handler");
+    }
+    wf->updates[wf->n_updates++] = (update_entry){copy, validate, handler, ud};
+    return 0;
+}
+
+static int pending_add(aj_wf *wf, const wf_inbox_entry *e) {
+    update_req *nv = aj__grow(wf->pending, &wf->cap_pending, wf->n_pending, sizeof *nv);
+    if (nv == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory taking an update");
+    }
+    wf->pending = nv;
+    char *name = aj_arena_dup(&wf->scratch, e->name.p, e->name.n + 1);
+    void *data = aj_arena_dup(&wf->scratch, e->data.p, e->data.n);
+    if (name == NULL || data == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory taking an update");
+    }
+    name[e->name.n] = '\0';
+    nv[wf->n_pending++] = (update_req){name, {data, e->data.n}, e->aux, (int64_t)e->ref};
+    return 0;
+}
+
+/* Re-runs the handlers of the updates recorded before `before` not yet applied. */
+static int updates_replay(aj_wf *wf, uint64_t before) {
+    for (; wf->ucursor < wf->n_events && wf->events[wf->ucursor].seq < before; wf->ucursor++) {
+        const wf_event *ev = &wf->events[wf->ucursor];
+        if (ev->type != EV_UPDATE_ACCEPTED) {
+            continue;
+        }
+        const update_entry *u = find_update(wf, ev->name);
+        if (u == NULL) {
+            return diverged(wf,
+                            "non-determinism in workflow '%.*s': history event %llu is "
+                            "update_accepted '%.*s' but the code sets no handler for it there",
+                            (int)wf->w.id.n, (const char *)wf->w.id.p, (unsigned long long)ev->seq,
+                            (int)ev->name.n, (const char *)ev->name.p);
+        }
+        char *out = NULL;
+        size_t len = 0;
+        u->handler(u->ud, bytes_of(ev->data), &out, &len); /* its outcome is recorded */
+        free(out);
+    }
+    return 0;
+}
+
+static int reply(aj_wf *wf, const update_req *p, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int reply(aj_wf *wf, const update_req *p, int status, const char *fmt, ...) {
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return wf_reply_put(wf->t, p->sent_ms, p->req, status, aj_slice_str(msg));
+}
+
+/* Handles one pending request at the live edge. */
+static int update_live(aj_wf *wf, const update_req *p) {
+    const update_entry *u = find_update(wf, aj_slice_str(p->name));
+    if (u == NULL) {
+        return reply(wf, p, WF_REPLY_REJECTED,
+                     "workflow '%s' has no update handler '%s' where it waits now", aj_wf_id(wf),
+                     p->name);
+    }
+    if (u->validate != NULL) {
+        char *why = NULL;
+        aj__err_clear();
+        int v = u->validate(u->ud, p->data, &why);
+        if (v != 0) {
+            const char *m = why != NULL ? why : aj_errmsg()[0] ? aj_errmsg() : "rejected";
+            int rc = reply(wf, p, WF_REPLY_REJECTED, "%s", m);
+            free(why);
+            return rc;
+        }
+        free(why);
+    }
+    int rc = record(wf, EV_UPDATE_ACCEPTED, p->name, p->data, p->req, 0, 0);
+    if (rc != 0) {
+        return rc;
+    }
+    uint64_t accepted = wf->w.seq;
+    char *out = NULL;
+    size_t len = 0;
+    aj__err_clear();
+    int hr = u->handler(u->ud, p->data, &out, &len);
+    char err[600];
+    int status = WF_REPLY_OK;
+    aj_bytes res = {out != NULL ? out : "", out != NULL ? len : 0};
+    if (hr == 0 && res.len > AJ_WF_DATA_MAX) {
+        hr = aj__err(AJ_ETOOBIG, "update result is %zu bytes, over the %zu-byte limit", res.len,
+                     AJ_WF_DATA_MAX);
+    }
+    if (hr != 0) {
+        snprintf(err, sizeof err, "%s", aj_errmsg()[0] ? aj_errmsg() : aj_strerror(hr));
+        res.data = err;
+        res.len = strlen(err);
+        status = WF_REPLY_FAILED;
+    }
+    uint64_t aux = p->req | (status == WF_REPLY_FAILED ? WF_AUX_UPDATE_FAILED : 0);
+    rc = record(wf, EV_UPDATE_COMPLETED, p->name, res, aux, accepted, 0);
+    if (rc == 0) {
+        aj_slice r = {res.data, res.len};
+        rc = wf_reply_put(wf->t, p->sent_ms, p->req, status, r);
+    }
+    free(out);
+    return rc;
+}
+
+/* At a point where the code waits or ends: recorded updates up to its position, then, at the
+ * live edge, the pending ones. */
+static int updates_at_wait(aj_wf *wf) {
+    if (wf->nondeterminism) {
+        return AJ_ESTATE;
+    }
+    uint64_t h = horizon(wf);
+    int rc = updates_replay(wf, h);
+    if (rc != 0 || h != UINT64_MAX || wf->query_mode || wf->t == NULL) {
+        return rc;
+    }
+    while (rc == 0 && wf->next_pending < wf->n_pending) {
+        rc = update_live(wf, &wf->pending[wf->next_pending++]);
+    }
+    wf->ucursor = wf->n_events; /* what was just recorded was applied live */
+    return rc;
+}
+
+/* Answers the requests the code did not reach (the run ended or could not take them). */
+static int updates_gone(aj_wf *wf, const char *why) {
+    int rc = 0;
+    while (rc == 0 && wf->next_pending < wf->n_pending) {
+        rc = reply(wf, &wf->pending[wf->next_pending++], WF_REPLY_GONE, "%s", why);
     }
     return rc;
 }
