@@ -400,7 +400,7 @@ int aj_wf_wait(aj_engine *e, const char *id, int64_t timeout_ms, aj_wf_state *ou
     int64_t start = aj__mono_us();
     for (;;) {
         uint64_t seen = kv_change_seq(e->kv);
-        aj_wf_info *info;
+        aj_wf_info *info = NULL;
         int rc = aj_wf_get(e, id, &info);
         if (rc != 0) {
             return rc;
