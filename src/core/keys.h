@@ -28,6 +28,13 @@
  *   'K' name                            schedule record (schedule.h; reserved: K H O)
  *   'H' due_ms name                     active schedules by the time their next fire is due
  *   'O' name                            schedules holding a buffered fire: the job it waits on
+ *   'T' id                              a job's dependency header (deps.h): policy, pending
+ *                                       count, depth, graph, its own run-at
+ *   'T' id dep_id                       an edge: job id waits on dep_id; value: edge status
+ *   'U' dep_id id                       the reverse edge (what waits on dep_id)
+ *   'U' 0 graph_id                      a graph not yet fully activated (for the sweep duty)
+ *   'Y' graph_id                        a submitted graph: state, creation time, size
+ *   'Y' graph_id id                     a member of the graph: its local name
  */
 #ifndef AJ_CORE_KEYS_H
 #define AJ_CORE_KEYS_H
@@ -50,6 +57,9 @@ enum {
     KEY_COUNTERS = 'C',
     KEY_META = 'M',
     KEY_PROGRESS = 'P',
+    KEY_DEPS = 'T',
+    KEY_DEPS_REV = 'U',
+    KEY_GRAPH = 'Y',
 };
 
 /* A key built on the stack: the longest is 'I' + queue + NUL + idempotency key. */

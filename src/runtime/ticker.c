@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/deps.h"
 #include "core/keys.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
@@ -51,6 +52,11 @@ static int duty_txn(kv_txn *t, const job_env *env, void *ud) {
             size_t wn = 0;
             rc = wf_collect(t, env, ENG_DUTY_BATCH, &wn);
             d->n += wn;
+        }
+        if (rc == 0) {
+            size_t dn = 0; /* graphs left staged or half-released by a crash (deps.h) */
+            rc = deps_sweep(t, env, ENG_DUTY_BATCH, &dn);
+            d->n += dn;
         }
         break;
     }
