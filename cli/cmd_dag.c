@@ -32,7 +32,8 @@ static const char dag_submit_help[] =
     "  \"after\"            [NAME or existing job ID, ...]: what it waits on\n"
     "  \"on_dep_failure\"   cascade (default), ignore or wait (see aj submit --help)\n"
     "  and any submit option: \"queue\", \"priority\" (number or name), \"max_attempts\",\n"
-    "  \"timeout\", \"lease\", \"delay\" (durations like \"30s\"), \"at\" (RFC 3339), \"backoff\",\n"
+    "  \"timeout\", \"lease\", \"delay\" (durations like \"30s\"), \"at\" (RFC 3339), "
+    "\"backoff\",\n"
     "  \"idempotency_key\", \"metadata\" (an object).\n"
     "A job without \"after\" is ready at once; the others stay scheduled until what they wait on\n"
     "has completed. Rejected, with nothing stored: cycles (the message names the cycle path),\n"
@@ -163,9 +164,9 @@ static json_t *ids_json(const uint64_t *ids, size_t n) {
 
 static json_t *node_json(const aj_dag_node *nd) {
     return json_pack("{s:I, s:o, s:s, s:s, s:I, s:o, s:o}", "id", (json_int_t)nd->id, "name",
-                     nd->name ? json_string(nd->name) : json_null(), "state",
-                     state_text(nd->state), "on_dep_failure", aj_dep_policy_name(nd->policy),
-                     "pending", (json_int_t)nd->pending, "after", ids_json(nd->after, nd->n_after),
+                     nd->name ? json_string(nd->name) : json_null(), "state", state_text(nd->state),
+                     "on_dep_failure", aj_dep_policy_name(nd->policy), "pending",
+                     (json_int_t)nd->pending, "after", ids_json(nd->after, nd->n_after),
                      "waited_by", ids_json(nd->waited_by, nd->n_waited_by));
 }
 
@@ -192,14 +193,14 @@ int cmd_dag_show(cli *c, int argc, char **argv) {
         for (size_t i = 0; i < n; i++) {
             json_array_append_new(jobs, node_json(&nodes[i]));
             for (size_t a = 0; a < nodes[i].n_after; a++) {
-                json_array_append_new(edges, json_pack("{s:I, s:I}", "from",
-                                                       (json_int_t)nodes[i].after[a], "to",
-                                                       (json_int_t)nodes[i].id));
+                json_array_append_new(edges,
+                                      json_pack("{s:I, s:I}", "from", (json_int_t)nodes[i].after[a],
+                                                "to", (json_int_t)nodes[i].id));
             }
         }
         rc = out_json(json_pack("{s:o, s:o, s:o}", "graph",
-                                graph ? json_integer((json_int_t)graph) : json_null(), "jobs",
-                                jobs, "edges", edges));
+                                graph ? json_integer((json_int_t)graph) : json_null(), "jobs", jobs,
+                                "edges", edges));
     } else if (rc == 0) {
         if (graph != 0) {
             printf("graph %" PRIu64 ": %zu jobs\n", graph, n);
@@ -237,8 +238,8 @@ void dag_job_lines(aj_engine *e, uint64_t id) {
         return;
     }
     if (nd->n_after > 0) {
-        printf("%-17s %s, %" PRIu32 " pending\n", "on dep failure:",
-               aj_dep_policy_name(nd->policy), nd->pending);
+        printf("%-17s %s, %" PRIu32 " pending\n", "on dep failure:", aj_dep_policy_name(nd->policy),
+               nd->pending);
     }
     for (size_t i = 0; i < nd->n_after; i++) {
         printf("%-17s %" PRIu64 " (%s)\n", i == 0 ? "waits on:" : "", nd->after[i],

@@ -213,12 +213,17 @@ static const command wf_cmds[] = {
 };
 
 static const command top_cmds[] = {
-    {"wf", NULL, wf_cmds, wf_help},     {"submit", cmd_submit, NULL, NULL},
-    {"worker", cmd_worker, NULL, NULL}, {"job", NULL, job_cmds, job_help},
+    {"wf", NULL, wf_cmds, wf_help},
+    {"submit", cmd_submit, NULL, NULL},
+    {"worker", cmd_worker, NULL, NULL},
+    {"job", NULL, job_cmds, job_help},
     {"dag", NULL, dag_cmds, dag_help},
-    {"dlq", NULL, dlq_cmds, dlq_help},  {"schedule", NULL, schedule_cmds, schedule_help},
-    {"stats", cmd_stats, NULL, NULL},   {"backup", cmd_backup, NULL, NULL},
-    {"check", cmd_check, NULL, NULL},   {"demo", cmd_demo, NULL, NULL},
+    {"dlq", NULL, dlq_cmds, dlq_help},
+    {"schedule", NULL, schedule_cmds, schedule_help},
+    {"stats", cmd_stats, NULL, NULL},
+    {"backup", cmd_backup, NULL, NULL},
+    {"check", cmd_check, NULL, NULL},
+    {"demo", cmd_demo, NULL, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

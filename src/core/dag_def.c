@@ -88,10 +88,9 @@ static int duration_field(const char *where, const char *field, json_t *v, int64
 
 static int uint_field(const char *where, const char *field, json_t *v, uint64_t max,
                       uint64_t *out) {
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        (uint64_t)json_integer_value(v) > max) {
-        return aj__err(AJ_EINVAL, "%s: \"%s\" must be an integer from 0 to %" PRIu64, where,
-                       field, max);
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max) {
+        return aj__err(AJ_EINVAL, "%s: \"%s\" must be an integer from 0 to %" PRIu64, where, field,
+                       max);
     }
     *out = (uint64_t)json_integer_value(v);
     return 0;
@@ -326,8 +325,8 @@ int aj_dag_parse(const char *text, size_t len, aj_dag **out) {
     } else if (!json_is_array(jobs) || json_array_size(jobs) == 0) {
         rc = aj__err(AJ_EINVAL, "graph definition: \"jobs\" must be a non-empty array");
     } else if (json_array_size(jobs) > AJ_DAG_JOBS_MAX) {
-        rc = aj__err(AJ_EINVAL, "graph has %zu jobs, over the limit of %d",
-                     json_array_size(jobs), AJ_DAG_JOBS_MAX);
+        rc = aj__err(AJ_EINVAL, "graph has %zu jobs, over the limit of %d", json_array_size(jobs),
+                     AJ_DAG_JOBS_MAX);
     }
     if (rc == 0) {
         size_t n = json_array_size(jobs);
@@ -389,6 +388,7 @@ static int cycle_error(const aj_dag_job *jobs, size_t n, const dag_plan *p, cons
         aj__free(walk);
         return aj__err(AJ_EINVAL, "the graph has a cycle");
     }
+    size_t *walk_mem = walk;
     size_t len = 0, cur = start;
     while (seen_at[cur] == 0) {
         seen_at[cur] = len + 1;
@@ -402,19 +402,25 @@ static int cycle_error(const aj_dag_job *jobs, size_t n, const dag_plan *p, cons
         }
         cur = next;
     }
-    /* walk[seen_at[cur]-1 .. len) is the cycle, each waiting on the next: print it in run
-     * order (x -> y: y runs after x). */
-    size_t from = seen_at[cur] - 1;
-    char msg[1024];
-    size_t used = (size_t)snprintf(msg, sizeof msg, "cycle: %s", jobs[walk[len - 1]].name);
-    for (size_t k = len - 1; k > from && used < sizeof msg; k--) {
-        used += (size_t)snprintf(msg + used, sizeof msg - used, " -> %s", jobs[walk[k - 1]].name);
+    /* walk[seen_at[cur]-1 .. len) is the cycle, each job waiting on the next: print it in run
+     * order (x -> y: y runs after x), starting from the job that comes first in the file. */
+    size_t from = seen_at[cur] - 1, len_c = len - from, first = 0;
+    size_t *cyc = seen_at; /* done with it: len_c <= n entries */
+    for (size_t k = 0; k < len_c; k++) {
+        cyc[k] = walk[len - 1 - k]; /* reversed into run order */
     }
-    if (used < sizeof msg) {
-        snprintf(msg + used, sizeof msg - used, " -> %s", jobs[walk[len - 1]].name);
+    walk = cyc;
+    for (size_t k = 1; k < len_c; k++) {
+        first = walk[k] < walk[first] ? k : first;
+    }
+    char msg[1024];
+    size_t used = (size_t)snprintf(msg, sizeof msg, "cycle: %s", jobs[walk[first]].name);
+    for (size_t k = 1; k <= len_c && used < sizeof msg; k++) {
+        used += (size_t)snprintf(msg + used, sizeof msg - used, " -> %s",
+                                 jobs[walk[(first + k) % len_c]].name);
     }
     aj__free(seen_at);
-    aj__free(walk);
+    aj__free(walk_mem);
     return aj__err(AJ_EINVAL, "%s", msg);
 }
 
@@ -452,8 +458,8 @@ int dag_plan_make(const aj_dag_job *jobs, size_t n, dag_plan *out) {
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (jobs[i].name == NULL || jobs[i].name[0] == '\0' ||
             strlen(jobs[i].name) > AJ_DAG_NAME_MAX) {
-            rc = aj__err(AJ_EINVAL, "job %zu: a name must be 1 to %d bytes", i + 1,
-                         AJ_DAG_NAME_MAX);
+            rc =
+                aj__err(AJ_EINVAL, "job %zu: a name must be 1 to %d bytes", i + 1, AJ_DAG_NAME_MAX);
             break;
         }
         size_t *s = name_find(&m, jobs, jobs[i].name);

@@ -541,8 +541,7 @@ int deps_graph_release(kv_txn *t, const job_env *env, uint64_t graph, uint64_t *
     return rc;
 }
 
-int deps_graph_discard(kv_txn *t, const job_env *env, uint64_t graph, size_t limit,
-                       int *out_done) {
+int deps_graph_discard(kv_txn *t, const job_env *env, uint64_t graph, size_t limit, int *out_done) {
     graph_rec g;
     int rc = read_graph(t, graph, &g);
     if (rc == 0 && g.state != DEPS_GRAPH_DISCARDING) {

@@ -41,9 +41,9 @@ enum {
 
 typedef struct deps_hdr {
     aj_dep_policy policy;
-    uint32_t pending; /* edges not yet satisfied */
-    uint32_t depth;   /* jobs on the longest path ending here (1: no dependencies) */
-    uint64_t graph;   /* 0: not part of a submitted graph */
+    uint32_t pending;  /* edges not yet satisfied */
+    uint32_t depth;    /* jobs on the longest path ending here (1: no dependencies) */
+    uint64_t graph;    /* 0: not part of a submitted graph */
     int64_t run_at_ms; /* its own run-at (0: at once) for when it is released */
 } deps_hdr;
 
@@ -76,8 +76,7 @@ int deps_graph_release(kv_txn *t, const job_env *env, uint64_t graph, uint64_t *
                        size_t limit, int *out_done);
 /* Deletes up to `limit` members (jobs and edges) of a graph that was never activated; *out_done
  * is 1 when nothing is left (the graph record is then gone too). */
-int deps_graph_discard(kv_txn *t, const job_env *env, uint64_t graph, size_t limit,
-                       int *out_done);
+int deps_graph_discard(kv_txn *t, const job_env *env, uint64_t graph, size_t limit, int *out_done);
 /* The periodic duty: finishes releases interrupted by a crash and discards staged graphs older
  * than DEPS_STAGE_TTL_MS; handles at most `limit` jobs. */
 int deps_sweep(kv_txn *t, const job_env *env, size_t limit, size_t *out_n);

@@ -59,9 +59,9 @@ typedef struct dag_ctx {
     const dag_plan *plan;
     uint64_t graph;
     uint64_t first_id;
-    uint64_t *ids;    /* per job: its id (or an idempotent duplicate's) */
-    size_t from, to;  /* the slice of plan->order this transaction writes */
-    int staged;       /* the graph is written in batches */
+    uint64_t *ids;     /* per job: its id (or an idempotent duplicate's) */
+    size_t from, to;   /* the slice of plan->order this transaction writes */
+    int staged;        /* the graph is written in batches */
     uint64_t *scratch; /* dependency ids of one job */
     uint32_t *depth;   /* per job, including existing dependencies */
     uint64_t cursor;
