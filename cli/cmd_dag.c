@@ -50,9 +50,10 @@ static const char dag_submit_help[] =
 static const char dag_show_help[] =
     "Usage: aj dag show JOBID\n"
     "\n"
-    "Shows the dependency graph containing a job: every job linked to it through dependencies,\n"
-    "in either direction, with its name (for a submitted graph), state, failure policy and what\n"
-    "it waits on, then the edges `FROM -> TO` (TO runs after FROM). With --json: {\"graph\":ID or\n"
+    "Shows the dependency graph containing a job: every job of the graph it was submitted in\n"
+    "(aj dag submit) and every job linked to it through dependencies in either direction, with\n"
+    "its name (for a submitted graph), state, failure policy and what it waits on, then the\n"
+    "edges `FROM -> TO` (TO runs after FROM). With --json: {\"graph\":ID or\n"
     "null, \"jobs\":[{\"id\",\"name\",\"state\",\"on_dep_failure\",\"pending\",\"after\",\n"
     "\"waited_by\"}], \"edges\":[{\"from\",\"to\"}]}. A job that was collected shows state\n"
     "\"collected\".\n"

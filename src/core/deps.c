@@ -622,6 +622,16 @@ int deps_sweep(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
 /* ----------------------------------------------------------------------------------------- */
 /* Queries                                                                                   */
 
+int deps_graph_ids(kv_txn *t, uint64_t graph, uint64_t **out, size_t *n) {
+    id_list l;
+    int rc = scan_ids(t, KEY_GRAPH, graph, 0, 0, &l);
+    if (rc == 0) {
+        *out = l.v;
+        *n = l.n;
+    }
+    return rc;
+}
+
 uint64_t deps_node_graph(kv_txn *t, uint64_t id) {
     deps_hdr h;
     return deps_read_hdr(t, id, &h) == 0 ? h.graph : 0;

@@ -85,6 +85,8 @@ int deps_sweep(kv_txn *t, const job_env *env, size_t limit, size_t *out_n);
  * returned node owns its arrays (free with aj_dag_nodes_free(node, 1)). AJ_ENOTFOUND when
  * neither the job nor any edge naming it exists. */
 int deps_node(kv_txn *t, uint64_t id, aj_dag_node *out);
+/* The members of a submitted graph in id order (*out owned by the caller: aj__free). */
+int deps_graph_ids(kv_txn *t, uint64_t graph, uint64_t **out, size_t *n);
 /* The graph id of a job (0: none). */
 uint64_t deps_node_graph(kv_txn *t, uint64_t id);
 

@@ -386,6 +386,18 @@ static int show_txn(kv_txn *t, const job_env *env, void *ud) {
     if (rc == 0) {
         queue[q_len++] = c->start;
     }
+    if (rc == 0 && c->graph != 0) {
+        /* A submitted graph is shown whole, even where it is not connected. */
+        uint64_t *members = NULL;
+        size_t n_members = 0;
+        rc = deps_graph_ids(t, c->graph, &members, &n_members);
+        for (size_t i = 0; i < n_members && rc == 0; i++) {
+            if (id_set_add(&seen, members[i]) && q_len < DAG_SHOW_MAX) {
+                queue[q_len++] = members[i];
+            }
+        }
+        aj__free(members);
+    }
     for (size_t head = 0; rc == 0 && head < q_len; head++) {
         if (c->n == c->cap) {
             size_t ncap = c->cap ? c->cap * 2 : 64;
