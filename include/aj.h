@@ -391,8 +391,9 @@ typedef struct aj_dag_node {
  * for an unknown job. */
 int aj_job_deps(aj_engine *e, uint64_t id, aj_dag_node **out);
 /* The whole graph containing a job: every job reachable through dependencies in either
- * direction, and every member of the submitted graph it belongs to, in id order (*out an array of *n nodes); *out_graph receives the graph's id when
- * it was submitted with aj_dag_submit, else 0. */
+ * direction, and every member of the submitted graph it belongs to, in id order (*out an array of
+ * *n nodes); *out_graph receives the graph's id when it was submitted with aj_dag_submit, else 0.
+ */
 int aj_dag_show(aj_engine *e, uint64_t id, aj_dag_node **out, size_t *n, uint64_t *out_graph);
 void aj_dag_nodes_free(aj_dag_node *nodes, size_t n);
 
