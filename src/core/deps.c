@@ -154,6 +154,27 @@ static int mark_unfinished(kv_txn *t, uint64_t graph, int on) {
     return on ? kv_put(t, k.b, k.n, "", 0) : kv_del(t, k.b, k.n);
 }
 
+/* 'U' dep (9 bytes) marks a job that something waits on. Attaching a dependent writes it and
+ * a finishing job reads it, so the two conflict even on a backend that does not validate
+ * scanned ranges (a completion that scanned 'U' dep before a new edge was committed must not
+ * commit as if the edge did not exist: it would never release the dependent). It also lets a
+ * job with no dependents finish with one point read instead of a scan. */
+static int touch_dependents(kv_txn *t, uint64_t dep) {
+    akey k;
+    key_pair(&k, KEY_DEPS_REV, dep, 0, 0);
+    return kv_put(t, k.b, k.n, "", 0);
+}
+
+static int has_dependents(kv_txn *t, uint64_t dep, int *out) {
+    akey k;
+    key_pair(&k, KEY_DEPS_REV, dep, 0, 0);
+    const uint8_t *v;
+    size_t n;
+    int rc = kv_get(t, k.b, k.n, &v, &n);
+    *out = rc == 0;
+    return rc == AJ_ENOTFOUND ? 0 : rc;
+}
+
 /* 1 when a job of `graph` may be released (graph 0: not in a graph). */
 static int graph_released(kv_txn *t, uint64_t graph, int *out) {
     *out = 1;
@@ -326,8 +347,9 @@ int deps_attach(kv_txn *t, const job_env *env, uint64_t id, aj_dep_policy policy
         }
         akey k;
         key_pair(&k, KEY_DEPS_REV, dep, id, 1);
-        if ((rc = put_edge(t, id, dep, (uint8_t)edge)) == 0) {
-            rc = kv_put(t, k.b, k.n, "", 0);
+        if ((rc = put_edge(t, id, dep, (uint8_t)edge)) == 0 &&
+            (rc = kv_put(t, k.b, k.n, "", 0)) == 0) {
+            rc = touch_dependents(t, dep);
         }
     }
     if (rc == 0) {
@@ -358,8 +380,13 @@ static int maybe_release(kv_txn *t, const job_env *env, uint64_t id, const deps_
 }
 
 int deps_on_finished(kv_txn *t, const job_env *env, const job_rec *job) {
+    int any = 0;
+    int rc = has_dependents(t, job->id, &any);
+    if (rc != 0 || !any) {
+        return rc;
+    }
     id_list kids;
-    int rc = scan_ids(t, KEY_DEPS_REV, job->id, 0, 0, &kids);
+    rc = scan_ids(t, KEY_DEPS_REV, job->id, 0, 0, &kids);
     for (size_t i = 0; i < kids.n && rc == 0; i++) {
         uint64_t c = kids.v[i];
         uint8_t edge;
@@ -450,6 +477,10 @@ int deps_forget(kv_txn *t, const job_env *env, uint64_t id) {
     }
     /* What waits on it: a dependent still waiting on it can no longer be satisfied by it. The
      * dependents keep their edge, so they still show what they waited on. */
+    if (rc == 0) {
+        key_pair(&k, KEY_DEPS_REV, id, 0, 0);
+        rc = kv_del(t, k.b, k.n);
+    }
     if (rc == 0 && (rc = scan_ids(t, KEY_DEPS_REV, id, 0, 0, &l)) == 0) {
         for (size_t i = 0; i < l.n && rc == 0; i++) {
             uint8_t edge;

@@ -31,6 +31,8 @@
  *   'T' id                              a job's dependency header (deps.h): policy, pending
  *                                       count, depth, graph, its own run-at
  *   'T' id dep_id                       an edge: job id waits on dep_id; value: edge status
+ *   'U' dep_id                          something waits on dep_id (read by its completion,
+ *                                       written by every new edge: they conflict)
  *   'U' dep_id id                       the reverse edge (what waits on dep_id)
  *   'U' 0 graph_id                      a graph not yet fully activated (for the sweep duty)
  *   'Y' graph_id                        a submitted graph: state, creation time, size
