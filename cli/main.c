@@ -151,7 +151,10 @@ static const char dag_help[] = "Usage: aj dag COMMAND [ARGS...]\n"
                                "  submit FILE.json   submit a graph, all or nothing\n"
                                "  show JOBID         show the graph containing a job\n"
                                "\n"
-                               "Run 'aj dag COMMAND --help' for details.\n";
+                               "Run 'aj dag COMMAND --help' for details.\n"
+                               "\n"
+                               "Example:\n"
+                               "  aj dag submit pipeline.json && aj dag show 42\n";
 
 static const command dag_cmds[] = {
     {"submit", cmd_dag_submit, NULL, NULL},
@@ -213,18 +216,12 @@ static const command wf_cmds[] = {
 };
 
 static const command top_cmds[] = {
-    {"wf", NULL, wf_cmds, wf_help},
-    {"submit", cmd_submit, NULL, NULL},
-    {"worker", cmd_worker, NULL, NULL},
-    {"job", NULL, job_cmds, job_help},
-    {"dag", NULL, dag_cmds, dag_help},
-    {"dlq", NULL, dlq_cmds, dlq_help},
-    {"schedule", NULL, schedule_cmds, schedule_help},
-    {"stats", cmd_stats, NULL, NULL},
-    {"backup", cmd_backup, NULL, NULL},
-    {"check", cmd_check, NULL, NULL},
-    {"demo", cmd_demo, NULL, NULL},
-    {NULL, NULL, NULL, NULL},
+    {"wf", NULL, wf_cmds, wf_help},     {"submit", cmd_submit, NULL, NULL},
+    {"worker", cmd_worker, NULL, NULL}, {"job", NULL, job_cmds, job_help},
+    {"dlq", NULL, dlq_cmds, dlq_help},  {"schedule", NULL, schedule_cmds, schedule_help},
+    {"dag", NULL, dag_cmds, dag_help},  {"stats", cmd_stats, NULL, NULL},
+    {"backup", cmd_backup, NULL, NULL}, {"check", cmd_check, NULL, NULL},
+    {"demo", cmd_demo, NULL, NULL},     {NULL, NULL, NULL, NULL},
 };
 
 /* Writes one error line: newlines in library messages must not split it. */
