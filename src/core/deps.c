@@ -227,11 +227,11 @@ static int id_list_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *
 static int scan_ids(kv_txn *t, uint8_t kind, uint64_t first, uint64_t after, size_t limit,
                     id_list *l) {
     akey start, end;
-    key_pair(&start, kind, first, after, after != 0);
+    /* From `kind first after` plus one byte (just past `after`), or from `kind first 0`: past
+     * the 9-byte record or marker that shares the prefix, which must not use up `limit`. */
+    key_pair(&start, kind, first, after, 1);
     if (after != 0) {
-        start.b[start.n++] = 0; /* just past `after` */
-    } else {
-        start.n = 9;
+        start.b[start.n++] = 0;
     }
     key_pair(&end, kind, first + 1, 0, 0);
     memset(l, 0, sizeof *l);
@@ -533,11 +533,21 @@ int deps_graph_activate(kv_txn *t, const job_env *env, uint64_t graph) {
     return rc;
 }
 
+/* The sweep's cursor for a releasing graph: the last member it released ('U' 0 graph). */
+static uint64_t release_cursor(kv_txn *t, uint64_t graph) {
+    akey k;
+    key_pair(&k, KEY_DEPS_REV, 0, graph, 1);
+    const uint8_t *v;
+    size_t n;
+    return kv_get(t, k.b, k.n, &v, &n) == 0 && n == 8 ? aj_get_u64be(v) : 0;
+}
+
 int deps_graph_release(kv_txn *t, const job_env *env, uint64_t graph, uint64_t *cursor,
-                       size_t limit, int *out_done) {
+                       size_t limit, size_t ops_budget, int *out_done) {
     id_list l;
     int rc = scan_ids(t, KEY_GRAPH, graph, *cursor, limit, &l);
-    for (size_t i = 0; i < l.n && rc == 0; i++) {
+    size_t i = 0;
+    for (; i < l.n && rc == 0 && kv_txn_ops(t) < ops_budget; i++) {
         deps_hdr h;
         rc = deps_read_hdr(t, l.v[i], &h);
         if (rc == AJ_ENOTFOUND) {
@@ -548,10 +558,8 @@ int deps_graph_release(kv_txn *t, const job_env *env, uint64_t graph, uint64_t *
             rc = job_unhold(t, env, l.v[i], h.run_at_ms);
         }
     }
-    int done = l.n < limit;
-    if (rc == 0 && l.n > 0) {
-        *cursor = l.v[l.n - 1];
-    }
+    int done = i == l.n && l.n < limit;
+    uint64_t next = i > 0 ? l.v[i - 1] : *cursor;
     aj__free(l.v);
     if (rc == 0 && done) {
         graph_rec g;
@@ -565,14 +573,23 @@ int deps_graph_release(kv_txn *t, const job_env *env, uint64_t graph, uint64_t *
         if (rc == 0) {
             rc = mark_unfinished(t, graph, 0);
         }
+    } else if (rc == 0) {
+        /* Where the sweep resumes if this process stops here. */
+        uint8_t v[8];
+        aj_put_u64be(v, next);
+        akey k;
+        key_pair(&k, KEY_DEPS_REV, 0, graph, 1);
+        rc = kv_put(t, k.b, k.n, v, sizeof v);
     }
     if (rc == 0) {
+        *cursor = next;
         *out_done = done;
     }
     return rc;
 }
 
-int deps_graph_discard(kv_txn *t, const job_env *env, uint64_t graph, size_t limit, int *out_done) {
+int deps_graph_discard(kv_txn *t, const job_env *env, uint64_t graph, size_t limit,
+                       size_t ops_budget, int *out_done) {
     graph_rec g;
     int rc = read_graph(t, graph, &g);
     if (rc == 0 && g.state != DEPS_GRAPH_DISCARDING) {
@@ -591,7 +608,8 @@ int deps_graph_discard(kv_txn *t, const job_env *env, uint64_t graph, size_t lim
     if (rc != 0) {
         return rc;
     }
-    for (size_t i = 0; i < l.n && rc == 0; i++) {
+    size_t i = 0;
+    for (; i < l.n && rc == 0 && kv_txn_ops(t) < ops_budget; i++) {
         akey k;
         key_pair(&k, KEY_GRAPH, graph, l.v[i], 1);
         /* Its dependents are members too (a graph is submitted whole): no cascade needed. */
@@ -599,7 +617,7 @@ int deps_graph_discard(kv_txn *t, const job_env *env, uint64_t graph, size_t lim
             rc = kv_del(t, k.b, k.n);
         }
     }
-    int done = l.n < limit;
+    int done = i == l.n && l.n < limit;
     aj__free(l.v);
     if (rc == 0 && done) {
         akey k;
@@ -614,11 +632,11 @@ int deps_graph_discard(kv_txn *t, const job_env *env, uint64_t graph, size_t lim
     return rc;
 }
 
-int deps_sweep(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
+int deps_sweep(kv_txn *t, const job_env *env, size_t limit, size_t ops_budget, size_t *out_n) {
     id_list graphs;
     int rc = scan_ids(t, KEY_DEPS_REV, 0, 0, DEPS_SWEEP_GRAPHS, &graphs);
     size_t handled = 0;
-    for (size_t i = 0; i < graphs.n && rc == 0 && handled < limit; i++) {
+    for (size_t i = 0; i < graphs.n && rc == 0 && handled == 0; i++) {
         uint64_t gid = graphs.v[i];
         graph_rec g;
         int done = 0;
@@ -630,15 +648,16 @@ int deps_sweep(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
         if (rc != 0) {
             break;
         }
+        /* One graph per transaction: each reports work done, so the duty runs again. */
         if (g.state == DEPS_GRAPH_RELEASING) {
-            uint64_t cursor = 0;
-            rc = deps_graph_release(t, env, gid, &cursor, limit - handled, &done);
-            handled += limit - handled;
+            uint64_t cursor = release_cursor(t, gid);
+            rc = deps_graph_release(t, env, gid, &cursor, limit, ops_budget, &done);
+            handled = done ? 1 : limit; /* `limit`: more to do, the duty runs again at once */
         } else if (g.state == DEPS_GRAPH_DISCARDING ||
                    (g.state == DEPS_GRAPH_STAGED &&
                     g.created_ms + DEPS_STAGE_TTL_MS <= env->now_ms)) {
-            rc = deps_graph_discard(t, env, gid, limit - handled, &done);
-            handled += limit - handled;
+            rc = deps_graph_discard(t, env, gid, limit, ops_budget, &done);
+            handled = done ? 1 : limit;
         } else if (g.state == DEPS_GRAPH_ACTIVE) {
             rc = mark_unfinished(t, gid, 0);
         }

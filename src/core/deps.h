@@ -70,16 +70,19 @@ int deps_graph_create(kv_txn *t, const job_env *env, uint64_t graph, size_t n_jo
 int deps_graph_member(kv_txn *t, uint64_t graph, uint64_t id, const char *name);
 /* Flips a staged graph to releasing: AJ_ESTATE when it is no longer staged (the sweep took it). */
 int deps_graph_activate(kv_txn *t, const job_env *env, uint64_t graph);
-/* Releases up to `limit` members after id `*cursor` whose dependencies are all satisfied;
- * advances *cursor; *out_done is 1 when every member was visited (the graph is then active). */
+/* Releases members after id `*cursor` whose dependencies are all satisfied: at most `limit`,
+ * stopping once the transaction holds `ops_budget` writes; advances *cursor (also stored for
+ * the sweep); *out_done is 1 when every member was visited (the graph is then active). */
 int deps_graph_release(kv_txn *t, const job_env *env, uint64_t graph, uint64_t *cursor,
-                       size_t limit, int *out_done);
-/* Deletes up to `limit` members (jobs and edges) of a graph that was never activated; *out_done
- * is 1 when nothing is left (the graph record is then gone too). */
-int deps_graph_discard(kv_txn *t, const job_env *env, uint64_t graph, size_t limit, int *out_done);
+                       size_t limit, size_t ops_budget, int *out_done);
+/* Deletes members (jobs and edges) of a graph that was never activated, within the same
+ * bounds; *out_done is 1 when nothing is left (the graph record is then gone too). */
+int deps_graph_discard(kv_txn *t, const job_env *env, uint64_t graph, size_t limit,
+                       size_t ops_budget, int *out_done);
 /* The periodic duty: finishes releases interrupted by a crash and discards staged graphs older
- * than DEPS_STAGE_TTL_MS; handles at most `limit` jobs. */
-int deps_sweep(kv_txn *t, const job_env *env, size_t limit, size_t *out_n);
+ * than DEPS_STAGE_TTL_MS, one batch of one graph per call (bounds as above); *out_n is 0 when
+ * there was nothing to do, `limit` when the graph has more (call again), else 1. */
+int deps_sweep(kv_txn *t, const job_env *env, size_t limit, size_t ops_budget, size_t *out_n);
 
 /* A job's dependency view (NULL name / empty lists for a job without dependencies). The
  * returned node owns its arrays (free with aj_dag_nodes_free(node, 1)). AJ_ENOTFOUND when

@@ -66,6 +66,7 @@ typedef struct dag_ctx {
     uint32_t *depth;   /* per job, including existing dependencies */
     uint64_t cursor;
     int done;
+    size_t ops_budget; /* writes one transaction may hold (half the backend's limit) */
 } dag_ctx;
 
 static int dag_batch_txn(kv_txn *t, const job_env *env, void *ud) {
@@ -115,7 +116,8 @@ static int dag_activate_txn(kv_txn *t, const job_env *env, void *ud) {
 static int dag_release_txn(kv_txn *t, const job_env *env, void *ud) {
     dag_ctx *c = ud;
     uint64_t cursor = c->cursor;
-    int rc = deps_graph_release(t, env, c->graph, &cursor, DAG_RELEASE_BATCH, &c->done);
+    int rc =
+        deps_graph_release(t, env, c->graph, &cursor, DAG_RELEASE_BATCH, c->ops_budget, &c->done);
     if (rc == 0) {
         c->cursor = cursor;
     }
@@ -124,7 +126,7 @@ static int dag_release_txn(kv_txn *t, const job_env *env, void *ud) {
 
 static int dag_discard_txn(kv_txn *t, const job_env *env, void *ud) {
     dag_ctx *c = ud;
-    return deps_graph_discard(t, env, c->graph, DAG_DISCARD_BATCH, &c->done);
+    return deps_graph_discard(t, env, c->graph, DAG_DISCARD_BATCH, c->ops_budget, &c->done);
 }
 
 /* Existing dependencies must exist; depths through them must stay within the limit. */
@@ -242,6 +244,7 @@ int aj_dag_submit(aj_engine *e, const aj_dag_job *jobs, size_t n, uint64_t *out_
     /* Batches by the backend's limits, with half of each kept as margin. */
     const kv_limits *lim = kv_store_limits(e->kv);
     size_t ops_budget = lim->max_txn_ops / 2, bytes_budget = lim->max_txn_bytes / 2;
+    c.ops_budget = ops_budget;
     size_t *cut = aj__calloc(n + 1, sizeof *cut);
     size_t n_cuts = 0;
     if (cut == NULL) {

@@ -254,6 +254,34 @@ static void test_big_graph_batched_order(void **state) {
     assert_int_equal(keys_of(f, KEY_DEPS_REV), keys_of(f, KEY_DEPS) - BIG_N + 900);
 }
 
+/* A batched graph with more jobs that have nothing to wait on than one release transaction
+ * takes: every one of them is released after the activation. */
+static void test_batched_release_of_many_roots(void **state) {
+    fixture *f = *state;
+    kv_limits lim = {0, 0, 300, (size_t)1 << 20};
+    kv_lower_limits(f->kv, &lim);
+    enum { N = 2500 };
+    static char names[N][16];
+    static aj_dag_job jobs[N];
+    static const char *after = "r0";
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "r%d", i);
+        memset(&jobs[i], 0, sizeof jobs[i]);
+        aj_job_spec_init(&jobs[i].spec);
+        jobs[i].spec.type = "t";
+        jobs[i].name = names[i];
+    }
+    jobs[N - 1].after_names = &after; /* one job that waits */
+    jobs[N - 1].n_after_names = 1;
+    static uint64_t ids[N];
+    assert_int_equal(aj_dag_submit(f->e, jobs, N, ids), 0);
+    aj_stats st;
+    assert_int_equal(aj_stats_get(f->e, &st), 0);
+    assert_int_equal(st.jobs[AJ_STATE_READY], N - 1);
+    assert_int_equal(st.jobs[AJ_STATE_SCHEDULED], 1);
+    assert_int_equal(keys_of(f, KEY_DEPS_REV), 2); /* the edge and its marker; no sweep work */
+}
+
 static void test_batched_all_or_nothing(void **state) {
     fixture *f = *state;
     kv_limits lim = {0, 0, 200, (size_t)1 << 20};
@@ -563,6 +591,52 @@ static void test_attach_races_completion(void **state) {
     (void)other;
 }
 
+/* What a submitter that died right after the activation commit leaves: an activated graph
+ * whose members are still held. The sweep releases them, in several transactions (the limit
+ * is lowered) that resume where the last one stopped. */
+static void test_interrupted_release_is_swept(void **state) {
+    fixture *f = *state;
+    kv_limits lim = {0, 0, 200, (size_t)1 << 20};
+    kv_lower_limits(f->kv, &lim);
+    enum { N = 600, PER_TXN = 20 };
+    job_env env;
+    eng_env(f->e, &env, NULL);
+    uint64_t first = 0;
+    assert_int_equal(eng_ids(f->e, N + 1, &first), 0);
+    aj_job_spec s;
+    aj_job_spec_init(&s);
+    s.type = "t";
+    for (int b = 0; b < N / PER_TXN; b++) {
+        kv_txn *t = NULL;
+        assert_int_equal(kv_begin(f->kv, &t), 0);
+        if (b == 0) {
+            assert_int_equal(deps_graph_create(t, &env, first, N, 1), 0);
+        }
+        for (int i = b * PER_TXN; i < (b + 1) * PER_TXN; i++) {
+            uint64_t id = first + 1 + (uint64_t)i, out = 0;
+            int created = 0;
+            assert_int_equal(job_submit(t, &env, &s, id, &out, &created), 0);
+            assert_int_equal(deps_graph_member(t, first, id, "m"), 0);
+            assert_int_equal(deps_attach(t, &env, id, AJ_DEP_CASCADE, NULL, 0, first, 1), 0);
+        }
+        assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+    }
+    kv_txn *t = NULL;
+    assert_int_equal(kv_begin(f->kv, &t), 0);
+    assert_int_equal(deps_graph_activate(t, &env, first), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+    aj_stats st;
+    assert_int_equal(aj_stats_get(f->e, &st), 0);
+    assert_int_equal(st.jobs[AJ_STATE_SCHEDULED], N);
+    int trc = aj_engine_tick(f->e);
+    if (trc != 0) {
+        fail_msg("tick: %s", aj_errmsg());
+    }
+    assert_int_equal(aj_stats_get(f->e, &st), 0);
+    assert_int_equal(st.jobs[AJ_STATE_READY], N);
+    assert_int_equal(keys_of(f, KEY_DEPS_REV), 0); /* nothing left for the sweep */
+}
+
 static void test_collect_and_purge(void **state) {
     fixture *f = *state;
     uint64_t a = submit_after(f, NULL, 0, AJ_DEP_CASCADE);
@@ -657,6 +731,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_diamond_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_graph_batched_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batched_release_of_many_roots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batched_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cascade_transitive_and_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letter_and_cancel_cascade, setup, teardown),
@@ -665,6 +740,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abandoned_stage_is_swept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attach_races_completion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interrupted_release_is_swept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collect_and_purge, setup, teardown),
         cmocka_unit_test(test_parse),
     };
