@@ -58,6 +58,8 @@ chain() {
         ($_ ? ",\"after\":[\"s" . ($_ - 1) . "\"]" : "") . "}" } 0 .. $ARGV[0] - 1), "]}"' "$1"
 }
 bad_dag 2 "job 's100' is at depth 101" "$(chain 101)"
+perl -e 'print "{\"jobs\":[", join(",", map { "{\"name\":\"j$_\",\"type\":\"echo\"}" } 0 .. 100000), "]}"' >"$T/too_many.json"
+expect_error 2 "graph has 100001 jobs, over the limit of 100000" aj dag submit "$T/too_many.json"
 expect_error 2 "cannot read" aj dag submit "$T/missing.json"
 expect_error 2 "missing FILE.json" aj dag submit
 expect_eq "$before" "$(state_counts)" "nothing stored by bad input"
