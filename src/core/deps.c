@@ -8,6 +8,7 @@
  */
 #include "core/deps.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -665,6 +666,141 @@ int deps_sweep(kv_txn *t, const job_env *env, size_t limit, size_t ops_budget, s
     aj__free(graphs.v);
     if (rc == 0) {
         *out_n = handled;
+    }
+    return rc;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Consistency check                                                                         */
+
+typedef struct dcheck {
+    kv_txn *t;
+    void (*report)(void *ud, const char *line);
+    void *ud;
+    uint64_t records, problems;
+    uint64_t cur;          /* the job whose header was seen last */
+    uint32_t cur_pending;  /* its pending count */
+    uint32_t seen_pending; /* pending edges seen after it */
+    int have_cur;
+    int rc;
+} dcheck;
+
+static void dproblem(dcheck *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void dproblem(dcheck *c, const char *fmt, ...) {
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    c->problems++;
+    if (c->report != NULL) {
+        c->report(c->ud, line);
+    }
+}
+
+static void dcheck_close(dcheck *c) {
+    if (c->have_cur && c->cur_pending != c->seen_pending) {
+        dproblem(c, "job %llu: its dependency header counts %u pending, its edges %u",
+                 (unsigned long long)c->cur, c->cur_pending, c->seen_pending);
+    }
+    c->have_cur = 0;
+}
+
+static int dcheck_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                     uint64_t version) {
+    (void)version;
+    dcheck *c = ud;
+    uint64_t id = klen >= 9 ? aj_get_u64be(key + 1) : 0;
+    if (klen == 9) {
+        dcheck_close(c);
+        c->records++;
+        deps_hdr h;
+        if (deps_read_hdr(c->t, id, &h) != 0) {
+            dproblem(c, "job %llu: its dependency header cannot be read", (unsigned long long)id);
+            return 0;
+        }
+        c->cur = id;
+        c->cur_pending = h.pending;
+        c->seen_pending = 0;
+        c->have_cur = 1;
+        return 0;
+    }
+    if (klen != 17 || vlen != 1) {
+        dproblem(c, "a dependency entry is malformed");
+        return 0;
+    }
+    uint64_t dep = aj_get_u64be(key + 9);
+    if (!c->have_cur || c->cur != id) {
+        dproblem(c, "job %llu: an edge to %llu without a dependency header", (unsigned long long)id,
+                 (unsigned long long)dep);
+    } else if (val[0] == DEPS_EDGE_PENDING) {
+        c->seen_pending++;
+    }
+    akey k;
+    key_pair(&k, KEY_DEPS_REV, dep, id, 1);
+    const uint8_t *v;
+    size_t n;
+    int rc = kv_get(c->t, k.b, k.n, &v, &n);
+    if (rc == AJ_ENOTFOUND) {
+        /* A dependency that was collected keeps no reverse edge: only a live one must. */
+        job_rec r;
+        if (job_read(c->t, dep, &r) == 0) {
+            dproblem(c, "job %llu waits on %llu, but the reverse edge is missing",
+                     (unsigned long long)id, (unsigned long long)dep);
+        }
+    } else if (rc != 0) {
+        c->rc = rc;
+        return 1;
+    }
+    return 0;
+}
+
+/* Every held job has a header with something pending, or belongs to a staged graph. */
+static int dcheck_held_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
+                          size_t vlen, uint64_t version) {
+    (void)val;
+    (void)vlen;
+    (void)version;
+    dcheck *c = ud;
+    if (klen != 17) {
+        return 0;
+    }
+    uint64_t id = aj_get_u64be(key + 9);
+    deps_hdr h;
+    int released = 1;
+    if (deps_read_hdr(c->t, id, &h) != 0) {
+        dproblem(c, "job %llu waits on dependencies but has no dependency header",
+                 (unsigned long long)id);
+    } else if (h.pending == 0 && (graph_released(c->t, h.graph, &released) != 0 || released)) {
+        dproblem(c, "job %llu waits on dependencies that are all satisfied",
+                 (unsigned long long)id);
+    }
+    return 0;
+}
+
+int deps_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
+               uint64_t *out_records, uint64_t *out_problems) {
+    dcheck c;
+    memset(&c, 0, sizeof c);
+    c.t = t;
+    c.report = report;
+    c.ud = ud;
+    akey k, end;
+    key_prefix(&k, KEY_DEPS);
+    int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, dcheck_cb, &c);
+    dcheck_close(&c);
+    if (rc == 0 && c.rc == 0) {
+        key_time_id(&k, KEY_DELAYED, AJ_RUN_AT_DEPS, 0);
+        key_prefix(&end, KEY_DELAYED + 1);
+        rc = kv_scan(t, k.b, k.n, end.b, end.n, 0, 0, dcheck_held_cb, &c);
+    }
+    if (rc == 0) {
+        rc = c.rc;
+    }
+    if (rc == 0) {
+        *out_records += c.records;
+        *out_problems += c.problems;
     }
     return rc;
 }

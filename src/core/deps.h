@@ -84,6 +84,11 @@ int deps_graph_discard(kv_txn *t, const job_env *env, uint64_t graph, size_t lim
  * there was nothing to do, `limit` when the graph has more (call again), else 1. */
 int deps_sweep(kv_txn *t, const job_env *env, size_t limit, size_t ops_budget, size_t *out_n);
 
+/* Verifies the invariants above (pending counts against edges, reverse edges, held jobs);
+ * adds the headers checked and the problems found (each described through `report`). */
+int deps_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
+               uint64_t *out_records, uint64_t *out_problems);
+
 /* A job's dependency view (NULL name / empty lists for a job without dependencies). The
  * returned node owns its arrays (free with aj_dag_nodes_free(node, 1)). AJ_ENOTFOUND when
  * neither the job nor any edge naming it exists. */

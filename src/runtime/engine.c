@@ -856,6 +856,9 @@ static int check_txn(kv_txn *t, const job_env *env, void *ud) {
     if (rc == 0) {
         rc = sched_check(t, c->report, c->ud, &c->records, &c->problems);
     }
+    if (rc == 0) {
+        rc = deps_check(t, c->report, c->ud, &c->records, &c->problems);
+    }
     return rc != 0 ? rc : ENG_READ_ONLY;
 }
 

@@ -666,6 +666,44 @@ static void test_collect_and_purge(void **state) {
     assert_int_equal(state_of(f, w), AJ_STATE_DEAD);
 }
 
+/* `aj check` covers the dependency records: a pending count that disagrees with the edges, and
+ * a missing reverse edge, are each reported. */
+static void test_check_finds_damage(void **state) {
+    fixture *f = *state;
+    uint64_t a = submit_after(f, NULL, 0, AJ_DEP_CASCADE);
+    uint64_t b = submit_after(f, &a, 1, AJ_DEP_CASCADE);
+    uint64_t records = 0;
+    assert_int_equal(aj_check(f->e, NULL, NULL, &records), 0);
+    kv_txn *t = NULL;
+    assert_int_equal(kv_begin(f->kv, &t), 0);
+    uint8_t rev[17];
+    rev[0] = KEY_DEPS_REV;
+    aj_put_u64be(rev + 1, a);
+    aj_put_u64be(rev + 9, b);
+    assert_int_equal(kv_del(t, rev, sizeof rev), 0);
+    deps_hdr h;
+    assert_int_equal(deps_read_hdr(t, b, &h), 0);
+    assert_int_equal(h.pending, 1);
+    uint8_t hk[9];
+    hk[0] = KEY_DEPS;
+    aj_put_u64be(hk + 1, b);
+    const uint8_t *v = NULL;
+    size_t n = 0;
+    assert_int_equal(kv_get(t, hk, sizeof hk, &v, &n), 0);
+    uint8_t damaged[64];
+    memcpy(damaged, v, n);
+    aj_put_u32be(damaged + 2, 0); /* pending 0 while the edge is pending */
+    assert_int_equal(kv_put(t, hk, sizeof hk, damaged, n), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+    assert_int_equal(aj_check(f->e, NULL, NULL, &records), AJ_ECORRUPT);
+    /* Undo, so the teardown's check passes. */
+    assert_int_equal(kv_begin(f->kv, &t), 0);
+    assert_int_equal(kv_put(t, rev, sizeof rev, "", 0), 0);
+    aj_put_u32be(damaged + 2, 1);
+    assert_int_equal(kv_put(t, hk, sizeof hk, damaged, n), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+}
+
 static void test_parse(void **state) {
     (void)state;
     aj_dag *d = NULL;
@@ -742,6 +780,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_attach_races_completion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_release_is_swept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collect_and_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_finds_damage, setup, teardown),
         cmocka_unit_test(test_parse),
     };
     return cmocka_run_group_tests_name("deps", tests, NULL, NULL);
