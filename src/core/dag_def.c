@@ -56,10 +56,35 @@ void aj_dag_free(aj_dag *dag) {
     aj__free(dag);
 }
 
+/* Bytes of a name or value quoted in a message. */
+#define DAG_SHOWN_MAX 60
+
+/* Up to DAG_SHOWN_MAX bytes of s for a one-line message: control bytes become '?'. */
+static const char *shown(const char *s, char buf[DAG_SHOWN_MAX + 1]) {
+    size_t i = 0;
+    for (; s != NULL && s[i] != '\0' && i < DAG_SHOWN_MAX; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        buf[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+/* 1 when a name holds a control byte (it could not be shown on one line). */
+static int has_control(const char *s) {
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* "job 3 ('a')" or "job 3" before the name is known. */
 static void job_where(char *buf, size_t size, size_t i, const char *name) {
     if (name != NULL) {
-        snprintf(buf, size, "job %zu ('%.60s')", i + 1, name);
+        char b[DAG_SHOWN_MAX + 1];
+        snprintf(buf, size, "job %zu ('%s')", i + 1, shown(name, b));
     } else {
         snprintf(buf, size, "job %zu", i + 1);
     }
@@ -80,8 +105,9 @@ static int duration_field(const char *where, const char *field, json_t *v, int64
     const char *s = NULL;
     int rc = str_field(where, field, v, &s);
     if (rc == 0 && aj_duration_parse(s, out) != 0) {
-        rc = aj__err(AJ_EINVAL, "%s: \"%s\" is not a duration like 30s or 1h30m: '%.60s'", where,
-                     field, s);
+        char b[DAG_SHOWN_MAX + 1];
+        rc = aj__err(AJ_EINVAL, "%s: \"%s\" is not a duration like 30s or 1h30m: '%s'", where,
+                     field, shown(s, b));
     }
     return rc;
 }
@@ -172,6 +198,9 @@ static int parse_job(size_t i, json_t *o, dag_store *st, aj_dag_job *j) {
     if (nlen == 0 || nlen > AJ_DAG_NAME_MAX) {
         return aj__err(AJ_EINVAL, "%s: \"name\" must be 1 to %d bytes", where, AJ_DAG_NAME_MAX);
     }
+    if (has_control(j->name)) {
+        return aj__err(AJ_EINVAL, "%s: \"name\" may not hold control characters", where);
+    }
     job_where(where, sizeof where, i, j->name);
     json_t *run = json_object_get(o, "run");
     json_t *type = json_object_get(o, "type");
@@ -187,6 +216,7 @@ static int parse_job(size_t i, json_t *o, dag_store *st, aj_dag_job *j) {
     json_t *v = NULL;
     json_object_foreach(o, key, v) {
         uint64_t u = 0;
+        char b[DAG_SHOWN_MAX + 1];
         rc = 0;
         if (strcmp(key, "name") == 0) {
             continue;
@@ -252,11 +282,11 @@ static int parse_job(size_t i, json_t *o, dag_store *st, aj_dag_job *j) {
             rc = str_field(where, key, v, &s);
             if (rc == 0 && aj_dep_policy_parse(s, &j->spec.on_dep_failure) != 0) {
                 rc = aj__err(AJ_EINVAL,
-                             "%s: \"on_dep_failure\" must be cascade, ignore or wait, not '%.40s'",
-                             where, s);
+                             "%s: \"on_dep_failure\" must be cascade, ignore or wait, not '%s'",
+                             where, shown(s, b));
             }
         } else {
-            rc = aj__err(AJ_EINVAL, "%s: unknown field \"%.60s\"", where, key);
+            rc = aj__err(AJ_EINVAL, "%s: unknown field \"%s\"", where, shown(key, b));
         }
         if (rc != 0) {
             return rc;
@@ -264,8 +294,9 @@ static int parse_job(size_t i, json_t *o, dag_store *st, aj_dag_job *j) {
     }
     if (run != NULL) {
         if (j->spec.type != NULL && strcmp(j->spec.type, "shell") != 0) {
-            return aj__err(AJ_EINVAL, "%s: \"run\" makes a shell job, but \"type\" is '%.60s'",
-                           where, j->spec.type);
+            char tb[DAG_SHOWN_MAX + 1];
+            return aj__err(AJ_EINVAL, "%s: \"run\" makes a shell job, but \"type\" is '%s'", where,
+                           shown(j->spec.type, tb));
         }
         j->spec.type = "shell";
     }
@@ -320,7 +351,8 @@ int aj_dag_parse(const char *text, size_t len, aj_dag **out) {
                 extra = key;
             }
         }
-        rc = extra ? aj__err(AJ_EINVAL, "graph definition: unknown field \"%.60s\"", extra)
+        char b[DAG_SHOWN_MAX + 1];
+        rc = extra ? aj__err(AJ_EINVAL, "graph definition: unknown field \"%s\"", shown(extra, b))
                    : aj__err(AJ_EINVAL, "graph definition has no \"jobs\"");
     } else if (!json_is_array(jobs) || json_array_size(jobs) == 0) {
         rc = aj__err(AJ_EINVAL, "graph definition: \"jobs\" must be a non-empty array");
@@ -425,6 +457,7 @@ static int cycle_error(const aj_dag_job *jobs, size_t n, const dag_plan *p, cons
 }
 
 int dag_plan_make(const aj_dag_job *jobs, size_t n, dag_plan *out) {
+    char b[DAG_SHOWN_MAX + 1], b2[DAG_SHOWN_MAX + 1];
     memset(out, 0, sizeof *out);
     if (n == 0) {
         return aj__err(AJ_EINVAL, "a graph needs at least one job");
@@ -457,15 +490,16 @@ int dag_plan_make(const aj_dag_job *jobs, size_t n, dag_plan *out) {
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (jobs[i].name == NULL || jobs[i].name[0] == '\0' ||
-            strlen(jobs[i].name) > AJ_DAG_NAME_MAX) {
-            rc =
-                aj__err(AJ_EINVAL, "job %zu: a name must be 1 to %d bytes", i + 1, AJ_DAG_NAME_MAX);
+            strlen(jobs[i].name) > AJ_DAG_NAME_MAX || has_control(jobs[i].name)) {
+            rc = aj__err(AJ_EINVAL,
+                         "job %zu: a name must be 1 to %d bytes, without control characters", i + 1,
+                         AJ_DAG_NAME_MAX);
             break;
         }
         size_t *s = name_find(&m, jobs, jobs[i].name);
         if (*s != 0) {
-            rc = aj__err(AJ_EINVAL, "duplicate job name '%.60s' (jobs %zu and %zu)", jobs[i].name,
-                         *s, i + 1);
+            rc = aj__err(AJ_EINVAL, "duplicate job name '%s' (jobs %zu and %zu)",
+                         shown(jobs[i].name, b), *s, i + 1);
             break;
         }
         *s = i + 1;
@@ -478,13 +512,13 @@ int dag_plan_make(const aj_dag_job *jobs, size_t n, dag_plan *out) {
             const char *pn = jobs[i].after_names[a];
             size_t *s = pn ? name_find(&m, jobs, pn) : NULL;
             if (s == NULL || *s == 0) {
-                rc = aj__err(AJ_EINVAL, "job '%.60s' waits on unknown job '%.60s'", jobs[i].name,
-                             pn ? pn : "(null)");
+                rc = aj__err(AJ_EINVAL, "job '%s' waits on unknown job '%s'",
+                             shown(jobs[i].name, b), pn ? shown(pn, b2) : "(null)");
                 break;
             }
             size_t pi = *s - 1;
             if (pi == i) {
-                rc = aj__err(AJ_EINVAL, "job '%.60s' depends on itself", jobs[i].name);
+                rc = aj__err(AJ_EINVAL, "job '%s' depends on itself", shown(jobs[i].name, b));
                 break;
             }
             int dup = 0;
@@ -550,7 +584,7 @@ int dag_plan_make(const aj_dag_job *jobs, size_t n, dag_plan *out) {
     for (size_t i = 0; i < n; i++) {
         if (p->depth[i] > AJ_DEPS_DEPTH_MAX) {
             rc = aj__err(AJ_EINVAL,
-                         "job '%.60s' is at depth %u: a dependency path of %u jobs ends at it, "
+                         "job '%s' is at depth %u: a dependency path of %u jobs ends at it, "
                          "over the limit of %d",
                          jobs[i].name, p->depth[i], p->depth[i], AJ_DEPS_DEPTH_MAX);
             break;
