@@ -251,7 +251,7 @@ static int scan_ids(kv_txn *t, uint8_t kind, uint64_t first, uint64_t after, siz
 }
 
 int deps_depth(kv_txn *t, uint64_t id, uint32_t *out) {
-    deps_hdr h;
+    deps_hdr h = {AJ_DEP_CASCADE, 0, 0, 0, 0};
     int rc = deps_read_hdr(t, id, &h);
     if (rc == 0) {
         *out = h.depth;
@@ -391,7 +391,7 @@ int deps_on_finished(kv_txn *t, const job_env *env, const job_rec *job) {
     for (size_t i = 0; i < kids.n && rc == 0; i++) {
         uint64_t c = kids.v[i];
         uint8_t edge;
-        deps_hdr h;
+        deps_hdr h = {AJ_DEP_CASCADE, 0, 0, 0, 0};
         rc = get_edge(t, c, job->id, &edge);
         if (rc == AJ_ENOTFOUND) {
             rc = 0;
@@ -429,7 +429,7 @@ int deps_on_finished(kv_txn *t, const job_env *env, const job_rec *job) {
 }
 
 int deps_on_redriven(kv_txn *t, const job_env *env, const job_rec *job) {
-    deps_hdr h;
+    deps_hdr h = {AJ_DEP_CASCADE, 0, 0, 0, 0};
     int rc = deps_read_hdr(t, job->id, &h);
     if (rc == AJ_ENOTFOUND) {
         return 0;
@@ -448,7 +448,7 @@ int deps_on_redriven(kv_txn *t, const job_env *env, const job_rec *job) {
 }
 
 int deps_forget(kv_txn *t, const job_env *env, uint64_t id) {
-    deps_hdr h;
+    deps_hdr h = {AJ_DEP_CASCADE, 0, 0, 0, 0};
     int rc = deps_read_hdr(t, id, &h);
     int has_hdr = rc == 0;
     if (rc != 0 && rc != AJ_ENOTFOUND) {
@@ -549,7 +549,7 @@ int deps_graph_release(kv_txn *t, const job_env *env, uint64_t graph, uint64_t *
     int rc = scan_ids(t, KEY_GRAPH, graph, *cursor, limit, &l);
     size_t i = 0;
     for (; i < l.n && rc == 0 && kv_txn_ops(t) < ops_budget; i++) {
-        deps_hdr h;
+        deps_hdr h = {AJ_DEP_CASCADE, 0, 0, 0, 0};
         rc = deps_read_hdr(t, l.v[i], &h);
         if (rc == AJ_ENOTFOUND) {
             rc = 0;
@@ -715,7 +715,7 @@ static int dcheck_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *v
     if (klen == 9) {
         dcheck_close(c);
         c->records++;
-        deps_hdr h;
+        deps_hdr h = {AJ_DEP_CASCADE, 0, 0, 0, 0};
         if (deps_read_hdr(c->t, id, &h) != 0) {
             dproblem(c, "job %llu: its dependency header cannot be read", (unsigned long long)id);
             return 0;
@@ -767,7 +767,7 @@ static int dcheck_held_cb(void *ud, const uint8_t *key, size_t klen, const uint8
         return 0;
     }
     uint64_t id = aj_get_u64be(key + 9);
-    deps_hdr h;
+    deps_hdr h = {AJ_DEP_CASCADE, 0, 0, 0, 0};
     int released = 1;
     if (deps_read_hdr(c->t, id, &h) != 0) {
         dproblem(c, "job %llu waits on dependencies but has no dependency header",
@@ -819,7 +819,7 @@ int deps_graph_ids(kv_txn *t, uint64_t graph, uint64_t **out, size_t *n) {
 }
 
 uint64_t deps_node_graph(kv_txn *t, uint64_t id) {
-    deps_hdr h;
+    deps_hdr h = {AJ_DEP_CASCADE, 0, 0, 0, 0};
     return deps_read_hdr(t, id, &h) == 0 ? h.graph : 0;
 }
 
@@ -833,7 +833,7 @@ int deps_node(kv_txn *t, uint64_t id, aj_dag_node *out) {
     } else if (rc != AJ_ENOTFOUND) {
         return rc;
     }
-    deps_hdr h;
+    deps_hdr h = {AJ_DEP_CASCADE, 0, 0, 0, 0};
     int has_hdr = 0;
     rc = deps_read_hdr(t, id, &h);
     if (rc == 0) {
