@@ -325,6 +325,9 @@ int aj_dag_parse(const char *text, size_t len, aj_dag **out) {
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
+        for (char *c = jerr.text; *c; c++) { /* it may quote the input: keep one line */
+            *c = (unsigned char)*c < 0x20 || *c == 0x7f ? '?' : *c;
+        }
         return aj__err(AJ_EINVAL, "graph definition is not valid JSON: line %d, column %d: %s",
                        jerr.line, jerr.column, jerr.text);
     }
