@@ -79,6 +79,12 @@ int cli_list_pages(cli *c, const aj_job_filter *filter, size_t limit, cli_visit_
 
 /* The commands. argv holds the arguments after the command words, global flags included. */
 int cmd_submit(cli *c, int argc, char **argv);
+int cmd_dag_submit(cli *c, int argc, char **argv);
+int cmd_dag_show(cli *c, int argc, char **argv);
+/* The dependency lines of `aj job show` (cmd_dag.c): printed after the job's own lines, or a
+ * JSON object's text (malloc'd; NULL on failure) whose members join the job's object. */
+void dag_job_lines(aj_engine *e, uint64_t id);
+char *dag_job_json(aj_engine *e, uint64_t id);
 int cmd_worker(cli *c, int argc, char **argv);
 int cmd_job_show(cli *c, int argc, char **argv);
 int cmd_job_wait(cli *c, int argc, char **argv);

@@ -28,7 +28,10 @@ static const char show_help[] =
     "error, dead_reason, created_at, run_at, started_at, finished_at, updated_at, dead_at,\n"
     "lease_expires_at, epoch, worker, redrives, idempotency_key and metadata. A payload, result\n"
     "or metadata that is valid JSON is embedded as that JSON (compact), otherwise as a string;\n"
-    "times are RFC 3339 UTC, or null.\n"
+    "times are RFC 3339 UTC, or null. Dependencies: `waits on:` lines (id and state) and\n"
+    "`waited on by:` lines; in JSON \"after\" ([{\"id\",\"state\"}]), \"waited_by\" (ids),\n"
+    "\"on_dep_failure\" and \"deps_pending\". A job waiting on dependencies is scheduled with\n"
+    "run_at null (\"after its dependencies\").\n"
     "\n"
     "ID is the positive decimal id that `aj submit` printed.\n"
     "\n"
@@ -151,9 +154,20 @@ int cmd_job_show(cli *c, int argc, char **argv) {
         rc = arc != 0 ? cli_job_error(arc, id, "read") : 0;
     }
     if (rc == 0 && c->json) {
-        rc = out_job_print(job);
+        /* The job's object, with the dependency fields spliced in before its closing brace. */
+        char *text = out_job_text(job);
+        char *deps = dag_job_json(c->engine, id);
+        size_t tl = text ? strlen(text) : 0;
+        if (text == NULL || deps == NULL || tl < 2 || strlen(deps) < 2) {
+            rc = cli_error(CLI_EXIT_ERROR, "out of memory");
+        } else if (printf("%.*s,%s\n", (int)(tl - 1), text, deps + 1) < 0) {
+            rc = cli_error(CLI_EXIT_ERROR, "cannot write to stdout");
+        }
+        free(text);
+        free(deps);
     } else if (rc == 0) {
         out_job_human(job);
+        dag_job_lines(c->engine, id);
     }
     aj_job_free(job);
     args_free(&r);

@@ -75,6 +75,12 @@ static const char submit_help[] =
     "                         nodes may take it once it has been ready for --prefer-wait\n"
     "  --prefer-wait DUR      with --prefer-node: how long others wait (default: 30s)\n"
     "  --avoid-node N         never a worker on node N\n"
+    "  --after ID[,ID...]     wait until these jobs have completed (the job stays scheduled\n"
+    "                         until then); at most 10000 ids, a path of at most 100 jobs\n"
+    "  --on-dep-failure P     when a job it waits on is dead-lettered or cancelled: cascade\n"
+    "                         (default: this job becomes dead, reason dependency_failed, and so\n"
+    "                         do the jobs waiting on it), ignore (count it as satisfied) or wait\n"
+    "                         (until it is redriven and completes)\n"
     "  --wait                 after submitting, wait until the job finishes; exit 0 only if it\n"
     "                         completed, else 4 with the reason\n"
     "  --db URL, --json       see 'aj --help'\n"
@@ -499,6 +505,45 @@ static int submit_lines(cli *c, const submit_args *a, const aj_job_spec *proto) 
     return rc;
 }
 
+/* Parses `--after ID[,ID...]` into *out (malloc'd, owned by the caller). */
+static int parse_after(const char *text, uint64_t **out, size_t *out_n) {
+    size_t n = 1;
+    for (const char *p = text; *p; p++) {
+        n += *p == ',';
+    }
+    if (n > AJ_DEPS_MAX) {
+        return cli_error(CLI_EXIT_USAGE, "--after names %zu jobs, over the limit of %d", n,
+                         AJ_DEPS_MAX);
+    }
+    uint64_t *ids = calloc(n, sizeof *ids);
+    if (ids == NULL) {
+        return cli_error(CLI_EXIT_ERROR, "out of memory");
+    }
+    const char *p = text;
+    for (size_t i = 0; i < n; i++) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char item[32];
+        int ok = len > 0 && len < sizeof item;
+        if (ok) {
+            memcpy(item, p, len);
+            item[len] = '\0';
+            ok = cli_parse_uint(NULL, item, 1, UINT64_MAX, &ids[i]) == 0;
+        }
+        if (!ok) {
+            free(ids);
+            return cli_error(CLI_EXIT_USAGE,
+                             "--after '%s': item %zu is not a job id (a positive decimal "
+                             "integer); give ID[,ID...]",
+                             text, i + 1);
+        }
+        p = end ? end + 1 : p + len;
+    }
+    *out = ids;
+    *out_n = n;
+    return CLI_EXIT_OK;
+}
+
 /* Picks the one payload source given and loads it into *payload (owned by the caller). */
 static int load_payload(const submit_args *a, const arg_result *r, char **payload, size_t *len) {
     if (a->payload != NULL) {
@@ -563,6 +608,9 @@ static int choose_type(const char *cmd, const submit_args *a, const arg_result *
 int cmd_submit(cli *c, int argc, char **argv) {
     submit_args a;
     memset(&a, 0, sizeof a);
+    const char *after_text = NULL;
+    const char *policy_text = NULL;
+    uint64_t *after = NULL;
     const arg_flag flags[] = {
         {"--queue", &a.queue, NULL},
         {"--type", &a.type, NULL},
@@ -583,6 +631,8 @@ int cmd_submit(cli *c, int argc, char **argv) {
         {"--prefer-wait", &a.prefer_wait, NULL},
         {"--avoid-node", &a.avoid_node, NULL},
         {"--wait", NULL, &a.wait},
+        {"--after", &after_text, NULL},
+        {"--on-dep-failure", &policy_text, NULL},
         {NULL, NULL, NULL},
     };
     const arg_spec spec_args = {"aj submit", submit_help, flags, NULL, 0, 0, 1};
@@ -600,6 +650,17 @@ int cmd_submit(cli *c, int argc, char **argv) {
     rc = choose_type("aj submit", &a, &r, &spec);
     if (rc == 0) {
         rc = spec_from_flags(&a, &spec);
+    }
+    if (rc == 0 && after_text != NULL) {
+        rc = parse_after(after_text, &after, &spec.n_after);
+        spec.after = after;
+    }
+    if (rc == 0 && policy_text != NULL) {
+        if (after_text == NULL) {
+            rc = args_usage_error("aj submit", "--on-dep-failure needs --after");
+        } else if (aj_dep_policy_parse(policy_text, &spec.on_dep_failure) != 0) {
+            rc = cli_bad_value("--on-dep-failure", policy_text, "cascade, ignore or wait");
+        }
     }
     if (rc == 0 && a.payload_lines != NULL) {
         rc = submit_lines(c, &a, &spec);
@@ -630,6 +691,7 @@ int cmd_submit(cli *c, int argc, char **argv) {
         rc = wait_all(c, &id, 1);
     }
 done:
+    free(after);
     free(payload);
     args_free(&r);
     return rc;

@@ -41,6 +41,7 @@ static const char top_help[] =
     "  workers   list registered workers: node, tags, last seen\n"
     "  queue     list queues; pause, resume and limit them (concurrency, rate)\n"
     "  job       show, wait for, list and cancel jobs\n"
+    "  dag       submit a graph of jobs with dependencies, show a job's graph\n"
     "  dlq       list, show, redrive, purge and export dead-lettered jobs\n"
     "  schedule  add, list, pause, trigger, backfill and preview schedules (cron, intervals)\n"
     "  stats     job counts per state and the engine's counters\n"
@@ -144,6 +145,25 @@ static const command schedule_cmds[] = {
     {"preview", cmd_schedule_preview, NULL, NULL},   {NULL, NULL, NULL, NULL},
 };
 
+static const char dag_help[] = "Usage: aj dag COMMAND [ARGS...]\n"
+                               "\n"
+                               "Graphs of jobs with dependencies (see also aj submit --after).\n"
+                               "\n"
+                               "Commands:\n"
+                               "  submit FILE.json   submit a graph, all or nothing\n"
+                               "  show JOBID         show the graph containing a job\n"
+                               "\n"
+                               "Run 'aj dag COMMAND --help' for details.\n"
+                               "\n"
+                               "Example:\n"
+                               "  aj dag submit pipeline.json && aj dag show 42\n";
+
+static const command dag_cmds[] = {
+    {"submit", cmd_dag_submit, NULL, NULL},
+    {"show", cmd_dag_show, NULL, NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
 static const command job_cmds[] = {
     {"show", cmd_job_show, NULL, NULL},
     {"wait", cmd_job_wait, NULL, NULL},
@@ -228,19 +248,13 @@ static const command queue_cmds[] = {
 };
 
 static const command top_cmds[] = {
-    {"wf", NULL, wf_cmds, wf_help},
-    {"submit", cmd_submit, NULL, NULL},
-    {"worker", cmd_worker, NULL, NULL},
-    {"job", NULL, job_cmds, job_help},
-    {"dlq", NULL, dlq_cmds, dlq_help},
-    {"schedule", NULL, schedule_cmds, schedule_help},
-    {"stats", cmd_stats, NULL, NULL},
-    {"backup", cmd_backup, NULL, NULL},
-    {"check", cmd_check, NULL, NULL},
-    {"demo", cmd_demo, NULL, NULL},
-    {"queue", NULL, queue_cmds, queue_help},
-    {"workers", cmd_workers, NULL, NULL},
-    {NULL, NULL, NULL, NULL},
+    {"wf", NULL, wf_cmds, wf_help},       {"submit", cmd_submit, NULL, NULL},
+    {"worker", cmd_worker, NULL, NULL},   {"job", NULL, job_cmds, job_help},
+    {"dlq", NULL, dlq_cmds, dlq_help},    {"schedule", NULL, schedule_cmds, schedule_help},
+    {"dag", NULL, dag_cmds, dag_help},    {"stats", cmd_stats, NULL, NULL},
+    {"backup", cmd_backup, NULL, NULL},   {"check", cmd_check, NULL, NULL},
+    {"demo", cmd_demo, NULL, NULL},       {"queue", NULL, queue_cmds, queue_help},
+    {"workers", cmd_workers, NULL, NULL}, {NULL, NULL, NULL, NULL},
 };
 
 /* Writes one error line: newlines in library messages must not split it. */

@@ -141,7 +141,10 @@ static json_t *job_scalars(const aj_job *j) {
     bad |= json_object_set_new(o, "dead_reason",
                                reason[0] != '\0' ? json_string(reason) : json_null());
     bad |= json_object_set_new(o, "created_at", out_time_json(j->created_ms));
-    bad |= json_object_set_new(o, "run_at", out_time_json(j->run_at_ms));
+    bad |= json_object_set_new(o, "run_at",
+                               j->run_at_ms == AJ_RUN_AT_DEPS
+                                   ? json_null() /* after its dependencies */
+                                   : out_time_json(j->run_at_ms));
     bad |= json_object_set_new(o, "started_at", out_time_json(j->started_ms));
     bad |= json_object_set_new(o, "finished_at", out_time_json(j->finished_ms));
     bad |= json_object_set_new(o, "updated_at", out_time_json(j->updated_ms));
@@ -252,7 +255,8 @@ void out_job_human(const aj_job *j) {
     aj_duration_format(j->lease_ms, buf, sizeof buf);
     kv("lease:", buf);
     kv("created:", out_time(j->created_ms, t, sizeof t));
-    kv("run at:", out_time(j->run_at_ms, t, sizeof t));
+    kv("run at:", j->run_at_ms == AJ_RUN_AT_DEPS ? "after its dependencies"
+                                                 : out_time(j->run_at_ms, t, sizeof t));
     kv("started:", out_time(j->started_ms, t, sizeof t));
     kv("finished:", out_time(j->finished_ms, t, sizeof t));
     if (j->state == AJ_STATE_RUNNING) {

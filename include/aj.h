@@ -284,6 +284,29 @@ typedef enum aj_dead_reason {
 const char *aj_dead_reason_name(aj_dead_reason r);
 int aj_dead_reason_parse(const char *text, aj_dead_reason *out);
 
+/* What a job does when one of its dependencies fails (is dead-lettered or cancelled). */
+typedef enum aj_dep_policy {
+    AJ_DEP_CASCADE = 0, /* default: the job becomes dead (dependency_failed), transitively */
+    AJ_DEP_IGNORE = 1,  /* the failed dependency counts as satisfied */
+    AJ_DEP_WAIT = 2,    /* keep waiting until the dependency is redriven and completes */
+} aj_dep_policy;
+
+/* "cascade", "ignore", "wait"; NULL for an unknown value. */
+const char *aj_dep_policy_name(aj_dep_policy p);
+/* Parses a policy name; AJ_EINVAL for an unknown one. */
+int aj_dep_policy_parse(const char *text, aj_dep_policy *out);
+
+/* Most dependencies one job may name. */
+#define AJ_DEPS_MAX 10000
+/* Most jobs on one dependency path (a job with no dependencies is a path of 1). */
+#define AJ_DEPS_DEPTH_MAX 100
+/* Most jobs in one graph (aj_dag_submit). */
+#define AJ_DAG_JOBS_MAX 100000
+/* Longest job name in a graph, in bytes. */
+#define AJ_DAG_NAME_MAX 200
+/* run_at_ms of a job waiting on dependencies: past every time a job may be given (9999). */
+#define AJ_RUN_AT_DEPS ((int64_t)253402300800000)
+
 typedef struct aj_job_spec {
     const char *queue;   /* NULL: "default" */
     const char *type;    /* required */
@@ -305,6 +328,12 @@ typedef struct aj_job_spec {
     const char *prefer_node;
     int64_t prefer_wait_ms; /* AJ_PREFER_WAIT_DEFAULT_MS */
     const char *avoid_node; /* never a worker on this node (NULL: none) */
+    /* Dependencies: the job stays scheduled until every job in after[] has completed (subject
+     * to on_dep_failure), then becomes ready (or scheduled, if its delay has not passed). An
+     * unknown id is AJ_ENOTFOUND; a chain longer than AJ_DEPS_DEPTH_MAX is AJ_EINVAL. */
+    const uint64_t *after;        /* NULL: none */
+    size_t n_after;               /* at most AJ_DEPS_MAX */
+    aj_dep_policy on_dep_failure; /* AJ_DEP_CASCADE */
 } aj_job_spec;
 
 /* How long a job preferring a node waits for it before other workers may take it: 30 s. */
@@ -319,6 +348,65 @@ int aj_submit(aj_engine *e, const aj_job_spec *spec, uint64_t *out_id);
 /* Submits up to AJ_BATCH_MAX jobs in one durable commit, all or nothing. out_ids[i] receives
  * the id of specs[i]. */
 int aj_submit_batch(aj_engine *e, const aj_job_spec *specs, size_t n, uint64_t *out_ids);
+
+/* --- Dependency graphs (docs/DEPENDENCIES.md) --- */
+
+/* One job of a graph: a unique name, its spec (spec.after may name existing jobs by id), and
+ * the jobs of the same graph it waits for, by name. */
+typedef struct aj_dag_job {
+    const char *name; /* 1..AJ_DAG_NAME_MAX bytes, unique in the graph */
+    aj_job_spec spec;
+    const char *const *after_names;
+    size_t n_after_names;
+} aj_dag_job;
+
+/* Submits a graph of up to AJ_DAG_JOBS_MAX jobs, all or nothing; out_ids[i] receives the id of
+ * jobs[i]. AJ_EINVAL naming the problem for a cycle ("cycle: a -> b -> a"), a self-edge, an
+ * unknown or duplicate name, a path over AJ_DEPS_DEPTH_MAX jobs or too many jobs; AJ_ENOTFOUND
+ * for an unknown id. Nothing is stored on error. A graph too large for one store transaction is
+ * written in batches, inactive, and activated by one final commit. */
+int aj_dag_submit(aj_engine *e, const aj_dag_job *jobs, size_t n, uint64_t *out_ids);
+
+/* A parsed graph definition: {"jobs":[{"name":"a","run":["PROG","ARG"]},{"name":"b",
+ * "after":["a"],"type":"echo","payload":{...}}, ...]} (the full shape is in
+ * docs/DEPENDENCIES.md). Owned; free with aj_dag_free(). The jobs point into it. */
+typedef struct aj_dag {
+    aj_dag_job *jobs;
+    size_t n;
+    void *priv;
+} aj_dag;
+
+/* Parses a graph definition. AJ_EINVAL with aj_errmsg() naming the job and field at fault; the
+ * graph's shape (cycles, unknown names) is checked by aj_dag_check(). Thread-safe. */
+int aj_dag_parse(const char *text, size_t len, aj_dag **out);
+void aj_dag_free(aj_dag *dag);
+/* Checks a graph's shape without a store: names, self-edges, cycles, depth, size. */
+int aj_dag_check(const aj_dag_job *jobs, size_t n);
+
+/* A job's place in a dependency graph. Owned by the caller with the arrays it points to; free
+ * with aj_dag_nodes_free(). */
+typedef struct aj_dag_node {
+    uint64_t id;
+    char *name;           /* its name in a submitted graph, or NULL */
+    aj_job_state state;   /* 0 when the job no longer exists (collected) */
+    aj_dep_policy policy; /* on_dep_failure */
+    uint32_t pending;     /* dependencies not yet satisfied */
+    size_t n_after;       /* what it waits on */
+    uint64_t *after;
+    aj_job_state *after_state; /* 0: collected */
+    size_t n_waited_by;        /* what waits on it */
+    uint64_t *waited_by;
+} aj_dag_node;
+
+/* The dependencies of one job (a job with none gives a node with empty lists). AJ_ENOTFOUND
+ * for an unknown job. */
+int aj_job_deps(aj_engine *e, uint64_t id, aj_dag_node **out);
+/* The whole graph containing a job: every job reachable through dependencies in either
+ * direction, and every member of the submitted graph it belongs to, in id order (*out an array of
+ * *n nodes); *out_graph receives the graph's id when it was submitted with aj_dag_submit, else 0.
+ */
+int aj_dag_show(aj_engine *e, uint64_t id, aj_dag_node **out, size_t *n, uint64_t *out_graph);
+void aj_dag_nodes_free(aj_dag_node *nodes, size_t n);
 
 /* A snapshot of one job. Owned by the caller; free with aj_job_free(). */
 typedef struct aj_job {

@@ -4,20 +4,15 @@
  */
 #include "core/job_hooks.h"
 
+#include "core/deps.h"
 #include "core/workflow.h"
 
 int job_hook_finished(kv_txn *t, const job_env *env, const job_rec *job) {
-    (void)t;
-    (void)env;
-    (void)job;
-    return 0;
+    return deps_on_finished(t, env, job);
 }
 
 int job_hook_redriven(kv_txn *t, const job_env *env, const job_rec *job) {
-    (void)t;
-    (void)env;
-    (void)job;
-    return 0;
+    return deps_on_redriven(t, env, job);
 }
 
 int job_hook_owned(kv_txn *t, const job_env *env, const job_rec *before, const job_rec *after) {

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "core/deps.h"
 #include "core/job_hooks.h"
 #include "core/keys.h"
 #include "core/progress.h"
@@ -866,7 +867,87 @@ int job_purge(kv_txn *t, const job_env *env, uint64_t id) {
     }
     akey k;
     key_job(&k, id);
-    if ((rc = unindex(t, &r)) != 0 || (rc = progress_delete(t, id)) != 0) {
+    if ((rc = unindex(t, &r)) != 0 || (rc = progress_delete(t, id)) != 0 ||
+        (rc = deps_forget(t, env, id)) != 0) {
+        return rc;
+    }
+    return del_key(t, &k);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Dependencies (deps.h): holding a job until what it waits on has finished                  */
+
+/* A job held for its dependencies is scheduled at AJ_RUN_AT_DEPS, past any real time, so the
+ * promoter never takes it; deps.c keeps its own run-at in the dependency header. */
+static int job_waiting(const job_rec *r) {
+    return r->state == AJ_STATE_SCHEDULED && r->run_at_ms == AJ_RUN_AT_DEPS;
+}
+
+int job_hold(kv_txn *t, const job_env *env, uint64_t id, int64_t *out_run_at) {
+    job_rec before, r;
+    int rc = job_read(t, id, &before);
+    if (rc != 0) {
+        return rc;
+    }
+    if (job_waiting(&before)) {
+        *out_run_at = 0;
+        return 0;
+    }
+    if (before.state != AJ_STATE_READY && before.state != AJ_STATE_SCHEDULED) {
+        return aj__err(AJ_ESTATE, "job %llu is %s and cannot wait on dependencies",
+                       (unsigned long long)id, aj_state_name(before.state));
+    }
+    r = before;
+    *out_run_at = before.state == AJ_STATE_SCHEDULED ? before.run_at_ms : 0;
+    r.state = AJ_STATE_SCHEDULED;
+    r.run_at_ms = AJ_RUN_AT_DEPS;
+    r.updated_ms = env->now_ms;
+    return transition(t, env, &before, &r);
+}
+
+int job_unhold(kv_txn *t, const job_env *env, uint64_t id, int64_t run_at_ms) {
+    job_rec before, r;
+    int rc = job_read(t, id, &before);
+    if (rc != 0 || !job_waiting(&before)) {
+        return rc;
+    }
+    r = before;
+    r.updated_ms = env->now_ms;
+    if (run_at_ms > env->now_ms) {
+        r.state = AJ_STATE_SCHEDULED;
+        r.run_at_ms = run_at_ms;
+    } else {
+        r.state = AJ_STATE_READY;
+        r.run_at_ms = env->now_ms;
+        r.ready_us = env->now_us;
+    }
+    return transition(t, env, &before, &r);
+}
+
+int job_dep_fail(kv_txn *t, const job_env *env, uint64_t id, const char *error) {
+    job_rec before, r;
+    int rc = job_read(t, id, &before);
+    if (rc != 0 || !job_waiting(&before)) {
+        return rc;
+    }
+    r = before;
+    r.state = AJ_STATE_DEAD;
+    r.dead_reason = AJ_DEAD_DEPENDENCY;
+    r.dead_ms = r.finished_ms = r.updated_ms = env->now_ms;
+    r.error = error_slice(error);
+    COUNT(env, dead_lettered);
+    return transition(t, env, &before, &r);
+}
+
+int job_discard(kv_txn *t, uint64_t id) {
+    job_rec r;
+    int rc = job_read(t, id, &r);
+    if (rc == AJ_ENOTFOUND) {
+        return 0;
+    }
+    akey k;
+    key_job(&k, id);
+    if (rc != 0 || (rc = unindex(t, &r)) != 0 || (rc = progress_delete(t, id)) != 0) {
         return rc;
     }
     return del_key(t, &k);
@@ -1047,6 +1128,9 @@ int job_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
         }
         if (rc == 0) {
             rc = progress_delete(t, r.id); /* progress goes with its job */
+        }
+        if (rc == 0) {
+            rc = deps_forget(t, env, r.id); /* and so do its dependency edges */
         }
         done++;
     }
@@ -1230,6 +1314,12 @@ int job_any_pending(kv_txn *t, const char *const *queues, size_t n_queues, int64
     if (rc == 0 && !w.found && w.rc == 0) {
         key_prefix(&k, KEY_DELAYED);
         key_time_id(&end, KEY_DELAYED, horizon_ms, UINT64_MAX);
+        rc = kv_scan(t, k.b, k.n, end.b, end.n, 0, 0, pending_cb, &w);
+    }
+    if (rc == 0 && !w.found && w.rc == 0 && horizon_ms < AJ_RUN_AT_DEPS) {
+        /* Jobs waiting on dependencies become ready when other work finishes. */
+        key_time_id(&k, KEY_DELAYED, AJ_RUN_AT_DEPS, 0);
+        key_prefix(&end, KEY_DELAYED + 1);
         rc = kv_scan(t, k.b, k.n, end.b, end.n, 0, 0, pending_cb, &w);
     }
     if (rc == 0) {

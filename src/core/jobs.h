@@ -93,6 +93,17 @@ int job_cancel(kv_txn *t, const job_env *env, uint64_t id);
 int job_redrive(kv_txn *t, const job_env *env, uint64_t id);
 int job_purge(kv_txn *t, const job_env *env, uint64_t id);
 
+/* Dependencies (deps.c). A job waiting on dependencies is scheduled with run_at_ms
+ * AJ_RUN_AT_DEPS. job_hold moves a ready or scheduled job there (*out_run_at: its run-at if it
+ * was scheduled, else 0); job_unhold moves a waiting job to ready, or scheduled at run_at_ms if
+ * that is still ahead; job_dep_fail dead-letters a waiting job as dependency_failed. The last
+ * two do nothing to a job that is not waiting. job_discard deletes a job in any state with its
+ * index entry and progress (a graph that was never activated). */
+int job_hold(kv_txn *t, const job_env *env, uint64_t id, int64_t *out_run_at);
+int job_unhold(kv_txn *t, const job_env *env, uint64_t id, int64_t run_at_ms);
+int job_dep_fail(kv_txn *t, const job_env *env, uint64_t id, const char *error);
+int job_discard(kv_txn *t, uint64_t id);
+
 /* Periodic duties. Each handles at most `limit` entries; *out_n receives how many it handled
  * and *out_next (may be NULL) the time of the next entry due (INT64_MAX: none). */
 int job_promote_due(kv_txn *t, const job_env *env, size_t limit, size_t *out_n, int64_t *out_next);

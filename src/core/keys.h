@@ -36,6 +36,15 @@
  *   'k' 'e' scope hash [wf_id]          activity cache entry (activity_cache.h)
  *   'k' 'x' expires_ms scope hash [id]  activity cache expiry index
  *   'y' sent_ms req                     answer to a workflow update (wf_reply.h)
+ *   'T' id                              a job's dependency header (deps.h): policy, pending
+ *                                       count, depth, graph, its own run-at
+ *   'T' id dep_id                       an edge: job id waits on dep_id; value: edge status
+ *   'U' dep_id                          something waits on dep_id (read by its completion,
+ *                                       written by every new edge: they conflict)
+ *   'U' dep_id id                       the reverse edge (what waits on dep_id)
+ *   'U' 0 graph_id                      a graph not yet fully activated (for the sweep duty)
+ *   'Y' graph_id                        a submitted graph: state, creation time, size
+ *   'Y' graph_id id                     a member of the graph: its local name
  */
 #ifndef AJ_CORE_KEYS_H
 #define AJ_CORE_KEYS_H
@@ -58,6 +67,9 @@ enum {
     KEY_COUNTERS = 'C',
     KEY_META = 'M',
     KEY_PROGRESS = 'P',
+    KEY_DEPS = 'T',
+    KEY_DEPS_REV = 'U',
+    KEY_GRAPH = 'Y',
 };
 
 /* A key built on the stack: the longest is 'I' + queue + NUL + idempotency key. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/activity_cache.h"
+#include "core/deps.h"
 #include "core/keys.h"
 #include "core/queue_ctl.h"
 #include "core/schedule.h"
@@ -404,7 +405,12 @@ static int submit_txn(kv_txn *t, const job_env *env, void *ud) {
     submit_ctx *s = ud;
     for (size_t i = 0; i < s->n; i++) {
         int created;
-        int rc = job_submit(t, env, &s->specs[i], s->first_id + i, &s->out_ids[i], &created);
+        const aj_job_spec *sp = &s->specs[i];
+        int rc = job_submit(t, env, sp, s->first_id + i, &s->out_ids[i], &created);
+        if (rc == 0 && created && sp->n_after > 0) {
+            rc = deps_attach(t, env, s->out_ids[i], sp->on_dep_failure, sp->after, sp->n_after, 0,
+                             0);
+        }
         if (rc != 0) {
             if (s->n > 1) {
                 return aj__err_wrap(rc, "job %zu of the batch", i + 1);
@@ -421,6 +427,9 @@ int aj_submit_batch(aj_engine *e, const aj_job_spec *specs, size_t n, uint64_t *
     }
     for (size_t i = 0; i < n; i++) {
         int rc = job_spec_check(&specs[i]);
+        if (rc == 0) {
+            rc = eng_deps_spec_check(&specs[i]);
+        }
         if (rc != 0) {
             return n > 1 ? aj__err_wrap(rc, "job %zu of the batch", i + 1) : rc;
         }
@@ -867,6 +876,9 @@ static int check_txn(kv_txn *t, const job_env *env, void *ud) {
     }
     if (rc == 0) {
         rc = act_cache_check(t, c->report, c->ud, &c->records, &c->problems);
+    }
+    if (rc == 0) {
+        rc = deps_check(t, c->report, c->ud, &c->records, &c->problems);
     }
     return rc != 0 ? rc : ENG_READ_ONLY;
 }

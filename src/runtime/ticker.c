@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/activity_cache.h"
+#include "core/deps.h"
 #include "core/keys.h"
 #include "core/wf_reply.h"
 #include "core/workflow.h"
@@ -31,6 +32,7 @@ typedef struct duty_ctx {
     int which; /* 0 promote, 1 reap, 2 collect */
     size_t n;
     int64_t next;
+    size_t ops_budget; /* writes one transaction may hold: half the store's limit */
 } duty_ctx;
 
 static int duty_txn(kv_txn *t, const job_env *env, void *ud) {
@@ -61,6 +63,11 @@ static int duty_txn(kv_txn *t, const job_env *env, void *ud) {
             /* Each counts toward the batch, so the duty runs again while any is full. */
             d->n += cn > yn ? cn : yn;
         }
+        if (rc == 0) {
+            size_t dn = 0; /* graphs left staged or half-released by a crash (deps.h) */
+            rc = deps_sweep(t, env, ENG_DUTY_BATCH, d->ops_budget, &dn);
+            d->n += dn;
+        }
         break;
     }
     if (rc == 0 && d->n == 0) {
@@ -72,7 +79,7 @@ static int duty_txn(kv_txn *t, const job_env *env, void *ud) {
 /* Runs one duty until nothing more is due; returns the time the next entry falls due. */
 static int run_duty(aj_engine *e, int which, int64_t *next) {
     for (;;) {
-        duty_ctx d = {which, 0, INT64_MAX};
+        duty_ctx d = {which, 0, INT64_MAX, kv_store_limits(e->kv)->max_txn_ops / 2};
         int rc = eng_run(e, duty_txn, &d, KV_SYNC);
         if (rc != 0) {
             return rc;

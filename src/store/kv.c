@@ -178,6 +178,15 @@ const kv_limits *kv_store_limits(const kv_store *s) {
     return &s->limits;
 }
 
+void kv_lower_limits(kv_store *s, const kv_limits *limits) {
+    if (limits->max_txn_ops < s->limits.max_txn_ops) {
+        s->limits.max_txn_ops = limits->max_txn_ops;
+    }
+    if (limits->max_txn_bytes < s->limits.max_txn_bytes) {
+        s->limits.max_txn_bytes = limits->max_txn_bytes;
+    }
+}
+
 uint64_t kv_change_seq(kv_store *s) {
     return s->ops->change_seq(s->st);
 }

@@ -180,6 +180,11 @@ void kv_abort(kv_txn *t);
 size_t kv_txn_ops(const kv_txn *t);
 size_t kv_txn_bytes(const kv_txn *t);
 
+/* Lowers a store's per-transaction limits (max_txn_ops, max_txn_bytes; larger values are
+ * ignored), before it is shared with other threads: how tests make a modest graph need the
+ * batching a backend with a small limit (etcd: 128 operations) forces. */
+void kv_lower_limits(kv_store *s, const kv_limits *limits);
+
 /* --- Fault injection (memory backend) --- */
 
 /* Makes the Nth storage operation from now (1 = the next) fail with AJ_EIO; 0 disarms. Every

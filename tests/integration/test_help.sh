@@ -6,14 +6,15 @@ source "${AJ_TEST_LIB:?}"
 cd "$T" || fail "cannot cd to $T"
 
 for cmd in "" submit worker job "job show" "job wait" "job ls" "job cancel" dlq "dlq ls" \
-    "dlq show" "dlq redrive" "dlq purge" "dlq export" stats backup check demo; do
+    "dlq show" "dlq redrive" "dlq purge" "dlq export" stats backup check demo dag "dag submit" \
+    "dag show"; do
     # shellcheck disable=SC2086 # $cmd holds the command words
     expect_ok "$AJ_BIN" $cmd --help
     help=$OUT
     expect_match "^Usage: aj ${cmd}" "$help" "aj $cmd --help"
     expect_contains "$help" "Example" "aj $cmd --help"
     case "$cmd" in
-    "" | job | dlq) ;;
+    "" | job | dlq | dag) ;;
     *) expect_contains "$help" "Exit codes" "aj $cmd --help" ;;
     esac
     # shellcheck disable=SC2086
