@@ -16,7 +16,16 @@
 #include "aj.h"
 #include "util/buf.h"
 
-#define JOB_RECORD_FORMAT 1 /* bump with a written upgrade rule when the layout changes */
+/* Bump with a written upgrade rule when the layout changes. Format 2 (large payloads) is the
+ * layout of format 1 with flag bits in `flags`; a record without them is still written as
+ * format 1, so older versions refuse only the records they could not read correctly. */
+#define JOB_RECORD_FORMAT 2
+#define JOB_RECORD_FORMAT_PLAIN 1
+/* `flags` bits: the payload or result field holds a blob reference (blob.h), not the bytes. */
+#define JOB_FLAG_PAYLOAD_BLOB 1u
+#define JOB_FLAG_RESULT_BLOB 2u
+/* Bytes of a blob reference: SHA-256 and length (blob.h). */
+#define JOB_BLOB_REF_LEN 40
 
 typedef struct aj_slice {
     const uint8_t *p; /* NULL: absent */
@@ -33,7 +42,7 @@ typedef struct job_rec {
     uint32_t attempts;
     uint32_t max_attempts;
     uint32_t redrives;
-    uint32_t flags; /* reserved, 0 */
+    uint32_t flags; /* JOB_FLAG_*; 0 in format 1 */
     uint64_t epoch;
     int64_t timeout_ms;
     int64_t lease_ms;

@@ -28,6 +28,11 @@ typedef struct job_env {
      * ids taken by a transaction that then aborts are simply skipped. */
     int (*alloc_id)(void *ud, uint64_t *out);
     void *alloc_ud;
+    /* Payloads and results longer than this are stored as blobs (blob.h); 0: the default. */
+    size_t blob_threshold;
+    /* Hashes of large buffers computed before the transaction (blob.h); may be NULL. */
+    const struct blob_hint *blob_hints;
+    size_t n_blob_hints;
 } job_env;
 
 /* How an attempt failed. */

@@ -28,6 +28,9 @@
  *   'K' name                            schedule record (schedule.h; reserved: K H O)
  *   'H' due_ms name                     active schedules by the time their next fire is due
  *   'O' name                            schedules holding a buffered fire: the job it waits on
+ *   'B' 0 hash                          blob record: a large payload or result (blob.h)
+ *   'B' 1 due_ms hash                   blobs to collect (no reference left)
+ *   'Z' hash index                      a blob's chunks
  */
 #ifndef AJ_CORE_KEYS_H
 #define AJ_CORE_KEYS_H
@@ -50,6 +53,8 @@ enum {
     KEY_COUNTERS = 'C',
     KEY_META = 'M',
     KEY_PROGRESS = 'P',
+    KEY_BLOB = 'B',  /* blob.h */
+    KEY_CHUNK = 'Z', /* blob.h */
 };
 
 /* A key built on the stack: the longest is 'I' + queue + NUL + idempotency key. */

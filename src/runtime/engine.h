@@ -118,6 +118,15 @@ void eng_queue_names_free(char **names, size_t n);
 int eng_claim(aj_engine *e, const char *const *queues, size_t n_queues, const char *worker,
               size_t max, int only_handled, aj_job **jobs, int64_t *latency, size_t *n);
 
+/* blob_api.c: hashes the data over the blob threshold (hints for the transaction's env, owned:
+ * aj__free) and stages it in transactions of its own when it is too large to write with its
+ * jobs. */
+struct blob_hint;
+int eng_blob_prepare(aj_engine *e, const aj_slice *data, size_t n, struct blob_hint **out_hints,
+                     size_t *out_n);
+/* Bytes of new blobs written with a job's transaction; more are staged first. */
+size_t eng_blob_budget(aj_engine *e);
+
 /* ticker.c */
 int eng_ticker_start(aj_engine *e);
 void eng_ticker_stop(aj_engine *e);

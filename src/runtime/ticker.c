@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/blob.h"
 #include "core/keys.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
@@ -51,6 +52,11 @@ static int duty_txn(kv_txn *t, const job_env *env, void *ud) {
             size_t wn = 0;
             rc = wf_collect(t, env, ENG_DUTY_BATCH, &wn);
             d->n += wn;
+        }
+        if (rc == 0) {
+            size_t bn = 0; /* blobs left unreferenced or staged and abandoned (blob.h) */
+            rc = blob_collect(t, env, ENG_DUTY_BATCH, &bn);
+            d->n += bn;
         }
         break;
     }
