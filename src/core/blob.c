@@ -418,7 +418,7 @@ int blob_job_public(kv_txn *t, const job_rec *r, aj_job **out) {
 /* Staging and collection                                                                    */
 
 int blob_stage(kv_txn *t, const job_env *env, const uint8_t hash[AJ_SHA256_LEN], aj_slice data,
-               uint32_t *next) {
+               size_t batch_bytes, uint32_t *next) {
     blob_rec r;
     uint32_t from = *next;
     int rc = rec_read(t, hash, &r);
@@ -439,7 +439,7 @@ int blob_stage(kv_txn *t, const job_env *env, const uint8_t hash[AJ_SHA256_LEN],
         *next = UINT32_MAX;
         return rec_write(t, hash, &r);
     }
-    uint32_t per = (uint32_t)(BLOB_TXN_BYTES / BLOB_CHUNK);
+    uint32_t per = batch_bytes < BLOB_CHUNK ? 1 : (uint32_t)(batch_bytes / BLOB_CHUNK);
     uint32_t to = r.n_chunks - from < per ? r.n_chunks : from + per;
     if ((rc = put_chunks(t, hash, data, from, to)) != 0) {
         return rc;

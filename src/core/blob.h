@@ -98,11 +98,11 @@ int blob_job_release(kv_txn *t, const job_env *env, const job_rec *r);
 int blob_job_public(kv_txn *t, const job_rec *r, aj_job **out);
 
 /* Staging (runtime): writes chunks of `data` (hash given) starting at chunk *next, at most
- * BLOB_TXN_BYTES of them, creating the blob record when missing. *next receives the chunk to
- * continue from, or UINT32_MAX once the blob is complete (also when it already was). A blob
- * that disappeared between two batches starts again from chunk 0. */
+ * batch_bytes of them (at least one chunk), creating the blob record when missing. *next receives
+ * the chunk to continue from, or UINT32_MAX once the blob is complete (also when it already was). A
+ * blob that disappeared between two batches starts again from chunk 0. */
 int blob_stage(kv_txn *t, const job_env *env, const uint8_t hash[AJ_SHA256_LEN], aj_slice data,
-               uint32_t *next);
+               size_t batch_bytes, uint32_t *next);
 
 /* The collection duty: deletes blobs whose collection time has passed, at most `limit` of
  * them. */

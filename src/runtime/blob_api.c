@@ -17,7 +17,7 @@
 #include "util/mem.h"
 
 size_t eng_blob_budget(aj_engine *e) {
-    size_t budget = BLOB_TXN_BYTES;
+    size_t budget = e->blob_budget != 0 ? e->blob_budget : BLOB_TXN_BYTES;
     size_t store = kv_store_limits(e->kv)->max_txn_bytes / 4;
     return store < budget ? store : budget;
 }
@@ -25,22 +25,24 @@ size_t eng_blob_budget(aj_engine *e) {
 typedef struct stage_ctx {
     const uint8_t *hash;
     aj_slice data;
+    size_t batch;
     uint32_t next;
 } stage_ctx;
 
 static int stage_txn(kv_txn *t, const job_env *env, void *ud) {
     stage_ctx *s = ud;
-    return blob_stage(t, env, s->hash, s->data, &s->next);
+    return blob_stage(t, env, s->hash, s->data, s->batch, &s->next);
 }
 
 /* Stages one blob: batches until it is complete. Each batch is durable before the next. */
 static int stage(aj_engine *e, const blob_hint *h) {
-    stage_ctx s = {h->hash, {h->p, h->n}, 0};
-    /* Each batch advances by BLOB_TXN_BYTES, or restarts once when the blob vanished between
+    size_t batch = eng_blob_budget(e);
+    stage_ctx s = {h->hash, {h->p, h->n}, batch, 0};
+    /* Each batch advances by at least one chunk, or restarts when the blob vanished between
      * batches; bound the loop by twice the batches a whole write takes. */
-    size_t rounds = 2 * (h->n / BLOB_TXN_BYTES + 2);
+    size_t per = batch < BLOB_CHUNK ? BLOB_CHUNK : batch / BLOB_CHUNK * BLOB_CHUNK;
+    size_t rounds = 2 * (h->n / per + 2);
     for (size_t i = 0; i < rounds; i++) {
-        uint32_t before = s.next;
         int rc = eng_run(e, stage_txn, &s, KV_SYNC);
         if (rc != 0) {
             return aj__err_wrap(rc, "storing a %zu-byte payload", h->n);
@@ -48,7 +50,6 @@ static int stage(aj_engine *e, const blob_hint *h) {
         if (s.next == UINT32_MAX) {
             return 0;
         }
-        (void)before;
     }
     return aj__err(AJ_ERETRIES, "storing a %zu-byte payload: its chunks kept disappearing", h->n);
 }

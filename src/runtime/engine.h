@@ -81,6 +81,8 @@ struct aj_engine {
     aj_pool *pool;
     struct aj_sched_svc *sched; /* the schedule service (scheduler.c), or NULL */
     aj__wf_cache *wf_cache;     /* recently run workflow histories (wf_exec.c) */
+    size_t blob_budget;         /* bytes of new blobs per transaction; 0: BLOB_TXN_BYTES (tests
+                                   lower it to exercise staging with small payloads) */
 };
 
 /* Opens an engine over an existing store, which the engine does not close (tests use it to
