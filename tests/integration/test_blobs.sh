@@ -15,6 +15,12 @@ blobs() {
     jget "blobs.$1" "$s"
 }
 
+# drain: as lib.sh's, with room for hashing 64 MiB several times in a sanitizer build.
+drain() {
+    run timeout 600 "$AJ_BIN" --db "$DB" worker --drain
+    [ "$RC" = 0 ] || fail "aj worker --drain exited $RC"
+}
+
 # show ID FILTER: a field of `aj job show ID --json`, read with jq (JSON::PP takes minutes over
 # tens of MiB).
 show() {
