@@ -122,3 +122,10 @@ after=$("$AJ_BIN" --db "$DB" stats --json) || fail "stats"
 expect_eq "$(jget blobs "$before")" "$(jget blobs "$after")" "nothing stored for the refused payload"
 expect_eq "$(jget jobs "$before")" "$(jget jobs "$after")" "no job for the refused payload"
 expect_ok aj check
+
+# Bad input of what this added: a shell payload's "stdin" must be a string; a payload file that
+# does not exist.
+expect_error 2 'shell payload "stdin" must be a string' aj submit --type shell --payload '{"argv":["cat"],"stdin":5}'
+expect_error 2 "--payload-file" aj submit --type echo --payload-file "$T/missing.json"
+expect_exit 0 aj stats --help
+expect_contains "$OUT" '"blobs"' "aj stats --help documents blobs"

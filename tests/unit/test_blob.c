@@ -468,6 +468,12 @@ static void test_idempotent_big(void **state) {
     close_fixture(f);
 }
 
+static void collect_line(void *ud, const char *line) {
+    char *buf = ud;
+    size_t n = strlen(buf);
+    snprintf(buf + n, 2048 - n, "%s\n", line);
+}
+
 static void test_damaged_chunk(void **state) {
     (void)state;
     fixture *f = open_fixture(0, 0);
@@ -488,7 +494,23 @@ static void test_damaged_chunk(void **state) {
     assert_int_equal(aj_job_get(f->e, id, &j), AJ_ECORRUPT);
     assert_non_null(strstr(aj_errmsg(), "chunk 2 is missing or damaged"));
     uint64_t records;
-    assert_int_equal(aj_check(f->e, NULL, NULL, &records), AJ_ECORRUPT);
+    char lines[2048] = "";
+    assert_int_equal(aj_check(f->e, collect_line, lines, &records), AJ_ECORRUPT);
+    assert_non_null(strstr(lines, "3 of its 4 chunks are stored"));
+
+    /* Another job's blob record vanishes: its reference names nothing. */
+    char *q = make_data(MIB, 11);
+    submit(f, "t", q, MIB);
+    submit(f, "t", q, MIB);
+    uint8_t bk[2 + AJ_SHA256_LEN] = {KEY_BLOB, 0};
+    aj__sha256(q, MIB, bk + 2);
+    assert_int_equal(kv_begin(f->e->kv, &t), 0);
+    assert_int_equal(kv_del(t, bk, sizeof bk), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+    lines[0] = '\0';
+    assert_int_equal(aj_check(f->e, collect_line, lines, &records), AJ_ECORRUPT);
+    assert_non_null(strstr(lines, "referenced by jobs but not stored"));
+    free(q);
     free(p);
     close_fixture(f);
 }
