@@ -129,3 +129,20 @@ expect_error 2 'shell payload "stdin" must be a string' aj submit --type shell -
 expect_error 2 "--payload-file" aj submit --type echo --payload-file "$T/missing.json"
 expect_exit 0 aj stats --help
 expect_contains "$OUT" '"blobs"' "aj stats --help documents blobs"
+
+# A submit killed (SIGKILL) while it stores a 64 MiB payload leaves the store consistent: a
+# staged blob nothing refers to yet (collected after an hour), or the job with all of its
+# chunks; never a job without them. Submitting the same bytes again then works.
+perl -e 'print "\"", "b" x (64 * 1048576 - 2), "\""' >"$T/max2.json"
+"$AJ_BIN" --db "$DB" submit --type echo --queue killed --payload-file "$T/max2.json" >/dev/null 2>&1 &
+pid=$!
+sleep 1
+kill -KILL "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+expect_ok aj check
+k=$(submit --type echo --queue killed --payload-file "$T/max2.json")
+expect_eq 0 "$(blobs unreferenced)" "the staged blob is referenced now"
+expect_eq "$(sha256sum <"$T/max2.json" | cut -d' ' -f1)" \
+    "$(show "$k" .payload | tr -d '\n' | { printf '"'; cat; printf '"'; } | sha256sum | cut -d' ' -f1)" \
+    "the payload after a killed submit"
+expect_ok aj check
