@@ -8,7 +8,9 @@
  * Figures: raw fsync rate (write + fdatasync of 64-byte records, one thread) measured before and
  * after each figure; submit throughput one job per call and in batches; fsyncs per acknowledged
  * submit with many concurrent submitters; drain throughput of `echo` jobs with 1, 2 and 4 worker
- * threads; submit-to-start latency p50/p99 with idle workers in the same process.
+ * threads; submit-to-start latency p50/p99 with idle workers in the same process; a 10 MiB
+ * payload submitted and read back (stored as content-addressed chunks), against writing the same
+ * bytes to a file with fsync and reading them back (--blobs-only runs just that).
  * Uses only the public API (aj.h).
  */
 #include <fcntl.h>
@@ -486,6 +488,105 @@ static void bench_wf_replay(const char *dir, int64_t *from_store_us, int64_t *ca
 }
 
 /* ----------------------------------------------------------------------------------------- */
+/* Large payloads                                                                            */
+
+/* Bytes of the large payload, and the runs each figure is the median of. */
+#define BLOB_BENCH_BYTES ((size_t)10 << 20)
+#define BLOB_BENCH_RUNS 5
+
+typedef struct blob_figures {
+    int64_t submit_us, resubmit_us, get_us; /* aj: new payload, the same again, read back */
+    int64_t file_write_us, file_read_us;    /* the same bytes to a file, fsync, read back */
+} blob_figures;
+
+static void bench_blobs(const char *dir, blob_figures *out) {
+    aj_engine *e = open_store(dir, "blobs.db");
+    char *p = malloc(BLOB_BENCH_BYTES);
+    char *back = malloc(BLOB_BENCH_BYTES);
+    if (p == NULL || back == NULL) {
+        die("blob benchmark", AJ_ENOMEM);
+    }
+    int64_t sub[BLOB_BENCH_RUNS], resub[BLOB_BENCH_RUNS], get[BLOB_BENCH_RUNS];
+    int64_t fw[BLOB_BENCH_RUNS], fr[BLOB_BENCH_RUNS];
+    for (int run = 0; run < BLOB_BENCH_RUNS; run++) {
+        /* New content every run, so the first submit stores it and nothing is deduplicated. */
+        uint32_t x = 12345u + (uint32_t)run;
+        for (size_t i = 0; i < BLOB_BENCH_BYTES; i++) {
+            x = x * 1103515245u + 12345u;
+            p[i] = (char)(x >> 16);
+        }
+        aj_job_spec s;
+        aj_job_spec_init(&s);
+        s.type = "blob";
+        s.payload = p;
+        s.payload_len = BLOB_BENCH_BYTES;
+        uint64_t id, id2;
+        int64_t t0 = now_us();
+        int rc = aj_submit(e, &s, &id);
+        int64_t t1 = now_us();
+        if (rc == 0) {
+            rc = aj_submit(e, &s, &id2);
+        }
+        int64_t t2 = now_us();
+        aj_job *j = NULL;
+        if (rc == 0) {
+            rc = aj_job_get(e, id, &j);
+        }
+        int64_t t3 = now_us();
+        if (rc != 0) {
+            die("blob benchmark", rc);
+        }
+        if (j->payload_len != BLOB_BENCH_BYTES || memcmp(j->payload, p, BLOB_BENCH_BYTES) != 0) {
+            die("blob benchmark: payload read back differs", AJ_ECORRUPT);
+        }
+        aj_job_free(j);
+        sub[run] = t1 - t0;
+        resub[run] = t2 - t1;
+        get[run] = t3 - t2;
+
+        char path[4200];
+        snprintf(path, sizeof path, "%s/blob-file-%d", dir, run);
+        t0 = now_us();
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0 || write(fd, p, BLOB_BENCH_BYTES) != (ssize_t)BLOB_BENCH_BYTES ||
+            fsync(fd) != 0 || close(fd) != 0) {
+            perror(path);
+            exit(1);
+        }
+        t1 = now_us();
+        fd = open(path, O_RDONLY);
+        if (fd < 0 || read(fd, back, BLOB_BENCH_BYTES) != (ssize_t)BLOB_BENCH_BYTES) {
+            perror(path);
+            exit(1);
+        }
+        close(fd);
+        t2 = now_us();
+        unlink(path);
+        fw[run] = t1 - t0;
+        fr[run] = t2 - t1;
+    }
+    out->submit_us = percentile(sub, BLOB_BENCH_RUNS, 0.5);
+    out->resubmit_us = percentile(resub, BLOB_BENCH_RUNS, 0.5);
+    out->get_us = percentile(get, BLOB_BENCH_RUNS, 0.5);
+    out->file_write_us = percentile(fw, BLOB_BENCH_RUNS, 0.5);
+    out->file_read_us = percentile(fr, BLOB_BENCH_RUNS, 0.5);
+    free(p);
+    free(back);
+    aj_engine_close(e);
+}
+
+static void print_blobs(const char *dir) {
+    blob_figures b;
+    bench_blobs(dir, &b);
+    printf("10 MiB payload (median of %d): submit %.1f ms, submit again (deduplicated) %.1f ms, "
+           "read back %.1f ms;\n  the same bytes to a file: write+fsync %.1f ms, read %.1f ms "
+           "(page cache); submit/file ratio %.2fx\n",
+           BLOB_BENCH_RUNS, (double)b.submit_us / 1000, (double)b.resubmit_us / 1000,
+           (double)b.get_us / 1000, (double)b.file_write_us / 1000, (double)b.file_read_us / 1000,
+           (double)b.submit_us / (double)b.file_write_us);
+}
+
+/* ----------------------------------------------------------------------------------------- */
 
 typedef struct figure {
     const char *name;
@@ -504,6 +605,7 @@ int main(int argc, char **argv) {
     int jobs = 20000;
     int quick = 0;
     int drain_only = 0; /* for profiling the worker path alone */
+    int blobs_only = 0; /* the large-payload figures alone */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
             dir = argv[++i];
@@ -513,8 +615,11 @@ int main(int argc, char **argv) {
             quick = 1;
         } else if (strcmp(argv[i], "--drain-only") == 0) {
             drain_only = 1;
+        } else if (strcmp(argv[i], "--blobs-only") == 0) {
+            blobs_only = 1;
         } else {
-            fprintf(stderr, "usage: aj_bench [--dir DIR] [--jobs N] [--quick] [--drain-only]\n");
+            fprintf(stderr, "usage: aj_bench [--dir DIR] [--jobs N] [--quick] [--drain-only] "
+                            "[--blobs-only]\n");
             return 2;
         }
     }
@@ -536,6 +641,10 @@ int main(int argc, char **argv) {
     printf("raw fsync: %.0f/s, latency p50 %lld us, p99 %lld us\n\n", first.rate,
            (long long)first.p50_us, (long long)first.p99_us);
 
+    if (blobs_only) {
+        print_blobs(dir);
+        return 0;
+    }
     if (drain_only) {
         double rate = bench_drain(dir, jobs, 4);
         printf("drain echo, 4 worker threads: %.0f/s (%.2fx fsync rate)\n", rate,
@@ -580,6 +689,9 @@ int main(int argc, char **argv) {
     printf("replay of a %d-event history: from the store %lld us, wake-up with the history "
            "cached %lld us\n\n",
            WF_LONG_STEPS + 2, (long long)replay_store, (long long)replay_cached);
+
+    print_blobs(dir);
+    printf("\n");
 
     int64_t p50, p99;
     bench_latency(dir, &p50, &p99);

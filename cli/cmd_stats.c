@@ -3,7 +3,7 @@
  * counters (this process, and every process as last flushed to the store).
  *
  * The counts come from aj_stats_get(), which counts from the state indexes; nothing here scans
- * jobs.
+ * jobs. Large payloads and results come from aj_blob_stats_get(), one small record per blob.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,7 +23,11 @@ static const char stats_help[] =
     "  {\"jobs\":{\"scheduled\":N,\"ready\":N,\"running\":N,\"completed\":N,\"dead\":N,\n"
     "           \"cancelled\":N},\n"
     "   \"counters\":{...this process...}, \"totals\":{...every process...},\n"
-    "   \"latency_us\":{\"p50\":N,\"p99\":N}}\n"
+    "   \"latency_us\":{\"p50\":N,\"p99\":N},\n"
+    "   \"blobs\":{\"count\":N,\"chunks\":N,\"bytes\":N,\"refs\":N,\"unreferenced\":N}}\n"
+    "Blobs are the payloads and results over the engine's threshold (256 KiB), each distinct\n"
+    "content stored once in 256 KiB chunks: count blobs, their chunks and bytes, the references\n"
+    "jobs hold to them, and blobs no job refers to any more (collected soon).\n"
     "Counters: submitted, claimed, completed, failed (attempts), retried, dead_lettered,\n"
     "lease_expired, cancelled, redriven, conflicts, retries, commits, fsyncs; workflows: "
     "wf_tasks,\n"
@@ -117,7 +121,7 @@ static json_t *counters_json(const aj_counters *k) {
     return o;
 }
 
-static int print_json(const aj_stats *s) {
+static int print_json(const aj_stats *s, const aj_blob_stats *b) {
     json_t *jobs = json_object();
     for (size_t i = 0; i < STATS_N_STATES && jobs != NULL; i++) {
         json_object_set_new(jobs, aj_state_name(stats_states[i]),
@@ -129,14 +133,18 @@ static int print_json(const aj_stats *s) {
                             json_integer((json_int_t)s->workflows[st]));
     }
     const uint64_t *lat = s->total.start_latency_hist;
-    return out_json(json_pack(
-        "{s:o, s:o, s:o, s:o, s:{s:I, s:I}, s:{s:I}}", "jobs", jobs, "workflows", wfs, "counters",
-        counters_json(&s->process), "totals", counters_json(&s->total), "latency_us", "p50",
-        (json_int_t)out_hist_quantile(lat, 0.50), "p99", (json_int_t)out_hist_quantile(lat, 0.99),
-        "activity_cache", "entries", (json_int_t)s->activity_cache_entries));
+    json_t *blobs = json_pack("{s:I, s:I, s:I, s:I, s:I}", "count", (json_int_t)b->count, "chunks",
+                              (json_int_t)b->chunks, "bytes", (json_int_t)b->bytes, "refs",
+                              (json_int_t)b->refs, "unreferenced", (json_int_t)b->unreferenced);
+    return out_json(json_pack("{s:o, s:o, s:o, s:o, s:{s:I, s:I}, s:{s:I}, s:o}", "jobs", jobs,
+                              "workflows", wfs, "counters", counters_json(&s->process), "totals",
+                              counters_json(&s->total), "latency_us", "p50",
+                              (json_int_t)out_hist_quantile(lat, 0.50), "p99",
+                              (json_int_t)out_hist_quantile(lat, 0.99), "activity_cache", "entries",
+                              (json_int_t)s->activity_cache_entries, "blobs", blobs));
 }
 
-static void print_human(const aj_stats *s) {
+static void print_human(const aj_stats *s, const aj_blob_stats *b) {
     uint64_t total = 0;
     printf("jobs\n");
     for (size_t i = 0; i < STATS_N_STATES; i++) {
@@ -160,6 +168,12 @@ static void print_human(const aj_stats *s) {
     printf("submit-to-start latency\n");
     printf("  %-15s <= %" PRIu64 " us\n", "p50", out_hist_quantile(lat, 0.50));
     printf("  %-15s <= %" PRIu64 " us\n", "p99", out_hist_quantile(lat, 0.99));
+    printf("large payloads and results (blobs)\n");
+    printf("  %-15s %" PRIu64 "\n", "count", b->count);
+    printf("  %-15s %" PRIu64 "\n", "chunks", b->chunks);
+    printf("  %-15s %" PRIu64 "\n", "bytes", b->bytes);
+    printf("  %-15s %" PRIu64 "\n", "refs", b->refs);
+    printf("  %-15s %" PRIu64 "\n", "unreferenced", b->unreferenced);
 }
 
 int cmd_stats(cli *c, int argc, char **argv) {
@@ -179,9 +193,14 @@ int cmd_stats(cli *c, int argc, char **argv) {
     if (arc != 0) {
         return cli_fail(arc, "cannot read statistics");
     }
-    if (c->json) {
-        return print_json(&s);
+    aj_blob_stats b;
+    arc = aj_blob_stats_get(c->engine, &b);
+    if (arc != 0) {
+        return cli_fail(arc, "cannot read blob statistics");
     }
-    print_human(&s);
+    if (c->json) {
+        return print_json(&s, &b);
+    }
+    print_human(&s, &b);
     return CLI_EXIT_OK;
 }

@@ -63,9 +63,10 @@ static const char submit_help[] =
     "  --idempotency-key K    1-256 bytes; the same key in the same queue within 24h returns the\n"
     "                         first job's id and creates nothing (a different job: exit 4)\n"
     "  --metadata JSON        a JSON object (at most 64 KiB) stored with the job\n"
-    "  --payload JSON         the payload: any JSON value, at most 1 MiB not counting the\n"
-    "                         whitespace around it, kept as given (default: null)\n"
-    "  --payload-file FILE    read the payload from FILE (- for stdin)\n"
+    "  --payload JSON         the payload: any JSON value, at most 64 MiB not counting the\n"
+    "                         whitespace around it, kept as given (default: null). Payloads\n"
+    "                         over 256 KiB are stored once per distinct content, in chunks\n"
+    "  --payload-file FILE    read the payload from FILE (- for stdin), as for --payload\n"
     "  --payload-lines FILE   one job per line of FILE (- for stdin), every line a JSON payload;\n"
     "                         all lines are checked first and submitted together or not at all;\n"
     "                         a blank line is an error. Prints the number of jobs\n"
@@ -86,7 +87,8 @@ static const char submit_help[] =
     "  --db URL, --json       see 'aj --help'\n"
     "\n"
     "A shell payload is {\"argv\":[...]} with optional \"env\" (an object of strings, names\n"
-    "without '=') and \"cwd\" (a directory); strings may not hold \\u0000.\n"
+    "without '=') and \"cwd\" (a directory); strings may not hold \\u0000. Optional \"stdin\"\n"
+    "(a string) is the program's standard input (else it reads /dev/null).\n"
     "The program gets AJ_JOB_ID, AJ_ATTEMPT and AJ_QUEUE; exit 0 completes the job, exit 100 is\n"
     "a permanent failure (dead-lettered at once), anything else is retried.\n"
     "\n"
@@ -206,6 +208,11 @@ static int shell_payload_ok(const char *data, size_t len, char *why, size_t size
     }
     if (cwd != NULL && (!json_is_string(cwd) || json_string_length(cwd) == 0)) {
         snprintf(why, size, "shell payload \"cwd\" must be a non-empty string");
+        goto done;
+    }
+    const json_t *in = json_object_get(v, "stdin");
+    if (in != NULL && !json_is_string(in)) {
+        snprintf(why, size, "shell payload \"stdin\" must be a string");
         goto done;
     }
     ok = 1;

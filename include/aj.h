@@ -79,8 +79,9 @@ const char *aj_errmsg(void);
 #define AJ_HOUR (60 * AJ_MINUTE)
 #define AJ_DAY (24 * AJ_HOUR)
 
-/* Largest payload or result accepted, in bytes (1 MiB). */
-#define AJ_PAYLOAD_MAX ((size_t)1 << 20)
+/* Largest payload or result accepted, in bytes (64 MiB). Those over the engine's
+ * blob_threshold are stored content-addressed in chunks, once per distinct content. */
+#define AJ_PAYLOAD_MAX ((size_t)64 << 20)
 /* Queue and type names: 1..AJ_NAME_MAX bytes of [A-Za-z0-9-+/;.$_()], not starting with '-'. */
 #define AJ_NAME_MAX 200
 /* Idempotency keys: 1..AJ_IDEMPOTENCY_KEY_MAX bytes. */
@@ -236,7 +237,14 @@ typedef struct aj_engine_opts {
     uint64_t seed;          /* PRNG seed for jitter; 0: from the OS */
     int background;         /* 1 (default): run the promoter, reaper, collector and counter flusher
                                threads; 0 (tests): call aj_engine_tick() instead */
+    size_t blob_threshold;  /* payloads and results longer than this are stored as shared,
+                               reference-counted chunks (AJ_BLOB_THRESHOLD_DEFAULT, 256 KiB;
+                               AJ_BLOB_THRESHOLD_MIN..AJ_BLOB_THRESHOLD_MAX) */
 } aj_engine_opts;
+
+#define AJ_BLOB_THRESHOLD_DEFAULT ((size_t)256 << 10)
+#define AJ_BLOB_THRESHOLD_MIN ((size_t)1 << 10)
+#define AJ_BLOB_THRESHOLD_MAX ((size_t)16 << 20)
 
 void aj_engine_opts_init(aj_engine_opts *opts);
 
@@ -985,6 +993,19 @@ typedef struct aj_stats {
 
 int aj_stats_get(aj_engine *e, aj_stats *out);
 
+/* Large payloads and results (over the engine's blob_threshold) as stored: one blob per
+ * distinct content, however many jobs refer to it. */
+typedef struct aj_blob_stats {
+    uint64_t count;        /* blobs stored */
+    uint64_t chunks;       /* their chunks (256 KiB each, the last one of a blob shorter) */
+    uint64_t bytes;        /* their content, each blob counted once */
+    uint64_t refs;         /* references held by jobs (payloads and results) */
+    uint64_t unreferenced; /* blobs no job refers to, waiting for collection */
+} aj_blob_stats;
+
+/* Counts the stored blobs. Reads one small record per blob, never the chunks. */
+int aj_blob_stats_get(aj_engine *e, aj_blob_stats *out);
+
 /* ---------------------------------------------------------------------------------------------
  * Maintenance
  * ------------------------------------------------------------------------------------------- */
@@ -1257,6 +1278,9 @@ void aj_progress_free(aj_progress *p);
 /* Most jobs one backfill creates, and most times one preview returns. */
 #define AJ_SCHEDULE_BACKFILL_MAX 10000
 #define AJ_SCHEDULE_PREVIEW_MAX 1000
+/* Largest job payload of a schedule's template (1 MiB): the template is kept in the schedule
+ * record, which every fire rewrites. */
+#define AJ_SCHEDULE_PAYLOAD_MAX ((size_t)1 << 20)
 /* Longest cron expression and time zone name, in bytes. */
 #define AJ_CRON_EXPR_MAX 256
 #define AJ_TZ_NAME_MAX 64

@@ -614,7 +614,7 @@ int deps_graph_discard(kv_txn *t, const job_env *env, uint64_t graph, size_t lim
         akey k;
         key_pair(&k, KEY_GRAPH, graph, l.v[i], 1);
         /* Its dependents are members too (a graph is submitted whole): no cascade needed. */
-        if ((rc = job_discard(t, l.v[i])) == 0 && (rc = deps_forget(t, env, l.v[i])) == 0) {
+        if ((rc = job_discard(t, env, l.v[i])) == 0 && (rc = deps_forget(t, env, l.v[i])) == 0) {
             rc = kv_del(t, k.b, k.n);
         }
     }

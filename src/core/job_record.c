@@ -5,6 +5,7 @@
  */
 #include "core/job_record.h"
 
+#include <assert.h>
 #include <string.h>
 
 #include "core/route.h"
@@ -43,7 +44,8 @@ int job_rec_encode(const job_rec *r, aj_buf *b) {
                                 (r->error.p ? HAS_ERROR : 0) | (r->idem_key.p ? HAS_IDEM : 0) |
                                 (r->metadata.p ? HAS_META : 0) | (r->owner.p ? HAS_OWNER : 0) |
                                 (r->route.p ? HAS_ROUTE : 0));
-    aj_buf_add_u8(b, JOB_RECORD_FORMAT);
+    aj_buf_add_u8(b, r->flags != 0 || r->route.p != NULL ? JOB_RECORD_FORMAT
+                                                         : JOB_RECORD_FORMAT_PLAIN);
     aj_buf_add_varint(b, r->id);
     aj_buf_add_u8(b, (uint8_t)r->state);
     aj_buf_add_u8(b, (uint8_t)r->dead_reason);
@@ -154,6 +156,12 @@ int job_rec_decode(const uint8_t *p, size_t n, job_rec *out) {
     v.metadata = rd_opt(&r, present, HAS_META);
     v.owner = rd_opt(&r, present, HAS_OWNER);
     v.route = rd_opt(&r, present, HAS_ROUTE);
+    if ((v.flags & ~JOB_FLAGS_KNOWN) != 0 ||
+        (format < JOB_RECORD_FORMAT && (v.flags != 0 || v.route.p != NULL)) ||
+        ((v.flags & JOB_FLAG_PAYLOAD_BLOB) && v.payload.n != JOB_BLOB_REF_LEN) ||
+        ((v.flags & JOB_FLAG_RESULT_BLOB) && v.result.n != JOB_BLOB_REF_LEN)) {
+        r.bad = 1;
+    }
     if (r.bad || r.off != n || v.state < AJ_STATE_SCHEDULED || v.state > AJ_STATE_CANCELLED ||
         v.dead_reason > AJ_DEAD_DEPENDENCY || v.backoff.kind > AJ_BACKOFF_LIST) {
         return aj__err(AJ_ECORRUPT, "job record%s is corrupt (%zu bytes)",
@@ -183,6 +191,8 @@ char *aj_slice_place(char **cursor, aj_slice s) {
 }
 
 aj_job *job_rec_to_public(const job_rec *r) {
+    /* Blob references are resolved first (blob_job_public): never shown as payloads. */
+    assert((r->flags & (JOB_FLAG_PAYLOAD_BLOB | JOB_FLAG_RESULT_BLOB)) == 0);
     const aj_slice *all[] = {&r->queue, &r->type,     &r->payload,  &r->result, &r->worker,
                              &r->error, &r->idem_key, &r->metadata, &r->route};
     size_t total = sizeof(aj_job);

@@ -16,10 +16,20 @@
 #include "aj.h"
 #include "util/buf.h"
 
-#define JOB_RECORD_FORMAT 1 /* bump with a written upgrade rule when the layout changes */
-
-/* Job flags. An older aj reads and keeps them (they are a varint it carries through). */
-#define JOB_FLAG_SLOT 1u /* running and counted against its queue's concurrency limit */
+/* Bump with a written upgrade rule when the layout changes. Format 2 is the layout of format 1
+ * with flag bits in `flags` and the optional routing field (HAS_ROUTE); a record without either
+ * is still written as format 1, so older versions refuse only the records they could not read
+ * correctly. */
+#define JOB_RECORD_FORMAT 2
+#define JOB_RECORD_FORMAT_PLAIN 1
+/* `flags` bits. The payload or result field holds a blob reference (blob.h), not the bytes: */
+#define JOB_FLAG_PAYLOAD_BLOB 1u
+#define JOB_FLAG_RESULT_BLOB 2u
+/* Running and counted against its queue's concurrency limit (queue_ctl.h): */
+#define JOB_FLAG_SLOT 4u
+#define JOB_FLAGS_KNOWN (JOB_FLAG_PAYLOAD_BLOB | JOB_FLAG_RESULT_BLOB | JOB_FLAG_SLOT)
+/* Bytes of a blob reference: SHA-256 and length (blob.h). */
+#define JOB_BLOB_REF_LEN 40
 
 typedef struct aj_slice {
     const uint8_t *p; /* NULL: absent */
@@ -36,7 +46,7 @@ typedef struct job_rec {
     uint32_t attempts;
     uint32_t max_attempts;
     uint32_t redrives;
-    uint32_t flags; /* JOB_FLAG_* */
+    uint32_t flags; /* JOB_FLAG_*; 0 in format 1 */
     uint64_t epoch;
     int64_t timeout_ms;
     int64_t lease_ms;

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "core/deps.h"
+#include "core/blob.h"
 #include "core/job_hooks.h"
 #include "core/keys.h"
 #include "core/progress.h"
@@ -376,8 +377,11 @@ int job_submit_owned(kv_txn *t, const job_env *env, const aj_job_spec *s, uint64
     }
     r.queue = aj_slice_str(queue);
     r.type = aj_slice_str(s->type);
-    r.payload.p = s->payload_len ? s->payload : (const void *)"";
-    r.payload.n = s->payload_len;
+    aj_slice payload = {s->payload_len ? s->payload : (const void *)"", s->payload_len};
+    uint8_t ref[BLOB_REF_LEN]; /* a large payload's reference (blob.h) */
+    if ((rc = blob_job_set_payload(t, env, &r, payload, ref)) != 0) {
+        return rc;
+    }
     r.idem_key = aj_slice_str(s->idempotency_key);
     r.metadata = aj_slice_str(s->metadata);
     r.owner = owner;
@@ -696,7 +700,11 @@ int job_complete(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, aj_
     r.state = AJ_STATE_COMPLETED;
     r.finished_ms = r.updated_ms = env->now_ms;
     r.lease_expires_ms = 0;
-    r.result = result.p ? result : aj_slice_str("");
+    uint8_t ref[BLOB_REF_LEN]; /* a large result's reference (blob.h) */
+    rc = blob_job_set_result(t, env, &r, result.p ? result : aj_slice_str(""), ref);
+    if (rc != 0) {
+        return rc;
+    }
     COUNT(env, completed);
     return transition(t, env, &before, &r);
 }
@@ -779,8 +787,9 @@ int job_fail(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, job_fai
     }
     r = before;
     r.error = error_slice(error);
-    if (result.p != NULL) {
-        r.result = result;
+    uint8_t ref[BLOB_REF_LEN]; /* a large result's reference (blob.h) */
+    if (result.p != NULL && (rc = blob_job_set_result(t, env, &r, result, ref)) != 0) {
+        return rc;
     }
     apply_failure(env, &r, how);
     return transition(t, env, &before, &r);
@@ -855,7 +864,6 @@ int job_redrive(kv_txn *t, const job_env *env, uint64_t id) {
 }
 
 int job_purge(kv_txn *t, const job_env *env, uint64_t id) {
-    (void)env;
     job_rec r;
     int rc = job_read(t, id, &r);
     if (rc != 0) {
@@ -868,7 +876,7 @@ int job_purge(kv_txn *t, const job_env *env, uint64_t id) {
     akey k;
     key_job(&k, id);
     if ((rc = unindex(t, &r)) != 0 || (rc = progress_delete(t, id)) != 0 ||
-        (rc = deps_forget(t, env, id)) != 0) {
+        (rc = deps_forget(t, env, id)) != 0 || (rc = blob_job_release(t, env, &r)) != 0) {
         return rc;
     }
     return del_key(t, &k);
@@ -939,7 +947,7 @@ int job_dep_fail(kv_txn *t, const job_env *env, uint64_t id, const char *error) 
     return transition(t, env, &before, &r);
 }
 
-int job_discard(kv_txn *t, uint64_t id) {
+int job_discard(kv_txn *t, const job_env *env, uint64_t id) {
     job_rec r;
     int rc = job_read(t, id, &r);
     if (rc == AJ_ENOTFOUND) {
@@ -947,7 +955,8 @@ int job_discard(kv_txn *t, uint64_t id) {
     }
     akey k;
     key_job(&k, id);
-    if (rc != 0 || (rc = unindex(t, &r)) != 0 || (rc = progress_delete(t, id)) != 0) {
+    if (rc != 0 || (rc = unindex(t, &r)) != 0 || (rc = progress_delete(t, id)) != 0 ||
+        (rc = blob_job_release(t, env, &r)) != 0) {
         return rc;
     }
     return del_key(t, &k);
@@ -1131,6 +1140,9 @@ int job_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
         }
         if (rc == 0) {
             rc = deps_forget(t, env, r.id); /* and so do its dependency edges */
+        }
+        if (rc == 0) {
+            rc = blob_job_release(t, env, &r); /* and its large payload and result */
         }
         done++;
     }

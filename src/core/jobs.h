@@ -29,6 +29,11 @@ typedef struct job_env {
      * ids taken by a transaction that then aborts are simply skipped. */
     int (*alloc_id)(void *ud, uint64_t *out);
     void *alloc_ud;
+    /* Payloads and results longer than this are stored as blobs (blob.h); 0: the default. */
+    size_t blob_threshold;
+    /* Hashes of large buffers computed before the transaction (blob.h); may be NULL. */
+    const struct blob_hint *blob_hints;
+    size_t n_blob_hints;
 } job_env;
 
 /* How an attempt failed. */
@@ -102,7 +107,7 @@ int job_purge(kv_txn *t, const job_env *env, uint64_t id);
 int job_hold(kv_txn *t, const job_env *env, uint64_t id, int64_t *out_run_at);
 int job_unhold(kv_txn *t, const job_env *env, uint64_t id, int64_t run_at_ms);
 int job_dep_fail(kv_txn *t, const job_env *env, uint64_t id, const char *error);
-int job_discard(kv_txn *t, uint64_t id);
+int job_discard(kv_txn *t, const job_env *env, uint64_t id);
 
 /* Periodic duties. Each handles at most `limit` entries; *out_n receives how many it handled
  * and *out_next (may be NULL) the time of the next entry due (INT64_MAX: none). */

@@ -45,6 +45,9 @@
  *   'U' 0 graph_id                      a graph not yet fully activated (for the sweep duty)
  *   'Y' graph_id                        a submitted graph: state, creation time, size
  *   'Y' graph_id id                     a member of the graph: its local name
+ *   'B' 0 hash                          blob record: a large payload or result (blob.h)
+ *   'B' 1 due_ms hash                   blobs to collect (no reference left)
+ *   'Z' hash index                      a blob's chunks
  */
 #ifndef AJ_CORE_KEYS_H
 #define AJ_CORE_KEYS_H
@@ -70,6 +73,8 @@ enum {
     KEY_DEPS = 'T',
     KEY_DEPS_REV = 'U',
     KEY_GRAPH = 'Y',
+    KEY_BLOB = 'B',  /* blob.h */
+    KEY_CHUNK = 'Z', /* blob.h */
 };
 
 /* A key built on the stack: the longest is 'I' + queue + NUL + idempotency key. */

@@ -355,6 +355,11 @@ int sched_spec_check(const aj_schedule_spec *s) {
     if ((rc = job_spec_check(j)) != 0) {
         return rc;
     }
+    if (j->payload_len > AJ_SCHEDULE_PAYLOAD_MAX) {
+        /* The template lives in the schedule record, rewritten at every fire. */
+        return aj__err(AJ_ETOOBIG, "a schedule's payload is %zu bytes, over the %zu-byte limit",
+                       j->payload_len, AJ_SCHEDULE_PAYLOAD_MAX);
+    }
     if (j->metadata != NULL && strlen(j->metadata) + SCHED_META_EXTRA > AJ_METADATA_MAX) {
         return aj__err(AJ_ETOOBIG,
                        "a schedule's job metadata must leave %d bytes free of the "
@@ -367,11 +372,11 @@ int sched_spec_check(const aj_schedule_spec *s) {
             return rc;
         }
         json_decref(v);
-        if (j->payload_len + SCHED_PAYLOAD_EXTRA > AJ_PAYLOAD_MAX) {
+        if (j->payload_len + SCHED_PAYLOAD_EXTRA > AJ_SCHEDULE_PAYLOAD_MAX) {
             return aj__err(AJ_ETOOBIG,
                            "a shell schedule's payload must leave %d bytes free of "
                            "the %zu-byte limit for AJ_SCHEDULED_AT",
-                           SCHED_PAYLOAD_EXTRA, AJ_PAYLOAD_MAX);
+                           SCHED_PAYLOAD_EXTRA, AJ_SCHEDULE_PAYLOAD_MAX);
         }
     }
     return 0;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/child.h"
+#include "core/blob.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -638,11 +639,34 @@ int wf_on_job_transition(kv_txn *t, const job_env *env, const job_rec *before,
     int compensation = sched.type == EV_COMPENSATION_STARTED;
     wf_inbox_entry e = {0, run, seq, after->attempts, sched.name, aj_slice_str("")};
     int wake = 0;
+    aj_buf big = AJ_BUF_INIT; /* a result stored as a blob, read back (blob.h) */
+    char why[128];
     if (after->state == AJ_STATE_RUNNING && before->state != AJ_STATE_RUNNING) {
         e.type = EV_ACTIVITY_STARTED;
+    } else if (after->state == AJ_STATE_COMPLETED && (after->flags & JOB_FLAG_RESULT_BLOB) != 0 &&
+               aj_get_u64be(after->result.p + JOB_BLOB_REF_LEN - 8) > AJ_WF_DATA_MAX) {
+        /* Results up to AJ_PAYLOAD_MAX are fine for jobs, but a workflow's history keeps
+         * data up to AJ_WF_DATA_MAX: the activity fails, for good, naming both sizes. */
+        snprintf(why, sizeof why,
+                 "activity result is %llu bytes, over the %zu-byte limit of "
+                 "workflow data",
+                 (unsigned long long)aj_get_u64be(after->result.p + JOB_BLOB_REF_LEN - 8),
+                 AJ_WF_DATA_MAX);
+        e.type = EV_ACTIVITY_FAILED;
+        e.data = aj_slice_str(why);
+        e.aux |= WF_AUX_FINAL;
+        wake = 1;
     } else if (after->state == AJ_STATE_COMPLETED) {
         e.type = EV_ACTIVITY_COMPLETED;
         e.data = after->result.p ? after->result : aj_slice_str("");
+        if (after->flags & JOB_FLAG_RESULT_BLOB) {
+            if ((rc = blob_read(t, after->result, &big)) != 0) {
+                aj_buf_free(&big);
+                return rc;
+            }
+            e.data.p = big.p ? big.p : (const uint8_t *)"";
+            e.data.n = big.len;
+        }
         wake = 1;
         if (sched.type == EV_ACTIVITY_SCHEDULED &&
             (rc = act_cache_on_complete(t, env, id, sched.data, e.data)) != 0) {
@@ -676,7 +700,9 @@ int wf_on_job_transition(kv_txn *t, const job_env *env, const job_rec *before,
         e.type =
             e.type == EV_ACTIVITY_COMPLETED ? EV_COMPENSATION_COMPLETED : EV_COMPENSATION_FAILED;
     }
-    return wf_inbox_add(t, env, &w, &e, wake);
+    rc = wf_inbox_add(t, env, &w, &e, wake);
+    aj_buf_free(&big);
+    return rc;
 }
 
 /* ----------------------------------------------------------------------------------------- */

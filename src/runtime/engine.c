@@ -17,6 +17,7 @@
 
 #include "core/activity_cache.h"
 #include "core/deps.h"
+#include "core/blob.h"
 #include "core/keys.h"
 #include "core/queue_ctl.h"
 #include "core/schedule.h"
@@ -39,6 +40,7 @@ void aj_engine_opts_init(aj_engine_opts *o) {
     o->idempotency_ttl_ms = 24 * AJ_HOUR;
     o->log_level = AJ_LOG_INFO;
     o->background = 1;
+    o->blob_threshold = AJ_BLOB_THRESHOLD_DEFAULT;
 }
 
 int64_t eng_now_ms(aj_engine *e) {
@@ -74,6 +76,9 @@ void eng_env(aj_engine *e, job_env *env, aj_counters *delta) {
     env->rand = eng_rand(e);
     env->retention_ms = e->opts.retention_ms;
     env->idempotency_ttl_ms = e->opts.idempotency_ttl_ms;
+    env->blob_threshold = e->opts.blob_threshold;
+    env->blob_hints = NULL;
+    env->n_blob_hints = 0;
     if (delta != NULL) {
         memset(delta, 0, sizeof *delta);
     }
@@ -304,6 +309,16 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv, const aj_
         return aj__err(AJ_EINVAL,
                        "retention and idempotency TTL must be positive and at most 100 years");
     }
+    if (e->opts.blob_threshold == 0) {
+        e->opts.blob_threshold = AJ_BLOB_THRESHOLD_DEFAULT;
+    }
+    if (e->opts.blob_threshold < AJ_BLOB_THRESHOLD_MIN ||
+        e->opts.blob_threshold > AJ_BLOB_THRESHOLD_MAX) {
+        size_t got = e->opts.blob_threshold;
+        aj__free(e);
+        return aj__err(AJ_EINVAL, "blob threshold is %zu bytes; it must be between %zu and %zu",
+                       got, AJ_BLOB_THRESHOLD_MIN, AJ_BLOB_THRESHOLD_MAX);
+    }
     e->clock = e->opts.clock != NULL ? *e->opts.clock : aj__system_clock;
     aj__hlc_init(&e->hlc, &e->clock);
     e->log.fn = e->opts.log;
@@ -399,10 +414,16 @@ typedef struct submit_ctx {
     size_t n;
     uint64_t first_id;
     uint64_t *out_ids;
+    blob_hint *hints; /* hashes of the large payloads (owned) */
+    size_t n_hints;
 } submit_ctx;
 
-static int submit_txn(kv_txn *t, const job_env *env, void *ud) {
+static int submit_txn(kv_txn *t, const job_env *env0, void *ud) {
     submit_ctx *s = ud;
+    job_env with_hints = *env0;
+    with_hints.blob_hints = s->hints;
+    with_hints.n_blob_hints = s->n_hints;
+    const job_env *env = &with_hints;
     for (size_t i = 0; i < s->n; i++) {
         int created;
         const aj_job_spec *sp = &s->specs[i];
@@ -419,6 +440,36 @@ static int submit_txn(kv_txn *t, const job_env *env, void *ud) {
         }
     }
     return 0;
+}
+
+/* Hashes the large payloads of a batch (and stages them when they are too large to write with
+ * the jobs). */
+static int submit_prepare(aj_engine *e, const aj_job_spec *specs, size_t n, blob_hint **hints,
+                          size_t *n_hints) {
+    size_t threshold = e->opts.blob_threshold;
+    size_t big = 0;
+    for (size_t i = 0; i < n; i++) {
+        big += specs[i].payload_len > threshold;
+    }
+    *hints = NULL;
+    *n_hints = 0;
+    if (big == 0) {
+        return 0;
+    }
+    aj_slice *data = aj__malloc(big * sizeof *data);
+    if (data == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory submitting %zu jobs", n);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (specs[i].payload_len > threshold) {
+            data[k].p = specs[i].payload;
+            data[k++].n = specs[i].payload_len;
+        }
+    }
+    int rc = eng_blob_prepare(e, data, k, hints, n_hints);
+    aj__free(data);
+    return rc;
 }
 
 int aj_submit_batch(aj_engine *e, const aj_job_spec *specs, size_t n, uint64_t *out_ids) {
@@ -451,14 +502,18 @@ int aj_submit_batch(aj_engine *e, const aj_job_spec *specs, size_t n, uint64_t *
     if (ids == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory submitting %zu jobs", n);
     }
-    submit_ctx s = {specs, n, 0, ids};
-    int rc = eng_ids(e, n, &s.first_id);
+    submit_ctx s = {specs, n, 0, ids, NULL, 0};
+    int rc = submit_prepare(e, specs, n, &s.hints, &s.n_hints);
+    if (rc == 0) {
+        rc = eng_ids(e, n, &s.first_id);
+    }
     if (rc == 0) {
         rc = eng_run(e, submit_txn, &s, KV_SYNC);
     }
     if (rc == 0) {
         memcpy(out_ids, ids, n * sizeof *ids);
     }
+    aj__free(s.hints);
     aj__free(ids);
     return rc;
 }
@@ -484,11 +539,9 @@ static int get_txn(kv_txn *t, const job_env *env, void *ud) {
         return rc;
     }
     aj_job_free(g->job);
-    g->job = job_rec_to_public(&r);
-    if (g->job == NULL) {
-        return aj__err(AJ_ENOMEM, "out of memory reading job %llu", (unsigned long long)g->id);
-    }
-    return ENG_READ_ONLY;
+    g->job = NULL;
+    rc = blob_job_public(t, &r, &g->job);
+    return rc != 0 ? rc : ENG_READ_ONLY;
 }
 
 int aj_job_get(aj_engine *e, uint64_t id, aj_job **out) {
@@ -503,6 +556,7 @@ int aj_job_get(aj_engine *e, uint64_t id, aj_job **out) {
 }
 
 typedef struct list_ctx {
+    kv_txn *t;
     const aj_job_filter *f;
     aj_job **v;
     size_t n, cap;
@@ -522,9 +576,10 @@ static int list_add(void *ud, const job_rec *r) {
         return aj__err(AJ_ENOMEM, "out of memory listing jobs");
     }
     l->v = nv;
-    aj_job *j = job_rec_to_public(r);
-    if (j == NULL) {
-        return aj__err(AJ_ENOMEM, "out of memory listing jobs");
+    aj_job *j = NULL;
+    int rc = blob_job_public(l->t, r, &j);
+    if (rc != 0) {
+        return rc;
     }
     l->v[l->n++] = j;
     return 0;
@@ -533,6 +588,7 @@ static int list_add(void *ud, const job_rec *r) {
 static int list_txn(kv_txn *t, const job_env *env, void *ud) {
     list_ctx *l = ud;
     list_reset(l);
+    l->t = t;
     int rc = job_list(t, env, l->f, list_add, l);
     return rc != 0 ? rc : ENG_READ_ONLY;
 }
@@ -540,7 +596,7 @@ static int list_txn(kv_txn *t, const job_env *env, void *ud) {
 int aj_job_list(aj_engine *e, const aj_job_filter *filter, aj_job ***out, size_t *n) {
     aj_job_filter none;
     memset(&none, 0, sizeof none);
-    list_ctx l = {filter ? filter : &none, NULL, 0, 0};
+    list_ctx l = {NULL, filter ? filter : &none, NULL, 0, 0};
     int rc = eng_run(e, list_txn, &l, KV_SYNC);
     if (rc != 0) {
         aj_job_list_free(l.v, l.n);
@@ -572,10 +628,16 @@ typedef struct op_ctx {
     const char *error;
     aj_slice result;
     int64_t delay_ms;
+    blob_hint *hints; /* the result's hash when it is large */
+    size_t n_hints;
 } op_ctx;
 
-static int op_txn(kv_txn *t, const job_env *env, void *ud) {
+static int op_txn(kv_txn *t, const job_env *env0, void *ud) {
     op_ctx *o = ud;
+    job_env with_hints = *env0;
+    with_hints.blob_hints = o->hints;
+    with_hints.n_blob_hints = o->n_hints;
+    const job_env *env = &with_hints;
     switch (o->kind) {
     case OP_HEARTBEAT:
         return job_heartbeat(t, env, o->id, o->epoch);
@@ -596,7 +658,15 @@ static int op_txn(kv_txn *t, const job_env *env, void *ud) {
 }
 
 static int run_op(aj_engine *e, op_ctx *o) {
-    return eng_run(e, op_txn, o, KV_SYNC);
+    int rc = 0;
+    if (o->result.n > e->opts.blob_threshold) {
+        rc = eng_blob_prepare(e, &o->result, 1, &o->hints, &o->n_hints);
+    }
+    if (rc == 0) {
+        rc = eng_run(e, op_txn, o, KV_SYNC);
+    }
+    aj__free(o->hints);
+    return rc;
 }
 
 int aj_heartbeat(aj_engine *e, uint64_t id, uint64_t epoch) {
@@ -658,13 +728,15 @@ typedef struct claim_ctx {
     aj_job **jobs;
     int64_t *latency;
     size_t n;
+    kv_txn *t;
 } claim_ctx;
 
 static int claim_add(void *ud, const job_rec *r, int64_t latency_us) {
     claim_ctx *c = ud;
-    aj_job *j = job_rec_to_public(r);
-    if (j == NULL) {
-        return aj__err(AJ_ENOMEM, "out of memory claiming jobs");
+    aj_job *j = NULL;
+    int rc = blob_job_public(c->t, r, &j);
+    if (rc != 0) {
+        return rc;
     }
     c->latency[c->n] = latency_us;
     c->jobs[c->n++] = j;
@@ -683,6 +755,7 @@ static int claim_txn(kv_txn *t, const job_env *env, void *ud) {
         aj_job_free(c->jobs[i]);
     }
     c->n = 0;
+    c->t = t;
     size_t got;
     int rc = job_claim(t, env, c->queues, c->n_queues, c->worker, c->who, c->max,
                        c->only_handled ? has_handler : NULL, claim_add, c, &got);
@@ -753,7 +826,7 @@ int eng_queue_names(aj_engine *e, char ***out, size_t *n) {
 int eng_claim(aj_engine *e, const char *const *queues, size_t n_queues, const char *worker,
               const job_claim_who *who, size_t max, int only_handled, aj_job **jobs,
               int64_t *latency, size_t *n) {
-    claim_ctx c = {e, only_handled, queues, n_queues, worker, who, max, jobs, latency, 0};
+    claim_ctx c = {e, only_handled, queues, n_queues, worker, who, max, jobs, latency, 0, NULL};
     /* A claim need not be durable before the job runs: it is validated and visible to every
      * process when eng_run returns, and the only way to lose it — a power loss — also stops the
      * worker, leaving the job ready to run again (at least once). Its completion is durable and
@@ -879,6 +952,11 @@ static int check_txn(kv_txn *t, const job_env *env, void *ud) {
     }
     if (rc == 0) {
         rc = deps_check(t, c->report, c->ud, &c->records, &c->problems);
+    }
+    uint64_t blob_problems = 0;
+    if (rc == 0) {
+        rc = blob_check(t, c->report, c->ud, &blob_problems);
+        c->problems += blob_problems;
     }
     return rc != 0 ? rc : ENG_READ_ONLY;
 }

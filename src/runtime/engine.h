@@ -84,6 +84,8 @@ struct aj_engine {
     aj_pool *pool;
     struct aj_sched_svc *sched; /* the schedule service (scheduler.c), or NULL */
     aj__wf_cache *wf_cache;     /* recently run workflow histories (wf_exec.c) */
+    size_t blob_budget;         /* bytes of new blobs per transaction; 0: BLOB_TXN_BYTES (tests
+                                   lower it to exercise staging with small payloads) */
 };
 
 /* Opens an engine over an existing store, which the engine does not close (tests use it to
@@ -130,6 +132,15 @@ int eng_claim(aj_engine *e, const char *const *queues, size_t n_queues, const ch
  * entries of pools long gone), 2 deletes it. */
 struct wreg_entry;
 int eng_registry_op(aj_engine *e, const struct wreg_entry *w, int op);
+
+/* blob_api.c: hashes the data over the blob threshold (hints for the transaction's env, owned:
+ * aj__free) and stages it in transactions of its own when it is too large to write with its
+ * jobs. */
+struct blob_hint;
+int eng_blob_prepare(aj_engine *e, const aj_slice *data, size_t n, struct blob_hint **out_hints,
+                     size_t *out_n);
+/* Bytes of new blobs written with a job's transaction; more are staged first. */
+size_t eng_blob_budget(aj_engine *e);
 
 /* ticker.c */
 int eng_ticker_start(aj_engine *e);

@@ -44,6 +44,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,7 +103,7 @@ typedef struct shell_spec {
     int ctl;     /* the supervisor's end of the control socket */
     int out_w;   /* the output pipe's write end */
     int prog_w;  /* the progress pipe's write end; -1: none */
-    int devnull; /* /dev/null, read-only, for stdin */
+    int devnull; /* the program's stdin: /dev/null, or the payload's "stdin" */
 } shell_spec;
 
 /* ----------------------------------------------------------------------------------------------
@@ -506,6 +507,10 @@ static int parse_payload(const aj__shell_job *job, json_t **root, char ***argv_s
     if (jcwd != NULL && (!json_is_string(jcwd) || json_string_length(jcwd) == 0)) {
         return aj__err(AJ_EINVAL, "payload \"cwd\" must be a non-empty string");
     }
+    json_t *jin = json_object_get(*root, "stdin");
+    if (jin != NULL && !json_is_string(jin)) {
+        return aj__err(AJ_EINVAL, "payload \"stdin\" must be a string");
+    }
     *env = json_object_get(*root, "env");
     if (*env != NULL) {
         if (!json_is_object(*env)) {
@@ -867,6 +872,35 @@ static int watch(const aj__shell_job *job, pid_t sup, int ctl, int out_r, int pr
     return aj__err(AJ_EIO, "a shell job's supervisor process died without reporting");
 }
 
+/* An unlinked in-memory file holding `len` bytes, positioned at its start; -1 with errno. */
+static int stdin_file(const char *data, size_t len) {
+    int fd = memfd_create("aj-shell-stdin", MFD_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            int saved = w < 0 ? errno : EIO;
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
 int aj__shell_run(const aj__shell_job *job, aj__shell_result *out) {
     json_t *root = NULL;
     json_t *penv = NULL;
@@ -913,6 +947,18 @@ int aj__shell_run(const aj__shell_job *job, aj__shell_result *out) {
     if (devnull < 0) {
         rc = aj__err(AJ_EIO, "could not start a shell job: /dev/null: %s", strerror(errno));
         goto done;
+    }
+    json_t *jin = json_object_get(root, "stdin");
+    if (jin != NULL) {
+        /* The payload's "stdin" is the program's standard input, from an anonymous file so
+         * that no pipe needs feeding while the output is read. */
+        int fd = stdin_file(json_string_value(jin), json_string_length(jin));
+        if (fd < 0) {
+            rc = aj__err(AJ_EIO, "could not start a shell job: its stdin: %s", strerror(errno));
+            goto done;
+        }
+        close(devnull);
+        devnull = fd;
     }
     /* Only our end: the program's stdout must stay blocking. */
     if (fcntl(outp[0], F_SETFL, O_NONBLOCK) != 0) {

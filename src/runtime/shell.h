@@ -32,7 +32,7 @@ typedef struct aj__shell_job {
     uint64_t job_id;
     uint32_t attempt; /* 1 for the first run */
     const char *queue;
-    const void *payload; /* {"argv":[...], "env":{...}?, "cwd":"..."?} */
+    const void *payload; /* {"argv":[...], "env":{...}?, "cwd":"..."?, "stdin":"..."?} */
     size_t payload_len;
     const char *const *extra_env; /* NULL-terminated "K=V" list added last; may be NULL */
     int64_t deadline_mono_us;     /* kill the group at this aj__mono_us() time; 0: none */
@@ -70,7 +70,8 @@ typedef struct aj__shell_result {
  * (entries without '=' are ignored). The process
  * environment is read during the call: like any reader of environ, it must not race setenv().
  * The program's PATH (from the final environment, as `env PATH=... prog` would) is searched for
- * argv[0] as execvp() does, including running a file without #! by /bin/sh. stdin is /dev/null;
+ * argv[0] as execvp() does, including running a file without #! by /bin/sh. stdin is the
+ * payload's "stdin" string (from an unlinked in-memory file), else /dev/null;
  * stdout and stderr share one pipe; with on_progress, descriptor AJ__SHELL_PROGRESS_FD is the
  * write end of a second pipe, read alongside the output. The program starts with default signal
  * dispositions and an empty signal mask.

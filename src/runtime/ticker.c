@@ -12,6 +12,7 @@
 
 #include "core/activity_cache.h"
 #include "core/deps.h"
+#include "core/blob.h"
 #include "core/keys.h"
 #include "core/wf_reply.h"
 #include "core/workflow.h"
@@ -67,6 +68,11 @@ static int duty_txn(kv_txn *t, const job_env *env, void *ud) {
             size_t dn = 0; /* graphs left staged or half-released by a crash (deps.h) */
             rc = deps_sweep(t, env, ENG_DUTY_BATCH, d->ops_budget, &dn);
             d->n += dn;
+        }
+        if (rc == 0) {
+            size_t bn = 0; /* blobs left unreferenced or staged and abandoned (blob.h) */
+            rc = blob_collect(t, env, ENG_DUTY_BATCH, &bn);
+            d->n += bn;
         }
         break;
     }

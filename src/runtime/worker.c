@@ -27,6 +27,7 @@
 #include "core/queue_ctl.h"
 #include "core/worker_registry.h"
 #include "core/workflow.h"
+#include "core/blob.h"
 #include "runtime/engine.h"
 #include "runtime/progress_buf.h"
 #include "util/buf.h"
@@ -97,6 +98,8 @@ typedef struct outcome {
     int has_result;
     aj_counters delta;
     eng_progress *prog; /* written in the outcome's transaction */
+    blob_hint *hints;   /* the result's hash when it is large (blob.h) */
+    size_t n_hints;
     struct outcome *next;
 } outcome;
 
@@ -200,11 +203,16 @@ static void outcome_free(outcome *o) {
     eng_progress_free(o->prog);
     aj__free(o->error);
     aj_buf_free(&o->result);
+    aj__free(o->hints);
     aj__free(o);
 }
 
-static int outcome_txn(kv_txn *t, const job_env *env, void *ud) {
+static int outcome_txn(kv_txn *t, const job_env *env0, void *ud) {
     outcome *o = ud;
+    job_env with_hints = *env0;
+    with_hints.blob_hints = o->hints;
+    with_hints.n_blob_hints = o->n_hints;
+    const job_env *env = &with_hints;
     aj_slice result = {NULL, 0};
     if (o->has_result) {
         result.p = o->result.p ? o->result.p : (const uint8_t *)"";
@@ -250,11 +258,20 @@ static void outcome_done(void *ud, int rc) {
     outcome_settled(p);
 }
 
-/* Builds the outcome transaction once and hands it to the committer without waiting. */
+/* Builds the outcome transaction once and hands it to the committer without waiting. A large
+ * result is hashed first, on the handler's thread (and staged, when too large to go with the
+ * outcome). */
 static void outcome_submit(aj_pool *p, outcome *o) {
     aj_engine *e = p->e;
     kv_txn *t;
-    int rc = kv_begin(e->kv, &t);
+    int rc = 0;
+    if (o->has_result && o->result.len > e->opts.blob_threshold) {
+        aj_slice r = {o->result.p, o->result.len};
+        rc = eng_blob_prepare(e, &r, 1, &o->hints, &o->n_hints);
+    }
+    if (rc == 0) {
+        rc = kv_begin(e->kv, &t);
+    }
     if (rc == 0) {
         job_env env;
         eng_env(e, &env, &o->delta);

@@ -81,9 +81,9 @@ bad 2 "argv" submit --type shell --payload '{"argv":["ls",1]}'
 bad 2 "env" submit --type shell --payload '{"argv":["ls"],"env":{"A":1}}'
 bad 2 "cwd" submit --type shell --payload '{"argv":["ls"],"cwd":7}'
 
-# Payload over the limit (1 MiB).
-perl -e 'print "\"", "a" x (1048576 - 1), "\""' >"$T/big.json"
-bad 2 "payload is 1048577 bytes, over the 1 MiB limit" submit --type echo --payload-file "$T/big.json"
+# Payload over the limit (64 MiB).
+perl -e 'print "\"", "a" x (67108864 - 1), "\""' >"$T/big.json"
+bad 2 "payload is 67108865 bytes, over the 64 MiB limit" submit --type echo --payload-file "$T/big.json"
 
 # Names outside the allowed characters or lengths.
 long=$(printf 'q%.0s' $(seq 201))

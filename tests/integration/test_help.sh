@@ -33,7 +33,7 @@ done
 expect_ok "$AJ_BIN" submit --help
 for word in --queue --type --priority --delay --at --timeout --lease --max-attempts --backoff \
     --idempotency-key --metadata --payload --payload-file --payload-lines --wait critical \
-    "fixed:DUR" "exp:INITIAL" "list:DUR" "1 MiB" "default: 5m" "default: 30s" "default: 3" \
+    "fixed:DUR" "exp:INITIAL" "list:DUR" "64 MiB" "default: 5m" "default: 30s" "default: 3" \
     "exp:1s:2:5m"; do
     expect_contains "$OUT" "$word" "aj submit --help"
 done

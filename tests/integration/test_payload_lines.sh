@@ -40,8 +40,8 @@ expect_error 2 "line 3 is blank" aj submit --type echo --payload-lines "$T/trail
 : >"$T/empty"
 expect_error 2 "no lines" aj submit --type echo --payload-lines "$T/empty"
 expect_error 2 "line 2" aj submit --type shell --payload-lines <(printf '{"argv":["true"]}\n{"x":1}\n')
-perl -e 'print "1\n\"", "a" x 1048576, "\"\n"' >"$T/toobig2"
-expect_error 2 "line 2 is 1048578 bytes, over the 1 MiB limit" aj submit --type echo --payload-lines "$T/toobig2"
+perl -e 'print "1\n\"", "a" x 67108864, "\"\n"' >"$T/toobig2"
+expect_error 2 "line 2 is 67108866 bytes, over the 64 MiB limit" aj submit --type echo --payload-lines "$T/toobig2"
 seq 100001 >"$T/toomany"
 expect_error 2 "over the batch limit of 100000" aj submit --type echo --payload-lines "$T/toomany"
 expect_error 2 "cannot read --payload-lines" aj submit --type echo --payload-lines "$T/missing"

@@ -159,7 +159,7 @@ static void test_lines_size_limit(void **state) {
     spans = NULL;
     assert_int_equal(aj_payload_lines_split(text, len + 2, &spans, &n), AJ_ETOOBIG);
     assert_null(spans);
-    assert_string_equal(aj_errmsg(), "line 1 is 1048577 bytes, over the 1 MiB limit");
+    assert_string_equal(aj_errmsg(), "line 1 is 67108865 bytes, over the 64 MiB limit");
     free(text);
 }
 

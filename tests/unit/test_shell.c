@@ -417,6 +417,38 @@ static void test_stdin_is_devnull(void **state) {
     free(out);
 }
 
+/* The payload's "stdin" string is the program's standard input, byte for byte, from the start,
+ * and not through a pipe that could fill up: 1 MiB arrives whole. */
+static void test_stdin_from_payload(void **state) {
+    (void)state;
+    const char *pl = "{\"argv\":[\"sh\",\"-c\",\"od -An -c | tr -s ' '\"],"
+                     "\"stdin\":\"a\\tb\\n\"}";
+    aj__shell_job j;
+    job_init(&j, pl);
+    aj__shell_result res;
+    assert_int_equal(aj__shell_run(&j, &res), 0);
+    assert_int_equal(res.exit_code, 0);
+    size_t n;
+    char *out = result_output(&res, &n);
+    assert_string_equal(out, " a \\t b \\n\n");
+    free(out);
+    aj_buf_free(&res.json);
+
+    size_t big = (size_t)1 << 20;
+    char *p = malloc(big + 64);
+    assert_non_null(p);
+    int k = snprintf(p, 64, "{\"argv\":[\"wc\",\"-c\"],\"stdin\":\"");
+    memset(p + k, 'x', big);
+    memcpy(p + k + big, "\"}", 3);
+    job_init(&j, p);
+    assert_int_equal(aj__shell_run(&j, &res), 0);
+    out = result_output(&res, &n);
+    assert_string_equal(out, "1048576\n");
+    free(out);
+    aj_buf_free(&res.json);
+    free(p);
+}
+
 static void test_no_descriptor_leaks(void **state) {
     (void)state;
     /* A descriptor of the host without close-on-exec must not reach the program either: the
@@ -544,6 +576,7 @@ static void test_bad_payloads(void **state) {
         {"{\"argv\":[\"ls\"],\"env\":{\"A\":1}}", "\"env\" must be an object of string values"},
         {"{\"argv\":[\"ls\"],\"env\":{\"A=B\":\"x\"}}", "contain no '='"},
         {"{\"argv\":[\"ls\"],\"cwd\":5}", "\"cwd\" must be a non-empty string"},
+        {"{\"argv\":[\"cat\"],\"stdin\":5}", "\"stdin\" must be a string"},
         {"{\"argv\":[\"ls\\u0000x\"]}", "payload is not valid JSON"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1055,6 +1088,7 @@ int main(void) {
         cmocka_unit_test(test_path_from_job_env),
         cmocka_unit_test(test_cwd),
         cmocka_unit_test(test_stdin_is_devnull),
+        cmocka_unit_test(test_stdin_from_payload),
         cmocka_unit_test(test_no_descriptor_leaks),
         cmocka_unit_test(test_progress_lines),
         cmocka_unit_test(test_no_progress_fd_without_callback),
