@@ -20,6 +20,28 @@
 #include "runtime/wf_exec.h"
 #include "util/err.h"
 
+/* Longest activity name: room for the state machine's "STATE/JOB#VISIT". */
+#define ACTIVITY_NAME_MAX 512
+
+/* Activity names follow aj_activity's (any text, e.g. the state machine's "STATE/JOB#2"), but
+ * must be non-empty, bounded and free of control characters, so the history stays readable. */
+static int name_check(const char *name) {
+    if (name == NULL || name[0] == '\0') {
+        return aj__err(AJ_EINVAL, "an activity needs a name");
+    }
+    size_t n = strlen(name);
+    if (n > ACTIVITY_NAME_MAX) {
+        return aj__err(AJ_EINVAL, "activity name '%.40s...' is %zu bytes, over %d", name, n,
+                       ACTIVITY_NAME_MAX);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) {
+            return aj__err(AJ_EINVAL, "activity name '%s' contains a control character", name);
+        }
+    }
+    return 0;
+}
+
 /* The activity_scheduled event of `name` among the commands already replayed or made in this
  * run, or NULL. */
 static const wf_event *scheduled_event(const aj__wf_view *v, const char *name) {
@@ -35,7 +57,7 @@ static const wf_event *scheduled_event(const aj__wf_view *v, const char *name) {
 int aj_activity_start(aj_wf *wf, const char *name, const aj_job_spec *spec) {
     /* Bad arguments are the code's own mistake: refused the same way live and on replay, with
      * nothing recorded. */
-    int rc = aj_name_check("activity", name);
+    int rc = name_check(name);
     if (rc != 0) {
         return rc;
     }
@@ -66,7 +88,7 @@ int aj_activity_start(aj_wf *wf, const char *name, const aj_job_spec *spec) {
 }
 
 int aj_activity_wait(aj_wf *wf, const char *name, aj_bytes *out) {
-    int rc = aj_name_check("activity", name);
+    int rc = name_check(name);
     if (rc != 0) {
         return rc;
     }

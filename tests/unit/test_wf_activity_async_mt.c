@@ -165,7 +165,13 @@ static int bad(aj_wf *wf, aj_bytes input, void *ud) {
     spec_of(&s, "dbl", "1");
     aj_job_spec none;
     aj_job_spec_init(&none);
-    if (aj_activity_start(wf, "x y", &s) != AJ_EINVAL ||
+    char long_name[600];
+    memset(long_name, 'n', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    if (aj_activity_start(wf, "", &s) != AJ_EINVAL ||
+        aj_activity_start(wf, NULL, &s) != AJ_EINVAL ||
+        aj_activity_start(wf, "a\nb", &s) != AJ_EINVAL ||
+        aj_activity_start(wf, long_name, &s) != AJ_EINVAL ||
         aj_activity_start(wf, "k", NULL) != AJ_EINVAL ||
         aj_activity_start(wf, "k", &none) != AJ_EINVAL ||
         aj_activity_wait(wf, "never", NULL) != AJ_EINVAL ||
