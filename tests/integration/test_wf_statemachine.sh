@@ -139,7 +139,7 @@ expect_eq completed "$(jq -r .state <<<"$s")" "w1 state"
 expect_eq poll,poll,poll,done "$(report w1 | jq -r '.path | join(",")')" "w1 path"
 expect_eq 3 "$(jq '[.events[] | select(.type=="timer_fired")] | length' <<<"$s")" "w1 timers"
 
-# 6. Recovery: the worker is SIGKILLed while the second job of a state runs. A new worker
+# 6. Recovery: the worker is SIGKILLed while two jobs of a state run. A new worker
 #    finishes the run; every job ran to completion exactly once, and the killed one ran again.
 gate="$T/gate"
 slow() { # NAME: logs start, waits for the gate, logs end
@@ -157,6 +157,12 @@ JSON
 start k1 "$T/crash.json"
 start_worker
 wait_for 30 grep -q "start j2" "$T/crash"
+# The jobs of a state run in parallel: the kill comes once j1's completion is recorded, so j1
+# must not run again (j2 and j3 wait for the gate).
+j1_recorded() {
+    show k1 | jq -e '[.events[] | select(.type=="activity_completed" and .name=="work/j1")] | length == 1' >/dev/null
+}
+wait_for 30 j1_recorded
 kill -KILL "$WORKER_PID"
 wait "$WORKER_PID" 2>/dev/null
 touch "$gate"
