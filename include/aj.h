@@ -804,6 +804,16 @@ int aj_step_with(aj_wf *wf, const char *name, const aj_step_policy *policy, aj_s
  * it: AJ_SUSPEND until it finishes; then 0 with its result, or AJ_EFAILED when it was
  * dead-lettered or cancelled (AJ_ECANCELLED when the workflow is being cancelled). */
 int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *out);
+/* Starts an activity without waiting (records activity_scheduled and returns 0), so a workflow
+ * can run many jobs at once; collect each outcome with aj_activity_wait. A name used twice in
+ * one run is AJ_EEXISTS; AJ_ECANCELLED when the workflow is being cancelled. */
+int aj_activity_start(aj_wf *wf, const char *name, const aj_job_spec *spec);
+/* Waits for the activity started as `name`: AJ_SUSPEND until its final outcome is in; then 0
+ * with its result in *out (may be NULL; valid until the workflow function returns), or
+ * AJ_EFAILED when it was dead-lettered or cancelled. When the workflow is being cancelled its
+ * job is cancelled too and the call returns once the job's outcome is in (AJ_ECANCELLED, or 0
+ * when it completed first). AJ_EINVAL when no activity of that name was started. */
+int aj_activity_wait(aj_wf *wf, const char *name, aj_bytes *out);
 /* Durable timers. */
 int aj_sleep(aj_wf *wf, int64_t ms);
 int aj_sleep_until(aj_wf *wf, int64_t at_ms);

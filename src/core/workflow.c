@@ -406,6 +406,18 @@ int wf_inbox_add(kv_txn *t, const job_env *env, const wf_rec *w, const wf_inbox_
     uint64_t seq = ((uint64_t)env->now_us << 10) | (env->rand & 1023);
     akey k;
     key_inbox(&k, w->id, 1, 1, seq);
+    /* One transaction can add several (a task cancelling many activity jobs, a batch claim):
+     * they share the clock and the randomness, so each takes the next free key, in order. */
+    const uint8_t *old = NULL;
+    size_t old_n = 0;
+    int taken = 0;
+    while ((taken = kv_get(t, k.b, k.n, &old, &old_n)) == 0) {
+        key_inbox(&k, w->id, 1, 1, ++seq);
+    }
+    if (taken != AJ_ENOTFOUND) {
+        return taken;
+    }
+    aj__err_clear();
     aj_buf b = AJ_BUF_INIT;
     aj_buf_add_u8(&b, e->type);
     aj_buf_add_varint(&b, e->run);

@@ -10,12 +10,11 @@
  * report below) or `failed` (its error names the state and carries the report). At most
  * "max_transitions" transitions are taken: a loop that would take one more fails the run.
  *
- * Jobs of a state are run one after the other, in the order they are listed: the workflow API
- * has no start-now-await-later call for activities yet, and with the history's replay rule (an
- * outcome is visible to a call only before the next command) a second activity scheduled before
- * the first one's outcome would hide that outcome for ever. Every job still runs, whatever the
- * outcome of the others, so the transition rules see every job's outcome. run_state() is the
- * one place to change when such a call exists.
+ * Jobs of a state run in parallel: run_state() starts every one of them (aj_activity_start, in
+ * the order they are listed) and then waits for each (aj_activity_wait). Every job runs to its
+ * outcome, whatever the outcome of the others, so the transition rules see every job's outcome.
+ * A cancel of the run cancels every running job of the state, and the run ends once their
+ * outcomes are in.
  *
  * Activity names are "STATE/JOB" (and "STATE/JOB#N" on the N-th visit of a state), so the
  * history reads as the path taken. Shell jobs see AJ_WORKFLOW_ID, AJ_STATE, AJ_JOB and AJ_VISIT
@@ -132,8 +131,18 @@ static int job_spec(aj_wf *wf, const sm_state *st, const sm_job *job, uint32_t v
     return 0;
 }
 
+/* The activity name of job `i` of state `st` on its visit-th visit. */
+static void job_name(const sm_state *st, size_t i, uint32_t visit, char *name, size_t size) {
+    if (visit == 1) {
+        snprintf(name, size, "%s/%s", st->name, st->jobs[i].name);
+    } else {
+        snprintf(name, size, "%s/%s#%u", st->name, st->jobs[i].name, visit);
+    }
+}
+
 /* Runs the jobs of the current state and fills outcome[] (SM_COMPLETED / SM_DEAD) and the
- * visit's record. 0 when every job has finished; AJ_SUSPEND while one is running; or an error. */
+ * visit's record. 0 when every job has finished; AJ_SUSPEND while one is running; or an error.
+ * Every job is started first, then each is awaited, so a state's jobs run in parallel. */
 static int run_state(aj_wf *wf, sm_run *r, uint32_t visit, int *outcome, json_t *jobs,
                      json_t *errors) {
     const sm_state *st = &r->d->states[r->current];
@@ -142,22 +151,29 @@ static int run_state(aj_wf *wf, sm_run *r, uint32_t visit, int *outcome, json_t 
         res = json_object();
         json_object_set_new(r->results, st->name, res);
     }
+    char name[2 * AJ_NAME_MAX + 16];
     for (size_t i = 0; i < st->n_jobs; i++) {
-        const sm_job *job = &st->jobs[i];
-        char name[2 * AJ_NAME_MAX + 16];
-        if (visit == 1) {
-            snprintf(name, sizeof name, "%s/%s", st->name, job->name);
-        } else {
-            snprintf(name, sizeof name, "%s/%s#%u", st->name, job->name, visit);
-        }
+        job_name(st, i, visit, name, sizeof name);
         aj_job_spec spec;
         char *payload = NULL;
-        int rc = job_spec(wf, st, job, visit, &spec, &payload);
-        aj_bytes out = {NULL, 0};
+        int rc = job_spec(wf, st, &st->jobs[i], visit, &spec, &payload);
         if (rc == 0) {
-            rc = aj_activity(wf, name, &spec, &out);
+            rc = aj_activity_start(wf, name, &spec);
         }
         free(payload);
+        if (rc != 0) {
+            return rc; /* AJ_SUSPEND (a query), the run being cancelled, or store trouble */
+        }
+    }
+    /* Every wait is made even after one suspends, so a cancel of the run cancels every running
+     * job of the state at once; the state ends only when each outcome is in. */
+    int suspended = 0, cancelled = 0;
+    char cancel_msg[512] = "";
+    for (size_t i = 0; i < st->n_jobs; i++) {
+        const sm_job *job = &st->jobs[i];
+        job_name(st, i, visit, name, sizeof name);
+        aj_bytes out = {NULL, 0};
+        int rc = aj_activity_wait(wf, name, &out);
         if (rc == 0) {
             outcome[i] = SM_COMPLETED;
             json_t *v = json_loadb(out.data, out.len, JSON_DECODE_ANY, NULL);
@@ -176,9 +192,22 @@ static int run_state(aj_wf *wf, sm_run *r, uint32_t visit, int *outcome, json_t 
             char err[SM_ERROR_KEEP + 1];
             snprintf(err, sizeof err, "%s", why);
             json_object_set_new(errors, job->name, json_string(err));
+        } else if (rc == AJ_SUSPEND) {
+            suspended = 1;
+        } else if (rc == AJ_ECANCELLED) {
+            if (!cancelled) {
+                snprintf(cancel_msg, sizeof cancel_msg, "%s", aj_errmsg());
+            }
+            cancelled = 1;
         } else {
-            return rc; /* AJ_SUSPEND, the run being cancelled, or store trouble */
+            return rc; /* store trouble, or the code diverged */
         }
+    }
+    if (suspended) {
+        return AJ_SUSPEND;
+    }
+    if (cancelled) {
+        return aj__err(AJ_ECANCELLED, "%s", cancel_msg);
     }
     return 0;
 }

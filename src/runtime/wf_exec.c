@@ -778,6 +778,20 @@ static int schedule_job(aj_wf *wf, const aj_job_spec *spec, uint64_t *out_job) {
 
 static int activity_outcome(aj_wf *wf, const char *name, uint64_t seq, aj_bytes *out);
 
+int aj__wf_activity_schedule(aj_wf *wf, const char *name, const aj_job_spec *spec) {
+    uint64_t job;
+    int rc = schedule_job(wf, spec, &job);
+    if (rc != 0) {
+        return rc;
+    }
+    aj_bytes none = {"", 0};
+    return record(wf, EV_ACTIVITY_SCHEDULED, name, none, job, 0, 0);
+}
+
+int aj__wf_activity_outcome(aj_wf *wf, const char *name, uint64_t seq, aj_bytes *out) {
+    return activity_outcome(wf, name, seq, out);
+}
+
 int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *out) {
     /* A cancel that precedes this call's position refuses it, live and on replay alike (the
      * refusal records nothing, so the position must decide, not the live edge). */

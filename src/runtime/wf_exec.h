@@ -69,6 +69,12 @@ int aj__wf_record(aj_wf *wf, uint8_t type, const char *name, aj_bytes data, uint
                   uint64_t ref);
 /* The arrival answering command `ref` visible at the call's position, or NULL. */
 const wf_event *aj__wf_arrival(const aj_wf *wf, uint64_t ref, uint8_t type, uint8_t alt);
+/* Live: submits an activity's job and records its activity_scheduled (wf_activity_async.c). */
+int aj__wf_activity_schedule(aj_wf *wf, const char *name, const aj_job_spec *spec);
+/* The outcome of the activity scheduled as event `seq`, as aj_activity sees it at the call's
+ * position: 0 with *out, AJ_EFAILED, AJ_ECANCELLED, or AJ_SUSPEND (cancelling its job when the
+ * run is being cancelled). */
+int aj__wf_activity_outcome(aj_wf *wf, const char *name, uint64_t seq, aj_bytes *out);
 /* 1 when each run in [from, to) ended by continuing as new, else 0 (wf_runs.c). */
 int aj__wf_runs_continued(kv_txn *t, aj_slice id, uint32_t from, uint32_t to);
 /* Returns AJ_SUSPEND (answering a pending query first). */

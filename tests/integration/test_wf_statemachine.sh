@@ -56,8 +56,12 @@ expect_eq dead "$(jq -r .visits[1].jobs.flaky <<<"$r")" "p1 flaky outcome"
 expect_contains "$(jq -r .visits[1].errors.flaky <<<"$r")" "exit status 100" "p1 flaky error"
 expect_eq true "$(jq -r .results.build.lint.ok <<<"$r")" "p1 typed job result"
 expect_eq 3 "$(jq -r .transitions <<<"$r")" "p1 transitions"
-expect_eq build/compile,build/lint,test/unit,test/e2e,deploy/push \
-    "$(jq -r '[.events[] | select(.type=="activity_completed") | .name] | join(",")' <<<"$s")" \
+# Jobs of a state start together, in the order listed, and finish in any order.
+expect_eq build/compile,build/lint,test/unit,test/flaky,test/e2e,deploy/push \
+    "$(jq -r '[.events[] | select(.type=="activity_scheduled") | .name] | join(",")' <<<"$s")" \
+    "p1 activity_scheduled names"
+expect_eq build/compile,build/lint,deploy/push,test/e2e,test/unit \
+    "$(jq -r '[.events[] | select(.type=="activity_completed") | .name] | sort | join(",")' <<<"$s")" \
     "p1 activity_completed names"
 grep -qx "build compile 1 p1" "$ledger" || fail "job environment: $(cat "$ledger")"
 grep -qx "deploy push 1 p1" "$ledger" || fail "job environment: $(cat "$ledger")"
@@ -135,7 +139,7 @@ expect_eq completed "$(jq -r .state <<<"$s")" "w1 state"
 expect_eq poll,poll,poll,done "$(report w1 | jq -r '.path | join(",")')" "w1 path"
 expect_eq 3 "$(jq '[.events[] | select(.type=="timer_fired")] | length' <<<"$s")" "w1 timers"
 
-# 6. Recovery: the worker is SIGKILLed while the second job of a state runs. A new worker
+# 6. Recovery: the worker is SIGKILLed while two jobs of a state run. A new worker
 #    finishes the run; every job ran to completion exactly once, and the killed one ran again.
 gate="$T/gate"
 slow() { # NAME: logs start, waits for the gate, logs end
@@ -153,6 +157,12 @@ JSON
 start k1 "$T/crash.json"
 start_worker
 wait_for 30 grep -q "start j2" "$T/crash"
+# The jobs of a state run in parallel: the kill comes once j1's completion is recorded, so j1
+# must not run again (j2 and j3 wait for the gate).
+j1_recorded() {
+    show k1 | jq -e '[.events[] | select(.type=="activity_completed" and .name=="work/j1")] | length == 1' >/dev/null
+}
+wait_for 30 j1_recorded
 kill -KILL "$WORKER_PID"
 wait "$WORKER_PID" 2>/dev/null
 touch "$gate"
@@ -225,4 +235,23 @@ expect_error 2 'states: must be a non-empty object' aj wf start statemachine --i
 expect_eq "$before" "$(aj wf ls --json | jq length)" "bad input stored a workflow"
 expect_ok aj wf start --help
 expect_contains "$OUT" statemachine "wf start --help"
+# 9. The jobs of one state run in parallel: each one marks that it started and waits for the
+# other's mark, so both complete only when they overlap in time (one after the other, the first
+# would give up after its 20 s limit and the run would fail).
+meet() { # NAME OTHER
+    printf '{"name":"%s","run":["sh","-c","touch %s/meet.%s; i=0; while [ ! -e %s/meet.%s ]; do i=$((i+1)); [ $i -le 400 ] || exit 100; sleep 0.05; done"],"max_attempts":1}' \
+        "$1" "$T" "$1" "$T" "$2"
+}
+cat >"$T/meet.json" <<JSON
+{"initial":"both","states":{
+  "both":{"jobs":[$(meet a b),$(meet b a)],"on":{"all_success":"done","any_failure":"failed"}},
+  "done":{"terminal":"completed"},"failed":{"terminal":"failed"}}}
+JSON
+start m1 "$T/meet.json"
+drain
+s=$(show m1)
+expect_eq completed "$(jq -r .state <<<"$s")" "m1: the jobs of one state overlapped ($(jq -r .error <<<"$s"))"
+expect_eq 2 "$(jq '[.events[] | select(.type=="activity_completed")] | length' <<<"$s")" \
+    "m1 completions"
+
 echo "wf statemachine ok"
