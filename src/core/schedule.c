@@ -441,6 +441,7 @@ static int template_route(const sched_rec *r, route_text *buf, aj_job_spec *s) {
         return 0;
     }
     job_route route;
+    memset(&route, 0, sizeof route);
     int rc = route_decode(r->route, &route);
     if (rc != 0) {
         return rc;
@@ -471,6 +472,7 @@ static int make_job(kv_txn *t, const job_env *env, sched_rec *r, int64_t at, uin
     slice_cstr(r->type, type, sizeof type);
     char *meta = NULL, *payload = NULL;
     route_text route;
+    memset(&route, 0, sizeof route);
     aj_job_spec s;
     aj_job_spec_init(&s);
     int rc = job_metadata(r, when, &meta);

@@ -150,6 +150,7 @@ int sched_rec_decode(const uint8_t *p, size_t n, sched_rec *out) {
                        r.bad ? " (truncated)" : "", n);
     }
     job_route route;
+    memset(&route, 0, sizeof route);
     int rc = v.route.p != NULL ? route_decode(v.route, &route) : 0;
     if (rc != 0) {
         return aj__err_wrap(rc, "schedule '%.*s'", (int)v.name.n, (const char *)v.name.p);
@@ -206,6 +207,7 @@ aj_schedule *sched_rec_to_public(const sched_rec *r) {
     s->backoff = r->backoff;
     s->metadata = aj_slice_place(&cursor, r->metadata);
     job_route route;
+    memset(&route, 0, sizeof route);
     if (r->route.p != NULL && route_decode(r->route, &route) == 0) {
         s->require_tag = aj_slice_place(&cursor, route.require_tag);
         s->prefer_node = aj_slice_place(&cursor, route.prefer_node);
