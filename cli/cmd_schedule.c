@@ -75,8 +75,8 @@ static const char add_help[] =
     "AJ_SCHEDULED_AT.\n"
     "\n"
     "Not accepted (exit 2), because a template is used for every fire: --after and\n"
-    "--on-dep-failure (they name specific jobs, which one fire's job could wait on but not\n"
-    "every fire's), --delay and job times (the schedule decides when jobs run),\n"
+    "--on-dep-failure (they name specific job ids, which every later fire would wait on\n"
+    "again), --delay and job times (the schedule decides when jobs run),\n"
     "--idempotency-key (every fire would reuse it, so only the first would create a job),\n"
     "--payload-lines (one template has one payload) and --wait (add returns at once).\n"
     "\n"
@@ -86,7 +86,8 @@ static const char add_help[] =
     "\n"
     "Examples:\n"
     "  aj schedule add nightly --cron '30 2 * * *' --tz Europe/Berlin -- /usr/local/bin/backup\n"
-    "  aj schedule add poll --every 30s --overlap skip --type echo --payload '{\"x\":1}'\n";
+    "  aj schedule add poll --every 30s --overlap skip --type echo --payload '{\"x\":1}'\n"
+    "  aj schedule add train --every 1h --require-tag gpu --prefer-node gpu-1 -- ./train.sh\n";
 
 static const char ls_help[] =
     "Usage: aj schedule ls\n"
