@@ -63,9 +63,22 @@ static const char add_help[] =
     "\n"
     "Job flags, as for `aj submit`: --queue Q, --type T, --priority P, --timeout DUR,\n"
     "--lease DUR, --max-attempts N, --backoff SPEC, --metadata JSON, --payload JSON,\n"
-    "--payload-file FILE, or `-- PROGRAM ARG...` for a shell job. Each job gets metadata\n"
-    "\"schedule\" (NAME) and \"scheduled_at\" (its nominal fire time, RFC 3339 UTC, without\n"
-    "jitter); a shell job also gets it in the environment variable AJ_SCHEDULED_AT.\n"
+    "--payload-file FILE, or `-- PROGRAM ARG...` for a shell job; and the routing flags\n"
+    "(docs/ROUTING.md), applied to every job the schedule creates:\n"
+    "  --require-tag T        only a worker started with tag T (aj worker --tag) may run it\n"
+    "  --prefer-node N        a worker on node N (aj worker --node) gets it; workers on other\n"
+    "                         nodes may take it once it has been ready for --prefer-wait\n"
+    "  --prefer-wait DUR      with --prefer-node: how long others wait (default: 30s)\n"
+    "  --avoid-node N         never a worker on node N\n"
+    "Each job gets metadata \"schedule\" (NAME) and \"scheduled_at\" (its nominal fire time,\n"
+    "RFC 3339 UTC, without jitter); a shell job also gets it in the environment variable\n"
+    "AJ_SCHEDULED_AT.\n"
+    "\n"
+    "Not accepted (exit 2), because a template is used for every fire: --after and\n"
+    "--on-dep-failure (they name specific job ids, which every later fire would wait on\n"
+    "again), --delay and job times (the schedule decides when jobs run),\n"
+    "--idempotency-key (every fire would reuse it, so only the first would create a job),\n"
+    "--payload-lines (one template has one payload) and --wait (add returns at once).\n"
     "\n"
     "NAME follows the rule for queue names (see 'aj --help').\n"
     "\n"
@@ -73,7 +86,8 @@ static const char add_help[] =
     "\n"
     "Examples:\n"
     "  aj schedule add nightly --cron '30 2 * * *' --tz Europe/Berlin -- /usr/local/bin/backup\n"
-    "  aj schedule add poll --every 30s --overlap skip --type echo --payload '{\"x\":1}'\n";
+    "  aj schedule add poll --every 30s --overlap skip --type echo --payload '{\"x\":1}'\n"
+    "  aj schedule add train --every 1h --require-tag gpu --prefer-node gpu-1 -- ./train.sh\n";
 
 static const char ls_help[] =
     "Usage: aj schedule ls\n"
@@ -94,7 +108,9 @@ static const char show_help[] =
     "kind (cron, every or at), cron, every, at, tz, jitter, catch_up, catch_up_limit, overlap,\n"
     "state (active, paused or done), next_fire, next_due (next_fire plus its jitter),\n"
     "last_fire, last_job_id, buffered, jobs_created, fires_skipped, created_at, updated_at and\n"
-    "job (queue, type, payload, priority, timeout, lease, max_attempts, backoff, metadata).\n"
+    "job (queue, type, payload, priority, timeout, lease, max_attempts, backoff, metadata,\n"
+    "routing). routing is null, or an object with require_tag, prefer_node, prefer_wait and\n"
+    "avoid_node (each null when not given), as in `aj job show --json`.\n"
     "Times are RFC 3339 UTC, or null.\n"
     "\n"
     "Exit codes: 0 shown, 1 store error, 2 bad NAME, 3 no such schedule.\n"
@@ -263,6 +279,18 @@ static json_t *dur_json(int64_t ms) {
     return json_string(buf);
 }
 
+/* The template's routing (--require-tag, --prefer-node, --avoid-node), or null; the same shape
+ * as a job's "routing" in `aj job show --json`. */
+static json_t *routing_json(const aj_schedule *s) {
+    if (s->require_tag == NULL && s->prefer_node == NULL && s->avoid_node == NULL) {
+        return json_null();
+    }
+    return json_pack("{s:o, s:o, s:o, s:o}", "require_tag", out_str_json(s->require_tag),
+                     "prefer_node", out_str_json(s->prefer_node), "prefer_wait",
+                     s->prefer_node != NULL ? dur_json(s->prefer_wait_ms) : json_null(),
+                     "avoid_node", out_str_json(s->avoid_node));
+}
+
 static json_t *sched_json(const aj_schedule *s) {
     char backoff[OUT_SPEC_MAX];
     aj_backoff_format(&s->backoff, backoff, sizeof backoff);
@@ -272,6 +300,9 @@ static json_t *sched_json(const aj_schedule *s) {
         (json_int_t)s->priority, "timeout", dur_json(s->timeout_ms), "lease", dur_json(s->lease_ms),
         "max_attempts", (json_int_t)s->max_attempts, "backoff", backoff, "metadata",
         s->metadata != NULL ? out_bytes_json(s->metadata, strlen(s->metadata)) : json_null());
+    if (job != NULL) {
+        json_object_set_new(job, "routing", routing_json(s));
+    }
     json_t *o =
         json_pack("{s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:I, s:s, s:s}", "name",
                   out_str_json(s->name), "kind", kind_name(s->kind), "cron", out_str_json(s->cron),
@@ -343,6 +374,18 @@ static void sched_human(const aj_schedule *s) {
     aj_backoff_format(&s->backoff, buf, sizeof buf);
     kv_line("backoff:", buf);
     kv_line("metadata:", s->metadata != NULL ? s->metadata : "-");
+    if (s->require_tag != NULL) {
+        kv_line("require_tag:", s->require_tag);
+    }
+    if (s->prefer_node != NULL) {
+        char wait[64];
+        aj_duration_format(s->prefer_wait_ms, wait, sizeof wait);
+        snprintf(buf, sizeof buf, "%.200s (others after %s)", s->prefer_node, wait);
+        kv_line("prefer_node:", buf);
+    }
+    if (s->avoid_node != NULL) {
+        kv_line("avoid_node:", s->avoid_node);
+    }
 }
 
 /* Parses NAME as the only positional argument of a command without flags, and opens the store.
@@ -370,7 +413,38 @@ static int name_command(cli *c, const char *cmd, const char *help, int argc, cha
 
 typedef struct add_args {
     const char *cron, *every, *at, *tz, *jitter, *catch_up, *catch_up_limit, *overlap;
+    /* Flags of `aj submit` a template does not take: given, they are refused (refused_flag). */
+    const char *after, *on_dep_failure, *delay, *key, *payload_lines;
+    int wait;
 } add_args;
+
+/* Refuses the flags of `aj submit` that make no sense for a template, saying why. */
+static int refused_flag(const add_args *a) {
+    const char *cmd = "aj schedule add";
+    if (a->after != NULL || a->on_dep_failure != NULL) {
+        return args_usage_error(cmd,
+                                "%s is not accepted: it names specific jobs, and a "
+                                "schedule's template is used for every fire",
+                                a->after != NULL ? "--after" : "--on-dep-failure");
+    }
+    if (a->delay != NULL) {
+        return args_usage_error(cmd,
+                                "--delay is not accepted: the schedule decides when its jobs run");
+    }
+    if (a->key != NULL) {
+        return args_usage_error(cmd, "--idempotency-key is not accepted: every fire would reuse "
+                                     "it, so only the first would create a job");
+    }
+    if (a->payload_lines != NULL) {
+        return args_usage_error(cmd, "--payload-lines is not accepted: a schedule's template "
+                                     "has one payload (--payload or --payload-file)");
+    }
+    if (a->wait) {
+        return args_usage_error(cmd, "--wait is not accepted: a schedule's jobs are created "
+                                     "later, at its fire times");
+    }
+    return 0;
+}
 
 static int add_from_flags(const add_args *a, aj_schedule_spec *s) {
     int given = (a->cron != NULL) + (a->every != NULL) + (a->at != NULL);
@@ -448,6 +522,16 @@ int cmd_schedule_add(cli *c, int argc, char **argv) {
         {"--metadata", &j.metadata, NULL},
         {"--payload", &j.payload, NULL},
         {"--payload-file", &j.payload_file, NULL},
+        {"--require-tag", &j.require_tag, NULL},
+        {"--prefer-node", &j.prefer_node, NULL},
+        {"--prefer-wait", &j.prefer_wait, NULL},
+        {"--avoid-node", &j.avoid_node, NULL},
+        {"--after", &a.after, NULL},
+        {"--on-dep-failure", &a.on_dep_failure, NULL},
+        {"--delay", &a.delay, NULL},
+        {"--idempotency-key", &a.key, NULL},
+        {"--payload-lines", &a.payload_lines, NULL},
+        {"--wait", NULL, &a.wait},
         {NULL, NULL, NULL},
     };
     const arg_spec spec = {"aj schedule add", add_help, flags, "NAME", 1, 1, 1};
@@ -461,7 +545,10 @@ int cmd_schedule_add(cli *c, int argc, char **argv) {
     s.name = r.pos[0];
     char *payload = NULL;
     aj_schedule *got = NULL;
-    rc = check_name(s.name);
+    rc = refused_flag(&a);
+    if (rc == 0) {
+        rc = check_name(s.name);
+    }
     if (rc == 0) {
         rc = add_from_flags(&a, &s);
     }

@@ -289,7 +289,7 @@ static int argv_payload(const char **args, size_t n, char **out) {
 }
 
 /* The routing flags (docs/ROUTING.md). */
-static int submit_routing(const submit_args *a, aj_job_spec *spec) {
+static int submit_routing(const char *cmd, const submit_args *a, aj_job_spec *spec) {
     const char *names[] = {"--require-tag", "--prefer-node", "--avoid-node"};
     const char *values[] = {a->require_tag, a->prefer_node, a->avoid_node};
     const char *what[] = {"tag", "node", "node"};
@@ -302,7 +302,7 @@ static int submit_routing(const submit_args *a, aj_job_spec *spec) {
     }
     if (a->prefer_wait != NULL) {
         if (a->prefer_node == NULL) {
-            return args_usage_error("aj submit", "--prefer-wait needs --prefer-node");
+            return args_usage_error(cmd, "--prefer-wait needs --prefer-node");
         }
         if (cli_parse_duration("--prefer-wait", a->prefer_wait, &spec->prefer_wait_ms) != 0) {
             return CLI_EXIT_USAGE;
@@ -310,8 +310,8 @@ static int submit_routing(const submit_args *a, aj_job_spec *spec) {
     }
     if (a->prefer_node != NULL && a->avoid_node != NULL &&
         strcmp(a->prefer_node, a->avoid_node) == 0) {
-        return args_usage_error(
-            "aj submit", "--prefer-node and --avoid-node name the same node '%s'", a->prefer_node);
+        return args_usage_error(cmd, "--prefer-node and --avoid-node name the same node '%s'",
+                                a->prefer_node);
     }
     spec->require_tag = a->require_tag;
     spec->prefer_node = a->prefer_node;
@@ -319,8 +319,9 @@ static int submit_routing(const submit_args *a, aj_job_spec *spec) {
     return CLI_EXIT_OK;
 }
 
-/* Fills the spec from every flag except the type and payload, checking each. */
-static int spec_from_flags(const submit_args *a, aj_job_spec *spec) {
+/* Fills the spec from every flag except the type and payload, checking each; `cmd` names the
+ * command in usage messages. */
+static int spec_from_flags(const char *cmd, const submit_args *a, aj_job_spec *spec) {
     int rc = 0;
     if (a->queue != NULL) {
         rc = aj_name_check("queue", a->queue);
@@ -340,7 +341,7 @@ static int spec_from_flags(const submit_args *a, aj_job_spec *spec) {
         }
     }
     if (a->delay != NULL && a->at != NULL) {
-        return args_usage_error("aj submit", "--delay and --at exclude each other");
+        return args_usage_error(cmd, "--delay and --at exclude each other");
     }
     if (a->delay != NULL && cli_parse_duration("--delay", a->delay, &spec->delay_ms) != 0) {
         return CLI_EXIT_USAGE;
@@ -410,7 +411,7 @@ static int spec_from_flags(const submit_args *a, aj_job_spec *spec) {
         }
         spec->metadata = a->metadata;
     }
-    return submit_routing(a, spec);
+    return submit_routing(cmd, a, spec);
 }
 
 /* Splits `buf` into lines with the library's payload-lines parser (every line one JSON value,
@@ -656,7 +657,7 @@ int cmd_submit(cli *c, int argc, char **argv) {
     uint64_t id = 0;
     rc = choose_type("aj submit", &a, &r, &spec);
     if (rc == 0) {
-        rc = spec_from_flags(&a, &spec);
+        rc = spec_from_flags("aj submit", &a, &spec);
     }
     if (rc == 0 && after_text != NULL) {
         rc = parse_after(after_text, &after, &spec.n_after);
@@ -714,7 +715,7 @@ int submit_job_template(const char *cmd, const submit_args *a, const arg_result 
     *payload = NULL;
     int rc = choose_type(cmd, a, r, spec);
     if (rc == 0) {
-        rc = spec_from_flags(a, spec);
+        rc = spec_from_flags(cmd, a, spec);
     }
     if (rc == 0) {
         rc = load_payload(a, r, payload, &len);

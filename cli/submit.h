@@ -27,7 +27,7 @@ typedef struct submit_args {
     const char *payload;
     const char *payload_file;
     const char *payload_lines;
-    const char *require_tag; /* routing: aj submit only */
+    const char *require_tag; /* routing */
     const char *prefer_node;
     const char *prefer_wait;
     const char *avoid_node;

@@ -1332,7 +1332,8 @@ typedef struct aj_schedule_spec {
     uint32_t
         catch_up_limit; /* AJ_SCHEDULE_CATCH_UP_LIMIT_DEFAULT; 1..AJ_SCHEDULE_CATCH_UP_LIMIT_MAX */
     aj_overlap overlap; /* AJ_OVERLAP_SKIP */
-    aj_job_spec job;    /* the job template; delay_ms, run_at_ms and idempotency_key unset */
+    aj_job_spec job;    /* the job template, routing included; delay_ms, run_at_ms,
+                         * idempotency_key and after unset */
 } aj_schedule_spec;
 
 void aj_schedule_spec_init(aj_schedule_spec *spec);
@@ -1370,6 +1371,11 @@ typedef struct aj_schedule {
     uint32_t max_attempts;
     aj_backoff backoff;
     char *metadata; /* may be NULL */
+    /* The template's routing (docs/ROUTING.md), as in aj_job_spec; NULL when absent. */
+    char *require_tag;
+    char *prefer_node;
+    int64_t prefer_wait_ms; /* meaningful with prefer_node */
+    char *avoid_node;
 } aj_schedule;
 
 void aj_schedule_free(aj_schedule *s);

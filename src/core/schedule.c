@@ -26,6 +26,7 @@
 
 #include "core/cron.h"
 #include "core/keys.h"
+#include "core/route.h"
 #include "core/tz.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -352,6 +353,10 @@ int sched_spec_check(const aj_schedule_spec *s) {
         return aj__err(AJ_EINVAL, "a schedule's job template cannot have an idempotency key: "
                                   "every fire would reuse it");
     }
+    if (j->n_after != 0 || j->after != NULL) {
+        return aj__err(AJ_EINVAL, "a schedule's job template cannot wait on other jobs: the "
+                                  "ids would name the same jobs at every fire");
+    }
     if ((rc = job_spec_check(j)) != 0) {
         return rc;
     }
@@ -423,6 +428,40 @@ static int shell_payload(const sched_rec *r, const char *when, char **out) {
     return *out != NULL ? 0 : aj__err(AJ_ENOMEM, "out of memory building a job's payload");
 }
 
+/* The template's routing as NUL-terminated strings, for a job spec. */
+typedef struct route_text {
+    char require_tag[AJ_NAME_MAX + 1];
+    char prefer_node[AJ_NAME_MAX + 1];
+    char avoid_node[AJ_NAME_MAX + 1];
+} route_text;
+
+/* Sets the routing of `s` from the template's (none when it has none), strings kept in `buf`. */
+static int template_route(const sched_rec *r, route_text *buf, aj_job_spec *s) {
+    if (r->route.p == NULL) {
+        return 0;
+    }
+    job_route route;
+    memset(&route, 0, sizeof route);
+    int rc = route_decode(r->route, &route);
+    if (rc != 0) {
+        return rc;
+    }
+    if (route.require_tag.p != NULL) {
+        slice_cstr(route.require_tag, buf->require_tag, sizeof buf->require_tag);
+        s->require_tag = buf->require_tag;
+    }
+    if (route.prefer_node.p != NULL) {
+        slice_cstr(route.prefer_node, buf->prefer_node, sizeof buf->prefer_node);
+        s->prefer_node = buf->prefer_node;
+        s->prefer_wait_ms = route.prefer_wait_ms;
+    }
+    if (route.avoid_node.p != NULL) {
+        slice_cstr(route.avoid_node, buf->avoid_node, sizeof buf->avoid_node);
+        s->avoid_node = buf->avoid_node;
+    }
+    return 0;
+}
+
 /* Creates the job of fire time `at` with id `id` and records it in `r`. */
 static int make_job(kv_txn *t, const job_env *env, sched_rec *r, int64_t at, uint64_t id,
                     int track) {
@@ -432,13 +471,15 @@ static int make_job(kv_txn *t, const job_env *env, sched_rec *r, int64_t at, uin
     slice_cstr(r->queue, queue, sizeof queue);
     slice_cstr(r->type, type, sizeof type);
     char *meta = NULL, *payload = NULL;
+    route_text route;
+    memset(&route, 0, sizeof route);
+    aj_job_spec s;
+    aj_job_spec_init(&s);
     int rc = job_metadata(r, when, &meta);
     if (rc == 0 && strcmp(type, "shell") == 0) {
         rc = shell_payload(r, when, &payload);
     }
     if (rc == 0) {
-        aj_job_spec s;
-        aj_job_spec_init(&s);
         s.queue = queue;
         s.type = type;
         s.payload = payload != NULL ? (const void *)payload : (const void *)r->payload.p;
@@ -449,6 +490,9 @@ static int make_job(kv_txn *t, const job_env *env, sched_rec *r, int64_t at, uin
         s.max_attempts = r->max_attempts;
         s.backoff = r->backoff;
         s.metadata = meta;
+        rc = template_route(r, &route, &s);
+    }
+    if (rc == 0) {
         uint64_t got = 0;
         int created = 0;
         rc = job_note_queue(t, queue);
@@ -541,6 +585,7 @@ int sched_add(kv_txn *t, const job_env *env, const aj_schedule_spec *s) {
         return rc;
     }
     aj__err_clear();
+    rc = 0;
     sched_rec r;
     memset(&r, 0, sizeof r);
     r.name = aj_slice_str(s->name);
@@ -566,6 +611,15 @@ int sched_add(kv_txn *t, const job_env *env, const aj_schedule_spec *s) {
     r.lease_ms = s->job.lease_ms;
     r.max_attempts = s->job.max_attempts;
     r.backoff = s->job.backoff;
+    aj_buf route = AJ_BUF_INIT;
+    if (route_spec_has(&s->job)) {
+        if ((rc = route_encode(&s->job, &route)) != 0) {
+            aj_buf_free(&route);
+            return rc;
+        }
+        r.route.p = route.p;
+        r.route.n = route.len;
+    }
     if (r.kind == AJ_SCHEDULE_AT) {
         r.next_ms = s->at_ms; /* even in the past: then the catch-up policy decides */
     } else {
@@ -576,14 +630,15 @@ int sched_add(kv_txn *t, const job_env *env, const aj_schedule_spec *s) {
         }
         tl_close(&tl);
         if (rc == AJ_ENOTFOUND) {
-            return aj__err(AJ_EINVAL, "cron expression '%s' never fires", s->cron);
-        }
-        if (rc != 0) {
-            return rc;
+            rc = aj__err(AJ_EINVAL, "cron expression '%s' never fires", s->cron);
         }
     }
-    r.due_ms = r.next_ms + jitter(env, &r);
-    return put_state(t, NULL, &r);
+    if (rc == 0) {
+        r.due_ms = r.next_ms + jitter(env, &r);
+        rc = put_state(t, NULL, &r);
+    }
+    aj_buf_free(&route);
+    return rc;
 }
 
 typedef struct list_walk {

@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "core/route.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -72,6 +73,11 @@ int sched_rec_encode(const sched_rec *r, aj_buf *b) {
     aj_buf_add_varint(b, r->last_job_id);
     aj_buf_add_varint(b, r->jobs_created);
     aj_buf_add_varint(b, r->fires_skipped);
+    /* Format 2. */
+    aj_buf_add_u8(b, r->route.p != NULL);
+    if (r->route.p != NULL) {
+        aj_buf_add_bytes(b, r->route.p, r->route.n);
+    }
     return b->oom ? AJ_ENOMEM : 0;
 }
 
@@ -132,6 +138,9 @@ int sched_rec_decode(const uint8_t *p, size_t n, sched_rec *out) {
     v.last_job_id = aj_rd_varint(&r);
     v.jobs_created = aj_rd_varint(&r);
     v.fires_skipped = aj_rd_varint(&r);
+    if (format >= 2 && aj_rd_u8(&r)) {
+        v.route = rd_slice(&r);
+    }
     if (r.bad || r.off != n || v.kind < AJ_SCHEDULE_CRON || v.kind > AJ_SCHEDULE_AT ||
         v.catch_up < AJ_CATCH_UP_SKIP || v.catch_up > AJ_CATCH_UP_ALL ||
         v.overlap < AJ_OVERLAP_SKIP || v.overlap > AJ_OVERLAP_CANCEL ||
@@ -140,13 +149,20 @@ int sched_rec_decode(const uint8_t *p, size_t n, sched_rec *out) {
         return aj__err(AJ_ECORRUPT, "schedule record%s is corrupt (%zu bytes)",
                        r.bad ? " (truncated)" : "", n);
     }
+    job_route route;
+    memset(&route, 0, sizeof route);
+    int rc = v.route.p != NULL ? route_decode(v.route, &route) : 0;
+    if (rc != 0) {
+        return aj__err_wrap(rc, "schedule '%.*s'", (int)v.name.n, (const char *)v.name.p);
+    }
     *out = v;
     return 0;
 }
 
 aj_schedule *sched_rec_to_public(const sched_rec *r) {
-    const aj_slice *all[] = {&r->name, &r->cron,    &r->tz,      &r->queue,
-                             &r->type, &r->payload, &r->metadata};
+    /* The routing strings are shorter than their encoding, counted here. */
+    const aj_slice *all[] = {&r->name, &r->cron,    &r->tz,       &r->queue,
+                             &r->type, &r->payload, &r->metadata, &r->route};
     size_t total = sizeof(aj_schedule);
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         total += all[i]->n + 1;
@@ -190,6 +206,14 @@ aj_schedule *sched_rec_to_public(const sched_rec *r) {
     s->max_attempts = r->max_attempts;
     s->backoff = r->backoff;
     s->metadata = aj_slice_place(&cursor, r->metadata);
+    job_route route;
+    memset(&route, 0, sizeof route);
+    if (r->route.p != NULL && route_decode(r->route, &route) == 0) {
+        s->require_tag = aj_slice_place(&cursor, route.require_tag);
+        s->prefer_node = aj_slice_place(&cursor, route.prefer_node);
+        s->prefer_wait_ms = route.prefer_wait_ms;
+        s->avoid_node = aj_slice_place(&cursor, route.avoid_node);
+    }
     return s;
 }
 

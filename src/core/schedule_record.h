@@ -19,7 +19,8 @@
 #include "core/job_record.h"
 #include "util/buf.h"
 
-#define SCHED_RECORD_FORMAT 1
+/* 1: the first format; 2: appends the job template's routing (route). */
+#define SCHED_RECORD_FORMAT 2
 
 /* Record flags. */
 #define SCHED_PAUSED 1u
@@ -47,6 +48,8 @@ typedef struct sched_rec {
     int64_t lease_ms;
     uint32_t max_attempts;
     aj_backoff backoff;
+    aj_slice route; /* the template's routing, encoded as in job records (route.h); p NULL: none.
+                     * Stored last (format 2), after the state. */
     /* State. */
     uint32_t flags;
     int64_t updated_ms;

@@ -43,8 +43,18 @@ bad "payload is not valid JSON" add x --every 1m --type echo --payload '{'
 bad "argv" add x --every 1m --type shell --payload '{}'
 bad "conflicts with '-- PROGRAM'" add x --every 1m --type echo -- true
 bad "missing PROGRAM after '--'" add x --every 1m --
-bad "unknown flag '--delay'" add x --every 1m --type echo --delay 1s
-bad "unknown flag '--idempotency-key'" add x --every 1m --type echo --idempotency-key k
+bad "--delay is not accepted: the schedule decides when its jobs run" add x --every 1m --type echo --delay 1s
+bad "--idempotency-key is not accepted: every fire would reuse it" add x --every 1m --type echo --idempotency-key k
+bad "--after is not accepted: it names specific jobs" add x --every 1m --type echo --after 1
+bad "--on-dep-failure is not accepted: it names specific jobs" add x --every 1m --type echo --on-dep-failure ignore
+bad "--payload-lines is not accepted" add x --every 1m --type echo --payload-lines -
+bad "--wait is not accepted" add x --every 1m --type echo --wait
+# Routing: the same checks and messages as aj submit.
+bad "--prefer-wait needs --prefer-node" add x --every 1m --type echo --prefer-wait 5s
+bad "--prefer-wait: invalid duration 'soon'" add x --every 1m --type echo --prefer-node n1 --prefer-wait soon
+bad "--require-tag: tag name 'a,b' contains ','" add x --every 1m --type echo --require-tag a,b
+bad "--avoid-node: node name" add x --every 1m --type echo --avoid-node 'a b'
+bad "--prefer-node and --avoid-node name the same node 'n1'" add x --every 1m --type echo --prefer-node n1 --avoid-node n1
 bad "unknown flag '--bogus'" add x --every 1m --type echo --bogus
 bad "unexpected argument 'y'" add x y --every 1m --type echo
 bad "unexpected argument" ls extra

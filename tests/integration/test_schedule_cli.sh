@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_schedule_cli.sh — `aj schedule`: preview against known instants (daylight-saving gaps and
 # overlaps in New York and Berlin), add/ls/show/pause/resume/trigger/backfill/rm with their
-# outputs and exit codes, and --help for every subcommand. Bad input is in
-# test_schedule_bad_input.sh, firing by `aj worker` in test_schedule_worker.sh.
+# outputs and exit codes, the job template's routing, and --help for every subcommand. Bad input
+# is in test_schedule_bad_input.sh, firing by `aj worker` in test_schedule_worker.sh.
 source "${AJ_TEST_LIB:?}"
 
 # --- Preview: pure, no store needed -------------------------------------------------------
@@ -134,5 +134,35 @@ done
 expect_error 3 "schedule 'ghost' not found" aj schedule backfill ghost --from 2026-01-01T00:00:00Z \
     --to 2026-01-02T00:00:00Z
 expect_error 3 "schedule 'ghost' not found" aj schedule preview ghost
+
+# --- Routing in the template: stored, shown, and on every job it creates --------------------
+expect_ok aj schedule add gpu --every 1s --require-tag gpu --prefer-node n1 --prefer-wait 5s \
+    --avoid-node n2 --type echo --payload '{"n":2}'
+expect_ok aj schedule show gpu --json
+expect_eq gpu "$(jget job.routing.require_tag)" "schedule routing require_tag"
+expect_eq n1 "$(jget job.routing.prefer_node)" "schedule routing prefer_node"
+expect_eq 5s "$(jget job.routing.prefer_wait)" "schedule routing prefer_wait"
+expect_eq n2 "$(jget job.routing.avoid_node)" "schedule routing avoid_node"
+expect_ok aj schedule show gpu
+expect_line '^require_tag: +gpu$' "$OUT" "show routing"
+expect_line '^prefer_node: +n1 \(others after 5s\)$' "$OUT" "show routing"
+expect_line '^avoid_node: +n2$' "$OUT" "show routing"
+expect_ok aj schedule trigger gpu
+trig=$OUT
+expect_eq gpu "$(job_field "$trig" routing.require_tag)" "triggered job require_tag"
+expect_eq n1 "$(job_field "$trig" routing.prefer_node)" "triggered job prefer_node"
+expect_eq 5s "$(job_field "$trig" routing.prefer_wait)" "triggered job prefer_wait"
+expect_eq n2 "$(job_field "$trig" routing.avoid_node)" "triggered job avoid_node"
+expect_eq gpu "$(job_field "$trig" metadata.schedule)" "triggered job metadata"
+# A schedule without routing shows null, and so do its jobs.
+expect_ok aj schedule add plain --every 1h --type echo
+expect_ok aj schedule show plain --json
+expect_eq null "$(jget job.routing)" "no routing: null"
+expect_ok aj schedule show plain
+[[ "$OUT" != *require_tag* ]] || fail "show without routing prints require_tag"
+expect_ok aj schedule trigger plain
+expect_eq null "$(job_field "$OUT" routing)" "a plain schedule's job has no routing"
+expect_ok aj schedule rm gpu
+expect_ok aj schedule rm plain
 
 expect_ok aj check

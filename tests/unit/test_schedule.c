@@ -4,7 +4,8 @@
  * catch-up, overlap decision and jitter is exact and repeatable: firing and the job a fire
  * creates (metadata, shell env), catch-up skip/once/all with a limit, overlap
  * skip/buffer/allow/cancel, pause/resume, trigger, backfill, one-shot times, jitter bounds,
- * daylight-saving time, bad input, and two engines on one store firing each time exactly once
+ * daylight-saving time, bad input, the template's routing (and records written before it
+ * existed), and two engines on one store firing each time exactly once
  * (interleaved, with injected conflicts; the threaded race is in test_schedule_mt.c). After
  * every test the store's indexes are checked against its records.
  */
@@ -16,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "core/schedule.h"
 #include "runtime/engine.h"
 #include "store/kv.h"
 #include "util/buf.h"
@@ -309,6 +311,143 @@ static void test_bad_input(void **state) {
     assert_int_equal(aj_cron_preview("* * * * *", NULL, T0, AJ_SCHEDULE_PREVIEW_MAX + 1, times, &n),
                      AJ_EINVAL);
     assert_int_equal(aj_cron_preview("bogus", NULL, T0, 1, times, &n), AJ_EINVAL);
+}
+
+/* The routing of a template reaches every job the schedule creates: by a fire, a trigger and a
+ * backfill; a schedule without routing creates jobs without it. */
+static void test_routing(void **state) {
+    fixture *f = *state;
+    aj_schedule_spec s = spec("gpu", NULL, AJ_MINUTE);
+    s.job.require_tag = "gpu";
+    s.job.prefer_node = "n1";
+    s.job.prefer_wait_ms = 5 * AJ_SECOND;
+    s.job.avoid_node = "n2";
+    add_spec(f, &s);
+    aj_schedule_spec plain = spec("plain", NULL, AJ_MINUTE);
+    add_spec(f, &plain);
+    aj_schedule *g = get(f, "gpu");
+    assert_string_equal(g->require_tag, "gpu");
+    assert_string_equal(g->prefer_node, "n1");
+    assert_int_equal(g->prefer_wait_ms, 5 * AJ_SECOND);
+    assert_string_equal(g->avoid_node, "n2");
+    aj_schedule_free(g);
+    g = get(f, "plain");
+    assert_null(g->require_tag);
+    assert_null(g->prefer_node);
+    assert_null(g->avoid_node);
+    aj_schedule_free(g);
+    advance(f, AJ_MINUTE);
+    tick(f);
+    assert_int_equal(aj_schedule_trigger(f->e, "gpu", NULL), 0);
+    assert_int_equal(
+        aj_schedule_backfill(f->e, "gpu", T0 + 5 * AJ_MINUTE, T0 + 5 * AJ_MINUTE + 1, NULL, NULL),
+        0);
+    jobs j = all_jobs(f->e);
+    assert_int_equal(j.n, 4); /* gpu's and plain's fires, the trigger, the backfill */
+    size_t routed = 0;
+    for (size_t i = 0; i < j.n; i++) {
+        const aj_job *job = j.v[i];
+        if (strcmp(meta(job, "schedule"), "plain") == 0) {
+            assert_null(job->require_tag);
+            assert_null(job->prefer_node);
+            assert_null(job->avoid_node);
+            continue;
+        }
+        routed++;
+        assert_string_equal(job->require_tag, "gpu");
+        assert_string_equal(job->prefer_node, "n1");
+        assert_int_equal(job->prefer_wait_ms, 5 * AJ_SECOND);
+        assert_string_equal(job->avoid_node, "n2");
+    }
+    assert_int_equal(routed, 3);
+    jobs_free(&j);
+    /* The routing is enforced: a claimer without the tag gets only plain's job. */
+    aj_job **v = NULL;
+    size_t n = 0;
+    assert_int_equal(aj_claim(f->e, NULL, 0, "w", 10, &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(meta(v[0], "schedule"), "plain");
+    aj_job_list_free(v, n);
+}
+
+static void test_routing_bad_input(void **state) {
+    fixture *f = *state;
+    aj_schedule_spec s = spec("x", NULL, AJ_MINUTE);
+    s.job.require_tag = "a,b";
+    bad_add(f, &s, AJ_EINVAL, "required tag");
+    s = spec("x", NULL, AJ_MINUTE);
+    s.job.prefer_node = "n";
+    s.job.avoid_node = "n";
+    bad_add(f, &s, AJ_EINVAL, "node 'n' is both preferred and avoided");
+    s = spec("x", NULL, AJ_MINUTE);
+    s.job.prefer_node = "n";
+    s.job.prefer_wait_ms = -1;
+    bad_add(f, &s, AJ_EINVAL, "prefer wait");
+    uint64_t after = 1;
+    s = spec("x", NULL, AJ_MINUTE);
+    s.job.after = &after;
+    s.job.n_after = 1;
+    bad_add(f, &s, AJ_EINVAL, "cannot wait on other jobs");
+    aj_schedule **list = NULL;
+    size_t n = 9;
+    assert_int_equal(aj_schedule_list(f->e, &list, &n), 0);
+    assert_int_equal(n, 0);
+    aj_schedule_list_free(list, n);
+}
+
+/* A record of format 1 (written before templates had routing) still reads and fires, with no
+ * routing; its next write is format 2. */
+static void test_old_record_format(void **state) {
+    fixture *f = *state;
+    aj_schedule_spec s = spec("old", NULL, AJ_MINUTE);
+    add_spec(f, &s);
+    uint8_t key[8] = {KEY_SCHEDULE, 'o', 'l', 'd'};
+    kv_txn *t = NULL;
+    const uint8_t *val = NULL;
+    size_t n = 0;
+    assert_int_equal(kv_begin(f->kv, &t), 0);
+    assert_int_equal(kv_get(t, key, 4, &val, &n), 0);
+    /* Format 2 ends with the "no routing" byte; format 1 is the same without it. */
+    assert_int_equal(val[0], 2);
+    assert_int_equal(val[n - 1], 0);
+    uint8_t *old = malloc(n);
+    memcpy(old, val, n);
+    old[0] = 1;
+    assert_int_equal(kv_put(t, key, 4, old, n - 1), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+    free(old);
+    aj_schedule *g = get(f, "old");
+    assert_int_equal(g->every_ms, AJ_MINUTE);
+    assert_int_equal(g->next_ms, T0 + AJ_MINUTE);
+    assert_null(g->require_tag);
+    aj_schedule_free(g);
+    advance(f, AJ_MINUTE);
+    tick(f);
+    expect_fired(f->e, "2026-01-01T00:01:00Z");
+    jobs j = all_jobs(f->e);
+    assert_null(j.v[0]->require_tag);
+    jobs_free(&j);
+    assert_int_equal(kv_begin(f->kv, &t), 0);
+    assert_int_equal(kv_get(t, key, 4, &val, &n), 0);
+    assert_int_equal(val[0], 2);
+    kv_abort(t);
+    /* A format newer than this code is refused, not misread. */
+    assert_int_equal(kv_begin(f->kv, &t), 0);
+    assert_int_equal(kv_get(t, key, 4, &val, &n), 0);
+    uint8_t *newer = malloc(n);
+    memcpy(newer, val, n);
+    newer[0] = 3;
+    assert_int_equal(kv_put(t, key, 4, newer, n), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+    g = NULL;
+    assert_int_equal(aj_schedule_get(f->e, "old", &g), AJ_EFORMAT);
+    assert_non_null(strstr(aj_errmsg(), "format 3 is newer"));
+    /* Restore it, so that the teardown's check passes. */
+    newer[0] = 2;
+    assert_int_equal(kv_begin(f->kv, &t), 0);
+    assert_int_equal(kv_put(t, key, 4, newer, n), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+    free(newer);
 }
 
 static void test_fires_once_each(void **state) {
@@ -895,6 +1034,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_add_get_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routing_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_record_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fires_once_each, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shell_job_and_fractions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_skip, setup, teardown),
