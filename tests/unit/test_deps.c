@@ -352,13 +352,25 @@ static void test_cascade_transitive_and_policies(void **state) {
     }
     assert_int_equal(state_of(f, w), AJ_STATE_READY);
 
-    /* A job that died of a failed dependency, redriven while that dependency is still
-     * unsatisfied, waits again; it runs once the dependency completes. */
+    /* Under cascade, a job that died of a dependency still dead is refused a redrive (it would
+     * wait forever), naming that dependency; nothing changes. */
     assert_int_equal(state_of(f, b), AJ_STATE_DEAD);
-    assert_int_equal(aj_dlq_redrive(f->e, c), 0);
-    assert_int_equal(state_of(f, c), AJ_STATE_SCHEDULED);
+    assert_int_equal(aj_dlq_redrive(f->e, c), AJ_ESTATE);
+    assert_non_null(strstr(aj_errmsg(), "it depends on is dead; redrive"));
+    assert_int_equal(state_of(f, c), AJ_STATE_DEAD);
+    assert_int_equal(reason_of(f, c), AJ_DEAD_DEPENDENCY);
     assert_int_equal(aj_dlq_redrive(f->e, b), 0); /* a completed since: b may run */
     assert_int_equal(state_of(f, b), AJ_STATE_READY);
+    /* Once the dependency is redriven, the dependent may be: it waits again, and runs once the
+     * dependency completes. */
+    assert_int_equal(aj_dlq_redrive(f->e, c), 0);
+    assert_int_equal(state_of(f, c), AJ_STATE_SCHEDULED);
+    n = claim(f, 8, got, ep); /* w and b */
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(aj_complete(f->e, got[i], ep[i], NULL, 0), 0);
+    }
+    assert_int_equal(state_of(f, b), AJ_STATE_COMPLETED);
+    assert_int_equal(state_of(f, c), AJ_STATE_READY);
 }
 
 static void test_dead_letter_and_cancel_cascade(void **state) {
