@@ -37,9 +37,16 @@ expect_line '^waited on by: +[0-9]+$' "$OUT" "job show lists what waits on a"
 expect_ok aj dag show "$a" --json
 expect_eq 4 "$(jget jobs.length)" "dag show: the whole graph"
 expect_eq 4 "$(jget edges.length)" "dag show: the edges"
+expect_eq null "$(jget jobs.2.on_dep_failure)" "dag show --json: no policy for a job without dependencies"
+expect_eq cascade "$(jget jobs.0.on_dep_failure)" "dag show --json: d's policy"
 expect_ok aj dag show "$d"
 expect_line '^graph [0-9]+: 4 jobs$' "$OUT" "dag show's title"
 expect_line "^  $a -> [0-9]+$" "$OUT" "dag show lists the edges from a"
+lone=$(submit --queue lone --type echo)
+expect_ok aj dag show "$lone"
+expect_line '^1 job linked by dependencies$' "$OUT" "dag show of a lone job: singular"
+expect_ok aj dag show "$lone" --json
+expect_eq null "$(jget jobs.0.on_dep_failure)" "dag show --json of a lone job: null policy"
 drain
 expect_eq "a b c d" "$(sort <"$T/order" | tr '\n' ' ' | sed 's/ $//')" "every job ran once"
 expect_eq a "$(head -1 "$T/order")" "a ran first"

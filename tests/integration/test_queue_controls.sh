@@ -46,6 +46,10 @@ for id in "${held[@]}"; do expect_eq ready "$(job_field "$id" state)" "a job of 
 expect_ok aj queue ls --json
 expect_eq 1 "$(jcount '$_->{queue} eq "held" && $_->{paused} && $_->{jobs}{ready} == 3')" \
     "aj queue ls of the paused queue"
+# Internal queues a worker registers (aj.wf/saga, ...) without jobs or controls are left out.
+expect_eq 0 "$(jcount '$_->{queue} =~ /^aj\./')" "aj queue ls --json: no empty internal queue"
+expect_ok aj queue ls
+printf '%s\n' "$OUT" | grep -Eq '^aj\.' && fail "aj queue ls lists an empty internal queue"
 # --drain does not wait for a paused queue (nothing of it can run until it is resumed).
 stop_worker
 start=$(date +%s)

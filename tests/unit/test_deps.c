@@ -758,6 +758,9 @@ static void test_parse(void **state) {
          "cascade, ignore or wait"},
         {"{\"jobs\":[{\"name\":\"a\",\"type\":\"bad name\"}]}", "job 1 ('a')"},
         {"{\"jobs\":[{\"name\":\"\",\"type\":\"t\"}]}", "1 to 200 bytes"},
+        {"{\"jobs\":[{\"name\":\"a\",\"type\":\"t\"},{\"name\":\"b c\",\"type\":\"t\"}]}",
+         "job 2: \"name\" may not hold whitespace"},
+        {"{\"jobs\":[{\"name\":\"a\\tb\",\"type\":\"t\"}]}", "may not hold whitespace"},
         {"{\"jobs\":[{\"name\":\"a\",\"type\":\"t\"},{\"name\":\"a\",\"type\":\"t\"}]}", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -775,6 +778,17 @@ static void test_parse(void **state) {
             fail_msg("case %zu: message '%s' lacks '%s'", i, aj_errmsg(), bad[i].msg);
         }
     }
+    /* The library's check refuses such names too (a graph built without the parser). */
+    aj_dag_job j[2];
+    memset(j, 0, sizeof j);
+    j[0].name = "a";
+    j[1].name = "b c";
+    aj_job_spec_init(&j[0].spec);
+    aj_job_spec_init(&j[1].spec);
+    j[0].spec.type = j[1].spec.type = "t";
+    assert_int_equal(aj_dag_check(j, 2), AJ_EINVAL);
+    assert_non_null(
+        strstr(aj_errmsg(), "job 2: a name must be 1 to 200 bytes, without whitespace"));
 }
 
 int main(void) {
