@@ -26,7 +26,8 @@ static const char dag_submit_help[] =
     "per job in file order (with --json, an object from name to id). FILE may be - for stdin.\n"
     "\n"
     "The file: {\"jobs\":[JOB, ...]}, each JOB an object with\n"
-    "  \"name\"             unique in the file, 1-200 bytes (required)\n"
+    "  \"name\"             unique in the file, 1-200 bytes, no whitespace or control\n"
+    "                     characters (required)\n"
     "  \"run\"              [PROGRAM, ARG...]: a shell job, or else\n"
     "  \"type\", \"payload\"  a job type and any JSON payload (default null)\n"
     "  \"after\"            [NAME or existing job ID, ...]: what it waits on\n"
@@ -41,7 +42,7 @@ static const char dag_submit_help[] =
     "jobs, more than 100000 jobs.\n"
     "\n"
     "Exit codes: 0 submitted, 1 store error, 2 bad file, 3 an existing job named by id was not\n"
-    "found.\n"
+    "found, 4 conflicting state (an idempotency key already used by a different job).\n"
     "\n"
     "Example:\n"
     "  echo '{\"jobs\":[{\"name\":\"a\",\"run\":[\"true\"]},{\"name\":\"b\",\"after\":[\"a\"],\n"
@@ -164,10 +165,12 @@ static json_t *ids_json(const uint64_t *ids, size_t n) {
 }
 
 static json_t *node_json(const aj_dag_node *nd) {
-    return json_pack("{s:I, s:o, s:s, s:s, s:I, s:o, s:o}", "id", (json_int_t)nd->id, "name",
+    /* A job without dependencies has no policy: null, as `aj job show --json` says. */
+    return json_pack("{s:I, s:o, s:s, s:o, s:I, s:o, s:o}", "id", (json_int_t)nd->id, "name",
                      nd->name ? json_string(nd->name) : json_null(), "state", state_text(nd->state),
-                     "on_dep_failure", aj_dep_policy_name(nd->policy), "pending",
-                     (json_int_t)nd->pending, "after", ids_json(nd->after, nd->n_after),
+                     "on_dep_failure",
+                     nd->n_after ? json_string(aj_dep_policy_name(nd->policy)) : json_null(),
+                     "pending", (json_int_t)nd->pending, "after", ids_json(nd->after, nd->n_after),
                      "waited_by", ids_json(nd->waited_by, nd->n_waited_by));
 }
 
@@ -204,9 +207,9 @@ int cmd_dag_show(cli *c, int argc, char **argv) {
                                 "edges", edges));
     } else if (rc == 0) {
         if (graph != 0) {
-            printf("graph %" PRIu64 ": %zu jobs\n", graph, n);
+            printf("graph %" PRIu64 ": %zu job%s\n", graph, n, n == 1 ? "" : "s");
         } else {
-            printf("%zu jobs linked by dependencies\n", n);
+            printf("%zu job%s linked by dependencies\n", n, n == 1 ? "" : "s");
         }
         printf("%-12s %-20s %-10s %-8s %s\n", "ID", "NAME", "STATE", "POLICY", "WAITS ON");
         for (size_t i = 0; i < n; i++) {

@@ -57,8 +57,10 @@ static const char redrive_help[] =
     "  --all              every dead job matching the filters (required to redrive by "
     "filter)\n" DLQ_FILTER_HELP "\n"
     "Exit codes: 0 all redriven, 1 store error, 2 bad input, 3 an ID does not exist, 4 an ID\n"
-    "is not dead. With several IDs the others are still redriven, each failure is printed and\n"
-    "the count is not.\n"
+    "is not dead, or it died because a job it depends on (policy cascade) is still dead,\n"
+    "cancelled or deleted (redrive that job first). With several IDs the others are still\n"
+    "redriven, each failure is printed and the count is not. With --all such dependents are\n"
+    "skipped, each reported on stderr, and the rest are redriven (exit 0).\n"
     "\n"
     "Example:\n"
     "  aj dlq redrive --all --reason timeout --queue mail\n";
@@ -192,6 +194,7 @@ typedef struct dlq_action {
     uint64_t *ids;
     size_t n;
     size_t cap;
+    size_t skipped; /* --all: refused by a dependency (redrive), reported on stderr */
 } dlq_action;
 
 static int remember(dlq_action *act, uint64_t id) {
@@ -208,11 +211,23 @@ static int remember(dlq_action *act, uint64_t id) {
     return CLI_EXIT_OK;
 }
 
+/* After AJ_ESTATE from a redrive: 1 when the job is dead but refused because a dependency it
+ * died of (policy cascade) is still dead, cancelled or deleted; aj_errmsg() says which. */
+static int dep_refusal(void) {
+    return strstr(aj_errmsg(), " it depends on ") != NULL;
+}
+
 /* A cli_visit_fn for --all: applies the operation to every dead job of the page. */
 static int act_on_page(cli *c, aj_job *const *jobs, size_t n, void *ud) {
     dlq_action *act = ud;
     for (size_t i = 0; i < n; i++) {
         int rc = act->op(c->engine, jobs[i]->id);
+        if (rc == AJ_ESTATE && dep_refusal()) {
+            /* Skipped and reported; the rest of the batch goes on. */
+            act->skipped++;
+            (void)cli_error(CLI_EXIT_STATE, "skipped: %s", aj_errmsg());
+            continue;
+        }
         if (rc == AJ_ESTATE || rc == AJ_ENOTFOUND) {
             continue; /* moved by someone else since the page was read */
         }
@@ -233,7 +248,9 @@ static int act_on_ids(cli *c, dlq_action *act, const uint64_t *ids, size_t n) {
     for (size_t i = 0; i < n; i++) {
         int arc = act->op(c->engine, ids[i]);
         int rc = CLI_EXIT_OK;
-        if (arc == AJ_ESTATE) {
+        if (arc == AJ_ESTATE && dep_refusal()) {
+            rc = cli_error(CLI_EXIT_STATE, "%s", aj_errmsg());
+        } else if (arc == AJ_ESTATE) {
             rc = cli_error(CLI_EXIT_STATE, "job %" PRIu64 " is not in the dead-letter queue",
                            ids[i]);
         } else if (arc != 0) {
@@ -310,12 +327,12 @@ static int dlq_act(cli *c, int argc, char **argv, const char *cmd, const char *h
 }
 
 int cmd_dlq_redrive(cli *c, int argc, char **argv) {
-    dlq_action act = {aj_dlq_redrive, "redrive", NULL, 0, 0};
+    dlq_action act = {aj_dlq_redrive, "redrive", NULL, 0, 0, 0};
     return dlq_act(c, argc, argv, "aj dlq redrive", redrive_help, &act);
 }
 
 int cmd_dlq_purge(cli *c, int argc, char **argv) {
-    dlq_action act = {aj_dlq_purge, "purge", NULL, 0, 0};
+    dlq_action act = {aj_dlq_purge, "purge", NULL, 0, 0, 0};
     return dlq_act(c, argc, argv, "aj dlq purge", purge_help, &act);
 }
 

@@ -19,7 +19,8 @@ static const char ls_help[] =
     "\n"
     "Lists every queue (submitted to, holding jobs, or with controls) with its jobs by state,\n"
     "whether it is paused, its limits, and the leases counted against its concurrency limit.\n"
-    "Counting reads every job record.\n"
+    "Counting reads every job record. Internal queues (names starting with `aj.`, such as\n"
+    "aj.wf/saga) are left out while they hold no jobs in any state and have no controls.\n"
     "\n"
     "With --json, an array of objects:\n"
     "  {\"queue\":Q, "
@@ -111,9 +112,26 @@ static json_t *queue_json(const aj_queue_info *q) {
                      (json_int_t)q->leases_counted);
 }
 
+/* An internal queue (name starting with "aj.", e.g. aj.wf/saga, registered by any worker) that
+ * holds no jobs in any state and has no controls: left out of the listing. */
+static int queue_hidden(const aj_queue_info *q) {
+    if (strncmp(q->name, "aj.", 3) != 0 || q->paused || q->concurrency > 0 || q->rate_n > 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < AJ_STATE_COUNT; i++) {
+        if (q->jobs[i] != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static void print_table(const aj_queue_info *v, size_t n) {
     int w = 5;
     for (size_t i = 0; i < n; i++) {
+        if (queue_hidden(&v[i])) {
+            continue;
+        }
         int len = (int)strlen(v[i].name);
         w = len > w ? len : w;
     }
@@ -122,6 +140,9 @@ static void print_table(const aj_queue_info *v, size_t n) {
     for (size_t i = 0; i < n; i++) {
         const aj_queue_info *q = &v[i];
         char conc[32] = "-", rate[OUT_SPEC_MAX] = "-";
+        if (queue_hidden(q)) {
+            continue;
+        }
         if (q->concurrency > 0) {
             snprintf(conc, sizeof conc, "%" PRIu32 "/%" PRIu32, q->leases_counted, q->concurrency);
         }
@@ -158,6 +179,9 @@ int cmd_queue_ls(cli *c, int argc, char **argv) {
     if (c->json) {
         json_t *a = json_array();
         for (size_t i = 0; i < n && a != NULL; i++) {
+            if (queue_hidden(&v[i])) {
+                continue;
+            }
             if (json_array_append_new(a, queue_json(&v[i])) != 0) {
                 json_decref(a);
                 a = NULL;

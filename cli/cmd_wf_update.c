@@ -27,7 +27,7 @@ static const char update_help[] =
     "\n"
     "Flags:\n"
     "  --payload JSON   the update's argument, a JSON value (default: null), at most 1 MiB\n"
-    "  --timeout DUR    how long to wait for the answer (default: 30s)\n"
+    "  --timeout DUR    how long to wait for the answer, more than zero (default: 30s)\n"
     "\n"
     "Exit codes: 0 answered (result printed), 1 store error, the handler failed or no answer\n"
     "in time, 2 bad input or rejected by the workflow, 3 no such workflow, 4 it has finished\n"
@@ -55,6 +55,9 @@ int cmd_wf_update(cli *c, int argc, char **argv) {
     if (timeout_text != NULL &&
         (rc = cli_parse_duration("--timeout", timeout_text, &timeout)) != 0) {
         return rc;
+    }
+    if (timeout <= 0) {
+        return cli_error(CLI_EXIT_USAGE, "--timeout '%s' must be more than zero", timeout_text);
     }
     if (payload == NULL) {
         payload = "null";

@@ -92,17 +92,17 @@ int cmd_workers(cli *c, int argc, char **argv) {
         }
         rc = out_json(a);
     } else {
-        printf("%-32s %-20s %-20s %8s %-24s %-10s %s\n", "ID", "NODE", "TAGS", "PID", "LAST SEEN",
-               "AGO", "STATUS");
+        printf("%-32s %-20s %-20s %-20s %8s %-24s %-24s %-10s %s\n", "ID", "NODE", "TAGS", "HOST",
+               "PID", "STARTED", "LAST SEEN", "AGO", "STATUS");
         static char tags[WORKERS_TAGS_TEXT];
         for (size_t i = 0; i < n; i++) {
-            char t[OUT_TIME_MAX], ago[64];
+            char t[OUT_TIME_MAX], st[OUT_TIME_MAX], ago[64];
             join_tags(&v[i], tags, sizeof tags);
             int64_t a = now_ms - v[i].seen_ms;
             aj_duration_format(a > 0 ? a / 1000 * 1000 : 0, ago, sizeof ago);
-            printf("%-32s %-20s %-20s %8" PRId64 " %-24s %-10s %s\n", v[i].id, v[i].node, tags,
-                   v[i].pid, out_time(v[i].seen_ms, t, sizeof t), ago,
-                   v[i].alive ? "alive" : "lost");
+            printf("%-32s %-20s %-20s %-20s %8" PRId64 " %-24s %-24s %-10s %s\n", v[i].id,
+                   v[i].node, tags, v[i].host, v[i].pid, out_time(v[i].started_ms, st, sizeof st),
+                   out_time(v[i].seen_ms, t, sizeof t), ago, v[i].alive ? "alive" : "lost");
         }
     }
     aj_worker_list_free(v, n);

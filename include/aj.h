@@ -362,7 +362,7 @@ int aj_submit_batch(aj_engine *e, const aj_job_spec *specs, size_t n, uint64_t *
 /* One job of a graph: a unique name, its spec (spec.after may name existing jobs by id), and
  * the jobs of the same graph it waits for, by name. */
 typedef struct aj_dag_job {
-    const char *name; /* 1..AJ_DAG_NAME_MAX bytes, unique in the graph */
+    const char *name; /* 1..AJ_DAG_NAME_MAX bytes, unique in the graph, no whitespace */
     aj_job_spec spec;
     const char *const *after_names;
     size_t n_after_names;

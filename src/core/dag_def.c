@@ -70,10 +70,11 @@ static const char *shown(const char *s, char buf[DAG_SHOWN_MAX + 1]) {
     return buf;
 }
 
-/* 1 when a name holds a control byte (it could not be shown on one line). */
-static int has_control(const char *s) {
+/* 1 when a name holds whitespace or a control byte: `NAME ID` output lines would be ambiguous,
+ * or could not be shown on one line. */
+static int has_space_or_control(const char *s) {
     for (; *s; s++) {
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f) {
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s == 0x7f) {
             return 1;
         }
     }
@@ -198,8 +199,9 @@ static int parse_job(size_t i, json_t *o, dag_store *st, aj_dag_job *j) {
     if (nlen == 0 || nlen > AJ_DAG_NAME_MAX) {
         return aj__err(AJ_EINVAL, "%s: \"name\" must be 1 to %d bytes", where, AJ_DAG_NAME_MAX);
     }
-    if (has_control(j->name)) {
-        return aj__err(AJ_EINVAL, "%s: \"name\" may not hold control characters", where);
+    if (has_space_or_control(j->name)) {
+        return aj__err(AJ_EINVAL, "%s: \"name\" may not hold whitespace or control characters",
+                       where);
     }
     job_where(where, sizeof where, i, j->name);
     json_t *run = json_object_get(o, "run");
@@ -493,10 +495,11 @@ int dag_plan_make(const aj_dag_job *jobs, size_t n, dag_plan *out) {
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (jobs[i].name == NULL || jobs[i].name[0] == '\0' ||
-            strlen(jobs[i].name) > AJ_DAG_NAME_MAX || has_control(jobs[i].name)) {
+            strlen(jobs[i].name) > AJ_DAG_NAME_MAX || has_space_or_control(jobs[i].name)) {
             rc = aj__err(AJ_EINVAL,
-                         "job %zu: a name must be 1 to %d bytes, without control characters", i + 1,
-                         AJ_DAG_NAME_MAX);
+                         "job %zu: a name must be 1 to %d bytes, without whitespace or control "
+                         "characters",
+                         i + 1, AJ_DAG_NAME_MAX);
             break;
         }
         size_t *s = name_find(&m, jobs, jobs[i].name);

@@ -428,6 +428,41 @@ int deps_on_finished(kv_txn *t, const job_env *env, const job_rec *job) {
     return rc;
 }
 
+/* Under cascade, the dependent of a dead, cancelled or deleted job is dead: redriving it while
+ * such a dependency's edge is still pending would hold it forever. AJ_ESTATE naming the first
+ * such dependency. */
+static int cascade_redrive_check(kv_txn *t, uint64_t id) {
+    id_list l;
+    int rc = scan_ids(t, KEY_DEPS, id, 0, 0, &l);
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        uint8_t edge = DEPS_EDGE_DONE;
+        if ((rc = get_edge(t, id, l.v[i], &edge)) != 0 || edge != DEPS_EDGE_PENDING) {
+            rc = rc == AJ_ENOTFOUND ? 0 : rc;
+            continue;
+        }
+        job_rec r;
+        rc = job_read(t, l.v[i], &r);
+        unsigned long long dep = (unsigned long long)l.v[i];
+        if (rc == AJ_ENOTFOUND) {
+            rc = aj__err(AJ_ESTATE,
+                         "job %llu died because job %llu it depends on was deleted; it can never "
+                         "complete",
+                         (unsigned long long)id, dep);
+        } else if (rc == 0 && r.state == AJ_STATE_DEAD) {
+            rc = aj__err(AJ_ESTATE,
+                         "job %llu died because job %llu it depends on is dead; redrive %llu first",
+                         (unsigned long long)id, dep, dep);
+        } else if (rc == 0 && r.state == AJ_STATE_CANCELLED) {
+            rc = aj__err(AJ_ESTATE,
+                         "job %llu died because job %llu it depends on was cancelled; it can never "
+                         "complete",
+                         (unsigned long long)id, dep);
+        }
+    }
+    aj__free(l.v);
+    return rc;
+}
+
 int deps_on_redriven(kv_txn *t, const job_env *env, const job_rec *job) {
     deps_hdr h = {AJ_DEP_CASCADE, 0, 0, 0, 0};
     int rc = deps_read_hdr(t, job->id, &h);
@@ -435,6 +470,9 @@ int deps_on_redriven(kv_txn *t, const job_env *env, const job_rec *job) {
         return 0;
     }
     if (rc != 0 || h.pending == 0) {
+        return rc;
+    }
+    if (h.policy == AJ_DEP_CASCADE && (rc = cascade_redrive_check(t, job->id)) != 0) {
         return rc;
     }
     /* Redriven while a dependency is still unsatisfied (it failed and cascaded): wait again. */

@@ -1328,12 +1328,9 @@ int job_any_pending(kv_txn *t, const char *const *queues, size_t n_queues, int64
         key_time_id(&end, KEY_DELAYED, horizon_ms, UINT64_MAX);
         rc = kv_scan(t, k.b, k.n, end.b, end.n, 0, 0, pending_cb, &w);
     }
-    if (rc == 0 && !w.found && w.rc == 0 && horizon_ms < AJ_RUN_AT_DEPS) {
-        /* Jobs waiting on dependencies become ready when other work finishes. */
-        key_time_id(&k, KEY_DELAYED, AJ_RUN_AT_DEPS, 0);
-        key_prefix(&end, KEY_DELAYED + 1);
-        rc = kv_scan(t, k.b, k.n, end.b, end.n, 0, 0, pending_cb, &w);
-    }
+    /* Jobs held on dependencies (run_at AJ_RUN_AT_DEPS) do not count: one is released only in
+     * the transaction that finishes a job it waits on, and that job is counted above (ready,
+     * running or due) whenever it can finish. */
     if (rc == 0) {
         rc = w.rc;
     }

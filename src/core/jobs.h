@@ -119,7 +119,7 @@ int job_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n);
 int job_count_states(kv_txn *t, uint64_t counts[AJ_STATE_COUNT]);
 
 /* 1 when some job of the given queues (n_queues 0: any) is ready or running, or scheduled to
- * become ready before `horizon_ms`. */
+ * become ready before `horizon_ms`. Jobs held on dependencies are not counted. */
 int job_any_pending(kv_txn *t, const char *const *queues, size_t n_queues, int64_t horizon_ms,
                     int *out_pending);
 

@@ -344,8 +344,16 @@ static int name_byte_ok(char c) {
 
 int aj_name_check(const char *what, const char *name) {
     char q[AJ__QUOTE_BUF];
+    char noun[64];
     if (what == NULL) {
         what = "";
+    }
+    /* "update name" names itself: say "update name is empty", not "update name name ...". */
+    size_t wl = strlen(what);
+    if (wl >= 5 && wl < sizeof noun && strcmp(what + wl - 5, " name") == 0) {
+        memcpy(noun, what, wl - 5);
+        noun[wl - 5] = '\0';
+        what = noun;
     }
     const char *sep = what[0] != '\0' ? " " : "";
     if (name == NULL || name[0] == '\0') {

@@ -2,7 +2,7 @@
 # test_deps.sh — job dependencies end to end: `aj submit --after`, `aj dag submit` (a diamond of
 # shell jobs and a 1,000-job graph, each job appending its name to a file, so the order they
 # ran in is checked), `aj worker --drain` waiting for jobs that wait on
-# dependencies, the failure policies (cascade through failure, dead-letter and cancel,
+# dependencies it runs (and not for ones whose dependencies cannot finish soon), the failure policies (cascade through failure, dead-letter and cancel,
 # transitively; ignore; wait then redrive), and `aj job show` / `aj dag show`.
 source "${AJ_TEST_LIB:?}"
 
@@ -37,9 +37,16 @@ expect_line '^waited on by: +[0-9]+$' "$OUT" "job show lists what waits on a"
 expect_ok aj dag show "$a" --json
 expect_eq 4 "$(jget jobs.length)" "dag show: the whole graph"
 expect_eq 4 "$(jget edges.length)" "dag show: the edges"
+expect_eq null "$(jget jobs.2.on_dep_failure)" "dag show --json: no policy for a job without dependencies"
+expect_eq cascade "$(jget jobs.0.on_dep_failure)" "dag show --json: d's policy"
 expect_ok aj dag show "$d"
 expect_line '^graph [0-9]+: 4 jobs$' "$OUT" "dag show's title"
 expect_line "^  $a -> [0-9]+$" "$OUT" "dag show lists the edges from a"
+lone=$(submit --queue lone --type echo)
+expect_ok aj dag show "$lone"
+expect_line '^1 job linked by dependencies$' "$OUT" "dag show of a lone job: singular"
+expect_ok aj dag show "$lone" --json
+expect_eq null "$(jget jobs.0.on_dep_failure)" "dag show --json of a lone job: null policy"
 drain
 expect_eq "a b c d" "$(sort <"$T/order" | tr '\n' ' ' | sed 's/ $//')" "every job ran once"
 expect_eq a "$(head -1 "$T/order")" "a ran first"
@@ -56,8 +63,7 @@ expect_eq completed "$(job_field "$second" state)" "--drain waited for the depen
 third=$(submit --type echo --queue s --after "$first,$second")
 expect_eq ready "$(job_field "$third" state)" "completed dependencies apply at submit"
 
-# --- Policies. A job waiting (policy wait) on a dead job holds `--drain` of its queue, so it
-# lives in a queue of its own (pw) that the drains here do not serve. ---
+# --- Policies. The job waiting (policy wait) on a dead job lives in a queue of its own (pw). ---
 fails=$(submit --queue p --max-attempts 1 -- sh -c 'exit 100')
 casc=$(submit --queue p --type echo --after "$fails")
 casc2=$(submit --queue p --type echo --after "$casc")
@@ -82,6 +88,43 @@ ok=$(submit --queue p --type echo)
 wt2=$(submit --queue pw2 --type echo --after "$ok" --on-dep-failure wait)
 drain --queue p,pw2
 expect_eq completed "$(job_field "$wt2" state)" "wait: runs once the dependency completes"
+
+# A job held on dependencies does not hold `--drain` by itself: not when its dependency is
+# delayed past the drain horizon, sits in a paused queue, or is dead under `wait` (the
+# short timeouts make a regression fail instead of hang).
+hx=$(submit --queue hd --type echo --delay 1h)
+hy=$(submit --queue hd --type echo --after "$hx")
+run timeout 20 "$AJ_BIN" --db "$DB" worker --drain --queue hd
+expect_eq 0 "$RC" "drain exits though a job waits on a delayed dependency"
+expect_eq scheduled "$(job_field "$hy" state)" "the dependent still waits"
+px=$(submit --queue hp --type echo)
+expect_ok aj queue pause hp
+py=$(submit --queue hq --type echo --after "$px")
+run timeout 20 "$AJ_BIN" --db "$DB" worker --drain --queue hp,hq
+expect_eq 0 "$RC" "drain exits though a job waits on a job of a paused queue"
+expect_eq scheduled "$(job_field "$py" state)" "the dependent of the paused job waits"
+run timeout 20 "$AJ_BIN" --db "$DB" worker --drain --queue pw
+expect_eq 0 "$RC" "drain exits though a wait job's dependency is dead"
+expect_eq scheduled "$(job_field "$wt" state)" "the wait job still waits"
+
+# Redriving a cascade dependent while its dependency is still dead is refused (exit 4, naming
+# the dependency); `--all` skips and reports it, redriving the rest; under wait it is allowed.
+rx=$(submit --queue r --max-attempts 1 -- sh -c 'exit 100')
+ry=$(submit --queue r2 --type echo --after "$rx")
+rz=$(submit --queue r2 --max-attempts 1 -- sh -c 'exit 100')
+drain --queue r,r2
+expect_eq dead "$(job_field "$ry" state)" "setup: the dependent died of its dependency"
+expect_error 4 "job $ry died because job $rx it depends on is dead; redrive $rx first" \
+    aj dlq redrive "$ry"
+expect_eq dead "$(job_field "$ry" state)" "a refused redrive changes nothing"
+expect_ok aj dlq redrive --all --queue r2 --json
+expect_eq 1 "$(jget count)" "--all redrives the rest"
+expect_eq "$rz" "$(jget ids.0)" "--all redrove the job without a dead dependency"
+expect_contains "$ERR" "skipped: job $ry died because job $rx" "--all reports the skipped job"
+expect_eq dead "$(job_field "$ry" state)" "--all skipped the dependent"
+expect_ok aj dlq redrive "$rx"
+expect_ok aj dlq redrive "$ry"
+expect_eq scheduled "$(job_field "$ry" state)" "redriven once its dependency is"
 
 # Dead-lettered by attempts, and cancelled: both count as failed.
 dl=$(submit --queue q --max-attempts 1 --backoff none -- sh -c 'exit 3')

@@ -42,6 +42,9 @@ bad_dag 2 '"after" must be an array' '{"jobs":[{"name":"a","run":["x"],"after":"
 bad_dag 2 '"timeout" is not a duration' '{"jobs":[{"name":"a","run":["x"],"timeout":"1y"}]}'
 bad_dag 2 '"on_dep_failure" must be cascade, ignore or wait' \
     '{"jobs":[{"name":"a","run":["x"],"on_dep_failure":"skip"}]}'
+bad_dag 2 'job 2: "name" may not hold whitespace or control characters' \
+    '{"jobs":[{"name":"a","run":["x"]},{"name":"b c","run":["x"]}]}'
+bad_dag 2 'job 1: "name" may not hold whitespace' '{"jobs":[{"name":"a\tb","run":["x"]}]}'
 bad_dag 2 "queue name" '{"jobs":[{"name":"a","run":["x"],"queue":"a b"}]}'
 bad_dag 2 "cycle: a -> b -> c -> a" \
     '{"jobs":[{"name":"a","after":["c"],"run":["x"]},{"name":"b","after":["a"],"run":["x"]},{"name":"c","after":["b"],"run":["x"]}]}'

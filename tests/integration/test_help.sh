@@ -81,4 +81,12 @@ expect_error 2 "unknown flag '--frob' for 'aj dlq ls'" "$AJ_BIN" dlq ls --frob=1
 expect_error 2 "unknown command 'frob' for 'aj'" "$AJ_BIN" help frob
 [ -e "$T/aj.db" ] && fail "a usage error created a store"
 
+# Help texts that say what the commands do (QA findings).
+expect_ok "$AJ_BIN" submit --help
+expect_contains "$OUT" "a cancelled dependency can" "submit --help: --on-dep-failure wait"
+expect_ok "$AJ_BIN" dag submit --help
+expect_contains "$OUT" "4 conflicting state" "dag submit --help: exit 4"
+expect_ok "$AJ_BIN" wf reset --help
+expect_contains "$OUT" 'Prints `ID run N`' "wf reset --help: its output"
+
 echo "PASS test_help"

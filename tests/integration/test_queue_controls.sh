@@ -127,3 +127,23 @@ expect_ok aj queue ls
 expect_line '^QUEUE +SCHEDULED +READY +RUNNING +COMPLETED +DEAD +CANCELLED +PAUSED +CONCURRENCY +RATE$' "$OUT" "aj queue ls header"
 expect_line '^busy +0 +0 +0 +12 +0 +0 +no +- +100/1m$' "$OUT" "aj queue ls row"
 expect_ok aj check
+
+# --- internal queues ---
+# Internal queues (aj.wf/saga, ...) that hold no jobs and have no controls are left out; an
+# ordinary queue emptied the same way (its only job purged) is still listed.
+for q in aj.internal plain; do
+    gone=$(submit --queue "$q" --max-attempts 1 -- sh -c 'exit 100')
+    run timeout 60 "$AJ_BIN" --db "$DB" worker --drain --queue "$q"
+    expect_ok aj dlq purge "$gone"
+done
+expect_ok aj queue ls --json
+expect_eq 0 "$(jcount '$_->{queue} =~ /^aj\./')" "aj queue ls --json: no empty internal queue"
+expect_eq 1 "$(jcount '$_->{queue} eq "plain"')" "aj queue ls --json: an empty ordinary queue"
+expect_ok aj queue ls
+printf '%s\n' "$OUT" | grep -Eq '^aj\.' && fail "aj queue ls lists an empty internal queue"
+expect_line '^plain ' "$OUT" "aj queue ls lists an empty ordinary queue"
+expect_ok aj queue pause aj.internal
+expect_ok aj queue ls --json
+expect_eq 1 "$(jcount '$_->{queue} eq "aj.internal" && $_->{paused}')" \
+    "aj queue ls lists an internal queue with controls"
+expect_ok aj queue resume aj.internal

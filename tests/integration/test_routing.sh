@@ -71,8 +71,8 @@ NODES=$("$AJ_BIN" --db "$DB" workers --json | perl -MJSON::PP -e '
     my $a = decode_json(do { local $/; <STDIN> });
     print encode_json({ map { $_->{id} => $_->{node} } @$a });')
 expect_ok aj workers
-expect_line '^ID +NODE +TAGS +PID +LAST SEEN +AGO +STATUS$' "$OUT" "aj workers header"
-expect_line ' n1 +gpu,ssd .* alive$' "$OUT" "aj workers row of n1"
+expect_line '^ID +NODE +TAGS +HOST +PID +STARTED +LAST SEEN +AGO +STATUS$' "$OUT" "aj workers header"
+expect_line " n1 +gpu,ssd +$(hostname) +[0-9]+ +[0-9]{4}-.* alive$" "$OUT" "aj workers row of n1: host, pid, start time"
 
 for id in "${gpu[@]}" "${cpu[@]}" "${avoid[@]}" "${prefer[@]}" "$fallback"; do
     wait_for 30 state_is "$id" completed

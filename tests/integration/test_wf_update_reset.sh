@@ -85,6 +85,8 @@ expect_eq 0 "$(jcount '$_->{type} =~ /^update/' "$(events_of u-1)")" "update eve
 expect_error 2 "not valid JSON" aj wf update u-1 approve --payload '{bad'
 expect_error 2 "--timeout" aj wf update u-1 approve --timeout soon
 expect_error 2 "update name" aj wf update u-1 'bad name'
+expect_error 2 "update name is empty" aj wf update u-1 '' --payload 1
+expect_error 2 "--timeout '0s' must be more than zero" aj wf update u-1 approve --timeout 0s
 expect_error 2 "workflow id" aj wf update 'bad id' approve
 expect_error 3 "not found" aj wf update nobody approve
 expect_error 4 "has finished" aj wf update u-1 approve

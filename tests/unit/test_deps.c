@@ -352,13 +352,25 @@ static void test_cascade_transitive_and_policies(void **state) {
     }
     assert_int_equal(state_of(f, w), AJ_STATE_READY);
 
-    /* A job that died of a failed dependency, redriven while that dependency is still
-     * unsatisfied, waits again; it runs once the dependency completes. */
+    /* Under cascade, a job that died of a dependency still dead is refused a redrive (it would
+     * wait forever), naming that dependency; nothing changes. */
     assert_int_equal(state_of(f, b), AJ_STATE_DEAD);
-    assert_int_equal(aj_dlq_redrive(f->e, c), 0);
-    assert_int_equal(state_of(f, c), AJ_STATE_SCHEDULED);
+    assert_int_equal(aj_dlq_redrive(f->e, c), AJ_ESTATE);
+    assert_non_null(strstr(aj_errmsg(), "it depends on is dead; redrive"));
+    assert_int_equal(state_of(f, c), AJ_STATE_DEAD);
+    assert_int_equal(reason_of(f, c), AJ_DEAD_DEPENDENCY);
     assert_int_equal(aj_dlq_redrive(f->e, b), 0); /* a completed since: b may run */
     assert_int_equal(state_of(f, b), AJ_STATE_READY);
+    /* Once the dependency is redriven, the dependent may be: it waits again, and runs once the
+     * dependency completes. */
+    assert_int_equal(aj_dlq_redrive(f->e, c), 0);
+    assert_int_equal(state_of(f, c), AJ_STATE_SCHEDULED);
+    n = claim(f, 8, got, ep); /* w and b */
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(aj_complete(f->e, got[i], ep[i], NULL, 0), 0);
+    }
+    assert_int_equal(state_of(f, b), AJ_STATE_COMPLETED);
+    assert_int_equal(state_of(f, c), AJ_STATE_READY);
 }
 
 static void test_dead_letter_and_cancel_cascade(void **state) {
@@ -746,6 +758,9 @@ static void test_parse(void **state) {
          "cascade, ignore or wait"},
         {"{\"jobs\":[{\"name\":\"a\",\"type\":\"bad name\"}]}", "job 1 ('a')"},
         {"{\"jobs\":[{\"name\":\"\",\"type\":\"t\"}]}", "1 to 200 bytes"},
+        {"{\"jobs\":[{\"name\":\"a\",\"type\":\"t\"},{\"name\":\"b c\",\"type\":\"t\"}]}",
+         "job 2: \"name\" may not hold whitespace"},
+        {"{\"jobs\":[{\"name\":\"a\\tb\",\"type\":\"t\"}]}", "may not hold whitespace"},
         {"{\"jobs\":[{\"name\":\"a\",\"type\":\"t\"},{\"name\":\"a\",\"type\":\"t\"}]}", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -763,6 +778,17 @@ static void test_parse(void **state) {
             fail_msg("case %zu: message '%s' lacks '%s'", i, aj_errmsg(), bad[i].msg);
         }
     }
+    /* The library's check refuses such names too (a graph built without the parser). */
+    aj_dag_job j[2];
+    memset(j, 0, sizeof j);
+    j[0].name = "a";
+    j[1].name = "b c";
+    aj_job_spec_init(&j[0].spec);
+    aj_job_spec_init(&j[1].spec);
+    j[0].spec.type = j[1].spec.type = "t";
+    assert_int_equal(aj_dag_check(j, 2), AJ_EINVAL);
+    assert_non_null(
+        strstr(aj_errmsg(), "job 2: a name must be 1 to 200 bytes, without whitespace"));
 }
 
 int main(void) {
