@@ -33,6 +33,12 @@ trap _aj_cleanup EXIT
 # A failure inside $(...) runs in a subshell: it signals the test's shell to stop as well.
 trap 'exit 1' USR1
 
+# sanitized: true in a sanitizer build, where the slowest cases (storing and hashing 64 MiB
+# payloads, the biggest graphs) are left to the normal build, which runs every test too.
+sanitized() {
+    [ -n "${AJ_SANITIZE:-}" ]
+}
+
 # fail MESSAGE: stops the test with a message and what the last command printed.
 fail() {
     local msg="$*"

@@ -104,6 +104,7 @@ expect_ok aj check
 
 # The limit: exactly 64 MiB is accepted and runs; its echo result (the same bytes) shares the
 # blob. One byte more is refused, naming the size and the limit, and nothing is stored.
+if ! sanitized; then
 perl -e 'print "\"", "a" x (64 * 1048576 - 2), "\""' >"$T/max.json"
 m=$(submit --type echo --payload-file "$T/max.json")
 expect_eq 2 "$(blobs count)" "the 64 MiB payload"
@@ -114,6 +115,7 @@ expect_eq 6 "$(blobs refs)" "payload and result references"
 expect_eq "$(sha256sum <"$T/max.json" | cut -d' ' -f1)" \
     "$(show "$m" .result | tr -d '\n' | { printf '"'; cat; printf '"'; } | sha256sum | cut -d' ' -f1)" \
     "64 MiB result read back"
+fi
 perl -e 'print "\"", "a" x (64 * 1048576 - 1), "\""' >"$T/over.json"
 before=$("$AJ_BIN" --db "$DB" stats --json) || fail "stats"
 expect_error 2 "payload is 67108865 bytes, over the 64 MiB limit" aj submit --type echo --payload-file "$T/over.json"
@@ -133,6 +135,7 @@ expect_contains "$OUT" '"blobs"' "aj stats --help documents blobs"
 # A submit killed (SIGKILL) while it stores a 64 MiB payload leaves the store consistent: a
 # staged blob nothing refers to yet (collected after an hour), or the job with all of its
 # chunks; never a job without them. Submitting the same bytes again then works.
+if ! sanitized; then
 perl -e 'print "\"", "b" x (64 * 1048576 - 2), "\""' >"$T/max2.json"
 "$AJ_BIN" --db "$DB" submit --type echo --queue killed --payload-file "$T/max2.json" >/dev/null 2>&1 &
 pid=$!
@@ -146,3 +149,4 @@ expect_eq "$(sha256sum <"$T/max2.json" | cut -d' ' -f1)" \
     "$(show "$k" .payload | tr -d '\n' | { printf '"'; cat; printf '"'; } | sha256sum | cut -d' ' -f1)" \
     "the payload after a killed submit"
 expect_ok aj check
+fi

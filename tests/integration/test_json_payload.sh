@@ -43,10 +43,12 @@ expect_eq 1 "$i" "a payload line with spaces around it"
 
 # Exactly 64 MiB with a final newline (as editors save files) is 64 MiB; one byte more is not.
 # (Read back with jq: JSON::PP takes minutes over 64 MiB.)
+if ! sanitized; then
 perl -e 'print "\"", "a" x (67108864 - 2), "\"\n"' >"$T/max-nl.json"
 i=$(submit --type echo --payload-file "$T/max-nl.json")
 expect_eq 67108862 "$("$AJ_BIN" --db "$DB" job show "$i" --json | jq -j .payload | wc -c)" \
     "64 MiB and a newline"
+fi
 perl -e 'print "\n\"", "a" x (67108864 - 1), "\"\n"' >"$T/over-nl.json"
 expect_error 2 "payload is 67108865 bytes, over the 64 MiB limit" \
     aj submit --type echo --payload-file "$T/over-nl.json"

@@ -110,11 +110,13 @@ expect_eq "from stdin" "$(job_field "$i" payload)" "--payload-file -"
 
 # A payload of exactly 64 MiB is accepted; in a store of its own, so that the listings below
 # stay small (and read back with jq: JSON::PP takes minutes over 64 MiB).
+if ! sanitized; then
 perl -e 'print "\"", "a" x (67108864 - 2), "\""' >"$T/max.json"
 i=$("$AJ_BIN" --db "sqlite:$T/max.db" submit --type echo --payload-file "$T/max.json") ||
     fail "a 64 MiB payload was refused"
 expect_eq 67108862 "$("$AJ_BIN" --db "sqlite:$T/max.db" job show "$i" --json | jq -j .payload | wc -c)" \
     "a 64 MiB payload"
+fi
 
 # Global flags anywhere; --db beats AJ_DB; AJ_DB is used without --db.
 expect_ok "$AJ_BIN" job show "$id" --db "$DB" --json
