@@ -4,7 +4,7 @@
 set -euo pipefail
 # Build: compiler, CMake, SQLite, jansson (JSON), cmocka (tests). Tests also use jq, python3, procps.
 # Runtime: tzdata, the IANA time zone files that schedules read (/usr/share/zoneinfo).
-pkgs=(build-essential cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev jq python3 procps
+pkgs=(build-essential cmake pkg-config libsqlite3-dev libjansson-dev nettle-dev libcmocka-dev jq python3 procps
     tzdata)
 if [ "${AJ_SETUP_FUZZ:-0}" = 1 ]; then
     pkgs+=(clang libclang-rt-14-dev)

@@ -1,21 +1,20 @@
 /*
  * sha256.h — SHA-256 (FIPS 180-4), for content addresses of large payloads (core/blob.c): a
  * collision-resistant 256-bit hash, so that two different payloads never share stored chunks.
- * Pure and thread-safe; a context belongs to one thread at a time.
+ * A thin wrapper over nettle (docs/ARCHITECTURE.md, "Dependencies"), which picks the CPU's SHA
+ * instructions when it has them. A context belongs to one thread at a time.
  */
 #ifndef AJ_UTIL_SHA256_H
 #define AJ_UTIL_SHA256_H
 
+#include <nettle/sha2.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define AJ_SHA256_LEN 32 /* bytes of a digest */
 
 typedef struct aj_sha256 {
-    uint32_t h[8];
-    uint64_t total; /* bytes hashed so far */
-    uint8_t block[64];
-    size_t used; /* bytes waiting in block */
+    struct sha256_ctx ctx;
 } aj_sha256;
 
 void aj__sha256_init(aj_sha256 *c);
