@@ -47,3 +47,24 @@ void aj_test_clock_init(aj_test_clock *c, int64_t start_ms) {
 void aj_test_clock_advance(aj_test_clock *c, int64_t ms) {
     __atomic_add_fetch(&c->now, ms, __ATOMIC_SEQ_CST);
 }
+
+void aj_test_wf_start(aj_engine *e, const char *type, const char *id, const char *input) {
+    aj_wf_start_opts o = {id, 0, 0};
+    if (aj_wf_start(e, type, input, strlen(input), &o, NULL) != 0) {
+        fail_msg("start %s: %s", type, aj_errmsg());
+    }
+}
+
+aj_wf_info *aj_test_wf_finish(aj_engine *e, const char *id, aj_wf_state want) {
+    aj_wf_state st;
+    if (aj_wf_wait(e, id, 60000, &st) != 0) {
+        fail_msg("wait for %s: %s", id, aj_errmsg());
+    }
+    aj_wf_info *info;
+    assert_int_equal(aj_wf_get(e, id, &info), 0);
+    if (st != want) {
+        fail_msg("workflow %s ended %s (%s), wanted %s", id, aj_wf_state_name(st),
+                 info->error ? info->error : "", aj_wf_state_name(want));
+    }
+    return info;
+}

@@ -30,4 +30,10 @@ typedef struct aj_test_clock {
 void aj_test_clock_init(aj_test_clock *c, int64_t start_ms);
 void aj_test_clock_advance(aj_test_clock *c, int64_t ms);
 
+/* Workflows: starts `type` as `id` with `input` (a string), failing the test on an error. */
+void aj_test_wf_start(aj_engine *e, const char *type, const char *id, const char *input);
+/* Waits (a minute at most) until workflow `id` ends and fails the test unless it ended in
+ * `want`; returns its info (free with aj_wf_info_free). */
+aj_wf_info *aj_test_wf_finish(aj_engine *e, const char *id, aj_wf_state want);
+
 #endif

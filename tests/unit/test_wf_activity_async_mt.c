@@ -14,7 +14,6 @@
 
 #define FANOUT 50
 #define BLOCKERS 3
-#define WAIT_MS 60000
 
 typedef struct fixture {
     char *dir;
@@ -222,27 +221,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void start(fixture *f, const char *type, const char *id, const char *input) {
-    aj_wf_start_opts o = {id, 0, 0};
-    if (aj_wf_start(f->e, type, input, strlen(input), &o, NULL) != 0) {
-        fail_msg("start %s: %s", type, aj_errmsg());
-    }
-}
-
-static aj_wf_info *finish(fixture *f, const char *id, aj_wf_state want) {
-    aj_wf_state st;
-    if (aj_wf_wait(f->e, id, WAIT_MS, &st) != 0) {
-        fail_msg("wait for %s: %s", id, aj_errmsg());
-    }
-    aj_wf_info *info;
-    assert_int_equal(aj_wf_get(f->e, id, &info), 0);
-    if (st != want) {
-        fail_msg("workflow %s ended %s (%s), wanted %s", id, aj_wf_state_name(st),
-                 info->error ? info->error : "", aj_wf_state_name(want));
-    }
-    return info;
-}
-
 typedef struct counts {
     size_t scheduled, completed, failed;
     size_t completed_before_last_scheduled; /* outcomes seen before every job was started */
@@ -267,8 +245,8 @@ static counts history(fixture *f, const char *id) {
 }
 
 static void check_fan(fixture *f, const char *id, const char *input) {
-    start(f, "fan", id, input);
-    aj_wf_info *info = finish(f, id, AJ_WF_COMPLETED);
+    aj_test_wf_start(f->e, "fan", id, input);
+    aj_wf_info *info = aj_test_wf_finish(f->e, id, AJ_WF_COMPLETED);
     char want[32];
     snprintf(want, sizeof want, "%d", FANOUT * (FANOUT - 1)); /* sum of 2*i for i < FANOUT */
     assert_string_equal(info->result, want);
@@ -307,8 +285,8 @@ static void test_replay_same_results(void **state) {
 
 static void test_one_failing(void **state) {
     fixture *f = *state;
-    start(f, "fan-fail", "ff", "");
-    aj_wf_info *info = finish(f, "ff", AJ_WF_COMPLETED);
+    aj_test_wf_start(f->e, "fan-fail", "ff", "");
+    aj_wf_info *info = aj_test_wf_finish(f->e, "ff", AJ_WF_COMPLETED);
     assert_non_null(strstr(info->result, "f0=2;"));
     assert_non_null(strstr(info->result, "f1!activity 'f1' failed: "));
     assert_non_null(strstr(info->result, "asked to fail"));
@@ -325,14 +303,14 @@ static void test_one_failing(void **state) {
 
 static void test_cancel_during_waits(void **state) {
     fixture *f = *state;
-    start(f, "fan-block", "fb", "");
+    aj_test_wf_start(f->e, "fan-block", "fb", "");
     for (int i = 0; i < 6000 && __atomic_load_n(&blocked_running, __ATOMIC_SEQ_CST) < BLOCKERS;
          i++) {
         usleep(10000);
     }
     assert_int_equal(__atomic_load_n(&blocked_running, __ATOMIC_SEQ_CST), BLOCKERS);
     assert_int_equal(aj_wf_cancel(f->e, "fb"), 0);
-    aj_wf_info_free(finish(f, "fb", AJ_WF_CANCELLED));
+    aj_wf_info_free(aj_test_wf_finish(f->e, "fb", AJ_WF_CANCELLED));
     /* Every job's outcome reached the run before it ended: each one was cancelled. */
     counts c = history(f, "fb");
     assert_int_equal(c.scheduled, BLOCKERS);
@@ -349,8 +327,8 @@ static void test_cancel_during_waits(void **state) {
 
 static void test_bad_input(void **state) {
     fixture *f = *state;
-    start(f, "bad", "bad", "");
-    aj_wf_info *info = finish(f, "bad", AJ_WF_COMPLETED);
+    aj_test_wf_start(f->e, "bad", "bad", "");
+    aj_wf_info *info = aj_test_wf_finish(f->e, "bad", AJ_WF_COMPLETED);
     assert_string_equal(info->result, "2");
     aj_wf_info_free(info);
     counts c = history(f, "bad");

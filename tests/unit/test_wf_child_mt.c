@@ -190,29 +190,8 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void start(fixture *f, const char *type, const char *id, const char *input) {
-    aj_wf_start_opts o = {id, 0, 0};
-    if (aj_wf_start(f->e, type, input, strlen(input), &o, NULL) != 0) {
-        fail_msg("start %s: %s", type, aj_errmsg());
-    }
-}
-
-static aj_wf_info *finish(fixture *f, const char *id, aj_wf_state want) {
-    aj_wf_state st;
-    if (aj_wf_wait(f->e, id, WAIT_MS, &st) != 0) {
-        fail_msg("wait for %s: %s", id, aj_errmsg());
-    }
-    aj_wf_info *info;
-    assert_int_equal(aj_wf_get(f->e, id, &info), 0);
-    if (st != want) {
-        fail_msg("workflow %s ended %s (%s), wanted %s", id, aj_wf_state_name(st),
-                 info->error ? info->error : "", aj_wf_state_name(want));
-    }
-    return info;
-}
-
 static void expect(fixture *f, const char *id, aj_wf_state want) {
-    aj_wf_info_free(finish(f, id, want));
+    aj_wf_info_free(aj_test_wf_finish(f->e, id, want));
 }
 
 typedef struct counts {
@@ -237,8 +216,8 @@ static counts history(fixture *f, const char *id) {
 
 static void test_child_result_and_links(void **state) {
     fixture *f = *state;
-    start(f, "parent-one", "p1", "21");
-    aj_wf_info *info = finish(f, "p1", AJ_WF_COMPLETED);
+    aj_test_wf_start(f->e, "parent-one", "p1", "21");
+    aj_wf_info *info = aj_test_wf_finish(f->e, "p1", AJ_WF_COMPLETED);
     assert_string_equal(info->result, "42");
     aj_wf_info_free(info);
     counts c = history(f, "p1");
@@ -264,8 +243,8 @@ static void test_child_result_and_links(void **state) {
 
 static void test_child_failure(void **state) {
     fixture *f = *state;
-    start(f, "parent-one", "p2", "fail");
-    aj_wf_info *info = finish(f, "p2", AJ_WF_FAILED);
+    aj_test_wf_start(f->e, "parent-one", "p2", "fail");
+    aj_wf_info *info = aj_test_wf_finish(f->e, "p2", AJ_WF_FAILED);
     assert_non_null(strstr(info->error, "asked to fail"));
     assert_non_null(strstr(info->error, "failed"));
     aj_wf_info_free(info);
@@ -276,8 +255,8 @@ static void test_child_failure(void **state) {
 
 static void test_fanout(void **state) {
     fixture *f = *state;
-    start(f, "parent-fanout", "fan", "");
-    aj_wf_info *info = finish(f, "fan", AJ_WF_COMPLETED);
+    aj_test_wf_start(f->e, "parent-fanout", "fan", "");
+    aj_wf_info *info = aj_test_wf_finish(f->e, "fan", AJ_WF_COMPLETED);
     /* sum of 2*i for i < FANOUT */
     char want[32];
     snprintf(want, sizeof want, "%d", FANOUT * (FANOUT - 1));
@@ -312,13 +291,13 @@ static void wait_running(fixture *f, const char *id) {
 
 static void test_parent_close_policies(void **state) {
     fixture *f = *state;
-    start(f, "parent-policies", "pp", "");
+    aj_test_wf_start(f->e, "parent-policies", "pp", "");
     wait_running(f, "pp/t");
     wait_running(f, "pp/c");
     wait_running(f, "pp/a");
     assert_int_equal(aj_wf_signal(f->e, "pp", "end", "", 0), 0);
     expect(f, "pp", AJ_WF_COMPLETED);
-    aj_wf_info *info = finish(f, "pp/t", AJ_WF_TERMINATED);
+    aj_wf_info *info = aj_test_wf_finish(f->e, "pp/t", AJ_WF_TERMINATED);
     assert_non_null(strstr(info->error, "parent 'pp' ended (completed)"));
     aj_wf_info_free(info);
     expect(f, "pp/c", AJ_WF_CANCELLED);
@@ -328,11 +307,11 @@ static void test_parent_close_policies(void **state) {
     assert_int_equal(a->state, AJ_WF_RUNNING);
     aj_wf_info_free(a);
     assert_int_equal(aj_wf_signal(f->e, "pp/a", "go", "done", 4), 0);
-    info = finish(f, "pp/a", AJ_WF_COMPLETED);
+    info = aj_test_wf_finish(f->e, "pp/a", AJ_WF_COMPLETED);
     assert_string_equal(info->result, "done");
     aj_wf_info_free(info);
     /* A parent terminated by an operator applies the policies too. */
-    start(f, "parent-policies", "pq", "");
+    aj_test_wf_start(f->e, "parent-policies", "pq", "");
     wait_running(f, "pq/t");
     wait_running(f, "pq/c");
     assert_int_equal(aj_wf_terminate(f->e, "pq", "operator"), 0);
@@ -346,7 +325,7 @@ static void test_parent_close_policies(void **state) {
 
 static void test_cancel_propagates(void **state) {
     fixture *f = *state;
-    start(f, "parent-cancel", "pc", "");
+    aj_test_wf_start(f->e, "parent-cancel", "pc", "");
     wait_running(f, "pc/kid");
     assert_int_equal(aj_wf_cancel(f->e, "pc"), 0);
     expect(f, "pc/kid", AJ_WF_CANCELLED);
@@ -357,9 +336,9 @@ static void test_cancel_propagates(void **state) {
 
 static void test_running_id_refused(void **state) {
     fixture *f = *state;
-    start(f, "sigwait", "busy", "");
-    start(f, "parent-dup", "pd", "busy");
-    aj_wf_info *info = finish(f, "pd", AJ_WF_COMPLETED);
+    aj_test_wf_start(f->e, "sigwait", "busy", "");
+    aj_test_wf_start(f->e, "parent-dup", "pd", "busy");
+    aj_wf_info *info = aj_test_wf_finish(f->e, "pd", AJ_WF_COMPLETED);
     assert_string_equal(info->result, "refused");
     aj_wf_info_free(info);
     counts c = history(f, "pd");
@@ -373,8 +352,8 @@ static void test_running_id_refused(void **state) {
 
 static void test_bad_arguments(void **state) {
     fixture *f = *state;
-    start(f, "parent-bad", "pb", "");
-    aj_wf_info *info = finish(f, "pb", AJ_WF_COMPLETED);
+    aj_test_wf_start(f->e, "parent-bad", "pb", "");
+    aj_wf_info *info = aj_test_wf_finish(f->e, "pb", AJ_WF_COMPLETED);
     assert_string_equal(info->result, "2");
     aj_wf_info_free(info);
     counts c = history(f, "pb");

@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #define CHAIN 100
-#define WAIT_MS 60000
 
 typedef struct fixture {
     char *dir;
@@ -203,27 +202,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void start(fixture *f, const char *type, const char *id, const char *input) {
-    aj_wf_start_opts o = {id, 0, 0};
-    if (aj_wf_start(f->e, type, input, strlen(input), &o, NULL) != 0) {
-        fail_msg("start %s: %s", type, aj_errmsg());
-    }
-}
-
-static aj_wf_info *finish(fixture *f, const char *id, aj_wf_state want) {
-    aj_wf_state st;
-    if (aj_wf_wait(f->e, id, WAIT_MS, &st) != 0) {
-        fail_msg("wait for %s: %s", id, aj_errmsg());
-    }
-    aj_wf_info *info;
-    assert_int_equal(aj_wf_get(f->e, id, &info), 0);
-    if (st != want) {
-        fail_msg("workflow %s ended %s (%s), wanted %s", id, aj_wf_state_name(st),
-                 info->error ? info->error : "", aj_wf_state_name(want));
-    }
-    return info;
-}
-
 typedef struct hist {
     char last_type[40];
     char last_data[64];
@@ -270,8 +248,8 @@ static void wait_events(fixture *f, const char *id, uint64_t events) {
 
 static void test_continue_chain(void **state) {
     fixture *f = *state;
-    start(f, "counter", "chain", "1");
-    aj_wf_info *info = finish(f, "chain", AJ_WF_COMPLETED);
+    aj_test_wf_start(f->e, "counter", "chain", "1");
+    aj_wf_info *info = aj_test_wf_finish(f->e, "chain", AJ_WF_COMPLETED);
     assert_int_equal(info->run, CHAIN);
     assert_string_equal(info->result, "100");
     assert_string_equal(info->input, "100");
@@ -309,7 +287,7 @@ static void test_continue_chain(void **state) {
 
 static void test_continue_then_signal(void **state) {
     fixture *f = *state;
-    start(f, "looper", "loop", "first");
+    aj_test_wf_start(f->e, "looper", "loop", "first");
     assert_int_equal(aj_wf_signal(f->e, "loop", "next", "again", 5), 0);
     /* The next run is waiting again: a signal now reaches it. */
     for (int i = 0; i < 6000; i++) {
@@ -323,7 +301,7 @@ static void test_continue_then_signal(void **state) {
         usleep(10000);
     }
     assert_int_equal(aj_wf_signal(f->e, "loop", "next", "stop", 4), 0);
-    aj_wf_info *info = finish(f, "loop", AJ_WF_COMPLETED);
+    aj_wf_info *info = aj_test_wf_finish(f->e, "loop", AJ_WF_COMPLETED);
     assert_int_equal(info->run, 2);
     assert_string_equal(info->input, "looped");
     assert_string_equal(info->result, "stop");
@@ -339,30 +317,30 @@ static void test_patch_old_and_new_runs(void **state) {
     fixture *f = *state;
     /* Recorded by the old code, waiting at its wait with the old step still ahead... */
     atomic_store(&version, 0);
-    start(f, "evolving", "late", "");
+    aj_test_wf_start(f->e, "evolving", "late", "");
     /* ...and one that passed the changed point with the old code before the deploy. */
-    start(f, "evolving", "old", "early");
+    aj_test_wf_start(f->e, "evolving", "old", "early");
     wait_events(f, "old", 2); /* started, step_completed old-way */
     wait_events(f, "late", 1);
     /* Deploy the patched code. */
     atomic_store(&version, 1);
-    start(f, "evolving", "new", "early");
+    aj_test_wf_start(f->e, "evolving", "new", "early");
     assert_int_equal(aj_wf_signal(f->e, "old", "go", "", 0), 0);
     assert_int_equal(aj_wf_signal(f->e, "new", "go", "", 0), 0);
     assert_int_equal(aj_wf_signal(f->e, "late", "go", "", 0), 0);
-    aj_wf_info *info = finish(f, "old", AJ_WF_COMPLETED);
+    aj_wf_info *info = aj_test_wf_finish(f->e, "old", AJ_WF_COMPLETED);
     assert_string_equal(info->result, "old"); /* replayed the old path */
     aj_wf_info_free(info);
     hist h = history(f, "old", 0);
     assert_int_equal(h.markers, 0);
     assert_string_equal(h.step, "old-way");
-    info = finish(f, "new", AJ_WF_COMPLETED);
+    info = aj_test_wf_finish(f->e, "new", AJ_WF_COMPLETED);
     assert_string_equal(info->result, "new");
     aj_wf_info_free(info);
     h = history(f, "new", 0);
     assert_int_equal(h.markers, 1); /* once, although the code asked twice */
     /* A run that had not reached the changed point takes the new path. */
-    info = finish(f, "late", AJ_WF_COMPLETED);
+    info = aj_test_wf_finish(f->e, "late", AJ_WF_COMPLETED);
     assert_string_equal(info->result, "new");
     aj_wf_info_free(info);
     /* The replay check agrees: without the patch the old history diverges. */
@@ -379,26 +357,26 @@ static void test_patch_old_and_new_runs(void **state) {
 static void test_patch_deprecate_and_remove(void **state) {
     fixture *f = *state;
     atomic_store(&version, 1);
-    start(f, "evolving", "v1", "early"); /* marker recorded, waiting at the end */
+    aj_test_wf_start(f->e, "evolving", "v1", "early"); /* marker recorded, waiting at the end */
     wait_events(f, "v1", 3);
     atomic_store(&version, 2);
-    start(f, "evolving", "v2", "early"); /* deprecated: marker recorded too */
+    aj_test_wf_start(f->e, "evolving", "v2", "early"); /* deprecated: marker recorded too */
     wait_events(f, "v2", 3);
     assert_int_equal(aj_wf_signal(f->e, "v1", "go", "", 0), 0);
-    aj_wf_info *info = finish(f, "v1", AJ_WF_COMPLETED);
+    aj_wf_info *info = aj_test_wf_finish(f->e, "v1", AJ_WF_COMPLETED);
     assert_string_equal(info->result, "new");
     aj_wf_info_free(info);
     /* The patch call removed: a history holding the marker still replays. */
     atomic_store(&version, 3);
     assert_int_equal(aj_wf_signal(f->e, "v2", "go", "", 0), 0);
-    info = finish(f, "v2", AJ_WF_COMPLETED);
+    info = aj_test_wf_finish(f->e, "v2", AJ_WF_COMPLETED);
     assert_string_equal(info->result, "new");
     aj_wf_info_free(info);
     hist h = history(f, "v2", 0);
     assert_int_equal(h.markers, 1);
-    start(f, "evolving", "v3", "early");
+    aj_test_wf_start(f->e, "evolving", "v3", "early");
     assert_int_equal(aj_wf_signal(f->e, "v3", "go", "", 0), 0);
-    info = finish(f, "v3", AJ_WF_COMPLETED);
+    info = aj_test_wf_finish(f->e, "v3", AJ_WF_COMPLETED);
     aj_wf_info_free(info);
     h = history(f, "v3", 0);
     assert_int_equal(h.markers, 0);
@@ -406,8 +384,8 @@ static void test_patch_deprecate_and_remove(void **state) {
 
 static void test_continue_when_suggested(void **state) {
     fixture *f = *state;
-    start(f, "big", "big", "big");
-    aj_wf_info *info = finish(f, "big", AJ_WF_COMPLETED);
+    aj_test_wf_start(f->e, "big", "big", "big");
+    aj_wf_info *info = aj_test_wf_finish(f->e, "big", AJ_WF_COMPLETED);
     assert_int_equal(info->run, 2);
     assert_string_equal(info->result, "fresh");
     aj_wf_info_free(info);
@@ -421,11 +399,11 @@ static void test_continue_when_suggested(void **state) {
 
 static void test_continue_diverging_parks(void **state) {
     fixture *f = *state;
-    start(f, "skipper", "skip", "");
+    aj_test_wf_start(f->e, "skipper", "skip", "");
     wait_events(f, "skip", 2);
     atomic_store(&skip_version, 1);
     assert_int_equal(aj_wf_signal(f->e, "skip", "go", "", 0), 0);
-    aj_wf_info *info = finish(f, "skip", AJ_WF_PARKED);
+    aj_wf_info *info = aj_test_wf_finish(f->e, "skip", AJ_WF_PARKED);
     assert_int_equal(info->run, 1); /* nothing continued */
     assert_non_null(strstr(info->error, "continued as new"));
     assert_non_null(strstr(info->error, "step_completed 'a'"));
@@ -434,8 +412,8 @@ static void test_continue_diverging_parks(void **state) {
 
 static void test_bad_calls(void **state) {
     fixture *f = *state;
-    start(f, "bad-calls", "bad", "");
-    aj_wf_info *info = finish(f, "bad", AJ_WF_COMPLETED);
+    aj_test_wf_start(f->e, "bad-calls", "bad", "");
+    aj_wf_info *info = aj_test_wf_finish(f->e, "bad", AJ_WF_COMPLETED);
     assert_string_equal(info->result, "ok");
     aj_wf_info_free(info);
     aj_wf_info *r = NULL;
