@@ -991,6 +991,9 @@ typedef struct aj_counters {
     uint64_t activity_cache_misses;  /* cached activities that had to run their job */
     uint64_t activity_cache_fills;   /* entries written by a completed job */
     uint64_t activity_cache_expired; /* expired entries collected */
+    /* Job records a claim or duty could not decode (a newer format, or damage) and left
+     * untouched; each counted once by each process that met it. `aj check` names them. */
+    uint64_t jobs_unreadable;
 } aj_counters;
 
 typedef struct aj_stats {

@@ -79,6 +79,8 @@ void eng_env(aj_engine *e, job_env *env, aj_counters *delta) {
     env->blob_threshold = e->opts.blob_threshold;
     env->blob_hints = NULL;
     env->n_blob_hints = 0;
+    env->unreadable = eng_note_unreadable;
+    env->unreadable_ud = e;
     if (delta != NULL) {
         memset(delta, 0, sizeof *delta);
     }
@@ -400,6 +402,7 @@ void aj_engine_close(aj_engine *e) {
         aj__free(e->known_queues[i]);
     }
     aj__free(e->known_queues);
+    aj__free(e->unreadable);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->counters_mu);
     pthread_mutex_destroy(&e->flush_mu);
