@@ -968,6 +968,13 @@ int aj_check(aj_engine *e, void (*report)(void *ud, const char *line), void *ud,
              uint64_t *out_records) {
     check_ctx c = {report, ud, 0, 0};
     int rc = eng_run(e, check_txn, &c, KV_SYNC);
+    if (rc == AJ_ECORRUPT) {
+        /* The store itself could not be read (SQLite: "database disk image is malformed"):
+         * not a list of problems, which AJ_ECORRUPT means here. */
+        char msg[AJ__ERRMSG_MAX];
+        snprintf(msg, sizeof msg, "%s", aj_errmsg());
+        return aj__err(AJ_EIO, "the store cannot be read: %s", msg);
+    }
     if (rc != 0) {
         return rc;
     }
