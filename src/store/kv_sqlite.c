@@ -1074,25 +1074,41 @@ static int create_file(const char *path) {
     return aj__err(AJ_EIO, "cannot create store '%s': %s", path, strerror(e));
 }
 
-/* Reads format_version: 0 with *out, or *out = 0 when the store is new (no meta table). */
+/* Reads format_version: 0 with *out, or *out = 0 when the database is empty (a new store).
+ * Only reads: a database that is not an aj store (another program's, with tables of its own,
+ * even one named kv) is refused before anything — a table, WAL mode — is written to it. */
 static int read_format(sq_store *ss, int64_t *out) {
     sq_conn *c = ss->writer;
-    int64_t n = 0;
-    int rc = query_int(
-        c, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'", &n, NULL);
+    int64_t objects = 0, n = 0;
+    int rc = query_int(c, "SELECT count(*) FROM sqlite_master", &objects, NULL);
+    if (rc == SQLITE_OK) {
+        rc = query_int(c,
+                       "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
+                       " name IN ('meta', 'kv')",
+                       &n, NULL);
+    }
     if ((rc & 0xff) == SQLITE_NOTADB) {
         return aj__err(AJ_EFORMAT, "'%s' is not an aj store: not an SQLite database", ss->path);
     }
     if (rc != SQLITE_OK) {
         return sq_err(c->db, rc, "reading the store's schema");
     }
-    if (n == 0) {
+    if (objects == 0) {
         *out = 0;
         return 0;
     }
+    if (n != 2) {
+        return aj__err(AJ_EFORMAT,
+                       "'%s' is not an aj store: an SQLite database with other tables and no aj "
+                       "meta record; it was left unchanged",
+                       ss->path);
+    }
     rc = query_int(c, "SELECT val FROM meta WHERE name = 'format_version'", out, NULL);
     if (rc == SQLITE_NOTFOUND || (rc == SQLITE_OK && *out < 1)) {
-        return aj__err(AJ_EFORMAT, "store '%s' has no valid format_version", ss->path);
+        return aj__err(AJ_EFORMAT,
+                       "'%s' is not an aj store: its meta table has no valid format_version; it "
+                       "was left unchanged",
+                       ss->path);
     }
     if (rc != SQLITE_OK) {
         return sq_err(c->db, rc, "reading the store's format");
