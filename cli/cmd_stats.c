@@ -35,9 +35,10 @@ static const char stats_help[] =
     "wf_parked, wf_sagas_started (runs that registered a compensation), wf_sagas_completed,\n"
     "wf_sagas_compensated, wf_compensation_failures, wf_timers_scheduled, wf_timers_fired;\n"
     "every state change is a compare-and-swap transaction: txn_attempts, retries (after a\n"
-    "conflict) and txn_gave_up (retries exhausted); and the histograms commit_batch_hist,\n"
-    "start_latency_hist_us and wf_timer_lag_hist_ms (bucket i counts values in\n"
-    "[2^(i-1), 2^i)).\n"
+    "conflict) and txn_gave_up (retries exhausted); jobs_unreadable (job records of a newer\n"
+    "format or damaged, left untouched and skipped; each process counts one once; `aj check`\n"
+    "names them); and the histograms commit_batch_hist, start_latency_hist_us and\n"
+    "wf_timer_lag_hist_ms (bucket i counts values in [2^(i-1), 2^i)).\n"
     "Latencies are upper bounds of the histogram bucket (\"at most\"), in microseconds.\n"
     "\n"
     "Exit codes: 0 printed, 1 store error, 2 bad input (an argument or unknown flag).\n"
@@ -90,6 +91,7 @@ static const counter_field counter_fields[] = {
     COUNTER(activity_cache_misses),
     COUNTER(activity_cache_fills),
     COUNTER(activity_cache_expired),
+    COUNTER(jobs_unreadable),
 };
 #define STATS_N_COUNTERS (sizeof counter_fields / sizeof counter_fields[0])
 

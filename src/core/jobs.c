@@ -35,6 +35,9 @@
 #define JOB_CLAIM_LOOKAHEAD 64
 /* Most jobs one claim may take. */
 #define JOB_CLAIM_MAX 1024
+/* Unreadable job records (a newer format, or damage) one claim or duty transaction looks past:
+ * beyond this many at the head of an index, what lies behind waits for a newer aj or a repair. */
+#define JOB_UNREADABLE_SKIP_MAX 4096
 /* Longest time a job may be delayed or backed off (about 100 years), so times stay in range. */
 #define JOB_DELAY_MAX ((int64_t)100 * 365 * AJ_DAY)
 /* Latest run-at time accepted (9999-12-31), so that adding any delay stays in range. */
@@ -64,11 +67,14 @@ static int put_rec(kv_txn *t, const job_rec *r) {
     return rc;
 }
 
-int job_read(kv_txn *t, uint64_t id, job_rec *out) {
+/* job_read that tells a record it cannot decode (*undecodable = 1) from a storage error, which
+ * can carry the same code (a damaged SQLite file is AJ_ECORRUPT too). */
+static int read_job(kv_txn *t, uint64_t id, job_rec *out, int *undecodable) {
     akey k;
     key_job(&k, id);
     const uint8_t *v;
     size_t n;
+    *undecodable = 0;
     int rc = kv_get(t, k.b, k.n, &v, &n);
     if (rc == AJ_ENOTFOUND) {
         return aj__err(AJ_ENOTFOUND, "job %llu not found", (unsigned long long)id);
@@ -78,9 +84,34 @@ int job_read(kv_txn *t, uint64_t id, job_rec *out) {
     }
     rc = job_rec_decode(v, n, out);
     if (rc != 0) {
+        *undecodable = 1;
         return aj__err_wrap(rc, "job %llu", (unsigned long long)id);
     }
     return 0;
+}
+
+int job_read(kv_txn *t, uint64_t id, job_rec *out) {
+    int undecodable;
+    return read_job(t, id, out, &undecodable);
+}
+
+/* Reads a job for a claim or a duty: 1 when its record cannot be decoded. Such a record —
+ * written by a newer aj during a rolling upgrade, or damaged — is not a dangling index entry:
+ * deleting its entries would lose the job for good. The caller skips it, leaving the record and
+ * its entries exactly as they are; the runtime logs and counts it once; aj check reports it. */
+static int read_or_skip(kv_txn *t, const job_env *env, uint64_t id, job_rec *out, int *rc,
+                        size_t *skipped) {
+    int undecodable;
+    *rc = read_job(t, id, out, &undecodable);
+    if (!undecodable) {
+        return 0;
+    }
+    if (env->unreadable != NULL) {
+        env->unreadable(env->unreadable_ud, id, *rc, aj_errmsg());
+    }
+    (*skipped)++;
+    *rc = 0;
+    return 1;
 }
 
 static int put_empty(kv_txn *t, const akey *k) {
@@ -181,7 +212,7 @@ static int repair_index(kv_txn *t, const uint8_t *key, size_t klen, uint64_t id)
         rc = job_read(t, id, &r);
         if (rc == 0) {
             rc = index_rec(t, &r);
-        } else if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+        } else if (rc == AJ_ENOTFOUND) {
             rc = 0;
         }
     }
@@ -461,6 +492,9 @@ typedef struct cand_list {
     size_t n, cap;
     size_t prefix_len;
     size_t q;
+    int more;          /* some queue held more entries than were read */
+    size_t skipped;    /* unreadable records skipped by this claim */
+    size_t round_skip; /* ... in the current round of candidates */
 } cand_list;
 
 static int cand_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
@@ -506,6 +540,54 @@ static int claim_routed_ok(const job_env *env, const job_claim_who *who, const j
     return route_allows(&route, who != NULL ? &who->id : NULL, env->now_us, r->ready_us, NULL);
 }
 
+/* Reads up to `want` entries of each open queue's ready index into c, in claim order. */
+static int claim_scan(kv_txn *t, const char *const *queues, size_t n_queues, const qctl_gate *gates,
+                      size_t want, cand_list *c) {
+    candidate *v = aj__realloc(c->v, want * n_queues * sizeof *v);
+    if (v == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory claiming jobs");
+    }
+    c->v = v;
+    c->n = 0;
+    c->more = 0;
+    c->round_skip = 0;
+    int rc = 0;
+    for (size_t q = 0; q < n_queues && rc == 0; q++) {
+        if (gates[q].allowance == 0) {
+            continue;
+        }
+        akey k;
+        key_ready_prefix(&k, queues[q], strlen(queues[q]));
+        size_t had = c->n;
+        c->prefix_len = k.n;
+        c->q = q;
+        c->cap = c->n + want;
+        rc = kv_scan_prefix(t, k.b, k.n, 0, want, cand_cb, c);
+        c->more |= c->n - had == want;
+    }
+    if (rc == 0 && c->n > 0) {
+        qsort(c->v, c->n, sizeof *c->v, cand_cmp);
+    }
+    return rc;
+}
+
+/* 1 while the claim has a candidate at *i. When a round of candidates ran out after skipping
+ * unreadable records, the queues are read again that much further down, so those records never
+ * hide the jobs behind them (up to JOB_UNREADABLE_SKIP_MAX); jobs already claimed have left the
+ * ready index (a scan sees the transaction's own writes). */
+static int claim_next(kv_txn *t, const char *const *queues, size_t n_queues, const qctl_gate *gates,
+                      size_t per_queue, cand_list *c, size_t *i, int *rc) {
+    if (*i < c->n) {
+        return 1;
+    }
+    if (c->round_skip == 0 || !c->more || c->skipped > JOB_UNREADABLE_SKIP_MAX) {
+        return 0;
+    }
+    *rc = claim_scan(t, queues, n_queues, gates, per_queue + c->skipped, c);
+    *i = 0;
+    return *rc == 0 && c->n > 0;
+}
+
 int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n_queues,
               const char *worker, const job_claim_who *who, size_t max, job_accept_fn accept,
               job_claim_fn fn, void *ud, size_t *out_n) {
@@ -519,7 +601,7 @@ int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n
     }
     /* Each queue's head, plus room to look past jobs this claimer cannot run or may not take. */
     size_t per_queue = accept != NULL || who != NULL ? max + JOB_CLAIM_LOOKAHEAD : max;
-    cand_list c = {NULL, 0, per_queue * n_queues, 0, 0};
+    cand_list c = {NULL, 0, per_queue * n_queues, 0, 0, 0, 0, 0};
     c.v = aj__malloc(c.cap * sizeof *c.v);
     qctl_gate *gates = aj__calloc(n_queues, sizeof *gates);
     if (c.v == NULL || gates == NULL) {
@@ -540,22 +622,29 @@ int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n
         c.prefix_len = k.n;
         c.q = q;
         c.cap = c.n + per_queue;
+        size_t had = c.n;
         rc = kv_scan_prefix(t, k.b, k.n, 0, per_queue, cand_cb, &c);
+        c.more |= c.n - had == per_queue;
     }
     if (rc == 0 && c.n > 0) {
         qsort(c.v, c.n, sizeof *c.v, cand_cmp);
     }
-    for (size_t i = 0; i < c.n && claimed < max && rc == 0; i++) {
+    for (size_t i = 0;
+         claimed < max && rc == 0 && claim_next(t, queues, n_queues, gates, per_queue, &c, &i, &rc);
+         i++) {
         job_rec before, r;
         qctl_gate *g = &gates[c.v[i].q];
         if (g->allowance == 0 || (g->c.concurrency > 0 && limited >= max_limited)) {
             continue; /* the queue's limits are used up for this claim */
         }
-        rc = job_read(t, c.v[i].id, &before);
+        if (read_or_skip(t, env, c.v[i].id, &before, &rc, &c.round_skip)) {
+            c.skipped++;
+            continue;
+        }
         if (rc == 0 && before.state != AJ_STATE_READY) {
             rc = AJ_ECORRUPT;
         }
-        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT) {
             akey k;
             const char *queue = queues[c.v[i].q];
             key_ready(&k, queue, strlen(queue), c.v[i].prio, c.v[i].ready_us, c.v[i].id);
@@ -991,12 +1080,12 @@ static int due_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
 }
 
 /* Collects up to `limit` entries of a time index with times <= upto. */
-static int scan_due(kv_txn *t, uint8_t kind, int64_t upto, size_t limit, due_list *d) {
+static int scan_due_from(kv_txn *t, uint8_t kind, const akey *from, int64_t upto, size_t limit,
+                         due_list *d) {
     d->n = 0;
     d->cap = limit < 256 ? limit : 256;
     d->next = INT64_MAX;
-    akey start, end;
-    key_prefix(&start, kind);
+    akey start = *from, end;
     key_time_id(&end, kind, upto, UINT64_MAX);
     /* One extra entry tells the time of the next one due. */
     int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, d->cap + 1, due_cb, d);
@@ -1013,17 +1102,45 @@ static int scan_due(kv_txn *t, uint8_t kind, int64_t upto, size_t limit, due_lis
     return rc;
 }
 
+static int scan_due(kv_txn *t, uint8_t kind, int64_t upto, size_t limit, due_list *d) {
+    akey start;
+    key_prefix(&start, kind);
+    return scan_due_from(t, kind, &start, upto, limit, d);
+}
+
+/* 1 while a duty has an entry at *i. When a full window of due entries ran out after skipping
+ * unreadable records, the entries after it are read (up to JOB_UNREADABLE_SKIP_MAX skipped and
+ * `limit` handled), so those records never hold back the ones behind them. */
+static int due_next(kv_txn *t, uint8_t kind, int64_t upto, size_t room, size_t skipped, due_list *d,
+                    size_t *i, int *rc) {
+    if (*i < d->n) {
+        return 1;
+    }
+    if (skipped == 0 || skipped > JOB_UNREADABLE_SKIP_MAX || room == 0 || d->n < d->cap) {
+        return 0;
+    }
+    akey from;
+    key_time_id(&from, kind, d->times[d->n - 1], d->ids[d->n - 1] + 1);
+    *rc = scan_due_from(t, kind, &from, upto, room, d);
+    *i = 0;
+    return *rc == 0 && d->n > 0;
+}
+
 int job_promote_due(kv_txn *t, const job_env *env, size_t limit, size_t *out_n, int64_t *out_next) {
     due_list d;
     int rc = scan_due(t, KEY_DELAYED, env->now_ms, limit, &d);
-    size_t done = 0;
-    for (size_t i = 0; i < d.n && rc == 0; i++) {
+    size_t done = 0, skipped = 0;
+    for (size_t i = 0;
+         rc == 0 && due_next(t, KEY_DELAYED, env->now_ms, limit - done, skipped, &d, &i, &rc);
+         i++) {
         job_rec before, r;
-        rc = job_read(t, d.ids[i], &before);
+        if (read_or_skip(t, env, d.ids[i], &before, &rc, &skipped)) {
+            continue;
+        }
         if (rc == 0 && (before.state != AJ_STATE_SCHEDULED || before.run_at_ms != d.times[i])) {
             rc = AJ_ECORRUPT;
         }
-        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT) {
             akey k;
             key_time_id(&k, KEY_DELAYED, d.times[i], d.ids[i]);
             rc = repair_index(t, k.b, k.n, d.ids[i]);
@@ -1055,15 +1172,18 @@ int job_reap_expired(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
     /* A lease covers [claim, expiry): it is expired from its expiry time on. Until the reaper
      * takes it, a late heartbeat still renews it: the epoch, not the clock, is what fences. */
     int rc = scan_due(t, KEY_LEASE, env->now_ms, limit, &d);
-    size_t done = 0;
-    for (size_t i = 0; i < d.n && rc == 0; i++) {
+    size_t done = 0, skipped = 0;
+    for (size_t i = 0;
+         rc == 0 && due_next(t, KEY_LEASE, env->now_ms, limit - done, skipped, &d, &i, &rc); i++) {
         job_rec before, r;
-        rc = job_read(t, d.ids[i], &before);
+        if (read_or_skip(t, env, d.ids[i], &before, &rc, &skipped)) {
+            continue;
+        }
         if (rc == 0 &&
             (before.state != AJ_STATE_RUNNING || before.lease_expires_ms != d.times[i])) {
             rc = AJ_ECORRUPT;
         }
-        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT) {
             akey k;
             key_time_id(&k, KEY_LEASE, d.times[i], d.ids[i]);
             rc = repair_index(t, k.b, k.n, d.ids[i]);
@@ -1115,12 +1235,16 @@ static int idem_due_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t 
 
 int job_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
     due_list d;
-    int rc = scan_due(t, KEY_FINISHED, env->now_ms - env->retention_ms, limit, &d);
-    size_t done = 0;
-    for (size_t i = 0; i < d.n && rc == 0; i++) {
+    int64_t upto = env->now_ms - env->retention_ms;
+    int rc = scan_due(t, KEY_FINISHED, upto, limit, &d);
+    size_t done = 0, skipped = 0;
+    for (size_t i = 0;
+         rc == 0 && due_next(t, KEY_FINISHED, upto, limit - done, skipped, &d, &i, &rc); i++) {
         job_rec r;
-        rc = job_read(t, d.ids[i], &r);
-        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+        if (read_or_skip(t, env, d.ids[i], &r, &rc, &skipped)) {
+            continue;
+        }
+        if (rc == AJ_ENOTFOUND) {
             akey k;
             key_time_id(&k, KEY_FINISHED, d.times[i], d.ids[i]);
             rc = repair_index(t, k.b, k.n, d.ids[i]);
@@ -1278,19 +1402,21 @@ static int queue_served(const pending_walk *w, aj_slice queue) {
     return 0;
 }
 
-/* For each id in a time index: is that job one of the served queues? */
+/* For each id in an index: is that job one of the served queues? A record this process cannot
+ * decode does not count: it cannot run it, so it must not hold a drain forever (the claims that
+ * skip it log it). */
 static int pending_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                       uint64_t version) {
     (void)val;
     (void)vlen;
     (void)version;
     pending_walk *w = ud;
-    if (w->n_queues == 0) {
-        w->found = 1;
-        return 1;
-    }
     job_rec r;
-    int rc = job_read(w->t, key_tail_id(key, klen), &r);
+    int undecodable;
+    int rc = read_job(w->t, key_tail_id(key, klen), &r, &undecodable);
+    if (undecodable) {
+        return 0;
+    }
     if (rc != 0) {
         w->rc = rc;
         return 1;
@@ -1312,12 +1438,12 @@ int job_any_pending(kv_txn *t, const char *const *queues, size_t n_queues, int64
         for (size_t i = 0; i < n_queues && !w.found && rc == 0; i++) {
             key_ready_prefix(&k, queues[i], strlen(queues[i]));
             pending_walk any = {t, NULL, 0, 0, 0};
-            rc = kv_scan_prefix(t, k.b, k.n, 0, 1, pending_cb, &any);
+            rc = kv_scan_prefix(t, k.b, k.n, 0, 0, pending_cb, &any);
             w.found = any.found;
         }
     } else {
         key_prefix(&k, KEY_READY);
-        rc = kv_scan_prefix(t, k.b, k.n, 0, 1, pending_cb, &w);
+        rc = kv_scan_prefix(t, k.b, k.n, 0, 0, pending_cb, &w);
     }
     if (rc == 0 && !w.found && w.rc == 0) {
         key_prefix(&k, KEY_LEASE);
@@ -1544,11 +1670,19 @@ static int check_index_cb(void *ud, const uint8_t *key, size_t klen, const uint8
     }
     uint64_t id = key_tail_id(key, klen);
     job_rec r;
-    int rc = job_read(w->t, id, &r);
-    if (rc != 0) {
-        problem(w, "index '%c' names job %llu, which %s", w->kind, (unsigned long long)id,
-                rc == AJ_ENOTFOUND ? "does not exist" : "cannot be read");
+    int undecodable;
+    int rc = read_job(w->t, id, &r, &undecodable);
+    if (undecodable) {
+        return 0; /* the record itself is reported once, by check_record_cb */
+    }
+    if (rc == AJ_ENOTFOUND) {
+        problem(w, "index '%c' names job %llu, which does not exist", w->kind,
+                (unsigned long long)id);
         return 0;
+    }
+    if (rc != 0) {
+        w->rc = rc; /* a storage error: the check cannot go on */
+        return 1;
     }
     akey want;
     index_key(&want, &r);

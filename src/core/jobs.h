@@ -34,6 +34,11 @@ typedef struct job_env {
     /* Hashes of large buffers computed before the transaction (blob.h); may be NULL. */
     const struct blob_hint *blob_hints;
     size_t n_blob_hints;
+    /* Told of every job record a duty or claim skipped because it cannot be decoded (a newer
+     * format, or damage): `code` is AJ_EFORMAT or AJ_ECORRUPT, `why` the decoder's message.
+     * Such a record and its index entries are left exactly as they are. May be NULL. */
+    void (*unreadable)(void *ud, uint64_t id, int code, const char *why);
+    void *unreadable_ud;
 } job_env;
 
 /* How an attempt failed. */

@@ -79,6 +79,8 @@ void eng_env(aj_engine *e, job_env *env, aj_counters *delta) {
     env->blob_threshold = e->opts.blob_threshold;
     env->blob_hints = NULL;
     env->n_blob_hints = 0;
+    env->unreadable = eng_note_unreadable;
+    env->unreadable_ud = e;
     if (delta != NULL) {
         memset(delta, 0, sizeof *delta);
     }
@@ -400,6 +402,7 @@ void aj_engine_close(aj_engine *e) {
         aj__free(e->known_queues[i]);
     }
     aj__free(e->known_queues);
+    aj__free(e->unreadable);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->counters_mu);
     pthread_mutex_destroy(&e->flush_mu);
@@ -965,6 +968,13 @@ int aj_check(aj_engine *e, void (*report)(void *ud, const char *line), void *ud,
              uint64_t *out_records) {
     check_ctx c = {report, ud, 0, 0};
     int rc = eng_run(e, check_txn, &c, KV_SYNC);
+    if (rc == AJ_ECORRUPT) {
+        /* The store itself could not be read (SQLite: "database disk image is malformed"):
+         * not a list of problems, which AJ_ECORRUPT means here. */
+        char msg[AJ__ERRMSG_MAX];
+        snprintf(msg, sizeof msg, "%s", aj_errmsg());
+        return aj__err(AJ_EIO, "the store cannot be read: %s", msg);
+    }
     if (rc != 0) {
         return rc;
     }

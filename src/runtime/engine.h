@@ -35,6 +35,8 @@
 #define ENG_PERIOD_MAX ((int64_t)36500 * AJ_DAY)
 /* Entries one periodic duty handles per transaction. */
 #define ENG_DUTY_BATCH 256
+/* Unreadable job records a process remembers having logged (unreadable.c). */
+#define ENG_UNREADABLE_REMEMBERED 65536
 
 typedef struct eng_handler {
     char *type;
@@ -73,7 +75,10 @@ struct aj_engine {
     pthread_mutex_t counters_mu;
     pthread_mutex_t flush_mu; /* a flush's commit and `flushed` change together (counters.c) */
     aj_counters counters;
-    aj_counters flushed; /* this process's counters as of its last flush (counters.c) */
+    aj_counters flushed;  /* this process's counters as of its last flush (counters.c) */
+    uint64_t *unreadable; /* sorted ids of unreadable job records already logged */
+    size_t n_unreadable, cap_unreadable;
+    int unreadable_full; /* ENG_UNREADABLE_REMEMBERED reached, and said so */
 
     pthread_t ticker;
     int ticker_started;
@@ -94,6 +99,8 @@ int aj__engine_open_kv(aj_engine **out, kv_store *kv, const aj_engine_opts *opts
 
 /* Fills a job_env for one transaction attempt. */
 void eng_env(aj_engine *e, job_env *env, aj_counters *delta);
+/* job_env.unreadable: logs and counts an unreadable job record once per process. */
+void eng_note_unreadable(void *ud, uint64_t id, int code, const char *why);
 /* Adds a transaction's counter delta to the engine's counters. */
 void eng_count(aj_engine *e, const aj_counters *delta);
 void eng_count_latency(aj_engine *e, int64_t latency_us);

@@ -211,5 +211,8 @@ void kv_mem_inject_conflicts(kv_store *s, uint64_t n);
 /* Caps the database at `pages` pages (PRAGMA max_page_count on the writer connection), so that
  * tests can fill the "disk"; 0 restores the default. Returns 0 or AJ_EIO. */
 int kv_sqlite_max_pages(kv_store *s, uint64_t pages);
+/* Tests: the nth savepoint release or rollback from now on (1: the next), in any SQLite store
+ * of the process, fails as if SQLite had reported an I/O error (0: none). */
+void kv_sqlite_fail_savepoint_at(int nth);
 
 #endif /* AJ_KV_H */

@@ -491,8 +491,50 @@ static void test_check_finds_damage(void **state) {
     assert_int_equal(aj_check(f->e, NULL, NULL, &records), AJ_ECORRUPT);
 }
 
+/* Rewrites a job record's format byte behind the engine's back, as a newer aj would write it. */
+static void make_newer(fixture *f, uint64_t id) {
+    kv_txn *t;
+    uint8_t key[9] = {'J'};
+    for (int i = 0; i < 8; i++) {
+        key[1 + i] = (uint8_t)(id >> (56 - 8 * i));
+    }
+    const uint8_t *v;
+    size_t n;
+    assert_int_equal(kv_begin(f->e->kv, &t), 0);
+    assert_int_equal(kv_get(t, key, sizeof key, &v, &n), 0);
+    uint8_t *copy = malloc(n);
+    memcpy(copy, v, n);
+    copy[0] = 9;
+    assert_int_equal(kv_put(t, key, sizeof key, copy, n), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+    free(copy);
+}
+
+/* More unreadable records at the head of a queue than one claim reads: a claim of one job
+ * still finds the good job behind them, and leaves them ready (issue 10, item 1). */
+static void test_claim_skips_unreadable(void **state) {
+    fixture *f = *state;
+    uint64_t bad[100];
+    for (size_t i = 0; i < 100; i++) {
+        bad[i] = submit(f, "echo", "{}", AJ_PRIORITY_HIGH);
+        make_newer(f, bad[i]);
+    }
+    uint64_t good = submit(f, "echo", "{}", AJ_PRIORITY_NORMAL);
+    aj_job *j = claim_one(f);
+    assert_int_equal(j->id, good);
+    aj_job_free(j);
+    assert_int_equal(claim_none(f), 0);
+    aj_stats st;
+    assert_int_equal(aj_stats_get(f->e, &st), 0);
+    assert_int_equal(st.jobs[AJ_STATE_READY], 100);
+    assert_int_equal(st.process.jobs_unreadable, 100);
+    uint64_t records;
+    assert_int_equal(aj_check(f->e, NULL, NULL, &records), AJ_ECORRUPT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_claim_skips_unreadable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_priority_then_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delay_and_promotion, setup, teardown),
