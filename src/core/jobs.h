@@ -26,7 +26,9 @@ typedef struct job_env {
     int64_t idempotency_ttl_ms; /* an idempotency key holds this long */
     aj_counters *delta;         /* counters incremented by what happened; may be NULL */
     /* Allocates a job id, for transitions that create jobs (workflow tasks and activities);
-     * ids taken by a transaction that then aborts are simply skipped. */
+     * ids taken by a transaction that then aborts are simply skipped. It never commits (ids
+     * come from a block the runtime reserved outside the transaction); when the block is
+     * empty it fails and the runtime runs the transaction again after a refill. */
     int (*alloc_id)(void *ud, uint64_t *out);
     void *alloc_ud;
     /* Payloads and results longer than this are stored as blobs (blob.h); 0: the default. */
