@@ -120,7 +120,9 @@ void eng_count(aj_engine *e, const aj_counters *delta) {
 
 void eng_count_latency(aj_engine *e, int64_t latency_us) {
     pthread_mutex_lock(&e->counters_mu);
-    e->counters.start_latency_hist[aj__hist_bucket((uint64_t)latency_us)]++;
+    uint64_t v = latency_us > 0 ? (uint64_t)latency_us : 0;
+    e->counters.start_latency_hist[aj__hist_bucket(v)]++;
+    e->counters.start_latency_us[aj__lat_bucket(v)]++;
     pthread_mutex_unlock(&e->counters_mu);
 }
 
