@@ -18,6 +18,8 @@
 #include "core/route.h"
 #include "store/kv.h"
 
+struct tz_zone;
+
 typedef struct job_env {
     int64_t now_ms;             /* wall clock */
     int64_t now_us;             /* the same instant in microseconds */
@@ -36,6 +38,16 @@ typedef struct job_env {
     /* Hashes of large buffers computed before the transaction (blob.h); may be NULL. */
     const struct blob_hint *blob_hints;
     size_t n_blob_hints;
+    /* Schedules (schedule.h). Time zones come parsed from the runtime's cache, since core reads
+     * no files: 0 and a borrowed zone, or an error (AJ_ENOTFOUND for an unknown zone). NULL:
+     * only "UTC" is known. */
+    int (*zone)(void *ud, const char *name, const struct tz_zone **out);
+    /* A fired job's payload as its type wants it (the runtime's `shell` type adds
+     * env.AJ_SCHEDULED_AT = `when`): 0 with *out NULL keeps the template's payload, else *out
+     * is the payload to use (free()). NULL: always the template's payload. */
+    int (*sched_payload)(void *ud, const char *type, aj_slice payload, const char *when,
+                         char **out);
+    void *sched_ud;
 } job_env;
 
 /* How an attempt failed. */

@@ -7,6 +7,7 @@
  * completions to the committer without waiting (worker.c).
  */
 #include "runtime/engine.h"
+#include "runtime/tz_cache.h"
 #include "runtime/wf_exec.h"
 
 #include <errno.h>
@@ -98,6 +99,7 @@ void eng_env(aj_engine *e, job_env *env, aj_counters *delta, eng_id_src *ids) {
     env->blob_threshold = e->opts.blob_threshold;
     env->blob_hints = NULL;
     env->n_blob_hints = 0;
+    eng_sched_hooks(e, env);
     if (delta != NULL) {
         memset(delta, 0, sizeof *delta);
     }
@@ -408,8 +410,10 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv, const aj_
         aj_rng_seed_os(&e->rng);
     }
     e->instance = aj_rng_next(&e->rng) | 1;
-    int rc = 0;
-    if (kv != NULL) {
+    int rc = aj__tz_cache_new(&e->zones);
+    if (rc != 0) {
+        /* nothing else is set up yet */
+    } else if (kv != NULL) {
         e->kv = kv;
     } else {
         kv_open_opts ko = {e->opts.durability == AJ_RELAXED};
@@ -427,6 +431,7 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv, const aj_
         if (e->owns_kv) {
             kv_close(e->kv);
         }
+        aj__tz_cache_free(e->zones);
         pthread_mutex_destroy(&e->mu);
         pthread_mutex_destroy(&e->counters_mu);
         pthread_mutex_destroy(&e->flush_mu);
@@ -471,6 +476,7 @@ void aj_engine_close(aj_engine *e) {
         aj__free(e->wf_types[i].type);
     }
     aj__wf_cache_free(e->wf_cache);
+    aj__tz_cache_free(e->zones);
     for (size_t i = 0; i < e->n_known; i++) {
         aj__free(e->known_queues[i]);
     }

@@ -87,6 +87,7 @@ struct aj_engine {
     aj_pool *pool;
     struct aj_sched_svc *sched; /* the schedule service (scheduler.c), or NULL */
     aj__wf_cache *wf_cache;     /* recently run workflow histories (wf_exec.c) */
+    struct aj__tz_cache *zones; /* parsed time zones for schedules (tz_cache.c) */
     size_t blob_budget;         /* bytes of new blobs per transaction; 0: BLOB_TXN_BYTES (tests
                                    lower it to exercise staging with small payloads) */
 };
@@ -153,6 +154,15 @@ int eng_blob_prepare(aj_engine *e, const aj_slice *data, size_t n, struct blob_h
                      size_t *out_n);
 /* Bytes of new blobs written with a job's transaction; more are staged first. */
 size_t eng_blob_budget(aj_engine *e);
+
+/* sched_hooks.c: the schedule core's time zones and the shell type's payload (job_env). */
+struct tz_zone;
+void eng_sched_hooks(aj_engine *e, job_env *env);
+/* A zone from the engine's cache (tz_cache.h), borrowed until the engine closes. */
+int eng_zone(aj_engine *e, const char *name, const struct tz_zone **out);
+/* What a schedule spec needs beyond sched_spec_check: its zone exists, a shell template's
+ * payload can take AJ_SCHEDULED_AT. */
+int eng_sched_spec_check(aj_engine *e, const aj_schedule_spec *s);
 
 /* ticker.c */
 int eng_ticker_start(aj_engine *e);
