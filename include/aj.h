@@ -956,6 +956,12 @@ int aj_wf_reset(aj_engine *e, const char *id, uint64_t to_seq, const char *reaso
  * Statistics
  * ------------------------------------------------------------------------------------------- */
 #define AJ_HIST_BUCKETS 24 /* bucket i counts values in [2^(i-1), 2^i) (bucket 0: < 1) */
+/* Latency histograms fine enough for real percentiles (log-linear, as in HdrHistogram): values
+ * below AJ_LAT_SUB count exactly; above, each power of two [2^e, 2^(e+1)) is split into
+ * AJ_LAT_SUB equal buckets, so a bucket's midpoint is within 1/(2 * AJ_LAT_SUB) (1.6%) of any
+ * value in it. Values of 2^36 and more (19 hours in microseconds) count in the last bucket. */
+#define AJ_LAT_SUB 32
+#define AJ_LAT_BUCKETS 1024
 
 typedef struct aj_counters {
     uint64_t submitted;
@@ -1000,7 +1006,14 @@ typedef struct aj_counters {
     /* Job records a claim or duty could not decode (a newer format, or damage) and left
      * untouched; each counted once by each process that met it. `aj check` names them. */
     uint64_t jobs_unreadable;
+    /* Ready-to-claimed in microseconds, finely (AJ_LAT_BUCKETS): aj_latency_quantile_ms. */
+    uint64_t start_latency_us[AJ_LAT_BUCKETS];
 } aj_counters;
+
+/* The q-quantile (0 < q <= 1) of a latency histogram in microseconds (AJ_LAT_BUCKETS), in
+ * milliseconds: the midpoint of the bucket holding that rank, within 1.6% of the true value.
+ * 0 for an empty histogram. */
+double aj_latency_quantile_ms(const uint64_t hist[AJ_LAT_BUCKETS], double q);
 
 typedef struct aj_stats {
     uint64_t jobs[AJ_STATE_COUNT];         /* exact count of jobs in each state, whole store */

@@ -27,6 +27,7 @@
 #include "util/err.h"
 #include "util/hash.h"
 #include "util/mem.h"
+#include "util/sha256.h"
 
 /* Most queues one claim may name. */
 #define JOB_CLAIM_QUEUES_MAX 1024
@@ -291,18 +292,73 @@ int job_spec_check(const aj_job_spec *s) {
     return 0;
 }
 
-/* The fingerprint that tells whether a repeated idempotency key names the same job. */
-static uint64_t job_fingerprint(const char *type, const void *payload, size_t len) {
+/* The fingerprint that tells whether a repeated idempotency key names the same job: SHA-256 of
+ * the type (with its NUL) and the payload, so two different jobs never share one (a 64-bit
+ * FNV-1a, the format 1 fingerprint, could collide and hand back the old job's id). */
+static void job_fingerprint(const char *type, const void *payload, size_t len,
+                            uint8_t out[AJ_SHA256_LEN]) {
+    aj_sha256 c;
+    aj__sha256_init(&c);
+    aj__sha256_update(&c, type, strlen(type) + 1);
+    aj__sha256_update(&c, payload, len);
+    aj__sha256_final(&c, out);
+}
+
+/* The format 1 fingerprint, only to compare with records written before format 2. */
+static uint64_t job_fingerprint_v1(const char *type, const void *payload, size_t len) {
     uint64_t h = aj__fnv1a(AJ_FNV_INIT, type, strlen(type) + 1);
     return aj__fnv1a(h, payload, len);
 }
 
-/* Idempotency record: id, expiry, fingerprint. */
-#define IDEM_REC_LEN 24
+/* Idempotency record. Format 2: format byte, id, expiry, SHA-256 fingerprint. Format 1 (no
+ * format byte, told apart by its length): id, expiry, FNV-1a fingerprint. Upgrade rule: format 1
+ * records are read and compared with the old fingerprint until they expire (one TTL); every
+ * record written is format 2; a longer record with a newer format byte is refused (AJ_EFORMAT). */
+#define IDEM_FORMAT 2
+#define IDEM_REC_LEN (1 + 8 + 8 + AJ_SHA256_LEN)
+#define IDEM_REC_LEN_V1 24
+
+typedef struct idem_rec {
+    uint64_t id;
+    int64_t expires;
+    int format;
+    const uint8_t *fp; /* format 2: AJ_SHA256_LEN bytes; format 1: 8 bytes */
+} idem_rec;
+
+static int idem_decode(const uint8_t *v, size_t n, idem_rec *out) {
+    if (n == IDEM_REC_LEN_V1) {
+        out->format = 1;
+        out->id = aj_get_u64be(v);
+        out->expires = (int64_t)aj_get_u64be(v + 8);
+        out->fp = v + 16;
+        return 0;
+    }
+    if (n >= 1 && v[0] > IDEM_FORMAT) {
+        return aj__err(AJ_EFORMAT,
+                       "idempotency record has format %u, newer than this aj reads (%d)", v[0],
+                       IDEM_FORMAT);
+    }
+    if (n != IDEM_REC_LEN || v[0] != IDEM_FORMAT) {
+        return AJ_ECORRUPT;
+    }
+    out->format = IDEM_FORMAT;
+    out->id = aj_get_u64be(v + 1);
+    out->expires = (int64_t)aj_get_u64be(v + 9);
+    out->fp = v + 17;
+    return 0;
+}
+
+/* 1 when a record's fingerprint is the spec's. */
+static int idem_same_job(const idem_rec *r, const aj_job_spec *s, const uint8_t *fp) {
+    if (r->format == 1) {
+        return aj_get_u64be(r->fp) == job_fingerprint_v1(s->type, s->payload, s->payload_len);
+    }
+    return memcmp(r->fp, fp, AJ_SHA256_LEN) == 0;
+}
 
 /* Looks the key up: *out_id is nonzero when a live record names a job. */
 static int idem_lookup(kv_txn *t, const job_env *env, const aj_job_spec *s, const char *queue,
-                       uint64_t fp, uint64_t *out_id, int64_t *out_old_expiry) {
+                       const uint8_t *fp, uint64_t *out_id, int64_t *out_old_expiry) {
     akey k;
     key_idem(&k, queue, strlen(queue), s->idempotency_key, strlen(s->idempotency_key));
     const uint8_t *v;
@@ -316,29 +372,28 @@ static int idem_lookup(kv_txn *t, const job_env *env, const aj_job_spec *s, cons
     if (rc != 0) {
         return rc;
     }
-    if (n != IDEM_REC_LEN) {
-        return aj__err(AJ_ECORRUPT, "idempotency record for key '%s' is corrupt",
-                       s->idempotency_key);
+    idem_rec r;
+    if ((rc = idem_decode(v, n, &r)) != 0) {
+        return rc == AJ_EFORMAT ? rc
+                                : aj__err(AJ_ECORRUPT, "idempotency record for key '%s' is corrupt",
+                                          s->idempotency_key);
     }
-    uint64_t id = aj_get_u64be(v);
-    int64_t expires = (int64_t)aj_get_u64be(v + 8);
-    uint64_t old_fp = aj_get_u64be(v + 16);
-    *out_old_expiry = expires;
-    if (expires <= env->now_ms) {
+    *out_old_expiry = r.expires;
+    if (r.expires <= env->now_ms) {
         return 0;
     }
-    if (old_fp != fp) {
+    if (!idem_same_job(&r, s, fp)) {
         return aj__err(AJ_ECONFLICT,
                        "idempotency key '%s' in queue '%s' was used for job %llu with a different "
                        "type or payload",
-                       s->idempotency_key, queue, (unsigned long long)id);
+                       s->idempotency_key, queue, (unsigned long long)r.id);
     }
-    *out_id = id;
+    *out_id = r.id;
     return 0;
 }
 
 static int idem_store(kv_txn *t, const job_env *env, const aj_job_spec *s, const char *queue,
-                      uint64_t fp, uint64_t id, int64_t old_expiry) {
+                      const uint8_t *fp, uint64_t id, int64_t old_expiry) {
     size_t qlen = strlen(queue), ilen = strlen(s->idempotency_key);
     akey k;
     int rc;
@@ -350,9 +405,10 @@ static int idem_store(kv_txn *t, const job_env *env, const aj_job_spec *s, const
     }
     int64_t expires = env->now_ms + env->idempotency_ttl_ms;
     uint8_t v[IDEM_REC_LEN];
-    aj_put_u64be(v, id);
-    aj_put_u64be(v + 8, (uint64_t)expires);
-    aj_put_u64be(v + 16, fp);
+    v[0] = IDEM_FORMAT;
+    aj_put_u64be(v + 1, id);
+    aj_put_u64be(v + 9, (uint64_t)expires);
+    memcpy(v + 17, fp, AJ_SHA256_LEN);
     key_idem(&k, queue, qlen, s->idempotency_key, ilen);
     if ((rc = kv_put(t, k.b, k.n, v, sizeof v)) != 0) {
         return rc;
@@ -374,11 +430,11 @@ int job_submit_owned(kv_txn *t, const job_env *env, const aj_job_spec *s, uint64
         return rc;
     }
     const char *queue = s->queue ? s->queue : "default";
-    uint64_t fp = 0;
+    uint8_t fp[AJ_SHA256_LEN] = {0};
     int64_t old_expiry = -1;
     if (s->idempotency_key != NULL) {
         uint64_t existing;
-        fp = job_fingerprint(s->type, s->payload, s->payload_len);
+        job_fingerprint(s->type, s->payload, s->payload_len, fp);
         rc = idem_lookup(t, env, s, queue, fp, &existing, &old_expiry);
         if (rc != 0) {
             return rc;
@@ -1290,8 +1346,9 @@ int job_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
             const uint8_t *v;
             size_t vn;
             rc = kv_get(t, ik.b, ik.n, &v, &vn);
-            if (rc == 0 && vn == IDEM_REC_LEN &&
-                (int64_t)aj_get_u64be(v + 8) == key_time(x.keys[i].b, x.keys[i].n)) {
+            idem_rec ir;
+            if (rc == 0 && idem_decode(v, vn, &ir) == 0 &&
+                ir.expires == key_time(x.keys[i].b, x.keys[i].n)) {
                 rc = del_key(t, &ik);
             } else if (rc == AJ_ENOTFOUND || rc == 0) {
                 rc = 0;

@@ -283,7 +283,8 @@ static void outcome_submit(aj_pool *p, outcome *o) {
     }
     if (rc == 0) {
         job_env env;
-        eng_env(e, &env, &o->delta);
+        eng_id_src ids;
+        eng_env(e, &env, &o->delta, &ids);
         rc = outcome_txn(t, &env, o);
         if (rc != 0) {
             kv_abort(t);

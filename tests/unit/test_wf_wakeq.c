@@ -21,6 +21,7 @@ typedef struct fixture {
     aj_test_clock clock;
     kv_store *kv;
     aj_engine *e;
+    eng_id_src ids; /* job ids for the transactions the tests run by hand */
 } fixture;
 
 static int setup(void **state) {
@@ -33,6 +34,7 @@ static int setup(void **state) {
     o.seed = 7;
     o.background = 0;
     assert_int_equal(aj__engine_open_kv(&f->e, f->kv, &o), 0);
+    assert_int_equal(eng_ids_refill(f->e, 64), 0);
     *state = f;
     return 0;
 }
@@ -68,7 +70,7 @@ static size_t keys_with(fixture *f, const char *prefix) {
 /* An arrival for workflow "w" in its own transaction, not yet committed. */
 static kv_txn *arrival(fixture *f, job_env *env, int wake, uint64_t rand) {
     kv_txn *t = NULL;
-    eng_env(f->e, env, NULL);
+    eng_env(f->e, env, NULL, &f->ids);
     env->rand = rand;
     assert_int_equal(kv_begin(f->kv, &t), 0);
     wf_rec w;
@@ -82,7 +84,7 @@ static void test_deferred_arrivals_do_not_conflict(void **state) {
     fixture *f = *state;
     kv_txn *t = NULL;
     job_env env;
-    eng_env(f->e, &env, NULL);
+    eng_env(f->e, &env, NULL, &f->ids);
     assert_int_equal(kv_begin(f->kv, &t), 0);
     assert_int_equal(wf_start(t, &env, "p", "w", aj_slice_str(""), NULL), 0);
     assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
@@ -126,7 +128,7 @@ static void test_fold_of_a_gone_workflow(void **state) {
     fixture *f = *state;
     kv_txn *t = NULL;
     job_env env;
-    eng_env(f->e, &env, NULL);
+    eng_env(f->e, &env, NULL, &f->ids);
     assert_int_equal(kv_begin(f->kv, &t), 0);
     assert_int_equal(wf_wakeq_add(t, aj_slice_str("nobody"), 1), 0);
     assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
