@@ -66,7 +66,7 @@ static int teardown(void **state) {
 static atomic_int runs;
 static atomic_int stopped_early;
 static int handler_run_ms;
-static kv_store *fill_disk_of; /* non-NULL: the first run makes this store full */
+static _Atomic(kv_store *) fill_disk_of; /* non-NULL: the first run makes this store full */
 
 static int sleepy_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
     (void)job;
@@ -79,8 +79,9 @@ static int sleepy_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
         }
         aj__sleep_ms(20);
     }
-    if (n == 1 && fill_disk_of != NULL) {
-        kv_mem_set_full(fill_disk_of, 1);
+    kv_store *kv = atomic_load(&fill_disk_of);
+    if (n == 1 && kv != NULL) {
+        kv_mem_set_full(kv, 1);
     }
     return 0;
 }
@@ -170,11 +171,11 @@ static void test_step_back_and_forth(void **state) {
  * there is space again the job is completed — not run a second time. */
 static void test_full_disk_keeps_outcome(void **state) {
     fixture *f = *state;
-    fill_disk_of = f->kv;
+    atomic_store(&fill_disk_of, f->kv);
     uint64_t id = start_one(f, AJ_LEASE_MIN_MS, 5 * AJ_MINUTE, 3, 100);
     wait_running();
     aj__sleep_ms(3 * AJ_LEASE_MIN_MS);
-    fill_disk_of = NULL;
+    atomic_store(&fill_disk_of, NULL);
     kv_mem_set_full(f->kv, 0);
     expect_completed_once(f, id);
 }
