@@ -18,9 +18,13 @@
  * step of it (seen by util/clock_step.h) makes the heartbeat thread renew every lease at once.
  *
  * Locking: `mu` guards the slot lists, counts and flags; `cv` wakes handler threads (work) and
- * the dispatcher (a slot freed). A slot's heartbeat and its outcome never overlap: the heartbeat
- * thread marks a slot busy while it commits, and a finishing handler waits for that to end, so
- * the outcome transaction reads the record the heartbeat wrote.
+ * the dispatcher (a slot freed). A slot's heartbeat and its outcome's building never overlap:
+ * the heartbeat thread marks a slot busy while it commits, and a finishing handler waits for
+ * that to end, so the outcome transaction reads the record the heartbeat wrote. Only an outcome
+ * still unrecorded a third of a lease later meets a heartbeat of its settling slot; one of the
+ * two then conflicts and is retried (the heartbeat finds the job finished and is ignored; the
+ * outcome is recorded again). A slot is freed by whoever finishes with it last: the outcome's
+ * end (which may run on the committer's thread and so never waits), or the heartbeat thread.
  *
  * Shutdown: a stop request (async-signal-safe: one atomic store) stops claims; queued jobs are
  * released; running handlers get the shutdown deadline, then are told to stop; their jobs are
