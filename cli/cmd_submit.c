@@ -51,7 +51,8 @@ static const char submit_help[] =
     "  --timeout DUR          execution timeout of one attempt (default: 5m); an attempt that\n"
     "                         runs longer fails (a shell job's process group is killed) and is\n"
     "                         retried, or dead-lettered with reason timeout\n"
-    "  --lease DUR            lease length, renewed by heartbeats while it runs (default: 30s)\n"
+    "  --lease DUR            lease length, renewed by heartbeats while it runs (default: 30s,\n"
+    "                         at least 1s)\n"
     "  --max-attempts N       runs allowed, counting the first, 1..1000000 (default: 3)\n"
     "  --backoff SPEC         delay before a retry (default: exp:1s:2:5m); SPEC is one of\n"
     "                           none                      retry at once\n"
@@ -367,8 +368,10 @@ static int spec_from_flags(const char *cmd, const submit_args *a, aj_job_spec *s
         if (cli_parse_duration("--lease", a->lease, &spec->lease_ms) != 0) {
             return CLI_EXIT_USAGE;
         }
-        if (spec->lease_ms <= 0) {
-            return cli_error(CLI_EXIT_USAGE, "--lease must be longer than 0ms");
+        if (spec->lease_ms < AJ_LEASE_MIN_MS) {
+            /* A shorter lease can expire while an ordinary commit is in flight (aj.h). */
+            return cli_error(CLI_EXIT_USAGE, "--lease '%s' is shorter than the minimum lease, %ds",
+                             a->lease, AJ_LEASE_MIN_MS / 1000);
         }
     }
     if (a->max_attempts != NULL) {

@@ -82,6 +82,11 @@ const char *aj_errmsg(void);
 /* Largest payload or result accepted, in bytes (64 MiB). Those over the engine's
  * blob_threshold are stored content-addressed in chunks, once per distinct content. */
 #define AJ_PAYLOAD_MAX ((size_t)64 << 20)
+/* Shortest lease a job may have (1 s). A lease is renewed when a third of it has passed; a
+ * shorter one could expire while an ordinary commit (an fsync, a busy store) is in flight and
+ * hand a healthy job to a second worker. A spec below it is refused (AJ_EINVAL); a job stored
+ * with a shorter lease by an older version is leased for AJ_LEASE_MIN_MS. */
+#define AJ_LEASE_MIN_MS 1000
 /* Queue and type names: 1..AJ_NAME_MAX bytes of [A-Za-z0-9-+/;.$_()], not starting with '-'. */
 #define AJ_NAME_MAX 200
 /* Idempotency keys: 1..AJ_IDEMPOTENCY_KEY_MAX bytes. */
@@ -324,7 +329,7 @@ typedef struct aj_job_spec {
     int64_t delay_ms;            /* 0: ready at once; exclusive with run_at_ms */
     int64_t run_at_ms;           /* 0: none */
     int64_t timeout_ms;          /* execution timeout of one attempt: 5 minutes */
-    int64_t lease_ms;            /* lease length, renewed by heartbeats: 30 s */
+    int64_t lease_ms;            /* lease length, renewed by heartbeats: 30 s; >= AJ_LEASE_MIN_MS */
     uint32_t max_attempts;       /* counting the first run: 3 */
     aj_backoff backoff;          /* exp:1s:2:5m */
     const char *idempotency_key; /* NULL: none */

@@ -253,8 +253,11 @@ int job_spec_check(const aj_job_spec *s) {
     if (s->timeout_ms <= 0 || s->timeout_ms > JOB_DELAY_MAX) {
         return aj__err(AJ_EINVAL, "timeout must be positive and at most 100 years");
     }
-    if (s->lease_ms <= 0 || s->lease_ms > JOB_DELAY_MAX) {
-        return aj__err(AJ_EINVAL, "lease must be positive and at most 100 years");
+    if (s->lease_ms < AJ_LEASE_MIN_MS || s->lease_ms > JOB_DELAY_MAX) {
+        return aj__err(AJ_EINVAL,
+                       "lease must be at least %dms (AJ_LEASE_MIN_MS: a shorter one can expire "
+                       "during an ordinary commit) and at most 100 years",
+                       AJ_LEASE_MIN_MS);
     }
     if (s->max_attempts < 1 || s->max_attempts > JOB_ATTEMPTS_MAX) {
         return aj__err(AJ_EINVAL, "max attempts must be between 1 and %u", JOB_ATTEMPTS_MAX);
@@ -721,7 +724,7 @@ int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n
         r.attempts++;
         r.epoch++;
         r.started_ms = r.updated_ms = env->now_ms;
-        r.lease_expires_ms = env->now_ms + r.lease_ms;
+        r.lease_expires_ms = env->now_ms + job_lease_len(r.lease_ms);
         r.worker = aj_slice_str(worker);
         if (g->c.concurrency > 0) {
             r.flags |= JOB_FLAG_SLOT;
@@ -823,7 +826,7 @@ int job_heartbeat(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch) {
         return rc;
     }
     r = before;
-    r.lease_expires_ms = env->now_ms + r.lease_ms;
+    r.lease_expires_ms = env->now_ms + job_lease_len(r.lease_ms);
     r.updated_ms = env->now_ms;
     if (r.lease_expires_ms == before.lease_expires_ms) {
         return put_rec(t, &r);
@@ -1248,6 +1251,12 @@ int job_reap_expired(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
         }
         if (rc != 0) {
             break;
+        }
+        if (env->lease_held != NULL &&
+            env->lease_held(env->lease_held_ud, before.id, before.epoch)) {
+            rc = job_heartbeat(t, env, before.id, before.epoch); /* ours and alive: renewed */
+            done++;
+            continue;
         }
         r = before;
         char msg[160 + AJ_NAME_MAX];

@@ -53,7 +53,18 @@ typedef struct job_env {
     int (*sched_payload)(void *ud, const char *type, aj_slice payload, const char *when,
                          char **out);
     void *sched_ud;
+    /* The reaper asks this (when not NULL) before expiring a lease: nonzero means this process
+     * still holds the lease and renews it, so it is renewed instead (lease_keep in worker.c).
+     * A process never expires its own live leases, whatever its clock or its store did. */
+    int (*lease_held)(void *ud, uint64_t id, uint64_t epoch);
+    void *lease_held_ud;
 } job_env;
+
+/* The lease length a job gets: its own, but never under AJ_LEASE_MIN_MS (records written before
+ * the floor existed may hold less). */
+static inline int64_t job_lease_len(int64_t lease_ms) {
+    return lease_ms < AJ_LEASE_MIN_MS ? AJ_LEASE_MIN_MS : lease_ms;
+}
 
 /* How an attempt failed. */
 typedef enum job_failure {

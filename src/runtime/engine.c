@@ -102,6 +102,8 @@ void eng_env(aj_engine *e, job_env *env, aj_counters *delta, eng_id_src *ids) {
     env->unreadable = eng_note_unreadable;
     env->unreadable_ud = e;
     eng_sched_hooks(e, env);
+    env->lease_held = NULL;
+    env->lease_held_ud = NULL;
     if (delta != NULL) {
         memset(delta, 0, sizeof *delta);
     }
@@ -406,6 +408,7 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv, const aj_
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->counters_mu, NULL);
     pthread_mutex_init(&e->flush_mu, NULL);
+    pthread_mutex_init(&e->pool_mu, NULL);
     if (e->opts.seed != 0) {
         aj_rng_seed(&e->rng, e->opts.seed);
     } else {
@@ -438,6 +441,7 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv, const aj_
         pthread_mutex_destroy(&e->counters_mu);
         pthread_mutex_destroy(&e->flush_mu);
         pthread_mutex_destroy(&e->flush_mu);
+        pthread_mutex_destroy(&e->pool_mu);
         aj__free(e);
         return rc;
     }
@@ -487,6 +491,7 @@ void aj_engine_close(aj_engine *e) {
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->counters_mu);
     pthread_mutex_destroy(&e->flush_mu);
+    pthread_mutex_destroy(&e->pool_mu);
     aj__free(e);
 }
 

@@ -90,6 +90,7 @@ struct aj_engine {
     int64_t last_flush_ms;
 
     aj_pool *pool;
+    pthread_mutex_t pool_mu;    /* guards `pool` for readers on other threads (the reaper) */
     struct aj_sched_svc *sched; /* the schedule service (scheduler.c), or NULL */
     aj__wf_cache *wf_cache;     /* recently run workflow histories (wf_exec.c) */
     struct aj__tz_cache *zones; /* parsed time zones for schedules (tz_cache.c) */
@@ -181,6 +182,10 @@ int eng_fold_counters(aj_engine *e);
 
 /* worker.c */
 void eng_pool_destroy(aj_engine *e);
+/* job_env.lease_held for the reaper (ud: the engine): 1 when this process's worker pool holds
+ * the lease (id, epoch) and is renewing it — running, claimed ahead, or waiting for its outcome
+ * to be recorded. */
+int eng_pool_holds(void *ud, uint64_t id, uint64_t epoch);
 
 /* scheduler.c: stops the schedule service and frees it. */
 void eng_sched_destroy(aj_engine *e);

@@ -216,6 +216,10 @@ static int parse(const void *input, size_t len, json_t **root, saga_step *steps,
         if (rc == 0) {
             rc = duration_field(st, "lease", s->name, 30 * AJ_SECOND, &s->lease_ms);
         }
+        if (rc == 0 && s->lease_ms < AJ_LEASE_MIN_MS) {
+            rc = bad("step '%s': \"lease\" must be at least %dms (the minimum lease)", s->name,
+                     AJ_LEASE_MIN_MS);
+        }
         if (rc == 0) {
             rc = cache_field(st, s);
         }

@@ -199,6 +199,9 @@ static int parse_job(json_t *j, size_t idx, sm_state *st, const char *spath) {
         (rc = duration_field(j, "lease", path, 30 * AJ_SECOND, &job->lease_ms)) != 0) {
         return rc;
     }
+    if (job->lease_ms < AJ_LEASE_MIN_MS) {
+        return bad(path, "\"lease\" must be at least %dms (the minimum lease)", AJ_LEASE_MIN_MS);
+    }
     json_t *q = json_object_get(j, "queue");
     job->queue = "default";
     if (q != NULL) {

@@ -7,6 +7,13 @@
  *
  * Counters (counters.c) are flushed about once a second and the records of processes gone
  * quiet are folded every collection.
+ *
+ * Reaping and the clock: the reaper never expires a lease this process's own pool still renews
+ * (it renews it instead: eng_pool_holds), and after a forward step of the wall clock it judges
+ * other leases by the clock of before the step for AJ_CLOCK_STEP_GRACE_MS, the time their
+ * holders — who see the same step on this machine — get to renew them (util/clock_step.h;
+ * docs/DURABILITY.md, "Clocks"). aj_engine_tick(), which tests drive with a simulated clock, reaps
+ * by the clock as given.
  */
 #include <string.h>
 #include <time.h>
@@ -21,6 +28,7 @@
 #include "runtime/wf_exec.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/clock_step.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -36,6 +44,8 @@ typedef struct duty_ctx {
     size_t n;
     int64_t next;
     size_t ops_budget; /* writes one transaction may hold: half the store's limit */
+    aj_engine *e;
+    int64_t hold_ms; /* the reaper judges leases by the wall clock minus this (clock steps) */
 } duty_ctx;
 
 static int duty_txn(kv_txn *t, const job_env *env, void *ud) {
@@ -47,9 +57,18 @@ static int duty_txn(kv_txn *t, const job_env *env, void *ud) {
     case 0:
         rc = job_promote_due(t, env, ENG_DUTY_BATCH, &d->n, &d->next);
         break;
-    case 1:
-        rc = job_reap_expired(t, env, ENG_DUTY_BATCH, &d->n, &d->next);
+    case 1: {
+        job_env reap = *env;
+        reap.now_ms -= d->hold_ms;
+        reap.now_us -= d->hold_ms * 1000;
+        reap.lease_held = eng_pool_holds;
+        reap.lease_held_ud = d->e;
+        rc = job_reap_expired(t, &reap, ENG_DUTY_BATCH, &d->n, &d->next);
+        if (d->next != INT64_MAX) {
+            d->next += d->hold_ms; /* due on the clock the ticker waits by */
+        }
         break;
+    }
     default:
         rc = job_collect(t, env, ENG_DUTY_BATCH, &d->n);
         if (rc == 0) {
@@ -85,9 +104,9 @@ static int duty_txn(kv_txn *t, const job_env *env, void *ud) {
 }
 
 /* Runs one duty until nothing more is due; returns the time the next entry falls due. */
-static int run_duty(aj_engine *e, int which, int64_t *next) {
+static int run_duty(aj_engine *e, int which, int64_t *next, int64_t hold_ms) {
     for (;;) {
-        duty_ctx d = {which, 0, INT64_MAX, kv_store_limits(e->kv)->max_txn_ops / 2};
+        duty_ctx d = {which, 0, INT64_MAX, kv_store_limits(e->kv)->max_txn_ops / 2, e, hold_ms};
         int rc = eng_run(e, duty_txn, &d, KV_SYNC);
         if (rc != 0) {
             return rc;
@@ -101,19 +120,20 @@ static int run_duty(aj_engine *e, int which, int64_t *next) {
     }
 }
 
-/* Runs every duty once; *next receives when the next one falls due (wall ms). */
-static int tick_once(aj_engine *e, int64_t *next) {
+/* Runs every duty once; *next receives when the next one falls due (wall ms). The reaper
+ * judges leases by the wall clock minus hold_ms. */
+static int tick_once(aj_engine *e, int64_t *next, int64_t hold_ms) {
     /* Each duty runs whatever another one reported: a failing promoter must not stop the
      * reaper. The first error is returned. */
     *next = INT64_MAX;
-    int rc = run_duty(e, 0, next);
-    int rc2 = run_duty(e, 1, next);
+    int rc = run_duty(e, 0, next, 0);
+    int rc2 = run_duty(e, 1, next, hold_ms);
     rc = rc != 0 ? rc : rc2;
     rc2 = aj__wf_sweep_wakes(e); /* wake requests a crash left unfolded (core/wf_wakeq.h) */
     rc = rc != 0 ? rc : rc2;
     int64_t now = eng_now_ms(e);
     if (now - e->last_collect_ms >= ENG_COLLECT_EVERY_MS) {
-        rc2 = run_duty(e, 2, NULL);
+        rc2 = run_duty(e, 2, NULL, 0);
         rc = rc != 0 ? rc : rc2;
         rc2 = eng_fold_counters(e);
         rc = rc != 0 ? rc : rc2;
@@ -129,10 +149,10 @@ static int tick_once(aj_engine *e, int64_t *next) {
 
 int aj_engine_tick(aj_engine *e) {
     int64_t next;
-    int rc = tick_once(e, &next);
+    int rc = tick_once(e, &next, 0);
     if (rc == 0) {
         /* A test calling tick wants collection too, whatever the interval. */
-        rc = run_duty(e, 2, NULL);
+        rc = run_duty(e, 2, NULL, 0);
         if (rc == 0) {
             rc = eng_fold_counters(e);
         }
@@ -144,11 +164,21 @@ int aj_engine_tick(aj_engine *e) {
 static void *ticker_main(void *arg) {
     aj_engine *e = arg;
     int64_t last_error_log = 0;
+    aj_step_hold hold;
+    memset(&hold, 0, sizeof hold);
     while (!atomic_load(&e->closing)) {
         uint64_t seen = kv_change_seq(e->kv);
         int64_t started = aj__mono_us();
+        int64_t step;
+        int64_t hold_ms = aj__step_hold_update(&hold, eng_now_ms(e), started, &step);
+        if (step != 0) {
+            aj__log(&e->log, AJ_LOG_WARN,
+                    "msg=\"the wall clock stepped; leases are renewed on the new clock and "
+                    "judged by the old one for a while\" step_ms=%lld hold_ms=%lld grace_ms=%d",
+                    (long long)step, (long long)hold_ms, AJ_CLOCK_STEP_GRACE_MS);
+        }
         int64_t next;
-        int rc = tick_once(e, &next);
+        int rc = tick_once(e, &next, hold_ms);
         if (rc != 0 && rc != AJ_ECLOSED) {
             /* Keep going: the store may recover (disk full); log at most every 10 s. */
             if (started - last_error_log > 10 * 1000 * 1000) {

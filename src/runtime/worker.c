@@ -5,13 +5,26 @@
  * Flow of one job: the dispatcher claims it (a KV_SYNC commit, so two workers never run the same
  * epoch) and queues a slot; a handler thread runs the handler; the outcome is handed to the
  * committer with KV_ASYNC (a crash before the fsync re-runs the job, which at-least-once allows)
- * and the slot is freed at once. An asynchronous outcome that hits a conflict is retried
- * synchronously by the dispatcher, which then learns the truth (a stale epoch drops it).
+ * and the slot moves to the `settling` list at once, freeing its place in the pool. A settling
+ * slot keeps its lease: the heartbeat thread renews it until the outcome is durable or known
+ * stale, so an outcome that waits (a busy store, a full disk) never lets its lease lapse. An
+ * asynchronous outcome that fails is retried synchronously by the dispatcher, which then learns
+ * the truth (a stale epoch drops it); a store error (disk full, I/O, busy) is retried with
+ * backoff until the store recovers or the pool stops.
+ *
+ * Time: everything the pool decides by itself — when to heartbeat, how long its leases surely
+ * last, when an execution timeout passes — is measured on the monotonic clock, which a wall
+ * clock step does not move. The wall clock only goes into the store (lease expiries), and a
+ * step of it (seen by util/clock_step.h) makes the heartbeat thread renew every lease at once.
  *
  * Locking: `mu` guards the slot lists, counts and flags; `cv` wakes handler threads (work) and
- * the dispatcher (a slot freed). A slot's heartbeat and its outcome never overlap: the heartbeat
- * thread marks a slot busy while it commits, and a finishing handler waits for that to end, so
- * the outcome transaction reads the record the heartbeat wrote.
+ * the dispatcher (a slot freed). A slot's heartbeat and its outcome's building never overlap:
+ * the heartbeat thread marks a slot busy while it commits, and a finishing handler waits for
+ * that to end, so the outcome transaction reads the record the heartbeat wrote. Only an outcome
+ * still unrecorded a third of a lease later meets a heartbeat of its settling slot; one of the
+ * two then conflicts and is retried (the heartbeat finds the job finished and is ignored; the
+ * outcome is recorded again). A slot is freed by whoever finishes with it last: the outcome's
+ * end (which may run on the committer's thread and so never waits), or the heartbeat thread.
  *
  * Shutdown: a stop request (async-signal-safe: one atomic store) stops claims; queued jobs are
  * released; running handlers get the shutdown deadline, then are told to stop; their jobs are
@@ -32,6 +45,7 @@
 #include "runtime/progress_buf.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/clock_step.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -52,6 +66,11 @@
 #define POOL_HEARTBEAT_DIVISOR 3
 /* How often the heartbeat thread looks at its slots. */
 #define POOL_HEARTBEAT_TICK_MS 50
+/* First and longest wait before recording an outcome again after a store error. */
+#define OUTCOME_RETRY_FIRST_MS 100
+#define OUTCOME_RETRY_MAX_MS 5000
+/* An outcome still failing is logged again at most this often. */
+#define OUTCOME_RETRY_LOG_MS 10000
 
 typedef enum stop_reason {
     STOP_NONE = 0,
@@ -69,15 +88,18 @@ typedef enum slot_state {
 
 typedef struct slot {
     aj_job *job;
-    int64_t deadline_ms;  /* execution timeout of this attempt (wall) */
+    int64_t deadline_us;  /* monotonic time the attempt's execution timeout passes */
     int64_t next_beat_us; /* monotonic time of the next heartbeat */
     atomic_int stop;      /* stop_reason */
     slot_state state;
-    int beating;              /* a heartbeat commit is in flight */
-    int64_t lease_expires_ms; /* as last written to the store (wall) */
-    int beat_rc;              /* the last heartbeat's verdict for this slot */
-    struct slot *next_due;    /* in the heartbeat thread's batch */
-    struct slot *next;        /* in the pool's list of all slots */
+    int beating; /* a heartbeat commit is in flight */
+    int settled; /* settling, and its outcome ended while beating: the heartbeat thread frees it */
+    /* Monotonic time the lease surely lasts until: the commit that wrote it began at or after
+     * the moment this counts from. */
+    int64_t lease_until_us;
+    int beat_rc;           /* the last heartbeat's verdict for this slot */
+    struct slot *next_due; /* in the heartbeat thread's batch */
+    struct slot *next;     /* in the pool's list of all slots, or of settling ones */
     struct slot *next_queued;
     eng_progress *prog; /* the attempt's progress reports; NULL until the first */
 } slot;
@@ -106,7 +128,12 @@ typedef struct outcome {
     eng_progress *prog; /* written in the outcome's transaction */
     blob_hint *hints;   /* the result's hash when it is large (blob.h) */
     size_t n_hints;
-    struct outcome *next;
+    slot *s;              /* the settling slot that keeps the lease; NULL when none */
+    int failures;         /* store errors recording it so far */
+    int64_t backoff_ms;   /* the last wait between attempts */
+    int64_t next_try_us;  /* monotonic time of the next attempt (0: at once) */
+    int64_t last_log_us;  /* monotonic time the failure was last logged */
+    struct outcome *next; /* in p->redo */
 } outcome;
 
 struct aj_pool {
@@ -131,10 +158,11 @@ struct aj_pool {
     pthread_cond_t cv_work;  /* handler threads wait for queued slots */
     pthread_cond_t cv_freed; /* the dispatcher and stop() wait for freed slots and outcomes */
     slot *all;
+    slot *settling; /* slots whose outcome is not yet durable; not counted in inflight */
     slot *queued_head, *queued_tail;
     size_t inflight; /* slots in any state */
     size_t outstanding_outcomes;
-    outcome *redo;        /* outcomes whose async commit conflicted */
+    outcome *redo;        /* outcomes whose async commit failed, to record synchronously */
     int exiting;          /* handler threads exit when nothing is queued */
     int64_t run_us_avg;   /* moving average of handler run time */
     int64_t claim_us_avg; /* moving average of a claim's commit time */
@@ -177,7 +205,13 @@ int aj_ctx_should_stop(const aj_job_ctx *ctx) {
 }
 
 int64_t aj_ctx_deadline(const aj_job_ctx *ctx) {
-    return ctx->s->deadline_ms;
+    /* Timed on the monotonic clock; reported on the wall clock of the moment of asking, so a
+     * caller comparing it with the wall clock sees the same time left. */
+    int64_t d = ctx->s->deadline_us;
+    if (d == INT64_MAX) {
+        return INT64_MAX;
+    }
+    return eng_now_ms(ctx->pool->e) + (d - aj__mono_us()) / 1000;
 }
 
 uint32_t aj_ctx_attempt(const aj_job_ctx *ctx) {
@@ -248,6 +282,41 @@ static void outcome_settled(aj_pool *p) {
     pthread_mutex_unlock(&p->mu);
 }
 
+static void slot_free(slot *s);
+
+/* Removes a slot from the settling list. Called with p->mu held. */
+static void settling_unlink(aj_pool *p, slot *s) {
+    for (slot **pp = &p->settling; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    pthread_cond_broadcast(&p->cv_freed);
+}
+
+/* The outcome is durable or no longer matters: its lease need not be kept. May run on the
+ * committer's thread, so it never waits for a heartbeat in flight (that heartbeat's commit may
+ * need this very thread): the heartbeat thread frees a slot it is beating. */
+static void outcome_end(aj_pool *p, outcome *o) {
+    slot *s = o->s;
+    if (s != NULL) {
+        pthread_mutex_lock(&p->mu);
+        if (s->beating) {
+            s->settled = 1;
+            s = NULL;
+        } else {
+            settling_unlink(p, s);
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (s != NULL) {
+            slot_free(s);
+        }
+    }
+    outcome_free(o);
+    outcome_settled(p);
+}
+
 /* The committer's verdict on an asynchronous outcome. */
 static void outcome_done(void *ud, int rc) {
     outcome *o = ud;
@@ -263,8 +332,7 @@ static void outcome_done(void *ud, int rc) {
         pthread_mutex_unlock(&p->mu);
         return;
     }
-    outcome_free(o);
-    outcome_settled(p);
+    outcome_end(p, o);
 }
 
 /* Builds the outcome transaction once and hands it to the committer without waiting. A large
@@ -299,33 +367,95 @@ static void outcome_submit(aj_pool *p, outcome *o) {
     /* A stale epoch or a cancelled job: the outcome no longer matters. Anything else is retried
      * synchronously. */
     if (rc == AJ_ESTALE || rc == AJ_ECANCELLED || rc == AJ_ENOTFOUND) {
-        outcome_free(o);
-        outcome_settled(p);
+        outcome_end(p, o);
         return;
     }
     outcome_done(o, AJ_ECONFLICT);
 }
 
-/* Retries outcomes whose asynchronous commit failed. Called by the dispatcher. */
-static void redo_outcomes(aj_pool *p) {
+/* Store errors after which recording an outcome is worth trying again: the store may recover
+ * (space freed, a lock released), and the lease is kept meanwhile. */
+static int outcome_retryable(int rc) {
+    return rc == AJ_EFULL || rc == AJ_EIO || rc == AJ_EBUSY || rc == AJ_ECONFLICT ||
+           rc == AJ_ERETRIES || rc == AJ_ENOMEM;
+}
+
+/* 1 when an outcome in p->redo is due for another attempt. Called with p->mu held. */
+static int redo_due(aj_pool *p) {
+    int64_t now_us = aj__mono_us();
+    for (outcome *o = p->redo; o != NULL; o = o->next) {
+        if (o->next_try_us <= now_us) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Records outcomes whose asynchronous commit failed, synchronously, those that are due. A store
+ * error puts one back with a growing wait (its lease is kept by the heartbeat thread meanwhile);
+ * with give_up (the pool is stopping and its deadline passed) each gets a last attempt. Called
+ * by the dispatcher, and by aj_workers_stop() once the dispatcher has stopped. */
+static void redo_outcomes(aj_pool *p, int give_up) {
     pthread_mutex_lock(&p->mu);
     outcome *list = p->redo;
     p->redo = NULL;
     pthread_mutex_unlock(&p->mu);
+    outcome *later = NULL;
     while (list != NULL) {
         outcome *o = list;
         list = o->next;
-        int rc = eng_run(p->e, outcome_txn, o, KV_SYNC);
-        if (rc != 0 && rc != AJ_ESTALE && rc != AJ_ECANCELLED && rc != AJ_ENOTFOUND) {
-            char idbuf[32];
-            snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)o->id);
-            aj__log(&p->e->log, AJ_LOG_WARN,
-                    "msg=\"could not record a job outcome; its lease will expire and it will run "
-                    "again\" job=%s error=\"%s\"",
-                    idbuf, aj_errmsg());
+        int64_t now_us = aj__mono_us();
+        if (!give_up && now_us < o->next_try_us) {
+            o->next = later;
+            later = o;
+            continue;
         }
-        outcome_free(o);
-        outcome_settled(p);
+        int rc = eng_run(p->e, outcome_txn, o, KV_SYNC);
+        char idbuf[32];
+        snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)o->id);
+        if (rc == 0 || rc == AJ_ESTALE || rc == AJ_ECANCELLED || rc == AJ_ENOTFOUND) {
+            if (o->failures > 0) {
+                aj__log(&p->e->log, AJ_LOG_INFO,
+                        "msg=\"recorded a job outcome after store errors\" job=%s failures=%d "
+                        "result=%s",
+                        idbuf, o->failures, rc == 0 ? "recorded" : aj_err_name(rc));
+            }
+            outcome_end(p, o);
+            continue;
+        }
+        if (!give_up && outcome_retryable(rc)) {
+            o->failures++;
+            o->backoff_ms = o->backoff_ms == 0 ? OUTCOME_RETRY_FIRST_MS : o->backoff_ms * 2;
+            if (o->backoff_ms > OUTCOME_RETRY_MAX_MS) {
+                o->backoff_ms = OUTCOME_RETRY_MAX_MS;
+            }
+            o->next_try_us = now_us + o->backoff_ms * 1000;
+            if (o->failures == 1 || now_us - o->last_log_us >= OUTCOME_RETRY_LOG_MS * 1000) {
+                aj__log(&p->e->log, AJ_LOG_WARN,
+                        "msg=\"could not record a job outcome; keeping its lease and trying "
+                        "again\" job=%s failures=%d error=\"%s\"",
+                        idbuf, o->failures, aj_errmsg());
+                o->last_log_us = now_us;
+            }
+            o->next = later;
+            later = o;
+            continue;
+        }
+        aj__log(&p->e->log, AJ_LOG_WARN,
+                "msg=\"could not record a job outcome; its lease will expire and it will run "
+                "again\" job=%s failures=%d error=\"%s\"",
+                idbuf, o->failures, aj_errmsg());
+        outcome_end(p, o);
+    }
+    if (later != NULL) {
+        pthread_mutex_lock(&p->mu);
+        outcome **tail = &later;
+        while (*tail != NULL) {
+            tail = &(*tail)->next;
+        }
+        *tail = p->redo;
+        p->redo = later;
+        pthread_mutex_unlock(&p->mu);
     }
 }
 
@@ -363,6 +493,14 @@ static void finish_slot(aj_pool *p, slot *s, int kind, job_failure how, aj_job_c
 
     outcome *o = aj__calloc(1, sizeof *o);
     if (o != NULL) {
+        /* The slot leaves the pool's count (its thread is free) but keeps its lease until the
+         * outcome is durable (outcome_end). */
+        pthread_mutex_lock(&p->mu);
+        slot_unlink(p, s);
+        s->next = p->settling;
+        p->settling = s;
+        pthread_mutex_unlock(&p->mu);
+        o->s = s;
         o->pool = p;
         o->kind = kind;
         o->id = s->job->id;
@@ -384,11 +522,11 @@ static void finish_slot(aj_pool *p, slot *s, int kind, job_failure how, aj_job_c
         /* Out of memory: the lease expires and the job runs again. */
         eng_progress_free(prog);
         outcome_settled(p);
+        pthread_mutex_lock(&p->mu);
+        slot_unlink(p, s);
+        pthread_mutex_unlock(&p->mu);
+        slot_free(s);
     }
-    pthread_mutex_lock(&p->mu);
-    slot_unlink(p, s);
-    pthread_mutex_unlock(&p->mu);
-    slot_free(s);
 }
 
 /* Folds a sample into a moving average (weight 1/8). */
@@ -430,18 +568,19 @@ static void run_slot(aj_pool *p, slot *s) {
         finish_slot(p, s, 2, JOB_FAIL_RETRYABLE, NULL);
         return;
     }
+    int64_t lease_ms = job_lease_len(s->job->lease_ms);
     pthread_mutex_lock(&p->mu);
-    int64_t lease_left = s->lease_expires_ms - eng_now_ms(e);
+    int64_t lease_left = (s->lease_until_us - aj__mono_us()) / 1000;
     pthread_mutex_unlock(&p->mu);
-    if (lease_left > 0 && lease_left < s->job->lease_ms / POOL_HEARTBEAT_DIVISOR) {
+    if (lease_left > 0 && lease_left < lease_ms / POOL_HEARTBEAT_DIVISOR) {
         /* Little of the lease is left (the heartbeat thread is behind): renew before starting,
          * so the reaper does not hand the job to another worker while it runs here. */
-        int64_t now = eng_now_ms(e);
+        int64_t before_us = aj__mono_us();
         int rc = aj_heartbeat(e, s->job->id, s->job->epoch);
         pthread_mutex_lock(&p->mu);
         if (rc == 0) {
-            s->lease_expires_ms = now + s->job->lease_ms;
-            lease_left = s->job->lease_ms;
+            s->lease_until_us = before_us + lease_ms * 1000;
+            lease_left = lease_ms;
         } else if (rc == AJ_ESTALE || rc == AJ_ECANCELLED || rc == AJ_ENOTFOUND) {
             lease_left = 0;
         }
@@ -456,7 +595,7 @@ static void run_slot(aj_pool *p, slot *s) {
     /* The execution timeout counts from here, not from the claim: a job claimed ahead waits
      * for a free thread without using up its time. */
     pthread_mutex_lock(&p->mu);
-    s->deadline_ms = eng_now_ms(e) + s->job->timeout_ms;
+    s->deadline_us = aj__mono_us() + s->job->timeout_ms * 1000;
     pthread_mutex_unlock(&p->mu);
     aj_job_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
@@ -486,7 +625,7 @@ static void run_slot(aj_pool *p, slot *s) {
         finish_slot(p, s, 0, JOB_FAIL_RETRYABLE, &ctx);
     } else if (why == STOP_SHUTDOWN) {
         finish_slot(p, s, 2, JOB_FAIL_RETRYABLE, &ctx);
-    } else if (why == STOP_TIMEOUT || eng_now_ms(e) >= s->deadline_ms) {
+    } else if (why == STOP_TIMEOUT || aj__mono_us() >= s->deadline_us) {
         finish_slot(p, s, 1, JOB_FAIL_TIMEOUT, &ctx);
     } else {
         finish_slot(p, s, 1, ctx.permanent ? JOB_FAIL_PERMANENT : JOB_FAIL_RETRYABLE, &ctx);
@@ -523,7 +662,42 @@ static void *handler_main(void *arg) {
 /* Heartbeats                                                                                 */
 
 static int64_t beat_interval_us(const aj_job *j) {
-    return j->lease_ms * 1000 / POOL_HEARTBEAT_DIVISOR;
+    return job_lease_len(j->lease_ms) * 1000 / POOL_HEARTBEAT_DIVISOR;
+}
+
+/* 1 while the pool renews this slot's lease: it is not lost or cancelled, and (running) not
+ * more than one lease past its execution timeout — a handler that ignores a stop request loses
+ * its lease. Called with p->mu held. */
+static int slot_renewing(const slot *s, int64_t now_us) {
+    stop_reason why = (stop_reason)atomic_load(&s->stop);
+    if (s->settled || why == STOP_LOST || why == STOP_CANCELLED) {
+        return 0;
+    }
+    return s->deadline_us == INT64_MAX ||
+           now_us - job_lease_len(s->job->lease_ms) * 1000 < s->deadline_us;
+}
+
+int eng_pool_holds(void *ud, uint64_t id, uint64_t epoch) {
+    aj_engine *e = ud;
+    int held = 0;
+    pthread_mutex_lock(&e->pool_mu);
+    aj_pool *p = e->pool;
+    if (p != NULL) {
+        pthread_mutex_lock(&p->mu);
+        int64_t now_us = aj__mono_us();
+        slot *lists[2] = {p->all, p->settling};
+        for (int l = 0; l < 2 && !held; l++) {
+            for (slot *s = lists[l]; s != NULL; s = s->next) {
+                if (s->job->id == id && s->job->epoch == epoch) {
+                    held = slot_renewing(s, now_us);
+                    break;
+                }
+            }
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_mutex_unlock(&e->pool_mu);
+    return held;
 }
 
 /* Most leases renewed in one heartbeat transaction. */
@@ -533,6 +707,13 @@ typedef struct beat_batch {
     slot *list;
     int64_t now_ms; /* the transaction's time: the new expiry is now_ms + lease_ms */
 } beat_batch;
+
+/* Adds a slot to the heartbeat batch. Called with p->mu held. */
+static void beat_add(beat_batch *b, slot *s) {
+    s->beating = 1;
+    s->next_due = b->list;
+    b->list = s;
+}
 
 /* Renews every lease of the batch in one transaction (one fsync however many jobs the pool
  * holds). A lease that is lost or cancelled is noted on its slot and skipped, so one stale job
@@ -595,8 +776,9 @@ static void registry_op(aj_pool *p, int op) {
 static void *heartbeat_main(void *arg) {
     aj_pool *p = arg;
     aj_engine *e = p->e;
+    aj_clock_step clock_watch = {0, 0};
     pthread_mutex_lock(&p->mu);
-    while (!(p->exiting && p->inflight == 0)) {
+    while (!(p->exiting && p->inflight == 0 && p->settling == NULL)) {
         flush_progress(p);
         if (aj__mono_us() >= p->next_registry_us) {
             pthread_mutex_unlock(&p->mu);
@@ -604,46 +786,58 @@ static void *heartbeat_main(void *arg) {
             pthread_mutex_lock(&p->mu);
         }
         int64_t now_us = aj__mono_us();
-        int64_t now_ms = eng_now_ms(e);
+        /* A wall clock step moves every lease expiry already stored against the new clock (a
+         * forward step makes them look expired to every reaper on this machine): renew them all
+         * now, on the new clock. Reapers hold off meanwhile (AJ_CLOCK_STEP_GRACE_MS). */
+        int stepped = aj__clock_step_check(&clock_watch, eng_now_ms(e), now_us) != 0;
         beat_batch b = {NULL, 0};
         size_t n = 0;
         for (slot *s = p->all; s != NULL && n < POOL_HEARTBEAT_BATCH; s = s->next) {
             if (s->state == SLOT_FINISHING || s->beating) {
                 continue;
             }
-            if (s->state == SLOT_RUNNING && now_ms >= s->deadline_ms &&
+            if (s->state == SLOT_RUNNING && now_us >= s->deadline_us &&
                 atomic_load(&s->stop) == STOP_NONE) {
                 atomic_store(&s->stop, STOP_TIMEOUT);
             }
             /* Past its deadline (plus one lease of grace for the handler to stop), a job's lease
              * is left to expire, so a handler that ignores stop requests loses it. */
-            if (s->deadline_ms != INT64_MAX && now_ms - s->job->lease_ms >= s->deadline_ms) {
+            if (!slot_renewing(s, now_us)) {
                 continue;
             }
-            if (now_us >= s->next_beat_us) {
-                s->beating = 1;
-                s->next_due = b.list;
-                b.list = s;
+            if (stepped || now_us >= s->next_beat_us) {
+                beat_add(&b, s);
+                n++;
+            }
+        }
+        /* Settling slots: their outcome is on its way to the store; the lease must outlast it. */
+        for (slot *s = p->settling; s != NULL && n < POOL_HEARTBEAT_BATCH; s = s->next) {
+            if (!s->beating && !s->settled && (stepped || now_us >= s->next_beat_us)) {
+                beat_add(&b, s);
                 n++;
             }
         }
         if (n == 0) {
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += POOL_HEARTBEAT_TICK_MS * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            aj__deadline_ts(&ts, POOL_HEARTBEAT_TICK_MS);
             pthread_cond_timedwait(&p->cv_freed, &p->mu, &ts);
             continue;
         }
         pthread_mutex_unlock(&p->mu);
+        int64_t before_us = aj__mono_us();
         int rc = eng_run(e, beat_txn, &b, KV_SYNC);
         pthread_mutex_lock(&p->mu);
         int64_t after_us = aj__mono_us();
-        for (slot *s = b.list; s != NULL; s = s->next_due) {
+        slot *done = NULL; /* settled while beating: freed here */
+        for (slot *s = b.list, *next; s != NULL; s = next) {
+            next = s->next_due;
             s->beating = 0;
+            if (s->settled) {
+                settling_unlink(p, s);
+                s->next_due = done;
+                done = s;
+                continue;
+            }
             if (rc != 0) {
                 /* The store is unavailable: try again soon; the leases may still hold. */
                 s->next_beat_us = after_us + POOL_HEARTBEAT_TICK_MS * 1000 * 4;
@@ -651,7 +845,9 @@ static void *heartbeat_main(void *arg) {
             }
             s->next_beat_us = after_us + beat_interval_us(s->job);
             if (s->beat_rc == 0) {
-                s->lease_expires_ms = b.now_ms + s->job->lease_ms;
+                s->lease_until_us = before_us + job_lease_len(s->job->lease_ms) * 1000;
+            } else if (s->state == SLOT_FINISHING) {
+                /* A settling slot: its outcome was recorded (or will learn it is stale). */
             } else if (s->beat_rc == AJ_ECANCELLED) {
                 atomic_store(&s->stop, STOP_CANCELLED);
             } else {
@@ -659,6 +855,13 @@ static void *heartbeat_main(void *arg) {
             }
         }
         pthread_cond_broadcast(&p->cv_freed);
+        pthread_mutex_unlock(&p->mu);
+        while (done != NULL) {
+            slot *s = done;
+            done = s->next_due;
+            slot_free(s);
+        }
+        pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -667,7 +870,8 @@ static void *heartbeat_main(void *arg) {
 /* ----------------------------------------------------------------------------------------- */
 /* Dispatcher                                                                                 */
 
-static void queue_slots(aj_pool *p, aj_job **jobs, size_t n) {
+/* Queues claimed jobs; claim_us is the monotonic time the claim's commit began. */
+static void queue_slots(aj_pool *p, aj_job **jobs, size_t n, int64_t claim_us) {
     int64_t now_us = aj__mono_us();
     pthread_mutex_lock(&p->mu);
     for (size_t i = 0; i < n; i++) {
@@ -677,9 +881,9 @@ static void queue_slots(aj_pool *p, aj_job **jobs, size_t n) {
             continue;
         }
         s->job = jobs[i];
-        s->deadline_ms = INT64_MAX; /* set when the handler starts (run_slot) */
+        s->deadline_us = INT64_MAX; /* set when the handler starts (run_slot) */
         s->next_beat_us = now_us + beat_interval_us(s->job);
-        s->lease_expires_ms = s->job->lease_expires_ms;
+        s->lease_until_us = claim_us + job_lease_len(s->job->lease_ms) * 1000;
         s->state = SLOT_QUEUED;
         s->next = p->all;
         p->all = s;
@@ -778,8 +982,8 @@ static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
     size_t idle = p->inflight < p->concurrency ? p->concurrency - p->inflight : 0;
     pthread_mutex_unlock(&p->mu);
     job_claim_who who = {{p->node, (const char *const *)p->tags, p->n_tags}, idle};
+    int64_t t0 = aj__mono_us();
     if (rc == 0 && nq > 0) {
-        int64_t t0 = aj__mono_us();
         rc = eng_claim(e, queues, nq, p->worker_id, &who, want, 1, jobs, latency, &got);
         if (rc == 0 && got > 0) {
             pthread_mutex_lock(&p->mu);
@@ -801,7 +1005,7 @@ static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
         return 0;
     }
     p->store_errors = 0;
-    queue_slots(p, jobs, got);
+    queue_slots(p, jobs, got, t0);
     return got;
 }
 
@@ -826,21 +1030,16 @@ static void *dispatcher_main(void *arg) {
     aj_engine *e = p->e;
     int64_t last_error_log = 0;
     while (!atomic_load(&p->stop_requested) && !atomic_load(&e->closing)) {
-        redo_outcomes(p);
+        redo_outcomes(p, 0);
         pthread_mutex_lock(&p->mu);
         size_t target = claim_target(p);
         size_t free_slots = p->inflight < target ? target - p->inflight : 0;
         pthread_mutex_unlock(&p->mu);
         if (free_slots == 0) {
             pthread_mutex_lock(&p->mu);
-            if (p->inflight >= claim_target(p) && p->redo == NULL) {
+            if (p->inflight >= claim_target(p) && !redo_due(p)) {
                 struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += POOL_IDLE_WAIT_MS * 1000000L;
-                if (ts.tv_nsec >= 1000000000L) {
-                    ts.tv_sec++;
-                    ts.tv_nsec -= 1000000000L;
-                }
+                aj__deadline_ts(&ts, POOL_IDLE_WAIT_MS);
                 pthread_cond_timedwait(&p->cv_freed, &p->mu, &ts);
             }
             pthread_mutex_unlock(&p->mu);
@@ -961,8 +1160,14 @@ int aj_workers_start(aj_engine *e, const aj_worker_opts *opts) {
     p->concurrency = o.concurrency;
     p->shutdown_deadline_ms = o.shutdown_deadline_ms;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv_work, NULL);
-    pthread_cond_init(&p->cv_freed, NULL);
+    /* Timed waits count on the monotonic clock (aj__deadline_ts): a wall clock step back must
+     * not stall the heartbeat thread for the size of the step. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv_work, &ca);
+    pthread_cond_init(&p->cv_freed, &ca);
+    pthread_condattr_destroy(&ca);
     int rc = 0;
     if (o.queues != NULL && o.n_queues > 0) {
         /* The named queues, plus the task queues of the workflow types registered here: a
@@ -1010,7 +1215,9 @@ int aj_workers_start(aj_engine *e, const aj_worker_opts *opts) {
         pool_free(p);
         return aj__err(AJ_ENOMEM, "out of memory starting workers");
     }
+    pthread_mutex_lock(&e->pool_mu);
     e->pool = p;
+    pthread_mutex_unlock(&e->pool_mu);
     registry_op(p, 0); /* visible to `aj workers` before the first claim */
     for (uint32_t i = 0; i < o.concurrency; i++) {
         if (pthread_create(&p->threads[i], NULL, handler_main, p) != 0) {
@@ -1037,7 +1244,9 @@ int aj_workers_start(aj_engine *e, const aj_worker_opts *opts) {
             pthread_join(p->threads[i], NULL);
         }
         registry_op(p, 2);
+        pthread_mutex_lock(&e->pool_mu);
         e->pool = NULL;
+        pthread_mutex_unlock(&e->pool_mu);
         pool_free(p);
         return aj__err(AJ_EINTERNAL, "cannot start worker threads");
     }
@@ -1081,34 +1290,35 @@ int aj_workers_stop(aj_engine *e) {
                     p->inflight);
         }
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        aj__deadline_ts(&ts, 50);
         pthread_cond_timedwait(&p->cv_freed, &p->mu, &ts);
     }
     pthread_mutex_unlock(&p->mu);
     for (uint32_t i = 0; i < p->n_threads; i++) {
         pthread_join(p->threads[i], NULL);
     }
-    pthread_join(p->heartbeater, NULL);
-    /* Wait for the committer's verdicts; retry any that conflicted. */
+    /* Wait for the committer's verdicts and record again those that failed, until the shutdown
+     * deadline; then each gets one last attempt. The heartbeat thread keeps their leases. */
     pthread_mutex_lock(&p->mu);
     while (p->outstanding_outcomes > 0) {
-        if (p->redo != NULL) {
+        int give_up = aj__mono_us() >= deadline;
+        if (p->redo != NULL && (give_up || redo_due(p))) {
             pthread_mutex_unlock(&p->mu);
-            redo_outcomes(p);
+            redo_outcomes(p, give_up);
             pthread_mutex_lock(&p->mu);
             continue;
         }
-        pthread_cond_wait(&p->cv_freed, &p->mu);
+        struct timespec ts;
+        aj__deadline_ts(&ts, 50);
+        pthread_cond_timedwait(&p->cv_freed, &p->mu, &ts);
     }
     pthread_mutex_unlock(&p->mu);
+    pthread_join(p->heartbeater, NULL);
     registry_op(p, 2);
     aj__log(&e->log, AJ_LOG_INFO, "msg=\"workers stopped\"");
+    pthread_mutex_lock(&e->pool_mu);
     e->pool = NULL;
+    pthread_mutex_unlock(&e->pool_mu);
     pool_free(p);
     return 0;
 }

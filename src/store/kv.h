@@ -200,6 +200,9 @@ void kv_lower_limits(kv_store *s, const kv_limits *limits);
 void kv_mem_fail_at(kv_store *s, uint64_t n);
 /* The number of operations counted so far. */
 uint64_t kv_mem_ops(kv_store *s);
+/* A full disk: while `full` is nonzero every commit that writes something fails with AJ_EFULL
+ * and leaves the store unchanged; reads and commits that only read go on working. */
+void kv_mem_set_full(kv_store *s, int full);
 /* Simulates a crash: everything not yet durable (asynchronous commits since the last
  * synchronous one) is dropped. */
 void kv_mem_crash(kv_store *s);

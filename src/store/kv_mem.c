@@ -81,6 +81,7 @@ typedef struct mem_store {
     mem_node **garbage;
     size_t n_garbage, cap_garbage, gc_next;
     uint64_t ops, fail_at, inject_conflicts;
+    int full; /* kv_mem_set_full: commits that write fail with AJ_EFULL */
     uint64_t batches, syncs, hist[AJ_HIST_BUCKETS];
 } mem_store;
 
@@ -468,6 +469,9 @@ static int mem_apply(mem_store *ms, kv_commit_req *c) {
         c->out_version = 0;
         return 0;
     }
+    if (ms->full) {
+        return aj__err(AJ_EFULL, "injected full disk: no space for %zu writes", c->n_writes);
+    }
     /* Allocate everything first, so that a failed allocation leaves the store untouched. */
     mem_prep stack_prep[MEM_STACK_WRITES];
     mem_prep *prep = stack_prep;
@@ -651,6 +655,13 @@ void kv_mem_fail_at(kv_store *s, uint64_t n) {
     mem_store *ms = mem_of(s);
     pthread_mutex_lock(&ms->mu);
     ms->fail_at = n != 0 ? ms->ops + n : 0;
+    pthread_mutex_unlock(&ms->mu);
+}
+
+void kv_mem_set_full(kv_store *s, int full) {
+    mem_store *ms = mem_of(s);
+    pthread_mutex_lock(&ms->mu);
+    ms->full = full != 0;
     pthread_mutex_unlock(&ms->mu);
 }
 

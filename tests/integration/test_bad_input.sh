@@ -131,6 +131,8 @@ expect_error 2 "--delay '36501d' is longer than 36500d (100 years)" \
     "$AJ_BIN" --db "$fresh" submit --type echo --delay 36501d
 expect_error 2 "--lease '106751991167d' is longer than 36500d" \
     "$AJ_BIN" --db "$fresh" submit --type echo --lease 106751991167d
+expect_error 2 "--lease '999ms' is shorter than the minimum lease, 1s" \
+    "$AJ_BIN" --db "$fresh" submit --type echo --lease 999ms
 expect_error 2 "--timeout '9223372036854775807ms' is longer" \
     "$AJ_BIN" --db "$fresh" submit --type echo --timeout 9223372036854775807ms
 expect_error 2 "--shutdown-timeout '36501d' is longer" \

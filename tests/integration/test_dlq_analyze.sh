@@ -6,17 +6,16 @@
 source "${AJ_TEST_LIB:?}"
 
 # dead_echo N: makes N more dead echo jobs. A shell job is the only kind `aj worker` can fail,
-# so these die another way: a 1ms lease is over before the job starts, the worker leaves it,
-# and the reaper dead-letters it (lease_expired). A job that starts within its millisecond
-# completes instead, so each is retried until it is dead.
+# so these die another way: each waits on a delayed job (--after) that is then cancelled, and
+# is dead-lettered at once as dependency_failed. (Leases shorter than AJ_LEASE_MIN_MS, which
+# once made them expire before the job started, are refused.)
 dead_echo() {
-    local want=$1 got=0 tries=0 id
-    while [ "$got" -lt "$want" ]; do
-        tries=$((tries + 1))
-        [ "$tries" -le $((want * 20)) ] || fail "could not get $want dead echo jobs"
-        id=$(submit --queue other --type echo --lease 1ms --max-attempts 1 --payload '{}')
-        drain --queue other
-        [ "$(job_field "$id" state)" = dead ] && got=$((got + 1))
+    local want=$1 i parent id
+    for ((i = 0; i < want; i++)); do
+        parent=$(submit --queue parents --type echo --delay 1h --payload '{}')
+        id=$(submit --queue other --type echo --max-attempts 1 --after "$parent" --payload '{}')
+        expect_ok aj job cancel "$parent"
+        expect_eq dead "$(job_field "$id" state)" "a job whose dependency was cancelled"
     done
 }
 
@@ -110,7 +109,7 @@ expect_eq null "$(finding dominant_error)" "still no dominant error"
 expect_ok aj dlq analyze --json --type echo
 expect_eq 7 "$(jget total)" "analyze --type echo"
 expect_eq echo "$(jget subject "$(finding dominant_type)")" "dominant type within the filter"
-expect_eq 7 "$(jget by_reason.lease_expired)" "analyze --type echo by reason"
+expect_eq 7 "$(jget by_reason.dependency_failed)" "analyze --type echo by reason"
 expect_ok aj dlq stats --json --queue other
 expect_eq 7 "$(jget total)" "stats --queue other"
 expect_eq 7 "$(jget by_type.echo)" "stats --queue other by type"

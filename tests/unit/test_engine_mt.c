@@ -175,7 +175,7 @@ static void test_cancel_reaches_running_handler(void **state) {
     aj_job_spec s;
     aj_job_spec_init(&s);
     s.type = "patient";
-    s.lease_ms = 600; /* heartbeats every 200 ms: the cancel is noticed quickly */
+    s.lease_ms = AJ_LEASE_MIN_MS; /* heartbeats every 333 ms: the cancel is noticed quickly */
     uint64_t id;
     assert_int_equal(aj_submit(f->e, &s, &id), 0);
     start_patient_pool(f, 5000);

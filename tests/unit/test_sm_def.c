@@ -197,6 +197,9 @@ static void test_errors(void **state_) {
                "],\"on\":{\"outcome\":{\"j\":{\"done\":\"done\"}},\"otherwise\":\"done\"}}," DONE
                "}}",
                P "states.a.on.outcome.j: unknown field \"done\"");
+    expect_bad("{\"initial\":\"a\",\"states\":{\"a\":{\"jobs\":[{\"name\":\"j\",\"run\":[\"t\"],"
+               "\"lease\":\"999ms\"}],\"on\":{\"otherwise\":\"done\"}}," DONE "}}",
+               P "states.a.jobs.j: \"lease\" must be at least 1000ms (the minimum lease)");
     expect_bad("{\"initial\":\"a\",\"states\":{\"a\":{\"jobs\":[{\"name\":\"x/y\",\"run\":[\"t\"]}"
                "],\"on\":{\"otherwise\":\"done\"}}," DONE "}}",
                P "states.a.jobs[0]: job name 'x/y' contains '/'");
