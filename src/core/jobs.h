@@ -34,6 +34,9 @@ typedef struct job_env {
     /* Hashes of large buffers computed before the transaction (blob.h); may be NULL. */
     const struct blob_hint *blob_hints;
     size_t n_blob_hints;
+    /* Workflows given a wake request by this transaction (wf_wakeq.h), for its runner to fold
+     * once it committed; NULL: nobody does right away, the sweep duty does. */
+    struct wf_woken *woken;
 } job_env;
 
 /* How an attempt failed. */

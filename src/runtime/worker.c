@@ -6,7 +6,10 @@
  * epoch) and queues a slot; a handler thread runs the handler; the outcome is handed to the
  * committer with KV_ASYNC (a crash before the fsync re-runs the job, which at-least-once allows)
  * and the slot is freed at once. An asynchronous outcome that hits a conflict is retried
- * synchronously by the dispatcher, which then learns the truth (a stale epoch drops it).
+ * synchronously by the dispatcher, which then learns the truth (a stale epoch drops it). An
+ * outcome that woke workflows (an activity's end: core/wf_wakeq.h) has them folded by the
+ * heartbeat thread once the committer reports success (the committer's callback must not make a
+ * KV_SYNC commit), which it is woken for at once: no wait for the sweep.
  *
  * Locking: `mu` guards the slot lists, counts and flags; `cv` wakes handler threads (work) and
  * the dispatcher (a slot freed). A slot's heartbeat and its outcome never overlap: the heartbeat
@@ -30,6 +33,7 @@
 #include "core/blob.h"
 #include "runtime/engine.h"
 #include "runtime/progress_buf.h"
+#include "runtime/wf_wakeq.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -100,6 +104,7 @@ typedef struct outcome {
     eng_progress *prog; /* written in the outcome's transaction */
     blob_hint *hints;   /* the result's hash when it is large (blob.h) */
     size_t n_hints;
+    wf_woken woken; /* workflows its asynchronous commit woke, folded after it */
     struct outcome *next;
 } outcome;
 
@@ -129,6 +134,7 @@ struct aj_pool {
     size_t inflight; /* slots in any state */
     size_t outstanding_outcomes;
     outcome *redo;        /* outcomes whose async commit conflicted */
+    outcome *folds;       /* outcomes committed whose workflows are still to wake */
     int exiting;          /* handler threads exit when nothing is queued */
     int64_t run_us_avg;   /* moving average of handler run time */
     int64_t claim_us_avg; /* moving average of a claim's commit time */
@@ -200,6 +206,7 @@ void aj_worker_opts_init(aj_worker_opts *o) {
 /* Outcomes                                                                                  */
 
 static void outcome_free(outcome *o) {
+    wf_woken_free(&o->woken);
     eng_progress_free(o->prog);
     aj__free(o->error);
     aj_buf_free(&o->result);
@@ -239,19 +246,39 @@ static void outcome_settled(aj_pool *p) {
     pthread_mutex_unlock(&p->mu);
 }
 
+/* Puts an outcome on one of the pool's lists (redo, folds) and wakes their threads. */
+static void outcome_push(aj_pool *p, outcome **list, outcome *o) {
+    pthread_mutex_lock(&p->mu);
+    o->next = *list;
+    *list = o;
+    pthread_cond_broadcast(&p->cv_freed);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Takes a whole list (redo, folds) off the pool. */
+static outcome *outcome_take(aj_pool *p, outcome **list) {
+    pthread_mutex_lock(&p->mu);
+    outcome *o = *list;
+    *list = NULL;
+    pthread_mutex_unlock(&p->mu);
+    return o;
+}
+
 /* The committer's verdict on an asynchronous outcome. */
 static void outcome_done(void *ud, int rc) {
     outcome *o = ud;
     aj_pool *p = o->pool;
     if (rc == 0) {
         eng_count(p->e, &o->delta);
+        if (wf_woken_any(&o->woken)) {
+            /* Folded by the heartbeat thread (fold_outcomes): reads and commits cannot run
+             * here, on the committer's thread. Settled once folded. */
+            outcome_push(p, &p->folds, o);
+            return;
+        }
     } else if (rc == AJ_ECONFLICT || rc == AJ_EIO || rc == AJ_EFULL || rc == AJ_EBUSY) {
         /* Retry synchronously on the dispatcher to learn whether the epoch still holds. */
-        pthread_mutex_lock(&p->mu);
-        o->next = p->redo;
-        p->redo = o;
-        pthread_cond_broadcast(&p->cv_freed);
-        pthread_mutex_unlock(&p->mu);
+        outcome_push(p, &p->redo, o);
         return;
     }
     outcome_free(o);
@@ -275,6 +302,7 @@ static void outcome_submit(aj_pool *p, outcome *o) {
     if (rc == 0) {
         job_env env;
         eng_env(e, &env, &o->delta);
+        env.woken = &o->woken;
         rc = outcome_txn(t, &env, o);
         if (rc != 0) {
             kv_abort(t);
@@ -298,10 +326,7 @@ static void outcome_submit(aj_pool *p, outcome *o) {
 
 /* Retries outcomes whose asynchronous commit failed. Called by the dispatcher. */
 static void redo_outcomes(aj_pool *p) {
-    pthread_mutex_lock(&p->mu);
-    outcome *list = p->redo;
-    p->redo = NULL;
-    pthread_mutex_unlock(&p->mu);
+    outcome *list = outcome_take(p, &p->redo);
     while (list != NULL) {
         outcome *o = list;
         list = o->next;
@@ -314,6 +339,19 @@ static void redo_outcomes(aj_pool *p) {
                     "again\" job=%s error=\"%s\"",
                     idbuf, aj_errmsg());
         }
+        outcome_free(o);
+        outcome_settled(p);
+    }
+}
+
+/* Wakes the workflows of committed outcomes (core/wf_wakeq.h). Called by the heartbeat thread
+ * and, when stopping, by aj_workers_stop. */
+static void fold_outcomes(aj_pool *p) {
+    outcome *list = outcome_take(p, &p->folds);
+    while (list != NULL) {
+        outcome *o = list;
+        list = o->next;
+        aj__wf_fold_woken(p->e, &o->woken);
         outcome_free(o);
         outcome_settled(p);
     }
@@ -587,6 +625,11 @@ static void *heartbeat_main(void *arg) {
     aj_engine *e = p->e;
     pthread_mutex_lock(&p->mu);
     while (!(p->exiting && p->inflight == 0)) {
+        if (p->folds != NULL) {
+            pthread_mutex_unlock(&p->mu);
+            fold_outcomes(p);
+            pthread_mutex_lock(&p->mu);
+        }
         flush_progress(p);
         if (aj__mono_us() >= p->next_registry_us) {
             pthread_mutex_unlock(&p->mu);
@@ -618,6 +661,9 @@ static void *heartbeat_main(void *arg) {
             }
         }
         if (n == 0) {
+            if (p->folds != NULL) {
+                continue; /* arrived while this pass ran: no sleep before folding them */
+            }
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += POOL_HEARTBEAT_TICK_MS * 1000000L;
@@ -1049,12 +1095,14 @@ int aj_workers_stop(aj_engine *e) {
         pthread_join(p->threads[i], NULL);
     }
     pthread_join(p->heartbeater, NULL);
-    /* Wait for the committer's verdicts; retry any that conflicted. */
+    /* Wait for the committer's verdicts; retry any that conflicted, wake the workflows of
+     * the others (the heartbeat thread that did it has stopped). */
     pthread_mutex_lock(&p->mu);
     while (p->outstanding_outcomes > 0) {
-        if (p->redo != NULL) {
+        if (p->redo != NULL || p->folds != NULL) {
             pthread_mutex_unlock(&p->mu);
             redo_outcomes(p);
+            fold_outcomes(p);
             pthread_mutex_lock(&p->mu);
             continue;
         }
