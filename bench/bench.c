@@ -3,14 +3,16 @@
  * each figure printed beside the disk's raw fsync rate measured in the same run, because this
  * machine's fsync rate swings by more than 2x within minutes. Usage:
  *
- *   aj_bench [--dir DIR] [--jobs N] [--quick]
+ *   aj_bench [--dir DIR] [--jobs N] [--quick] [--blobs-only] [--arrivals-only]
  *
  * Figures: raw fsync rate (write + fdatasync of 64-byte records, one thread) measured before and
  * after each figure; submit throughput one job per call and in batches; fsyncs per acknowledged
  * submit with many concurrent submitters; drain throughput of `echo` jobs with 1, 2 and 4 worker
  * threads; submit-to-start latency p50/p99 with idle workers in the same process; a 10 MiB
  * payload submitted and read back (stored as content-addressed chunks), against writing the same
- * bytes to a file with fsync and reading them back (--blobs-only runs just that).
+ * bytes to a file with fsync and reading them back (--blobs-only runs just that); how soon a
+ * workflow wakes for an arrival: an activity's outcome (a chain of activities), an update's
+ * round trip, a signal to the end of a waiting workflow (--arrivals-only runs just those).
  * Uses only the public API (aj.h).
  */
 #include <fcntl.h>
@@ -488,6 +490,161 @@ static void bench_wf_replay(const char *dir, int64_t *from_store_us, int64_t *ca
 }
 
 /* ----------------------------------------------------------------------------------------- */
+/* Arrivals: how soon a workflow wakes for an activity outcome, a signal, an update           */
+
+/* Activities one workflow runs one after another in the activity round-trip figure. */
+#define ARRIVAL_ACTIVITIES 200
+/* Round trips sampled for the update and signal figures. */
+#define ARRIVAL_SAMPLES 200
+
+/* ARRIVAL_ACTIVITIES echo activities in sequence: each costs a job's claim, run and outcome,
+ * the workflow's wake-up and its task. */
+static int activity_chain(aj_wf *wf, aj_bytes input, void *ud) {
+    (void)input;
+    (void)ud;
+    aj_job_spec s;
+    echo_spec(&s);
+    for (int i = 0; i < ARRIVAL_ACTIVITIES; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "a%d", i);
+        AJ_TRY(aj_activity(wf, name, &s, NULL));
+    }
+    return 0;
+}
+
+static int pong(void *ud, aj_bytes arg, char **out, size_t *len) {
+    (void)ud;
+    (void)arg;
+    *out = malloc(4);
+    memcpy(*out, "pong", 4);
+    *len = 4;
+    return 0;
+}
+
+/* Answers "ping" updates until signalled to stop. */
+static int ping_server(aj_wf *wf, aj_bytes input, void *ud) {
+    (void)input;
+    (void)ud;
+    AJ_TRY(aj_wf_set_update(wf, "ping", NULL, pong, NULL));
+    AJ_TRY(aj_wait_signal(wf, "stop", -1, NULL));
+    return 0;
+}
+
+static int wait_go(aj_wf *wf, aj_bytes input, void *ud) {
+    (void)input;
+    (void)ud;
+    AJ_TRY(aj_wait_signal(wf, "go", -1, NULL));
+    return 0;
+}
+
+static aj_engine *open_arrivals_store(const char *dir) {
+    aj_engine *e = open_store(dir, "arrivals.db");
+    int rc = aj_register_builtins(e);
+    if (rc == 0) {
+        rc = aj_workflow_register(e, "chain", activity_chain, NULL);
+    }
+    if (rc == 0) {
+        rc = aj_workflow_register(e, "ping", ping_server, NULL);
+    }
+    if (rc == 0) {
+        rc = aj_workflow_register(e, "go", wait_go, NULL);
+    }
+    if (rc == 0) {
+        rc = aj_workers_start(e, NULL);
+    }
+    if (rc != 0) {
+        die("arrival workers", rc);
+    }
+    return e;
+}
+
+/* Mean microseconds per activity of a workflow running ARRIVAL_ACTIVITIES in sequence. */
+static int64_t bench_activity_round_trip(aj_engine *e) {
+    aj_wf_start_opts o = {"chain", 0, 0};
+    int64_t t0 = now_us();
+    int rc = aj_wf_start(e, "chain", "", 0, &o, NULL);
+    aj_wf_state st = AJ_WF_RUNNING;
+    if (rc == 0) {
+        rc = aj_wf_wait(e, "chain", 300000, &st);
+    }
+    if (rc != 0 || st != AJ_WF_COMPLETED) {
+        die("activity chain", rc ? rc : AJ_EFAILED);
+    }
+    return (now_us() - t0) / ARRIVAL_ACTIVITIES;
+}
+
+/* Update round trips to one waiting workflow: request, wake-up, task, reply. */
+static void bench_update_round_trip(aj_engine *e, int64_t *p50, int64_t *p99) {
+    aj_wf_start_opts o = {"ping", 0, 0};
+    int rc = aj_wf_start(e, "ping", "", 0, &o, NULL);
+    int64_t lat[ARRIVAL_SAMPLES];
+    for (int i = 0; rc == 0 && i < ARRIVAL_SAMPLES; i++) {
+        int64_t t0 = now_us();
+        char *out = NULL;
+        size_t len = 0;
+        rc = aj_wf_update(e, "ping", "ping", "", 0, 60000, &out, &len);
+        lat[i] = now_us() - t0;
+        aj_free(out);
+    }
+    if (rc == 0) {
+        rc = aj_wf_signal(e, "ping", "stop", "", 0);
+    }
+    if (rc != 0) {
+        die("update round trip", rc);
+    }
+    *p50 = percentile(lat, ARRIVAL_SAMPLES, 0.50);
+    *p99 = percentile(lat, ARRIVAL_SAMPLES, 0.99);
+}
+
+/* Signal to the end of a workflow waiting for it (all started and idle first). */
+static void bench_signal_to_end(aj_engine *e, int64_t *p50, int64_t *p99) {
+    char id[32];
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < ARRIVAL_SAMPLES; i++) {
+        snprintf(id, sizeof id, "go-%d", i);
+        aj_wf_start_opts o = {id, 0, 0};
+        rc = aj_wf_start(e, "go", "", 0, &o, NULL);
+    }
+    if (rc == 0) {
+        rc = aj_workers_drain(e, 0);
+    }
+    int64_t lat[ARRIVAL_SAMPLES];
+    for (int i = 0; rc == 0 && i < ARRIVAL_SAMPLES; i++) {
+        snprintf(id, sizeof id, "go-%d", i);
+        int64_t t0 = now_us();
+        aj_wf_state st = AJ_WF_RUNNING;
+        rc = aj_wf_signal(e, id, "go", "", 0);
+        if (rc == 0) {
+            rc = aj_wf_wait(e, id, 60000, &st);
+        }
+        rc = rc == 0 && st != AJ_WF_COMPLETED ? AJ_EFAILED : rc;
+        lat[i] = now_us() - t0;
+    }
+    if (rc != 0) {
+        die("signal to end", rc);
+    }
+    *p50 = percentile(lat, ARRIVAL_SAMPLES, 0.50);
+    *p99 = percentile(lat, ARRIVAL_SAMPLES, 0.99);
+}
+
+static void print_arrivals(const char *dir) {
+    aj_engine *e = open_arrivals_store(dir);
+    double f0 = measure_fsync(dir).rate;
+    int64_t act = bench_activity_round_trip(e);
+    int64_t up50, up99, sp50, sp99;
+    bench_update_round_trip(e, &up50, &up99);
+    bench_signal_to_end(e, &sp50, &sp99);
+    double f1 = measure_fsync(dir).rate;
+    aj_engine_close(e);
+    printf("arrivals (raw fsync %.0f→%.0f /s):\n", f0, f1);
+    printf("  activity round trip, %d in sequence: %lld us each\n", ARRIVAL_ACTIVITIES,
+           (long long)act);
+    printf("  update round trip: p50 %lld us, p99 %lld us\n", (long long)up50, (long long)up99);
+    printf("  signal to the end of a waiting workflow: p50 %lld us, p99 %lld us\n", (long long)sp50,
+           (long long)sp99);
+}
+
+/* ----------------------------------------------------------------------------------------- */
 /* Large payloads                                                                            */
 
 /* Bytes of the large payload, and the runs each figure is the median of. */
@@ -604,8 +761,9 @@ int main(int argc, char **argv) {
     const char *dir = NULL;
     int jobs = 20000;
     int quick = 0;
-    int drain_only = 0; /* for profiling the worker path alone */
-    int blobs_only = 0; /* the large-payload figures alone */
+    int drain_only = 0;    /* for profiling the worker path alone */
+    int blobs_only = 0;    /* the large-payload figures alone */
+    int arrivals_only = 0; /* the workflow arrival round trips alone */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
             dir = argv[++i];
@@ -617,9 +775,11 @@ int main(int argc, char **argv) {
             drain_only = 1;
         } else if (strcmp(argv[i], "--blobs-only") == 0) {
             blobs_only = 1;
+        } else if (strcmp(argv[i], "--arrivals-only") == 0) {
+            arrivals_only = 1;
         } else {
             fprintf(stderr, "usage: aj_bench [--dir DIR] [--jobs N] [--quick] [--drain-only] "
-                            "[--blobs-only]\n");
+                            "[--blobs-only] [--arrivals-only]\n");
             return 2;
         }
     }
@@ -643,6 +803,10 @@ int main(int argc, char **argv) {
 
     if (blobs_only) {
         print_blobs(dir);
+        return 0;
+    }
+    if (arrivals_only) {
+        print_arrivals(dir);
         return 0;
     }
     if (drain_only) {
@@ -690,6 +854,8 @@ int main(int argc, char **argv) {
            WF_LONG_STEPS + 2, (long long)replay_store, (long long)replay_cached);
 
     print_blobs(dir);
+    printf("\n");
+    print_arrivals(dir);
     printf("\n");
 
     int64_t p50, p99;

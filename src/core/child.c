@@ -227,7 +227,7 @@ int wf_child_closed(kv_txn *t, const job_env *env, const wf_rec *w, int notify_p
                     e.data =
                         w->error.p != NULL ? w->error : aj_slice_str(aj_wf_state_name(w->state));
                 }
-                rc = wf_inbox_add(t, env, &p, &e, WF_WAKE_DEFERRED);
+                rc = wf_inbox_add(t, env, &p, &e, 1);
             }
         }
     }

@@ -58,6 +58,9 @@ typedef struct job_env {
      * A process never expires its own live leases, whatever its clock or its store did. */
     int (*lease_held)(void *ud, uint64_t id, uint64_t epoch);
     void *lease_held_ud;
+    /* Workflows given a wake request by this transaction (wf_wakeq.h), for its runner to fold
+     * once it committed; NULL: nobody does right away, the sweep duty does. */
+    struct wf_woken *woken;
 } job_env;
 
 /* The lease length a job gets: its own, but never under AJ_LEASE_MIN_MS (records written before

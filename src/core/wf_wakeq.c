@@ -8,9 +8,9 @@
  */
 #include "core/wf_wakeq.h"
 
+#include <assert.h>
 #include <string.h>
 
-#include "core/child.h"
 #include "core/keys.h"
 #include "core/workflow.h"
 #include "util/err.h"
@@ -27,10 +27,63 @@ static void key_request(akey *k, aj_slice id, int with_seq, uint64_t seq) {
     }
 }
 
-int wf_wakeq_add(kv_txn *t, aj_slice id, uint64_t seq) {
+void wf_woken_note(wf_woken *w, aj_slice id) {
+    if (w == NULL || w->overflow) {
+        return;
+    }
+    size_t pos = 0;
+    aj_slice seen;
+    while (wf_woken_next(w, &pos, &seen)) {
+        if (seen.n == id.n && memcmp(seen.p, id.p, id.n) == 0) {
+            return;
+        }
+    }
+    if (w->n == WF_WOKEN_MAX) {
+        w->overflow = 1;
+        return;
+    }
+    aj_buf_add_bytes(&w->ids, id.p, id.n);
+    w->overflow = w->ids.oom;
+    w->n += !w->ids.oom;
+}
+
+void wf_woken_reset(wf_woken *w) {
+    aj_buf_reset(&w->ids);
+    w->ids.oom = 0;
+    w->n = 0;
+    w->overflow = 0;
+}
+
+void wf_woken_free(wf_woken *w) {
+    aj_buf_free(&w->ids);
+    w->n = 0;
+    w->overflow = 0;
+}
+
+int wf_woken_any(const wf_woken *w) {
+    return w->n > 0 || w->overflow;
+}
+
+int wf_woken_next(const wf_woken *w, size_t *pos, aj_slice *id) {
+    if (*pos >= w->ids.len || w->ids.oom) {
+        return 0;
+    }
+    aj_rd r;
+    aj_rd_init(&r, w->ids.p + *pos, w->ids.len - *pos);
+    id->p = aj_rd_bytes(&r, &id->n);
+    assert(!r.bad); /* written by wf_woken_note alone */
+    *pos += r.off;
+    return 1;
+}
+
+int wf_wakeq_add(kv_txn *t, const job_env *env, aj_slice id, uint64_t seq) {
     akey k;
     key_request(&k, id, 1, seq);
-    return kv_put(t, k.b, k.n, "", 0);
+    int rc = kv_put(t, k.b, k.n, "", 0);
+    if (rc == 0) {
+        wf_woken_note(env->woken, id);
+    }
+    return rc;
 }
 
 typedef struct fold_walk {
@@ -84,17 +137,6 @@ int wf_wakeq_fold(kv_txn *t, const job_env *env, aj_slice id, size_t *out_n) {
     return rc;
 }
 
-int wf_wakeq_fold_parent(kv_txn *t, const job_env *env, aj_slice child, size_t *out_n) {
-    *out_n = 0;
-    wf_link l;
-    int rc = wf_child_parent(t, child, &l);
-    if (rc == AJ_ENOTFOUND) {
-        aj__err_clear();
-        return 0;
-    }
-    return rc != 0 ? rc : wf_wakeq_fold(t, env, l.other, out_n);
-}
-
 typedef struct sweep_walk {
     int64_t cutoff_us;
     akey ids[WF_WAKEQ_SWEEP_BATCH]; /* distinct workflows with an old request, as 'g' id 0 */
@@ -128,9 +170,9 @@ static int sweep_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *va
     return 0;
 }
 
-int wf_wakeq_sweep(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
+int wf_wakeq_sweep(kv_txn *t, const job_env *env, int64_t min_age_ms, size_t limit, size_t *out_n) {
     sweep_walk w;
-    w.cutoff_us = env->now_us - (int64_t)WF_WAKEQ_SWEEP_AGE_MS * 1000;
+    w.cutoff_us = env->now_us - min_age_ms * 1000;
     w.n_ids = 0;
     w.max_ids = limit < WF_WAKEQ_SWEEP_BATCH ? limit : WF_WAKEQ_SWEEP_BATCH;
     uint8_t p = 'g';

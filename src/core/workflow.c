@@ -185,10 +185,36 @@ int wf_peek(kv_txn *t, aj_slice id, wf_rec *out) {
     return read_rec(t, id, out, 1);
 }
 
+int wf_peek_state(kv_txn *t, aj_slice id, wf_rec *out) {
+    wf_rec w;
+    int rc = read_rec(t, id, &w, 1);
+    if (rc == 0) {
+        /* wf_write rewrites this entry only when the state changes, so it fences exactly that
+         * (the same snapshot as the peek: it is there). */
+        akey k;
+        key_wf_state(&k, w.state, w.id);
+        const uint8_t *v;
+        size_t n;
+        rc = kv_get(t, k.b, k.n, &v, &n);
+        if (rc == AJ_ENOTFOUND) {
+            rc = aj__err(AJ_ECORRUPT, "workflow '%.*s' is missing from its state index", (int)id.n,
+                         (const char *)id.p);
+        }
+    }
+    if (rc == 0) {
+        *out = w;
+    }
+    return rc;
+}
+
 int wf_write(kv_txn *t, const wf_rec *before, const wf_rec *after) {
     akey k;
     int rc = 0;
-    if (before != NULL) {
+    /* Index entries are rewritten only when they move: arrivals fence on the state entry
+     * (wf_peek_state), so a task that leaves the state alone must not touch it. */
+    int moved = before == NULL || before->state != after->state ||
+                before->finished_ms != after->finished_ms;
+    if (before != NULL && moved) {
         key_wf_state(&k, before->state, before->id);
         rc = kv_del(t, k.b, k.n);
         if (rc == 0 && aj_wf_state_is_final(before->state)) {
@@ -196,11 +222,11 @@ int wf_write(kv_txn *t, const wf_rec *before, const wf_rec *after) {
             rc = kv_del(t, k.b, k.n);
         }
     }
-    if (rc == 0) {
+    if (rc == 0 && moved) {
         key_wf_state(&k, after->state, after->id);
         rc = kv_put(t, k.b, k.n, "", 0);
     }
-    if (rc == 0 && aj_wf_state_is_final(after->state)) {
+    if (rc == 0 && moved && aj_wf_state_is_final(after->state)) {
         key_wf_finished(&k, after->finished_ms, after->id);
         rc = kv_put(t, k.b, k.n, "", 0);
     }
@@ -461,16 +487,17 @@ int wf_inbox_add(kv_txn *t, const job_env *env, const wf_rec *w, const wf_inbox_
     aj_buf_add_bytes(&b, e->data.p, e->data.n);
     int rc = b.oom ? AJ_ENOMEM : kv_put(t, k.b, k.n, b.p, b.len);
     aj_buf_free(&b);
-    if (rc == 0 && wake == WF_WAKE_DEFERRED) {
-        rc = wf_wakeq_add(t, w->id, seq);
-    } else if (rc == 0 && wake) {
-        rc = wf_wake(t, env, w->id, w->type, 0);
+    if (rc == 0 && wake) {
+        rc = wf_wakeq_add(t, env, w->id, seq);
     }
     return rc;
 }
 
-static int read_live(kv_txn *t, const char *id, wf_rec *w) {
-    int rc = wf_read(t, aj_slice_str(id), w);
+/* The workflow `id`, which must not have finished. An arrival (`peek`) only adds to the inbox:
+ * the record is peeked with its state fenced (wf_peek_state), so the workflow's tasks do not make
+ * it conflict, its end does. A caller that writes the record reads it (wf_read). */
+static int read_live(kv_txn *t, const char *id, wf_rec *w, int peek) {
+    int rc = peek ? wf_peek_state(t, aj_slice_str(id), w) : wf_read(t, aj_slice_str(id), w);
     if (rc == 0 && aj_wf_state_is_final(w->state)) {
         return aj__err(AJ_ESTATE, "workflow '%s' has finished (%s)", id,
                        aj_wf_state_name(w->state));
@@ -488,7 +515,7 @@ int wf_signal(kv_txn *t, const job_env *env, const char *id, const char *name, a
                        payload.n, AJ_WF_DATA_MAX);
     }
     wf_rec w;
-    if ((rc = read_live(t, id, &w)) != 0) {
+    if ((rc = read_live(t, id, &w, 1)) != 0) {
         return rc;
     }
     wf_inbox_entry e = {EV_SIGNAL_RECEIVED,
@@ -511,7 +538,7 @@ int wf_update_request(kv_txn *t, const job_env *env, const char *id, const char 
                        payload.n, AJ_WF_DATA_MAX);
     }
     wf_rec w;
-    if ((rc = read_live(t, id, &w)) != 0) {
+    if ((rc = read_live(t, id, &w, 1)) != 0) {
         return rc;
     }
     /* Never moved into the history: the task validates it first (wf_exec.c). */
@@ -524,7 +551,7 @@ int wf_update_request(kv_txn *t, const job_env *env, const char *id, const char 
 
 int wf_cancel(kv_txn *t, const job_env *env, const char *id) {
     wf_rec w;
-    int rc = read_live(t, id, &w);
+    int rc = read_live(t, id, &w, 1);
     if (rc != 0) {
         return rc;
     }
@@ -538,7 +565,7 @@ int wf_cancel(kv_txn *t, const job_env *env, const char *id) {
 
 int wf_terminate(kv_txn *t, const job_env *env, const char *id, const char *reason) {
     wf_rec before, w;
-    int rc = read_live(t, id, &before);
+    int rc = read_live(t, id, &before, 0);
     if (rc != 0) {
         return rc;
     }
@@ -663,9 +690,12 @@ int wf_on_job_transition(kv_txn *t, const job_env *env, const job_rec *before,
     if (rc != 0) {
         return rc;
     }
+    /* Peeked (wf_wakeq.h): the workflow's tasks do not make the job's transition conflict. A
+     * run that ended meanwhile drops the entry (its run no longer matches, or nobody drains). */
     wf_rec w;
-    rc = wf_read(t, id, &w);
+    rc = wf_peek(t, id, &w);
     if (rc == AJ_ENOTFOUND || (rc == 0 && (w.run != run || aj_wf_state_is_final(w.state)))) {
+        aj__err_clear();
         return 0; /* the workflow (or that run) is gone: nobody waits for this job any more */
     }
     if (rc != 0) {

@@ -57,6 +57,10 @@ int wf_read(kv_txn *t, aj_slice id, wf_rec *out);
 /* Like wf_read, without joining the read set (kv_peek): for arrivals that may act on a
  * slightly stale record (wf_wakeq.h). */
 int wf_peek(kv_txn *t, aj_slice id, wf_rec *out);
+/* wf_peek, plus the record's state index entry in the read set: the commit conflicts only when
+ * the workflow changed state meanwhile (ended, parked, resumed), not with its every task. For
+ * arrivals whose caller must learn that the workflow has finished (signals, updates, cancels). */
+int wf_peek_state(kv_txn *t, aj_slice id, wf_rec *out);
 /* Writes the record and moves its index entries from `before` (NULL: new) to `after`. */
 int wf_write(kv_txn *t, const wf_rec *before, const wf_rec *after);
 /* Appends an event to the current run, advancing w's seq, last_id and hlc (the caller then
@@ -92,15 +96,10 @@ typedef struct wf_inbox_entry {
     aj_slice name, data;
 } wf_inbox_entry;
 
-/* How wf_inbox_add wakes the workflow. */
-enum {
-    WF_WAKE_NONE = 0,
-    WF_WAKE_NOW = 1, /* wf_wake in this transaction: reads the wake marker and its task */
-    /* A wake request (wf_wakeq.h): blind writes only, so the arrival conflicts with nothing;
-     * the caller folds it once this transaction committed (and a duty folds any left over). */
-    WF_WAKE_DEFERRED = 2,
-};
-/* Adds an inbox entry for the run in e->run of workflow w and wakes it as `wake` says. */
+/* Adds an inbox entry for the run in e->run of workflow w; with `wake`, also a wake request
+ * (wf_wakeq.h), which env->woken's owner folds once this transaction committed (and a duty
+ * folds if it does not). Blind writes only: arrivals conflict neither with each other nor with
+ * the workflow's tasks, so the transaction writing one never repeats because of it. */
 int wf_inbox_add(kv_txn *t, const job_env *env, const wf_rec *w, const wf_inbox_entry *e, int wake);
 /* Calls fn for each inbox entry in arrival order and deletes it (in this transaction). */
 int wf_inbox_drain(kv_txn *t, aj_slice id, int (*fn)(void *ud, const wf_inbox_entry *e), void *ud);

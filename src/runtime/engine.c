@@ -9,6 +9,7 @@
 #include "runtime/engine.h"
 #include "runtime/tz_cache.h"
 #include "runtime/wf_exec.h"
+#include "runtime/wf_wakeq.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "core/keys.h"
 #include "core/queue_ctl.h"
 #include "core/schedule.h"
+#include "core/wf_wakeq.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -104,6 +106,7 @@ void eng_env(aj_engine *e, job_env *env, aj_counters *delta, eng_id_src *ids) {
     eng_sched_hooks(e, env);
     env->lease_held = NULL;
     env->lease_held_ud = NULL;
+    env->woken = NULL;
     if (delta != NULL) {
         memset(delta, 0, sizeof *delta);
     }
@@ -132,7 +135,8 @@ void eng_count_latency(aj_engine *e, int64_t latency_us) {
     pthread_mutex_unlock(&e->counters_mu);
 }
 
-int eng_run(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync) {
+/* eng_run's attempts; `woken` collects the workflows the committed attempt woke. */
+static int run_attempts(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync, wf_woken *woken) {
     int64_t wait_us = ENG_BACKOFF_FIRST_US;
     int refills = 0;
     for (int attempt = 1;; attempt++) {
@@ -145,6 +149,8 @@ int eng_run(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync) {
         aj_counters delta;
         eng_id_src ids;
         eng_env(e, &env, &delta, &ids);
+        wf_woken_reset(woken);
+        env.woken = woken;
         delta.txn_attempts = 1;
         rc = fn(t, &env, ud);
         if (rc == ENG_READ_ONLY) {
@@ -194,6 +200,18 @@ int eng_run(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync) {
             wait_us *= 2;
         }
     }
+}
+
+int eng_run(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync) {
+    wf_woken woken = WF_WOKEN_INIT;
+    int rc = run_attempts(e, fn, ud, sync, &woken);
+    if (rc == 0 && wf_woken_any(&woken)) {
+        /* The arrivals are committed: wake their workflows, in transactions of their own, so
+         * a conflict there never repeats the caller's (core/wf_wakeq.h). */
+        aj__wf_fold_woken(e, &woken);
+    }
+    wf_woken_free(&woken);
+    return rc;
 }
 
 /* ----------------------------------------------------------------------------------------- */

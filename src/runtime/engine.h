@@ -119,7 +119,8 @@ void eng_count_latency(aj_engine *e, int64_t latency_us);
 /* A transaction body: runs inside one attempt; must reset any output it fills at its start. */
 typedef int (*eng_txn_fn)(kv_txn *t, const job_env *env, void *ud);
 /* Runs fn in a transaction and commits it, retrying conflicts with bounded backoff and jitter.
- * A body that only reads may return ENG_READ_ONLY to skip the commit. */
+ * A body that only reads may return ENG_READ_ONLY to skip the commit. Workflows the committed
+ * transaction woke (env->woken) are then folded before eng_run returns (runtime/wf_wakeq.h). */
 #define ENG_READ_ONLY 1
 int eng_run(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync);
 /* Reserves n consecutive ids (outside any transaction: it may commit a new block). */

@@ -25,7 +25,7 @@
 #include "core/wf_reply.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
-#include "runtime/wf_exec.h"
+#include "runtime/wf_wakeq.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/clock_step.h"

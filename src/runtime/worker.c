@@ -17,6 +17,10 @@
  * clock step does not move. The wall clock only goes into the store (lease expiries), and a
  * step of it (seen by util/clock_step.h) makes the heartbeat thread renew every lease at once.
  *
+ * An outcome that woke workflows (an activity's end: core/wf_wakeq.h) has them folded by the
+ * heartbeat thread once the committer reports success (the committer's callback must not make a
+ * KV_SYNC commit), which it is woken for at once: no wait for the sweep.
+ *
  * Locking: `mu` guards the slot lists, counts and flags; `cv` wakes handler threads (work) and
  * the dispatcher (a slot freed). A slot's heartbeat and its outcome's building never overlap:
  * the heartbeat thread marks a slot busy while it commits, and a finishing handler waits for
@@ -43,6 +47,7 @@
 #include "core/blob.h"
 #include "runtime/engine.h"
 #include "runtime/progress_buf.h"
+#include "runtime/wf_wakeq.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/clock_step.h"
@@ -133,7 +138,8 @@ typedef struct outcome {
     int64_t backoff_ms;   /* the last wait between attempts */
     int64_t next_try_us;  /* monotonic time of the next attempt (0: at once) */
     int64_t last_log_us;  /* monotonic time the failure was last logged */
-    struct outcome *next; /* in p->redo */
+    wf_woken woken;       /* workflows its asynchronous commit woke, folded after it */
+    struct outcome *next; /* in p->redo or p->folds */
 } outcome;
 
 struct aj_pool {
@@ -163,6 +169,7 @@ struct aj_pool {
     size_t inflight; /* slots in any state */
     size_t outstanding_outcomes;
     outcome *redo;        /* outcomes whose async commit failed, to record synchronously */
+    outcome *folds;       /* outcomes committed whose workflows are still to wake */
     int exiting;          /* handler threads exit when nothing is queued */
     int64_t run_us_avg;   /* moving average of handler run time */
     int64_t claim_us_avg; /* moving average of a claim's commit time */
@@ -243,6 +250,7 @@ void aj_worker_opts_init(aj_worker_opts *o) {
 /* Outcomes                                                                                  */
 
 static void outcome_free(outcome *o) {
+    wf_woken_free(&o->woken);
     eng_progress_free(o->prog);
     aj__free(o->error);
     aj_buf_free(&o->result);
@@ -317,19 +325,39 @@ static void outcome_end(aj_pool *p, outcome *o) {
     outcome_settled(p);
 }
 
+/* Puts an outcome on one of the pool's lists (redo, folds) and wakes their threads. */
+static void outcome_push(aj_pool *p, outcome **list, outcome *o) {
+    pthread_mutex_lock(&p->mu);
+    o->next = *list;
+    *list = o;
+    pthread_cond_broadcast(&p->cv_freed);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Takes a whole list (redo, folds) off the pool. */
+static outcome *outcome_take(aj_pool *p, outcome **list) {
+    pthread_mutex_lock(&p->mu);
+    outcome *o = *list;
+    *list = NULL;
+    pthread_mutex_unlock(&p->mu);
+    return o;
+}
+
 /* The committer's verdict on an asynchronous outcome. */
 static void outcome_done(void *ud, int rc) {
     outcome *o = ud;
     aj_pool *p = o->pool;
     if (rc == 0) {
         eng_count(p->e, &o->delta);
+        if (wf_woken_any(&o->woken)) {
+            /* Folded by the heartbeat thread (fold_outcomes): reads and commits cannot run
+             * here, on the committer's thread. Settled once folded. */
+            outcome_push(p, &p->folds, o);
+            return;
+        }
     } else if (rc == AJ_ECONFLICT || rc == AJ_EIO || rc == AJ_EFULL || rc == AJ_EBUSY) {
         /* Retry synchronously on the dispatcher to learn whether the epoch still holds. */
-        pthread_mutex_lock(&p->mu);
-        o->next = p->redo;
-        p->redo = o;
-        pthread_cond_broadcast(&p->cv_freed);
-        pthread_mutex_unlock(&p->mu);
+        outcome_push(p, &p->redo, o);
         return;
     }
     outcome_end(p, o);
@@ -353,6 +381,7 @@ static void outcome_submit(aj_pool *p, outcome *o) {
         job_env env;
         eng_id_src ids;
         eng_env(e, &env, &o->delta, &ids);
+        env.woken = &o->woken;
         rc = outcome_txn(t, &env, o);
         if (rc != 0) {
             kv_abort(t);
@@ -456,6 +485,18 @@ static void redo_outcomes(aj_pool *p, int give_up) {
         *tail = p->redo;
         p->redo = later;
         pthread_mutex_unlock(&p->mu);
+    }
+}
+
+/* Wakes the workflows of committed outcomes (core/wf_wakeq.h). Called by the heartbeat thread
+ * and, when stopping, by aj_workers_stop. */
+static void fold_outcomes(aj_pool *p) {
+    outcome *list = outcome_take(p, &p->folds);
+    while (list != NULL) {
+        outcome *o = list;
+        list = o->next;
+        aj__wf_fold_woken(p->e, &o->woken);
+        outcome_end(p, o);
     }
 }
 
@@ -779,6 +820,11 @@ static void *heartbeat_main(void *arg) {
     aj_clock_step clock_watch = {0, 0};
     pthread_mutex_lock(&p->mu);
     while (!(p->exiting && p->inflight == 0 && p->settling == NULL)) {
+        if (p->folds != NULL) {
+            pthread_mutex_unlock(&p->mu);
+            fold_outcomes(p);
+            pthread_mutex_lock(&p->mu);
+        }
         flush_progress(p);
         if (aj__mono_us() >= p->next_registry_us) {
             pthread_mutex_unlock(&p->mu);
@@ -818,6 +864,9 @@ static void *heartbeat_main(void *arg) {
             }
         }
         if (n == 0) {
+            if (p->folds != NULL) {
+                continue; /* arrived while this pass ran: no sleep before folding them */
+            }
             struct timespec ts;
             aj__deadline_ts(&ts, POOL_HEARTBEAT_TICK_MS);
             pthread_cond_timedwait(&p->cv_freed, &p->mu, &ts);
@@ -1297,14 +1346,16 @@ int aj_workers_stop(aj_engine *e) {
     for (uint32_t i = 0; i < p->n_threads; i++) {
         pthread_join(p->threads[i], NULL);
     }
-    /* Wait for the committer's verdicts and record again those that failed, until the shutdown
-     * deadline; then each gets one last attempt. The heartbeat thread keeps their leases. */
+    /* Wait for the committer's verdicts, record again those that failed (until the shutdown
+     * deadline; then each gets one last attempt) and wake the workflows of the others. The
+     * heartbeat thread keeps their leases meanwhile. */
     pthread_mutex_lock(&p->mu);
     while (p->outstanding_outcomes > 0) {
         int give_up = aj__mono_us() >= deadline;
-        if (p->redo != NULL && (give_up || redo_due(p))) {
+        if (p->folds != NULL || (p->redo != NULL && (give_up || redo_due(p)))) {
             pthread_mutex_unlock(&p->mu);
             redo_outcomes(p, give_up);
+            fold_outcomes(p);
             pthread_mutex_lock(&p->mu);
             continue;
         }

@@ -3,6 +3,8 @@
  */
 #include "harness.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,4 +69,27 @@ aj_wf_info *aj_test_wf_finish(aj_engine *e, const char *id, aj_wf_state want) {
                  info->error ? info->error : "", aj_wf_state_name(want));
     }
     return info;
+}
+
+int aj_test_worker_process(const char *url, aj_engine *(*open_engine)(const char *url)) {
+    pid_t pid = fork();
+    if (pid != 0) {
+        return (int)pid;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* before any thread starts: all inherit it */
+    aj_engine *e = open_engine(url);
+    aj_worker_opts wo;
+    aj_worker_opts_init(&wo);
+    if (aj_workers_start(e, &wo) != 0) {
+        fprintf(stderr, "worker process: %s\n", aj_errmsg());
+        _exit(1);
+    }
+    int sig = 0;
+    sigwait(&set, &sig);
+    aj_workers_stop(e);
+    aj_engine_close(e);
+    _exit(0);
 }

@@ -36,4 +36,10 @@ void aj_test_wf_start(aj_engine *e, const char *type, const char *id, const char
  * `want`; returns its info (free with aj_wf_info_free). */
 aj_wf_info *aj_test_wf_finish(aj_engine *e, const char *id, aj_wf_state want);
 
+/* Forks a worker process: it opens its engine with open_engine(url) (which registers what it
+ * runs), starts a worker pool and runs until SIGTERM, then stops gracefully (its counters reach
+ * the store) and exits 0. Call with no engine open in the calling process (no threads across
+ * fork). Returns the child's pid. */
+int aj_test_worker_process(const char *url, aj_engine *(*open_engine)(const char *url));
+
 #endif

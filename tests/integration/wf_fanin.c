@@ -99,25 +99,10 @@ static aj_engine *open_engine(const char *url) {
     return e;
 }
 
-/* A worker process: runs until SIGTERM, then stops gracefully (its counters reach the store). */
+/* A worker process until SIGTERM (aj_test_worker_process). */
 static pid_t spawn_worker(const char *url) {
-    pid_t pid = fork();
+    pid_t pid = (pid_t)aj_test_worker_process(url, open_engine);
     CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGTERM);
-        pthread_sigmask(SIG_BLOCK, &set, NULL); /* before any thread starts: all inherit it */
-        aj_engine *e = open_engine(url);
-        aj_worker_opts wo;
-        aj_worker_opts_init(&wo);
-        CHECK(aj_workers_start(e, &wo) == 0, "workers: %s", aj_errmsg());
-        int sig = 0;
-        sigwait(&set, &sig);
-        aj_workers_stop(e);
-        aj_engine_close(e);
-        _exit(0);
-    }
     return pid;
 }
 

@@ -67,8 +67,9 @@ static size_t keys_with(fixture *f, const char *prefix) {
     return n;
 }
 
-/* An arrival for workflow "w" in its own transaction, not yet committed. */
-static kv_txn *arrival(fixture *f, job_env *env, int wake, uint64_t rand) {
+/* An arrival for workflow "w" in its own transaction, not yet committed: woken at once in that
+ * transaction (`now`: wf_wake, as every arrival did before wake requests) or by a request. */
+static kv_txn *arrival(fixture *f, job_env *env, int now, uint64_t rand) {
     kv_txn *t = NULL;
     eng_env(f->e, env, NULL, &f->ids);
     env->rand = rand;
@@ -76,7 +77,10 @@ static kv_txn *arrival(fixture *f, job_env *env, int wake, uint64_t rand) {
     wf_rec w;
     assert_int_equal(wf_peek(t, aj_slice_str("w"), &w), 0);
     wf_inbox_entry e = {EV_SIGNAL_RECEIVED, w.run, 0, 0, aj_slice_str("s"), aj_slice_str("")};
-    assert_int_equal(wf_inbox_add(t, env, &w, &e, wake), 0);
+    assert_int_equal(wf_inbox_add(t, env, &w, &e, !now), 0);
+    if (now) {
+        assert_int_equal(wf_wake(t, env, w.id, w.type, 0), 0);
+    }
     return t;
 }
 
@@ -95,8 +99,8 @@ static void test_deferred_arrivals_do_not_conflict(void **state) {
     assert_int_equal(kv_del(t, "Gw\0\0", 4), 0);
     assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
     job_env e1, e2;
-    kv_txn *a = arrival(f, &e1, WF_WAKE_NOW, 1);
-    kv_txn *b = arrival(f, &e2, WF_WAKE_NOW, 2);
+    kv_txn *a = arrival(f, &e1, 1, 1);
+    kv_txn *b = arrival(f, &e2, 1, 2);
     assert_int_equal(kv_commit(a, KV_SYNC, NULL, NULL, NULL), 0);
     assert_int_equal(kv_commit(b, KV_SYNC, NULL, NULL, NULL), AJ_ECONFLICT);
     assert_int_equal(kv_begin(f->kv, &t), 0);
@@ -105,8 +109,8 @@ static void test_deferred_arrivals_do_not_conflict(void **state) {
     size_t jobs = keys_with(f, "J");
 
     /* Deferred: blind writes only, whatever commits in between. */
-    a = arrival(f, &e1, WF_WAKE_DEFERRED, 3);
-    b = arrival(f, &e2, WF_WAKE_DEFERRED, 4);
+    a = arrival(f, &e1, 0, 3);
+    b = arrival(f, &e2, 0, 4);
     assert_int_equal(kv_commit(a, KV_SYNC, NULL, NULL, NULL), 0);
     assert_int_equal(kv_commit(b, KV_SYNC, NULL, NULL, NULL), 0);
     assert_int_equal(keys_with(f, "gw"), 2);
@@ -130,7 +134,7 @@ static void test_fold_of_a_gone_workflow(void **state) {
     job_env env;
     eng_env(f->e, &env, NULL, &f->ids);
     assert_int_equal(kv_begin(f->kv, &t), 0);
-    assert_int_equal(wf_wakeq_add(t, aj_slice_str("nobody"), 1), 0);
+    assert_int_equal(wf_wakeq_add(t, &env, aj_slice_str("nobody"), 1), 0);
     assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
     size_t jobs = keys_with(f, "J");
     assert_int_equal(kv_begin(f->kv, &t), 0);
