@@ -73,6 +73,11 @@ static int check_file(const char *path, const char *hint, const char *hint_empty
         add(buf, n, "'%s' is on a read-only file system", path);
         return 0;
     }
+    if (errno == EPERM) {
+        /* Not its mode: an immutable or append-only attribute (chattr), which binds root too. */
+        add(buf, n, "'%s' may not be written (immutable or append-only: see lsattr)", path);
+        return 0;
+    }
     char owner[128];
     owner_name(st.st_uid, owner, sizeof owner);
     add(buf, n, "'%s' is not writable by this user (mode 0%03o, owner %s): %s", path,

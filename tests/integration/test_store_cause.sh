@@ -79,4 +79,16 @@ rm -f "$SH/x.db-shm" "$SH/x.db-wal"
 expect_ok as_writer "$AJ_BIN" --db "sqlite:$SH/x.db" submit -- true
 expect_ok as_writer "$AJ_BIN" --db "sqlite:$SH/x.db" stats --json
 expect_eq 2 "$(jget jobs.ready)" "jobs after the stale -shm was removed"
+
+# 4. An immutable store (chattr +i, which binds root too): not blamed on its mode.
+IM="$T/immutable"
+mkdir "$IM"
+expect_ok "$AJ_BIN" --db "sqlite:$IM/x.db" submit -- true
+if chattr +i "$IM/x.db" 2>/dev/null; then
+    expect_exit 1 "$AJ_BIN" --db "sqlite:$IM/x.db" submit -- true
+    expect_contains "$ERR" "'$IM/x.db' may not be written (immutable or append-only" "immutable"
+    chattr -i "$IM/x.db"
+else
+    echo "chattr +i is not supported here: the immutable case is skipped"
+fi
 echo ok
