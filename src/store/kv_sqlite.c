@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "store/kv.h"
+#include "store/kv_sqlite_cause.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/hist.h"
@@ -206,10 +207,25 @@ static int sq_code(int rc) {
     }
 }
 
-/* Sets the error message from an SQLite failure and returns the matching AJ_E* code. */
-static int sq_err(sqlite3 *db, int rc, const char *what) {
+/* Sets the error message from an SQLite failure on the store `path` and returns the matching
+ * AJ_E* code. When the file system shows the real cause (a full disk, a directory, -wal or -shm
+ * file this user cannot write), the message leads with it: SQLite's own text then names only the
+ * effect ("disk I/O error", "attempt to write a readonly database"). */
+static int sq_err_at(sqlite3 *db, const char *path, int rc, const char *what) {
     const char *detail = db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    int ext = db != NULL ? sqlite3_extended_errcode(db) : rc;
+    char cause[AJ__ERRMSG_MAX];
+    int code =
+        kv__sqlite_cause(path, ext, db != NULL ? sqlite3_system_errno(db) : 0, cause, sizeof cause);
+    if (code != 0) {
+        return aj__err(code, "%s: %s (sqlite error %d: %s)", what, cause, ext, detail);
+    }
     return aj__err(sq_code(rc), "%s: %s (sqlite error %d)", what, detail, rc);
+}
+
+/* sq_err_at for the store the connection `db` has open. */
+static int sq_err(sqlite3 *db, int rc, const char *what) {
+    return sq_err_at(db, db != NULL ? sqlite3_db_filename(db, "main") : NULL, rc, what);
 }
 
 static void conn_close(sq_conn *c) {
@@ -247,10 +263,11 @@ static int conn_open(const sq_store *ss, sq_conn **out) {
     /* NOMUTEX: each connection is used by one thread at a time (see the invariants above). */
     int rc = sqlite3_open_v2(ss->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        int code = aj__err(AJ_EIO, "cannot open store '%s': %s", ss->path,
-                           c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        char what[AJ__ERRMSG_MAX];
+        snprintf(what, sizeof what, "cannot open store '%s'", ss->path);
+        int code = sq_err_at(c->db, ss->path, rc, what);
         conn_close(c);
-        return code;
+        return code == AJ_EFULL ? code : AJ_EIO;
     }
     sqlite3_busy_handler(c->db, sq_busy, NULL);
     /* The last connection to close would checkpoint the WAL into the database: two fsyncs at the

@@ -1,8 +1,9 @@
 /*
  * fault_vfs.c — an SQLite VFS shim for tests: it wraps the default VFS, forwards every call, and
- * fails the ones a test arms — fsyncs (SQLITE_IOERR_FSYNC) or writes (SQLITE_IOERR_WRITE) of the
- * files whose names end with a given suffix ("-wal", ".db"). The way SQLite's own test suite
- * injects I/O faults (test6.c), without a hook in the code under test.
+ * fails the ones a test arms — fsyncs (SQLITE_IOERR_FSYNC) or writes (SQLITE_IOERR_WRITE, or
+ * SQLITE_FULL for a full disk) of the files whose names end with a given suffix ("-wal", ".db").
+ * The way SQLite's own test suite injects I/O faults (test6.c), without a hook in the code under
+ * test.
  *
  * aj_fault_vfs_install() registers it as the default VFS, so every connection opened afterwards
  * goes through it. Counters are atomics: the committer thread does the I/O.
@@ -27,6 +28,8 @@ static char fault_suffix[32];
 static atomic_int fail_syncs;  /* the next N syncs of matching files fail */
 static atomic_int fail_writes; /* the next N writes of matching files fail */
 static atomic_int syncs_failed;
+static atomic_int writes_failed;
+static atomic_int write_error = SQLITE_IOERR_WRITE; /* what a failed write returns */
 
 #define REAL(f) (((fault_file *)(f))->real)
 
@@ -46,7 +49,8 @@ static int f_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off) {
 }
 static int f_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off) {
     if (((fault_file *)f)->armed_name && take(&fail_writes)) {
-        return SQLITE_IOERR_WRITE;
+        atomic_fetch_add(&writes_failed, 1);
+        return atomic_load(&write_error);
     }
     return REAL(f)->pMethods->xWrite(REAL(f), p, n, off);
 }
@@ -191,6 +195,14 @@ void aj_fault_vfs_fail_syncs(int n) {
 
 void aj_fault_vfs_fail_writes(int n) {
     atomic_store(&fail_writes, n);
+}
+
+void aj_fault_vfs_write_error(int sqlite_code) {
+    atomic_store(&write_error, sqlite_code);
+}
+
+int aj_fault_vfs_writes_failed(void) {
+    return atomic_load(&writes_failed);
 }
 
 int aj_fault_vfs_syncs_failed(void) {

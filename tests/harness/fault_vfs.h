@@ -11,7 +11,12 @@ int aj_fault_vfs_install(const char *suffix);
 void aj_fault_vfs_fail_syncs(int n);
 /* The next n writes of armed files fail with SQLITE_IOERR_WRITE (0: none). */
 void aj_fault_vfs_fail_writes(int n);
+/* The SQLite code failed writes return from now on: SQLITE_IOERR_WRITE (the default) or, to
+ * model a full disk the way SQLite's unix VFS reports ENOSPC, SQLITE_FULL. */
+void aj_fault_vfs_write_error(int sqlite_code);
 /* Syncs failed so far. */
 int aj_fault_vfs_syncs_failed(void);
+/* Writes failed so far. */
+int aj_fault_vfs_writes_failed(void);
 
 #endif
