@@ -529,6 +529,19 @@ int aj_register(aj_engine *e, const char *type, aj_handler_fn fn, void *ud);
 /* Registers the built-in types `shell` and `echo`. */
 int aj_register_builtins(aj_engine *e);
 
+/* Most names aj_shell_env_set() passes through. */
+#define AJ_SHELL_PASS_ENV_MAX 64
+/* Decides what the programs of `shell` jobs run by this engine get of the process environment,
+ * which may hold secrets. By default: all of it except AJ_DB, the store's location (a program
+ * that has it can open the store and change other jobs). With env_clear: none of it but the
+ * variables named in pass_env (PATH included: without it, programs are searched for in
+ * /bin:/usr/bin). AJ_DB reaches a program only when named in pass_env. The payload's "env" and
+ * the job's own variables (AJ_JOB_ID, AJ_ATTEMPT, AJ_QUEUE, AJ_PROGRESS_FD) are set on top
+ * either way. pass_env holds n_pass_env names (copied; at most AJ_SHELL_PASS_ENV_MAX), each
+ * non-empty, without '=' (AJ_EINVAL names the bad one). Replaces an earlier policy. Call it
+ * before aj_workers_start(): AJ_ESTATE while workers run. */
+int aj_shell_env_set(aj_engine *e, int env_clear, const char *const *pass_env, size_t n_pass_env);
+
 /* Sets the result (copied). At most AJ_PAYLOAD_MAX bytes. */
 int aj_ctx_set_result(aj_job_ctx *ctx, const void *data, size_t len);
 /* Marks the attempt failed with a message; returns a code the handler returns. */

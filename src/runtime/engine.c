@@ -400,6 +400,7 @@ void aj_engine_close(aj_engine *e) {
         aj__free(e->known_queues[i]);
     }
     aj__free(e->known_queues);
+    aj__shell_env_free(&e->shell_env);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->counters_mu);
     pthread_mutex_destroy(&e->flush_mu);

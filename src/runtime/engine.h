@@ -14,6 +14,7 @@
 
 #include "aj.h"
 #include "core/jobs.h"
+#include "runtime/shell.h"
 #include "store/kv.h"
 #include "util/hlc.h"
 #include "util/log.h"
@@ -86,6 +87,7 @@ struct aj_engine {
     aj__wf_cache *wf_cache;     /* recently run workflow histories (wf_exec.c) */
     size_t blob_budget;         /* bytes of new blobs per transaction; 0: BLOB_TXN_BYTES (tests
                                    lower it to exercise staging with small payloads) */
+    aj__shell_env shell_env;    /* what `shell` jobs get of the environment (builtins.c) */
 };
 
 /* Opens an engine over an existing store, which the engine does not close (tests use it to
