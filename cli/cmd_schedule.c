@@ -191,7 +191,9 @@ static const char preview_help[] =
     "Prints the next N fire times strictly after --from, without jitter, one RFC 3339 UTC\n"
     "time a line (a JSON array of them with --json), e.g. 2026-03-08T07:00:00Z. With --cron\n"
     "nothing is read from the store (an @every expression counts from --from). Fewer lines\n"
-    "when fewer fire times remain.\n"
+    "when fewer fire times remain. An expression with no fire time after --from (such as\n"
+    "'* * 31 2 *') is refused as `aj schedule add` refuses it: \"never fires\" (exit 2); a\n"
+    "stored schedule with none left prints nothing and says so on stderr (exit 0).\n"
     "\n"
     "Flags:\n"
     "  --cron EXPR    an expression as for `aj schedule add`, instead of NAME\n"
@@ -833,12 +835,22 @@ int cmd_schedule_preview(cli *c, int argc, char **argv) {
     if (rc == 0 && cron != NULL) {
         if (aj_cron_preview(cron, tz, from_ms, (size_t)n_want, times, &n) != 0) {
             rc = cli_error(CLI_EXIT_USAGE, "%s", aj_errmsg());
+        } else if (n == 0) {
+            /* The words of `schedule add`, so that trying an expression out tells the truth. */
+            char t[OUT_TIME_MAX];
+            aj_time_format(from_ms, t, sizeof t);
+            rc = cli_error(CLI_EXIT_USAGE, "cron expression '%s' never fires after %s", cron, t);
         }
     } else if (rc == 0) {
         rc = cli_open(c, NULL);
         if (rc == 0) {
             int arc = aj_schedule_preview(c->engine, name, from_ms, (size_t)n_want, times, &n);
             rc = arc != 0 ? sched_error(arc, name, "preview") : 0;
+        }
+        if (rc == 0 && n == 0) {
+            char t[OUT_TIME_MAX];
+            aj_time_format(from_ms, t, sizeof t);
+            fprintf(stderr, "aj: schedule '%s' has no fire time after %s\n", name, t);
         }
     }
     if (rc == 0 && c->json) {
