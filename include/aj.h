@@ -117,6 +117,10 @@ int aj_priority_parse(const char *text, uint32_t *out);
 /* Checks a queue or type name; AJ_EINVAL with aj_errmsg() naming the problem. `what` names the
  * thing in the message ("queue"). */
 int aj_name_check(const char *what, const char *name);
+/* Checks an idempotency key: 1..AJ_IDEMPOTENCY_KEY_MAX bytes of valid UTF-8 without control
+ * characters (U+0000-U+001F, U+007F-U+009F), which would make it unprintable in logs, listings and
+ * errors. AJ_EINVAL with aj_errmsg() naming the problem; every submit checks its key with it. */
+int aj_idempotency_key_check(const char *key);
 
 typedef enum aj_backoff_kind {
     AJ_BACKOFF_NONE = 0,  /* retry at once */
