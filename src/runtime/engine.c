@@ -513,6 +513,8 @@ int aj_submit_batch(aj_engine *e, const aj_job_spec *specs, size_t n, uint64_t *
     }
     if (rc == 0) {
         memcpy(out_ids, ids, n * sizeof *ids);
+    } else if (s.hints != NULL) {
+        eng_blob_unstage(e, s.hints, s.n_hints); /* e.g. a full disk at the job's commit */
     }
     aj__free(s.hints);
     aj__free(ids);

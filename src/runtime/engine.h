@@ -141,6 +141,9 @@ int eng_registry_op(aj_engine *e, const struct wreg_entry *w, int op);
 struct blob_hint;
 int eng_blob_prepare(aj_engine *e, const aj_slice *data, size_t n, struct blob_hint **out_hints,
                      size_t *out_n);
+/* blob_api.c: collects at once the blobs eng_blob_prepare() staged, when the submit they were
+ * for failed. Keeps the caller's aj_errmsg(). */
+void eng_blob_unstage(aj_engine *e, const struct blob_hint *h, size_t n);
 /* Bytes of new blobs written with a job's transaction; more are staged first. */
 size_t eng_blob_budget(aj_engine *e);
 
