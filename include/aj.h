@@ -1037,7 +1037,10 @@ int aj_blob_stats_get(aj_engine *e, aj_blob_stats *out);
  * Maintenance
  * ------------------------------------------------------------------------------------------- */
 
-/* Writes a consistent copy of the store to `path` while it stays in use (SQLite only). */
+/* Writes a consistent copy of the store to `path` while it stays in use (SQLite only). The copy
+ * is written to `path`.partial (locked while written), synced and renamed to `path` only when
+ * whole, so a failed or killed backup leaves nothing under `path`. AJ_EEXISTS when `path`
+ * exists (never overwritten); AJ_EBUSY when another backup is writing the same path. */
 int aj_backup(aj_engine *e, const char *path);
 /* Verifies every record against its indexes and every index entry against its record. Problems
  * are described through `report` (one line each); returns 0 when consistent, AJ_ECORRUPT when
