@@ -139,6 +139,27 @@ static void check_positionals(const arg_spec *spec, const arg_result *r, char *e
     }
 }
 
+void args_take_repeated(const char *flag, int *argc, char **argv, const char **values, size_t *n) {
+    size_t flen = strlen(flag);
+    int kept = 0;
+    int i = 0;
+    *n = 0;
+    for (; i < *argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, flag, flen) == 0 && arg[flen] == '=') {
+            values[(*n)++] = arg + flen + 1;
+        } else if (strcmp(arg, flag) == 0 && i + 1 < *argc && argv[i + 1][0] != '-') {
+            values[(*n)++] = argv[++i];
+        } else {
+            argv[kept++] = argv[i];
+        }
+    }
+    for (; i < *argc; i++) {
+        argv[kept++] = argv[i];
+    }
+    *argc = kept;
+}
+
 int args_parse(cli *c, const arg_spec *spec, int argc, char **argv, arg_result *out) {
     memset(out, 0, sizeof *out);
     out->pos = calloc((size_t)argc + 1, sizeof *out->pos);

@@ -43,6 +43,13 @@ typedef struct arg_result {
     int dashes; /* 1 when `--` was given */
 } arg_result;
 
+/* A repeatable flag (`--pass-env A --pass-env B`): removes every `FLAG VALUE` and `FLAG=VALUE`
+ * before `--` from argv (the rest shift down, *argc is updated) and stores the values in order
+ * in values[0..*n) (pointers into argv; `values` has room for *argc entries). Call it before
+ * args_parse(). A FLAG whose next word is missing or a flag is left in argv: list FLAG in the
+ * command's flag table too, so that args_parse() reports its missing value (after --help). */
+void args_take_repeated(const char *flag, int *argc, char **argv, const char **values, size_t *n);
+
 /* Parses argv[0..argc) for the command `spec`, storing global flags in `c`. */
 int args_parse(cli *c, const arg_spec *spec, int argc, char **argv, arg_result *out);
 void args_free(arg_result *r);

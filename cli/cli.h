@@ -18,6 +18,8 @@ enum {
     CLI_EXIT_USAGE = 2,    /* bad input: nothing was changed */
     CLI_EXIT_NOTFOUND = 3, /* no such job */
     CLI_EXIT_STATE = 4,    /* conflict, or the job is in the wrong state */
+    CLI_EXIT_OUTPUT = 5,   /* done (submitted, changed), but printing the outcome failed: the
+                            * change is named on stderr; retrying would repeat it */
 };
 
 /* The store used when neither --db nor AJ_DB names one. */

@@ -42,7 +42,9 @@ static const char dag_submit_help[] =
     "jobs, more than 100000 jobs.\n"
     "\n"
     "Exit codes: 0 submitted, 1 store error, 2 bad file, 3 an existing job named by id was not\n"
-    "found, 4 conflicting state (an idempotency key already used by a different job).\n"
+    "found, 4 conflicting state (an idempotency key already used by a different job), 5 "
+    "submitted,\n"
+    "but the output failed (stderr names the ids; do not submit again).\n"
     "\n"
     "Example:\n"
     "  echo '{\"jobs\":[{\"name\":\"a\",\"run\":[\"true\"]},{\"name\":\"b\",\"after\":[\"a\"],\n"
@@ -133,6 +135,9 @@ int cmd_dag_submit(cli *c, int argc, char **argv) {
     if (rc == 0) {
         int arc = aj_dag_submit(c->engine, dag->jobs, dag->n, ids);
         rc = arc != 0 ? cli_fail(arc, "cannot submit the graph") : 0;
+    }
+    if (rc == 0) {
+        out_committed_ids("submitted", "job", ids, dag->n);
     }
     if (rc == 0 && c->json) {
         json_t *o = json_object();

@@ -60,7 +60,8 @@ static const char redrive_help[] =
     "is not dead, or it died because a job it depends on (policy cascade) is still dead,\n"
     "cancelled or deleted (redrive that job first). With several IDs the others are still\n"
     "redriven, each failure is printed and the count is not. With --all such dependents are\n"
-    "skipped, each reported on stderr, and the rest are redriven (exit 0).\n"
+    "skipped, each reported on stderr, and the rest are redriven (exit 0). 5 redriven, but the\n"
+    "output failed (stderr names the jobs).\n"
     "\n"
     "Example:\n"
     "  aj dlq redrive --all --reason timeout --queue mail\n";
@@ -77,7 +78,7 @@ static const char purge_help[] =
     "filter)\n" DLQ_FILTER_HELP "\n"
     "Exit codes: 0 all purged, 1 store error, 2 bad input, 3 an ID does not exist, 4 an ID is\n"
     "not dead. With several IDs the others are still purged, each failure is printed and the\n"
-    "count is not.\n"
+    "count is not. 5 purged, but the output failed (stderr names the jobs).\n"
     "\n"
     "Example:\n"
     "  aj dlq purge --all --older-than 30d\n";
@@ -191,6 +192,7 @@ int cmd_dlq_show(cli *c, int argc, char **argv) {
 typedef struct dlq_action {
     int (*op)(aj_engine *e, uint64_t id);
     const char *verb; /* "redrive" */
+    const char *done; /* "redrove": names the jobs acted on when printing the count fails */
     uint64_t *ids;
     size_t n;
     size_t cap;
@@ -316,6 +318,7 @@ static int dlq_act(cli *c, int argc, char **argv, const char *cmd, const char *h
     } else if (rc == 0) {
         rc = act_on_ids(c, act, ids, r.n_pos);
     }
+    out_committed_ids(act->done, "job", act->ids, act->n);
     if (rc == 0) {
         /* On a failure the error lines name the ids that failed; the count is for success. */
         rc = print_count(c, act);
@@ -327,12 +330,12 @@ static int dlq_act(cli *c, int argc, char **argv, const char *cmd, const char *h
 }
 
 int cmd_dlq_redrive(cli *c, int argc, char **argv) {
-    dlq_action act = {aj_dlq_redrive, "redrive", NULL, 0, 0, 0};
+    dlq_action act = {aj_dlq_redrive, "redrive", "redrove", NULL, 0, 0, 0};
     return dlq_act(c, argc, argv, "aj dlq redrive", redrive_help, &act);
 }
 
 int cmd_dlq_purge(cli *c, int argc, char **argv) {
-    dlq_action act = {aj_dlq_purge, "purge", NULL, 0, 0, 0};
+    dlq_action act = {aj_dlq_purge, "purge", "purged", NULL, 0, 0, 0};
     return dlq_act(c, argc, argv, "aj dlq purge", purge_help, &act);
 }
 

@@ -81,7 +81,7 @@ static const char cancel_help[] =
     "its completion is refused. Prints nothing ({\"id\":N,\"state\":\"cancelled\"} with --json).\n"
     "\n"
     "Exit codes: 0 cancelled, 1 store error, 2 bad ID, 3 no such job, 4 the job had already\n"
-    "finished (completed, dead or cancelled).\n"
+    "finished (completed, dead or cancelled), 5 cancelled, but the output failed.\n"
     "\n"
     "Example:\n"
     "  aj job cancel 42\n";
@@ -298,6 +298,7 @@ int cmd_job_cancel(cli *c, int argc, char **argv) {
     if (arc != 0) {
         return cli_job_error(arc, id, "cancel");
     }
+    out_committed_ids("cancelled", "job", &id, 1);
     if (c->json) {
         return out_json(json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", "cancelled"));
     }

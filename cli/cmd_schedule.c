@@ -82,7 +82,8 @@ static const char add_help[] =
     "\n"
     "NAME follows the rule for queue names (see 'aj --help').\n"
     "\n"
-    "Exit codes: 0 added, 1 store error, 2 bad input (nothing added), 4 the name is taken.\n"
+    "Exit codes: 0 added, 1 store error, 2 bad input (nothing added), 4 the name is taken,\n"
+    "5 added, but the output failed.\n"
     "\n"
     "Examples:\n"
     "  aj schedule add nightly --cron '30 2 * * *' --tz Europe/Berlin -- /usr/local/bin/backup\n"
@@ -148,7 +149,8 @@ static const char trigger_help[] =
     "prints the job's id ({\"id\":N} with --json). Its scheduled_at is now; the next fire time\n"
     "does not change.\n"
     "\n"
-    "Exit codes: 0 submitted, 1 store error, 2 bad NAME, 3 no such schedule.\n"
+    "Exit codes: 0 submitted, 1 store error, 2 bad NAME, 3 no such schedule, 5 submitted, but\n"
+    "the output failed (stderr names the job).\n"
     "\n"
     "Example:\n"
     "  aj schedule trigger nightly\n";
@@ -165,7 +167,8 @@ static const char backfill_help[] =
     "  --to TIME      the end of the range, excluded\n"
     "\n"
     "Exit codes: 0 submitted (also when the range holds no fire time), 1 store error, 2 bad\n"
-    "input (an empty range, more than 10000 fire times), 3 no such schedule.\n"
+    "input (an empty range, more than 10000 fire times), 3 no such schedule, 5 submitted, but the\n"
+    "output failed (stderr names the jobs).\n"
     "\n"
     "Example:\n"
     "  aj schedule backfill nightly --from 2026-03-01T00:00:00Z --to 2026-03-08T00:00:00Z\n";
@@ -188,7 +191,9 @@ static const char preview_help[] =
     "Prints the next N fire times strictly after --from, without jitter, one RFC 3339 UTC\n"
     "time a line (a JSON array of them with --json), e.g. 2026-03-08T07:00:00Z. With --cron\n"
     "nothing is read from the store (an @every expression counts from --from). Fewer lines\n"
-    "when fewer fire times remain.\n"
+    "when fewer fire times remain. An expression with no fire time after --from (such as\n"
+    "'* * 31 2 *') is refused as `aj schedule add` refuses it: \"never fires\" (exit 2); a\n"
+    "stored schedule with none left prints nothing and says so on stderr (exit 0).\n"
     "\n"
     "Flags:\n"
     "  --cron EXPR    an expression as for `aj schedule add`, instead of NAME\n"
@@ -564,6 +569,8 @@ int cmd_schedule_add(cli *c, int argc, char **argv) {
             rc = cli_error(CLI_EXIT_USAGE, "cannot add schedule '%s': %s", s.name, aj_errmsg());
         } else if (arc != 0) {
             rc = sched_error(arc, s.name, "add");
+        } else {
+            out_committed("added schedule '%s'", s.name);
         }
     }
     if (rc == 0) {
@@ -721,6 +728,7 @@ int cmd_schedule_trigger(cli *c, int argc, char **argv) {
     int arc = aj_schedule_trigger(c->engine, r.pos[0], &id);
     rc = arc != 0 ? sched_error(arc, r.pos[0], "trigger") : 0;
     if (rc == 0) {
+        out_committed_ids("submitted", "job", &id, 1);
         rc = c->json ? out_json(json_pack("{s:I}", "id", (json_int_t)id))
                      : (printf("%" PRIu64 "\n", id), CLI_EXIT_OK);
     }
@@ -766,6 +774,8 @@ int cmd_schedule_backfill(cli *c, int argc, char **argv) {
             rc = cli_error(CLI_EXIT_USAGE, "%s", aj_errmsg());
         } else if (arc != 0) {
             rc = sched_error(arc, r.pos[0], "backfill");
+        } else {
+            out_committed_ids("submitted", "job", ids, n);
         }
     }
     if (rc == 0 && c->json) {
@@ -825,12 +835,22 @@ int cmd_schedule_preview(cli *c, int argc, char **argv) {
     if (rc == 0 && cron != NULL) {
         if (aj_cron_preview(cron, tz, from_ms, (size_t)n_want, times, &n) != 0) {
             rc = cli_error(CLI_EXIT_USAGE, "%s", aj_errmsg());
+        } else if (n == 0) {
+            /* The words of `schedule add`, so that trying an expression out tells the truth. */
+            char t[OUT_TIME_MAX];
+            aj_time_format(from_ms, t, sizeof t);
+            rc = cli_error(CLI_EXIT_USAGE, "cron expression '%s' never fires after %s", cron, t);
         }
     } else if (rc == 0) {
         rc = cli_open(c, NULL);
         if (rc == 0) {
             int arc = aj_schedule_preview(c->engine, name, from_ms, (size_t)n_want, times, &n);
             rc = arc != 0 ? sched_error(arc, name, "preview") : 0;
+        }
+        if (rc == 0 && n == 0) {
+            char t[OUT_TIME_MAX];
+            aj_time_format(from_ms, t, sizeof t);
+            fprintf(stderr, "aj: schedule '%s' has no fire time after %s\n", name, t);
         }
     }
     if (rc == 0 && c->json) {

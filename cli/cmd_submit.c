@@ -61,8 +61,9 @@ static const char submit_help[] =
     "                           list:DUR[,DUR...]         one delay per retry, the last repeated\n"
     "                         Each delay is at most 1d, FACTOR is 1-100 (2, 1.5), a list holds\n"
     "                         up to 16 delays. Up to 10% jitter is added to every delay.\n"
-    "  --idempotency-key K    1-256 bytes; the same key in the same queue within 24h returns the\n"
-    "                         first job's id and creates nothing (a different job: exit 4)\n"
+    "  --idempotency-key K    1-256 bytes of UTF-8 without control characters; the same key in\n"
+    "                         the same queue within 24h returns the first job's id and creates\n"
+    "                         nothing (a different job: exit 4)\n"
     "  --metadata JSON        a JSON object (at most 64 KiB) stored with the job\n"
     "  --payload JSON         the payload: any JSON value, at most 64 MiB not counting the\n"
     "                         whitespace around it, kept as given (default: null). Payloads\n"
@@ -95,7 +96,9 @@ static const char submit_help[] =
     "a permanent failure (dead-lettered at once), anything else is retried.\n"
     "\n"
     "Exit codes: 0 submitted (and with --wait: completed), 1 store error, 2 bad input (nothing\n"
-    "submitted), 4 idempotency key used by a different job, or --wait saw it end dead/cancelled.\n"
+    "submitted), 4 idempotency key used by a different job, or --wait saw it end dead/cancelled,\n"
+    "5 submitted, but the output failed (stdout closed or full): stderr names the submitted ids\n"
+    "(\"aj: submitted jobs 7-9, but writing the output failed: ...\"); do not submit again.\n"
     "\n"
     "Examples:\n"
     "  aj submit --queue mail --priority high -- /usr/local/bin/send-mail --to ops\n"
@@ -498,6 +501,9 @@ static int submit_lines(cli *c, const submit_args *a, const aj_job_spec *proto) 
         int arc = aj_submit_batch(c->engine, specs, n, ids);
         rc = arc != 0 ? cli_fail(arc, "cannot submit %zu jobs", n) : 0;
     }
+    if (rc == 0) {
+        out_committed_ids("submitted", "job", ids, n);
+    }
     if (rc == 0 && c->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n && arr != NULL; i++) {
@@ -693,6 +699,9 @@ int cmd_submit(cli *c, int argc, char **argv) {
         spec.payload_len = len;
         int arc = aj_submit(c->engine, &spec, &id);
         rc = arc != 0 ? cli_fail(arc, "cannot submit the job") : 0;
+    }
+    if (rc == 0) {
+        out_committed_ids("submitted", "job", &id, 1);
     }
     if (rc == 0) {
         rc = c->json ? out_json(json_pack("{s:I}", "id", (json_int_t)id))

@@ -47,7 +47,8 @@ static const char start_help[] =
     "  --rerun            start a new run when the id has already finished\n"
     "\n"
     "Exit codes: 0 started, 1 store error, 2 bad input (unknown type, malformed or oversize\n"
-    "input), 4 the id is running (or finished, without --rerun).\n"
+    "input), 4 the id is running (or finished, without --rerun), 5 started, but the output\n"
+    "failed (stderr names the workflows; do not start them again).\n"
     "\n"
     "Example:\n"
     "  aj wf start saga --id order-17 --input-file order-saga.json\n"
@@ -110,7 +111,8 @@ static const char signal_help[] =
     "\n"
     "Sends signal NAME to a running workflow; it is buffered until the workflow waits for it.\n"
     "\n"
-    "Exit codes: 0 sent, 1 store error, 2 bad input, 3 no such workflow, 4 it has finished.\n"
+    "Exit codes: 0 sent, 1 store error, 2 bad input, 3 no such workflow, 4 it has finished,\n"
+    "5 sent, but the output failed (do not send it again).\n"
     "\n"
     "Example:\n"
     "  aj wf signal approval-9 approved --payload '{\"by\":\"ana\"}'\n";
@@ -251,6 +253,7 @@ static int start_one(cli *c, const char *type, const char *id, const char *input
     if (rc != 0) {
         return cli_fail(rc, "cannot start a %s workflow", type);
     }
+    out_committed("started workflow %s", *out_id);
     return 0;
 }
 
@@ -658,6 +661,7 @@ int cmd_wf_signal(cli *c, int argc, char **argv) {
     if (arc != 0) {
         return wf_error(arc, id, "signal");
     }
+    out_committed("sent signal '%s' to workflow %s", name, id);
     return c->json ? out_json(json_pack("{s:s,s:s}", "id", id, "signal", name)) : CLI_EXIT_OK;
 }
 

@@ -2,6 +2,7 @@
  * cmd_wf_reset.c — `aj wf reset ID --to-event SEQ`: the operator's "restart from this step".
  * A new run replays the latest run's history up to SEQ and continues live from there.
  */
+#include <inttypes.h>
 #include <stdio.h>
 
 #include <jansson.h>
@@ -27,7 +28,7 @@ static const char reset_help[] =
     "  --reason TEXT    why, recorded in the workflow_reset event and the old run's end\n"
     "\n"
     "Exit codes: 0 reset, 1 store error, 2 bad input (SEQ missing, not an event of the run or\n"
-    "not a reset point), 3 no such workflow.\n"
+    "not a reset point), 3 no such workflow, 5 reset, but the output failed.\n"
     "\n"
     "Example:\n"
     "  aj wf reset order-17 --to-event 6 --reason 'payment provider fixed'\n";
@@ -68,6 +69,7 @@ int cmd_wf_reset(cli *c, int argc, char **argv) {
     if (arc != 0) {
         return cli_fail(arc, "cannot reset workflow '%s'", id);
     }
+    out_committed("reset workflow %s to event %" PRIu64 " in run %u", id, seq, run);
     if (c->json) {
         return out_json(
             json_pack("{s:s,s:i,s:I}", "id", id, "run", (int)run, "to_event", (json_int_t)seq));

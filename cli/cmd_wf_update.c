@@ -31,7 +31,8 @@ static const char update_help[] =
     "\n"
     "Exit codes: 0 answered (result printed), 1 store error, the handler failed or no answer\n"
     "in time, 2 bad input or rejected by the workflow, 3 no such workflow, 4 it has finished\n"
-    "(or finished before handling the update).\n"
+    "(or finished before handling the update), 5 answered, but the output failed (do not send\n"
+    "it again).\n"
     "\n"
     "Example:\n"
     "  aj wf update order-17 add-item --payload '{\"sku\":\"A-1\",\"qty\":2}' --timeout 10s\n";
@@ -90,6 +91,7 @@ int cmd_wf_update(cli *c, int argc, char **argv) {
     if (arc != 0) {
         return cli_fail(arc, "cannot update workflow '%s'", id);
     }
+    out_committed("sent update '%s' to workflow %s", name, id);
     if (c->json) {
         rc = out_json(out_bytes_json(out, out_len));
     } else {

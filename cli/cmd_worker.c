@@ -35,12 +35,13 @@
 
 static const char worker_help[] =
     "Usage: aj worker [--queue Q[,Q...]] [--concurrency N] [--drain] [--shutdown-timeout DUR]\n"
-    "                 [--node NAME] [--tag T[,T...]]\n"
+    "                 [--node NAME] [--tag T[,T...]] [--env-clear] [--pass-env NAME]...\n"
     "\n"
     "Runs the built-in job types until SIGTERM or SIGINT:\n"
     "  shell  payload {\"argv\":[...], \"env\":{...}, \"cwd\":\"...\"}: runs the program without\n"
     "         a shell, stdin from /dev/null, with AJ_JOB_ID, AJ_ATTEMPT (1 for the first run)\n"
-    "         and AJ_QUEUE set. Exit 0 completes the job with result\n"
+    "         and AJ_QUEUE set, the payload's \"env\", and this process's environment except\n"
+    "         AJ_DB (see --env-clear). Exit 0 completes the job with result\n"
     "         {\"exit_code\":N,\"signal\":S,\"output\":\"last 64 KiB of stdout+stderr\"};\n"
     "         exit 100 is a permanent failure (dead-lettered at once); anything else, or a\n"
     "         signal, is retried after the job's backoff while attempts remain.\n"
@@ -71,6 +72,13 @@ static const char worker_help[] =
     "                          name): jobs submitted with --prefer-node/--avoid-node name it\n"
     "  --tag T[,T...]          tags of this worker (at most 32): a job submitted with\n"
     "                          --require-tag T runs only on workers that have tag T\n"
+    "  --env-clear             shell jobs get none of this process's environment (which may\n"
+    "                          hold secrets) but the variables named by --pass-env; without\n"
+    "                          PATH, programs are searched for in /bin:/usr/bin\n"
+    "  --pass-env NAME         pass variable NAME to shell jobs (repeatable, at most 64): with\n"
+    "                          --env-clear, the ones they get; AJ_DB, the store's location, is\n"
+    "                          never passed otherwise (a job that has it can open the store and\n"
+    "                          change other jobs)\n"
     "The worker registers itself (see 'aj workers') and refreshes its entry every 5s; queue\n"
     "controls (see 'aj queue') apply to its claims.\n"
     "\n"
@@ -81,6 +89,7 @@ static const char worker_help[] =
     "\n"
     "Examples:\n"
     "  aj worker --queue mail,reports --concurrency 8\n"
+    "  aj worker --env-clear --pass-env PATH --pass-env HOME --pass-env LANG\n"
     "  aj worker --drain\n";
 
 /* The engine the signal handler stops; set only while the pool runs. */
@@ -175,6 +184,21 @@ static int split_tags(char *list, const char **names, size_t *n) {
     return CLI_EXIT_OK;
 }
 
+/* 1 for a portable environment variable name: [A-Za-z_][A-Za-z0-9_]*. */
+static int env_name_ok(const char *name) {
+    if (name[0] == '\0' || (name[0] >= '0' && name[0] <= '9')) {
+        return 0;
+    }
+    for (const char *p = name; *p != '\0'; p++) {
+        int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                 *p == '_';
+        if (!ok) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Runs the pool until a signal, or until drained. Signals are blocked on entry. */
 static int run_pool(cli *c, int drain, const sigset_t *stop_set) {
     sigset_t waitmask;
@@ -223,7 +247,15 @@ int cmd_worker(cli *c, int argc, char **argv) {
     const char *shutdown = NULL;
     const char *node = NULL;
     const char *tag = NULL;
+    const char *pass_missing = NULL; /* a --pass-env left without a value */
     int drain = 0;
+    int env_clear = 0;
+    const char **pass = calloc((size_t)argc + 1, sizeof *pass);
+    size_t n_pass = 0;
+    if (pass == NULL) {
+        return cli_error(CLI_EXIT_ERROR, "out of memory");
+    }
+    args_take_repeated("--pass-env", &argc, argv, pass, &n_pass);
     const arg_flag flags[] = {
         {"--queue", &queue, NULL},
         {"--concurrency", &concurrency, NULL},
@@ -231,16 +263,37 @@ int cmd_worker(cli *c, int argc, char **argv) {
         {"--node", &node, NULL},
         {"--tag", &tag, NULL},
         {"--drain", NULL, &drain},
+        {"--env-clear", NULL, &env_clear},
+        {"--pass-env", &pass_missing, NULL},
         {NULL, NULL, NULL},
     };
     const arg_spec spec = {"aj worker", worker_help, flags, NULL, 0, 0, 0};
     arg_result r;
     int rc = args_parse(c, &spec, argc, argv, &r);
     if (rc != ARGS_PROCEED) {
+        free(pass);
         return rc;
     }
     args_free(&r);
     rc = CLI_EXIT_OK;
+    if (pass_missing != NULL) {
+        pass[n_pass++] = pass_missing; /* `--pass-env -X`: taken by args_parse, refused below */
+    }
+    if (n_pass > AJ_SHELL_PASS_ENV_MAX) {
+        free(pass);
+        return cli_error(CLI_EXIT_USAGE, "--pass-env is given %zu times, over the limit of %d",
+                         n_pass, AJ_SHELL_PASS_ENV_MAX);
+    }
+    for (size_t i = 0; i < n_pass; i++) {
+        if (!env_name_ok(pass[i])) {
+            rc = cli_error(CLI_EXIT_USAGE,
+                           "--pass-env '%s' is not a variable name (letters, digits and '_', "
+                           "not starting with a digit)",
+                           pass[i]);
+            free(pass);
+            return rc;
+        }
+    }
     aj_worker_opts wopts;
     aj_worker_opts_init(&wopts);
     const char *names[WORKER_QUEUES_MAX];
@@ -298,6 +351,9 @@ int cmd_worker(cli *c, int argc, char **argv) {
     }
     int arc = rc == 0 ? aj_register_builtins(c->engine) : 0;
     if (arc == 0 && rc == 0) {
+        arc = aj_shell_env_set(c->engine, env_clear, pass, n_pass);
+    }
+    if (arc == 0 && rc == 0) {
         worker_engine = c->engine;
         arc = aj_workers_start(c->engine, &wopts);
         if (arc == 0) {
@@ -317,5 +373,6 @@ int cmd_worker(cli *c, int argc, char **argv) {
     worker_engine = NULL;
     free(queue_list);
     free(tag_list);
+    free(pass);
     return rc;
 }

@@ -74,6 +74,8 @@ static const char top_help[] =
     "Exit codes:\n"
     "  0 success   1 store or internal error   2 bad input (nothing changed)\n"
     "  3 job not found   4 conflict or wrong state\n"
+    "  5 done, but the output failed: the change (a submitted job...) is in the store and\n"
+    "    stderr names it; stdout was closed or full. Do not retry: it would submit again\n"
     "\n"
     "Example:\n"
     "  aj submit -- echo hello && aj worker --drain && aj job ls\n";
@@ -537,8 +539,5 @@ int main(int argc, char **argv) {
     int rc = dispatch(&c, argc, argv, rest);
     aj_engine_close(c.engine);
     free(rest);
-    if (fflush(stdout) != 0 && rc == CLI_EXIT_OK) {
-        rc = cli_error(CLI_EXIT_ERROR, "cannot write to stdout: %s", strerror(errno));
-    }
-    return rc;
+    return out_finish(rc);
 }

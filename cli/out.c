@@ -6,7 +6,10 @@
  */
 #include "out.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,15 @@
 #define OUT_REAL_DIGITS 6
 /* Columns in a job table. */
 #define OUT_COLS 7
+
+/* What the command committed, for the report when its output then fails (out_committed()).
+ * stdout is one per process, and so is what was promised on it. */
+static struct {
+    char *text; /* phrases joined by "; " (malloc'd); NULL when nothing was committed */
+    size_t len; /* bytes of text */
+    int oom;    /* a phrase could not be kept: the report says that more was committed */
+    int errnum; /* errno of the first failed write to stdout, 0 if none was seen */
+} committed;
 
 /* A JSON string of arbitrary bytes: valid UTF-8 is kept, each invalid byte becomes U+FFFD. */
 static json_t *bytes_string(const void *data, size_t len) {
@@ -208,7 +220,7 @@ int out_job_print(const aj_job *job) {
     }
     int rc = fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF;
     free(text);
-    return rc != 0 ? cli_error(CLI_EXIT_ERROR, "cannot write to stdout") : CLI_EXIT_OK;
+    return rc != 0 ? out_write_failed() : CLI_EXIT_OK;
 }
 
 int out_json(json_t *value) {
@@ -219,7 +231,7 @@ int out_json(json_t *value) {
                         JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(OUT_REAL_DIGITS));
     json_decref(value);
     if (rc != 0 || fputc('\n', stdout) == EOF) {
-        return cli_error(CLI_EXIT_ERROR, "cannot write to stdout");
+        return out_write_failed();
     }
     return CLI_EXIT_OK;
 }
@@ -304,7 +316,7 @@ int out_array_add(out_array *a, char *text) {
     int rc = fputs(text, stdout);
     free(text);
     a->n++;
-    return rc != EOF ? CLI_EXIT_OK : cli_error(CLI_EXIT_ERROR, "cannot write to stdout");
+    return rc != EOF ? CLI_EXIT_OK : out_write_failed();
 }
 
 void out_array_end(out_array *a) {
@@ -436,4 +448,95 @@ void out_list_end(out_list *l) {
     } else {
         out_table_end(&l->table);
     }
+}
+
+
+/* ----------------------------------------------------------------------------------------- */
+/* Output that fails after a commit                                                          */
+
+void out_committed(const char *fmt, ...) {
+    /* From now on a reader that closes the pipe must not kill the command with SIGPIPE before it
+     * says what it committed: the write fails with EPIPE instead and is reported. Nothing is
+     * written to stdout before the first commit, so commands that only read keep the usual
+     * quiet death of `aj job ls | head`. */
+    signal(SIGPIPE, SIG_IGN);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    size_t sep = committed.len > 0 ? 2 : 0;
+    char *grown = n >= 0 ? realloc(committed.text, committed.len + sep + (size_t)n + 1) : NULL;
+    if (grown == NULL) {
+        committed.oom = 1;
+        return;
+    }
+    committed.text = grown;
+    if (sep > 0) {
+        memcpy(grown + committed.len, "; ", sep);
+    }
+    va_start(ap, fmt);
+    vsnprintf(grown + committed.len + sep, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    committed.len += sep + (size_t)n;
+}
+
+void out_committed_ids(const char *verb, const char *noun, const uint64_t *ids, size_t n) {
+    if (n == 0) {
+        return;
+    }
+    /* Ids of one batch are allocated in blocks, so runs of consecutive ids ("12-1011") keep even
+     * a long list short. Each id needs at most CLI_NUM_MAX bytes with its separator. */
+    char *list = malloc(n * (2 * CLI_NUM_MAX) + 1);
+    if (list == NULL) {
+        out_committed("%s %zu %ss", verb, n, noun);
+        return;
+    }
+    size_t len = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j + 1 < n && ids[j + 1] == ids[j] + 1) {
+            j++;
+        }
+        len += (size_t)sprintf(list + len, "%s%" PRIu64, i > 0 ? ", " : "", ids[i]);
+        if (j > i) {
+            len += (size_t)sprintf(list + len, "-%" PRIu64, ids[j]);
+        }
+        i = j + 1;
+    }
+    out_committed("%s %s%s %s", verb, noun, n > 1 ? "s" : "", list);
+    free(list);
+}
+
+int out_write_failed(void) {
+    if (committed.errnum == 0) {
+        committed.errnum = errno != 0 ? errno : EIO;
+    }
+    if (committed.text != NULL || committed.oom) {
+        return CLI_EXIT_OUTPUT; /* out_finish() names what was committed */
+    }
+    return cli_error(CLI_EXIT_ERROR, "cannot write to stdout: %s", strerror(committed.errnum));
+}
+
+int out_finish(int rc) {
+    errno = 0;
+    int failed = fflush(stdout) != 0;
+    if (failed && committed.errnum == 0) {
+        committed.errnum = errno != 0 ? errno : EIO;
+    }
+    failed = failed || ferror(stdout) || committed.errnum != 0;
+    if (failed && (committed.text != NULL || committed.oom)) {
+        /* The store has the change: a store-error exit would make a caller retry it and, for a
+         * submit, run the job twice. Name what was done so that the caller can pick it up. */
+        fprintf(stderr, "aj: %s%s, but writing the output failed: %s\n",
+                committed.text != NULL ? committed.text : "committed changes",
+                committed.oom ? " (and more)" : "", strerror(committed.errnum));
+        if (rc == CLI_EXIT_OK || rc == CLI_EXIT_OUTPUT) {
+            rc = CLI_EXIT_OUTPUT;
+        }
+    } else if (failed && rc == CLI_EXIT_OK) {
+        rc = cli_error(CLI_EXIT_ERROR, "cannot write to stdout: %s", strerror(committed.errnum));
+    }
+    free(committed.text);
+    committed.text = NULL;
+    return rc;
 }

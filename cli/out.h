@@ -81,4 +81,21 @@ void out_list_begin(out_list *l, int json, out_table_kind kind);
 int out_list_visit(cli *c, aj_job *const *jobs, size_t n, void *ud);
 void out_list_end(out_list *l);
 
+/* Output that fails after a commit. A command that changed the store calls out_committed() (or
+ * out_committed_ids()) right after the commit and before printing the outcome; when writing
+ * stdout then fails (closed, full disk, closed pipe), out_finish() names that change on stderr
+ * and the command exits CLI_EXIT_OUTPUT ("done, but the output failed") instead of the store-error
+ * code a caller would retry. The first call also ignores SIGPIPE, so a closed pipe is reported
+ * the same way. */
+void out_committed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Records "VERB NOUN(s) ID, ID-ID...", e.g. out_committed_ids("submitted", "job", ids, n). */
+void out_committed_ids(const char *verb, const char *noun, const uint64_t *ids, size_t n);
+/* Called when a write to stdout failed: CLI_EXIT_OUTPUT after a commit (out_finish() reports
+ * it), else prints "cannot write to stdout: ..." and returns CLI_EXIT_ERROR. */
+int out_write_failed(void);
+/* Flushes stdout at exit and returns the exit code: `rc`, or CLI_EXIT_OUTPUT (reported) when
+ * something was committed and any write to stdout failed, or CLI_EXIT_ERROR (reported) when
+ * only the output failed. */
+int out_finish(int rc);
+
 #endif

@@ -122,6 +122,10 @@ int aj_priority_parse(const char *text, uint32_t *out);
 /* Checks a queue or type name; AJ_EINVAL with aj_errmsg() naming the problem. `what` names the
  * thing in the message ("queue"). */
 int aj_name_check(const char *what, const char *name);
+/* Checks an idempotency key: 1..AJ_IDEMPOTENCY_KEY_MAX bytes of valid UTF-8 without control
+ * characters (U+0000-U+001F, U+007F-U+009F), which would make it unprintable in logs, listings and
+ * errors. AJ_EINVAL with aj_errmsg() naming the problem; every submit checks its key with it. */
+int aj_idempotency_key_check(const char *key);
 
 typedef enum aj_backoff_kind {
     AJ_BACKOFF_NONE = 0,  /* retry at once */
@@ -533,6 +537,19 @@ typedef int (*aj_handler_fn)(aj_job_ctx *ctx, const aj_job *job, void *ud);
 int aj_register(aj_engine *e, const char *type, aj_handler_fn fn, void *ud);
 /* Registers the built-in types `shell` and `echo`. */
 int aj_register_builtins(aj_engine *e);
+
+/* Most names aj_shell_env_set() passes through. */
+#define AJ_SHELL_PASS_ENV_MAX 64
+/* Decides what the programs of `shell` jobs run by this engine get of the process environment,
+ * which may hold secrets. By default: all of it except AJ_DB, the store's location (a program
+ * that has it can open the store and change other jobs). With env_clear: none of it but the
+ * variables named in pass_env (PATH included: without it, programs are searched for in
+ * /bin:/usr/bin). AJ_DB reaches a program only when named in pass_env. The payload's "env" and
+ * the job's own variables (AJ_JOB_ID, AJ_ATTEMPT, AJ_QUEUE, AJ_PROGRESS_FD) are set on top
+ * either way. pass_env holds n_pass_env names (copied; at most AJ_SHELL_PASS_ENV_MAX), each
+ * non-empty, without '=' (AJ_EINVAL names the bad one). Replaces an earlier policy. Call it
+ * before aj_workers_start(): AJ_ESTATE while workers run. */
+int aj_shell_env_set(aj_engine *e, int env_clear, const char *const *pass_env, size_t n_pass_env);
 
 /* Sets the result (copied). At most AJ_PAYLOAD_MAX bytes. */
 int aj_ctx_set_result(aj_job_ctx *ctx, const void *data, size_t len);
@@ -1047,7 +1064,10 @@ int aj_blob_stats_get(aj_engine *e, aj_blob_stats *out);
  * Maintenance
  * ------------------------------------------------------------------------------------------- */
 
-/* Writes a consistent copy of the store to `path` while it stays in use (SQLite only). */
+/* Writes a consistent copy of the store to `path` while it stays in use (SQLite only). The copy
+ * is written to `path`.partial (locked while written), synced and renamed to `path` only when
+ * whole, so a failed or killed backup leaves nothing under `path`. AJ_EEXISTS when `path`
+ * exists (never overwritten); AJ_EBUSY when another backup is writing the same path. */
 int aj_backup(aj_engine *e, const char *path);
 /* Verifies every record against its indexes and every index entry against its record. Problems
  * are described through `report` (one line each); returns 0 when consistent, AJ_ECORRUPT when

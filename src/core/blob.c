@@ -454,6 +454,18 @@ int blob_stage(kv_txn *t, const job_env *env, const uint8_t hash[AJ_SHA256_LEN],
     return rec_write(t, hash, &r);
 }
 
+int blob_unstage(kv_txn *t, const uint8_t hash[AJ_SHA256_LEN], int64_t due) {
+    blob_rec r;
+    int rc = rec_read(t, hash, &r);
+    if (rc == AJ_ENOTFOUND) {
+        return 0;
+    }
+    if (rc != 0 || r.refs != 0 || r.gc_due != due) {
+        return rc;
+    }
+    return delete_blob(t, hash, &r);
+}
+
 typedef struct gc_due {
     uint8_t hashes[64][AJ_SHA256_LEN];
     int64_t due[64];

@@ -68,6 +68,8 @@ typedef struct blob_hint {
     const void *p;
     size_t n;
     uint8_t hash[AJ_SHA256_LEN];
+    int64_t staged_due; /* the runtime staged it: the collection time its last batch set; 0: no
+                           batch of it committed (blob_unstage) */
 } blob_hint;
 
 /* The threshold in effect for env (the default when env leaves it 0). */
@@ -103,6 +105,12 @@ int blob_job_public(kv_txn *t, const job_rec *r, aj_job **out);
  * blob that disappeared between two batches starts again from chunk 0. */
 int blob_stage(kv_txn *t, const job_env *env, const uint8_t hash[AJ_SHA256_LEN], aj_slice data,
                size_t batch_bytes, uint32_t *next);
+
+/* Collects a staged blob at once when the submit it was staged for failed: deletes it when no
+ * job references it and its collection time is still `due` (the one its staging set; a later
+ * stage of the same content by another submit moves it, and then the blob stays for that one).
+ * Nothing to do is not an error. */
+int blob_unstage(kv_txn *t, const uint8_t hash[AJ_SHA256_LEN], int64_t due);
 
 /* The collection duty: deletes blobs whose collection time has passed, at most `limit` of
  * them. */

@@ -30,6 +30,8 @@
 #define CRON_FIELDS_MAX 7
 /* Longest number in a field ("2199"), in digits. */
 #define CRON_NUMBER_DIGITS 4
+/* Digits of an over-long number quoted in an error message before it is cut with "...". */
+#define CRON_QUOTED_DIGITS 20
 /* Seconds in a day. */
 #define DAY_S 86400
 
@@ -248,15 +250,22 @@ static int parse_item(parser *p, const char *item, size_t len, bits *set) {
         s++;
         const char *start = s;
         int v = 0, n = 0;
-        while (is_digit(*s) && n <= CRON_NUMBER_DIGITS) {
-            v = v * 10 + (*s++ - '0');
+        /* Every digit is read, so that the message quotes the number given, not its first
+         * digits; only the first CRON_NUMBER_DIGITS are summed (more are out of range anyway). */
+        while (is_digit(*s)) {
+            if (n < CRON_NUMBER_DIGITS) {
+                v = v * 10 + (*s - '0');
+            }
+            s++;
             n++;
         }
         if (n == 0) {
             return perr(p, "expected a step after '/' in '%s'", buf);
         }
         if (v == 0 || n > CRON_NUMBER_DIGITS || v > f->max - f->min + (p->fi == F_DOW ? 0 : 1)) {
-            return perr(p, "step %.*s is out of range (1-%d)", (int)(s - start), start,
+            return perr(p, "step %.*s%s is out of range (1-%d)",
+                        n < CRON_QUOTED_DIGITS ? n : CRON_QUOTED_DIGITS, start,
+                        n > CRON_QUOTED_DIGITS ? "..." : "",
                         f->max - f->min + (p->fi == F_DOW ? 0 : 1));
         }
         step = v;

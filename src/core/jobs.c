@@ -267,12 +267,8 @@ int job_spec_check(const aj_job_spec *s) {
          (s->backoff.n_delays < 1 || s->backoff.n_delays > AJ_BACKOFF_LIST_MAX))) {
         return aj__err(AJ_EINVAL, "invalid backoff policy");
     }
-    if (s->idempotency_key != NULL) {
-        size_t n = strlen(s->idempotency_key);
-        if (n == 0 || n > AJ_IDEMPOTENCY_KEY_MAX) {
-            return aj__err(AJ_EINVAL, "idempotency key must be 1 to %d bytes",
-                           AJ_IDEMPOTENCY_KEY_MAX);
-        }
+    if (s->idempotency_key != NULL && (rc = aj_idempotency_key_check(s->idempotency_key)) != 0) {
+        return rc;
     }
     if ((rc = route_spec_check(s)) != 0) {
         return rc;

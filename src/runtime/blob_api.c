@@ -6,9 +6,11 @@
  * Why stage: a store limits the bytes one transaction may write (kv_limits.max_txn_bytes; a
  * 64 MiB payload beside a batch of jobs would not fit everywhere), and one huge commit holds
  * the committer, and every other process's commits, for its whole length. Chunks are
- * content-addressed, so writing them first is harmless: if the job's commit never happens, the
- * staged blob is collected after BLOB_STAGE_GRACE_MS.
+ * content-addressed, so writing them first is harmless. When the submit fails (staging or the
+ * job's commit: a full disk), its staged blobs are collected at once (eng_blob_unstage); when
+ * the process dies before, after BLOB_STAGE_GRACE_MS.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/blob.h"
@@ -27,17 +29,20 @@ typedef struct stage_ctx {
     aj_slice data;
     size_t batch;
     uint32_t next;
+    int64_t due; /* the collection time this attempt sets (blob_stage: now + the grace) */
 } stage_ctx;
 
 static int stage_txn(kv_txn *t, const job_env *env, void *ud) {
     stage_ctx *s = ud;
+    s->due = env->now_ms + BLOB_STAGE_GRACE_MS;
     return blob_stage(t, env, s->hash, s->data, s->batch, &s->next);
 }
 
-/* Stages one blob: batches until it is complete. Each batch is durable before the next. */
-static int stage(aj_engine *e, const blob_hint *h) {
+/* Stages one blob: batches until it is complete. Each batch is durable before the next; after
+ * each, h->staged_due is the collection time it set. */
+static int stage(aj_engine *e, blob_hint *h) {
     size_t batch = eng_blob_budget(e);
-    stage_ctx s = {h->hash, {h->p, h->n}, batch, 0};
+    stage_ctx s = {h->hash, {h->p, h->n}, batch, 0, 0};
     /* Each batch advances by at least one chunk, or restarts when the blob vanished between
      * batches; bound the loop by twice the batches a whole write takes. */
     size_t per = batch < BLOB_CHUNK ? BLOB_CHUNK : batch / BLOB_CHUNK * BLOB_CHUNK;
@@ -47,6 +52,7 @@ static int stage(aj_engine *e, const blob_hint *h) {
         if (rc != 0) {
             return aj__err_wrap(rc, "storing a %zu-byte payload", h->n);
         }
+        h->staged_due = s.due;
         if (s.next == UINT32_MAX) {
             return 0;
         }
@@ -87,6 +93,7 @@ int eng_blob_prepare(aj_engine *e, const aj_slice *data, size_t n, blob_hint **o
         for (size_t i = 0; i < k; i++) {
             int rc = stage(e, &h[i]);
             if (rc != 0) {
+                eng_blob_unstage(e, h, i + 1);
                 aj__free(h);
                 return rc;
             }
@@ -95,6 +102,46 @@ int eng_blob_prepare(aj_engine *e, const aj_slice *data, size_t n, blob_hint **o
     *out_hints = h;
     *out_n = k;
     return 0;
+}
+
+typedef struct unstage_ctx {
+    const blob_hint *h;
+    size_t n;
+} unstage_ctx;
+
+static int unstage_txn(kv_txn *t, const job_env *env, void *ud) {
+    (void)env;
+    const unstage_ctx *u = ud;
+    int rc = 0;
+    for (size_t i = 0; i < u->n && rc == 0; i++) {
+        if (u->h[i].staged_due != 0) {
+            rc = blob_unstage(t, u->h[i].hash, u->h[i].staged_due);
+        }
+    }
+    return rc;
+}
+
+void eng_blob_unstage(aj_engine *e, const blob_hint *h, size_t n) {
+    int staged = 0;
+    for (size_t i = 0; i < n; i++) {
+        staged |= h[i].staged_due != 0;
+    }
+    if (!staged) {
+        return;
+    }
+    /* The caller reports its own error: keep its message. Failing here (the disk is still full)
+     * only leaves the blobs to the collection duty, as before. */
+    char saved[AJ__ERRMSG_MAX];
+    snprintf(saved, sizeof saved, "%s", aj_errmsg());
+    unstage_ctx u = {h, n};
+    int rc = eng_run(e, unstage_txn, &u, KV_SYNC);
+    if (rc != 0) {
+        aj__log(&e->log, AJ_LOG_WARN,
+                "msg=\"could not collect the chunks staged for a failed submit; the collection "
+                "duty will\" error=\"%s\"",
+                aj_errmsg());
+    }
+    aj__err(AJ_EIO, "%s", saved);
 }
 
 static int stats_txn(kv_txn *t, const job_env *env, void *ud) {

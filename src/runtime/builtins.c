@@ -13,19 +13,27 @@
  * A program that cannot be found exits 127, as under a shell, and is retried like any other
  * failure: it may be installed by the next attempt, and max_attempts bounds the cost.
  *
+ * What a shell job's program gets of the worker's environment is the engine's policy
+ * (aj_shell_env_set(), kept in the engine and read by the handler through its `ud`): by default
+ * everything but AJ_DB, the store's location.
+ *
  * A shell job reports progress by writing lines to the descriptor named in $AJ_PROGRESS_FD
  * (`progress PCT [MESSAGE]`, `step NAME`, `count NAME N`); each line goes to
  * aj_ctx_progress_line(), which ignores and counts a malformed one: never fatal to the job.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "aj.h"
+#include "runtime/engine.h"
 #include "runtime/shell.h"
 #include "runtime/statemachine.h"
 #include "runtime/wf_exec.h"
 #include "util/clock.h"
+#include "util/err.h"
+#include "util/mem.h"
 
 /* The exit status by which a shell job's program says "do not retry me". */
 #define SHELL_EXIT_PERMANENT 100
@@ -65,7 +73,7 @@ static int64_t mono_deadline(int64_t deadline_ms) {
 }
 
 static int shell_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
-    (void)ud;
+    const aj_engine *e = ud;
     int64_t deadline_ms = aj_ctx_deadline(ctx);
     aj__shell_job sj = {
         .job_id = job->id,
@@ -74,6 +82,7 @@ static int shell_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
         .payload = job->payload,
         .payload_len = job->payload_len,
         .extra_env = NULL,
+        .env = &e->shell_env,
         .deadline_mono_us = mono_deadline(deadline_ms),
         .should_stop = ctx_should_stop,
         .stop_ud = ctx,
@@ -135,7 +144,7 @@ static int shell_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
 int aj_register_builtins(aj_engine *e) {
     int rc = aj_register(e, "echo", echo_handler, NULL);
     if (rc == 0) {
-        rc = aj_register(e, "shell", shell_handler, NULL);
+        rc = aj_register(e, "shell", shell_handler, e);
     }
     if (rc == 0) {
         rc = aj__saga_register(e); /* the declarative saga workflow (saga.c) */
@@ -144,4 +153,48 @@ int aj_register_builtins(aj_engine *e) {
         rc = aj__statemachine_register(e); /* the declarative state machine (statemachine.c) */
     }
     return rc;
+}
+
+int aj_shell_env_set(aj_engine *e, int env_clear, const char *const *pass_env, size_t n_pass_env) {
+    if (n_pass_env > AJ_SHELL_PASS_ENV_MAX) {
+        return aj__err(AJ_ETOOBIG, "%zu variables to pass to shell jobs, over the limit of %d",
+                       n_pass_env, AJ_SHELL_PASS_ENV_MAX);
+    }
+    for (size_t i = 0; i < n_pass_env; i++) {
+        const char *name = pass_env[i];
+        if (name == NULL || name[0] == '\0' || strchr(name, '=') != NULL) {
+            return aj__err(AJ_EINVAL,
+                           "variable name '%s' to pass to shell jobs is empty or contains '='",
+                           name != NULL ? name : "(null)");
+        }
+    }
+    aj__shell_env next = {env_clear != 0, NULL, 0};
+    if (n_pass_env > 0) {
+        next.pass = aj__calloc(n_pass_env, sizeof *next.pass);
+        if (next.pass == NULL) {
+            return aj__err(AJ_ENOMEM, "out of memory keeping the shell jobs' environment policy");
+        }
+    }
+    for (size_t i = 0; i < n_pass_env; i++) {
+        next.pass[i] = aj__strdup(pass_env[i]);
+        if (next.pass[i] == NULL) {
+            aj__shell_env_free(&next);
+            return aj__err(AJ_ENOMEM, "out of memory keeping the shell jobs' environment policy");
+        }
+        next.n_pass++;
+    }
+    /* Handlers read the policy without a lock, so it changes only while none can run. */
+    pthread_mutex_lock(&e->mu);
+    int running = e->pool != NULL;
+    aj__shell_env old = e->shell_env;
+    if (!running) {
+        e->shell_env = next;
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (running) {
+        aj__shell_env_free(&next);
+        return aj__err(AJ_ESTATE, "the shell jobs' environment policy is set before workers start");
+    }
+    aj__shell_env_free(&old);
+    return 0;
 }

@@ -506,6 +506,7 @@ void aj_engine_close(aj_engine *e) {
     }
     aj__free(e->known_queues);
     aj__free(e->unreadable);
+    aj__shell_env_free(&e->shell_env);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->counters_mu);
     pthread_mutex_destroy(&e->flush_mu);
@@ -619,6 +620,8 @@ int aj_submit_batch(aj_engine *e, const aj_job_spec *specs, size_t n, uint64_t *
     }
     if (rc == 0) {
         memcpy(out_ids, ids, n * sizeof *ids);
+    } else if (s.hints != NULL) {
+        eng_blob_unstage(e, s.hints, s.n_hints); /* e.g. a full disk at the job's commit */
     }
     aj__free(s.hints);
     aj__free(ids);

@@ -14,6 +14,7 @@
 
 #include "aj.h"
 #include "core/jobs.h"
+#include "runtime/shell.h"
 #include "store/kv.h"
 #include "util/hlc.h"
 #include "util/log.h"
@@ -96,6 +97,7 @@ struct aj_engine {
     struct aj__tz_cache *zones; /* parsed time zones for schedules (tz_cache.c) */
     size_t blob_budget;         /* bytes of new blobs per transaction; 0: BLOB_TXN_BYTES (tests
                                    lower it to exercise staging with small payloads) */
+    aj__shell_env shell_env;    /* what `shell` jobs get of the environment (builtins.c) */
 };
 
 /* Opens an engine over an existing store, which the engine does not close (tests use it to
@@ -161,6 +163,9 @@ int eng_registry_op(aj_engine *e, const struct wreg_entry *w, int op);
 struct blob_hint;
 int eng_blob_prepare(aj_engine *e, const aj_slice *data, size_t n, struct blob_hint **out_hints,
                      size_t *out_n);
+/* blob_api.c: collects at once the blobs eng_blob_prepare() staged, when the submit they were
+ * for failed. Keeps the caller's aj_errmsg(). */
+void eng_blob_unstage(aj_engine *e, const struct blob_hint *h, size_t n);
 /* Bytes of new blobs written with a job's transaction; more are staged first. */
 size_t eng_blob_budget(aj_engine *e);
 

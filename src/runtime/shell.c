@@ -546,11 +546,37 @@ static int parse_payload(const aj__shell_job *job, json_t **root, char ***argv_s
     return 0;
 }
 
-/* The worker's environment, then the payload's, then the job's variables, then extra_env. */
+void aj__shell_env_free(aj__shell_env *env) {
+    for (size_t i = 0; i < env->n_pass; i++) {
+        aj__free(env->pass[i]);
+    }
+    aj__free(env->pass);
+    memset(env, 0, sizeof *env);
+}
+
+/* 1 when the worker's variable "K=V" reaches the program under `policy` (NULL: the default). */
+static int env_passes(const aj__shell_env *policy, const char *kv) {
+    size_t klen = strcspn(kv, "=");
+    for (size_t i = 0; policy != NULL && i < policy->n_pass; i++) {
+        if (strlen(policy->pass[i]) == klen && memcmp(policy->pass[i], kv, klen) == 0) {
+            return 1;
+        }
+    }
+    if (policy != NULL && policy->clear) {
+        return 0;
+    }
+    size_t slen = strlen(AJ__SHELL_STORE_VAR);
+    return !(klen == slen && memcmp(kv, AJ__SHELL_STORE_VAR, slen) == 0);
+}
+
+/* The worker's environment as the policy allows, then the payload's, then the job's variables,
+ * then extra_env. */
 static int build_env(const aj__shell_job *job, json_t *penv, env_list *l) {
     int rc = 0;
     for (char **e = environ; e != NULL && *e != NULL && rc == 0; e++) {
-        rc = env_put(l, *e);
+        if (env_passes(job->env, *e)) {
+            rc = env_put(l, *e);
+        }
     }
     if (penv != NULL) {
         const char *key;

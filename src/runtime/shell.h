@@ -28,6 +28,20 @@
  * number is also given in $AJ_PROGRESS_FD. */
 #define AJ__SHELL_PROGRESS_FD 3
 
+/* The variable naming the store (the `aj` command's AJ_DB): a program that has it can open the
+ * store and change any job, so it is withheld unless named in a policy's `pass`. */
+#define AJ__SHELL_STORE_VAR "AJ_DB"
+
+/* What a program gets of the worker process's environment (aj_shell_env_set()). */
+typedef struct aj__shell_env {
+    int clear;     /* 1: only the variables named in pass; 0: all but AJ__SHELL_STORE_VAR */
+    char **pass;   /* names passed through (owned); AJ__SHELL_STORE_VAR only this way */
+    size_t n_pass; /* at most AJ_SHELL_PASS_ENV_MAX */
+} aj__shell_env;
+
+/* Frees the names of a policy and resets it to the default. */
+void aj__shell_env_free(aj__shell_env *env);
+
 typedef struct aj__shell_job {
     uint64_t job_id;
     uint32_t attempt; /* 1 for the first run */
@@ -35,6 +49,7 @@ typedef struct aj__shell_job {
     const void *payload; /* {"argv":[...], "env":{...}?, "cwd":"..."?, "stdin":"..."?} */
     size_t payload_len;
     const char *const *extra_env; /* NULL-terminated "K=V" list added last; may be NULL */
+    const aj__shell_env *env;     /* what of the worker's environment; NULL: the default */
     int64_t deadline_mono_us;     /* kill the group at this aj__mono_us() time; 0: none */
     int (*should_stop)(void *ud); /* polled every AJ__SHELL_POLL_MS; nonzero: kill; may be NULL */
     void *stop_ud;
@@ -65,9 +80,10 @@ typedef struct aj__shell_result {
  * Errors: AJ_EINVAL for a bad payload (aj_errmsg() names the problem); AJ_EIO when the machinery
  * failed (no pipe, no fork, the supervisor process died); AJ_ENOMEM.
  *
- * The environment is the calling process's, then the payload's "env" (overriding), then
- * AJ_JOB_ID, AJ_ATTEMPT, AJ_QUEUE, AJ_PROGRESS_FD (with on_progress only), then extra_env
- * (entries without '=' are ignored). The process
+ * The environment is the calling process's as filtered by job->env (by default all of it but
+ * AJ_DB), then the payload's "env" (overriding), then AJ_JOB_ID, AJ_ATTEMPT, AJ_QUEUE,
+ * AJ_PROGRESS_FD (with on_progress only), then extra_env (entries without '=' are ignored). The
+ * process
  * environment is read during the call: like any reader of environ, it must not race setenv().
  * The program's PATH (from the final environment, as `env PATH=... prog` would) is searched for
  * argv[0] as execvp() does, including running a file without #! by /bin/sh. stdin is the

@@ -363,6 +363,20 @@ static void outcome_done(void *ud, int rc) {
     outcome_end(p, o);
 }
 
+/* Logs an outcome the store refused because this worker no longer holds the job: fencing at
+ * work, which an operator must be able to see (a stale epoch means that the job's lease expired
+ * while it ran here, and it may run, or have run, again elsewhere). */
+static void log_refused(aj_pool *p, const outcome *o, int rc) {
+    static const char *const kinds[] = {"completion", "failure", "release"};
+    const char *why = rc == AJ_ESTALE       ? "its lease expired and was taken back (stale epoch)"
+                      : rc == AJ_ECANCELLED ? "the job was cancelled"
+                                            : "the job no longer exists";
+    aj__log(&p->e->log, rc == AJ_ESTALE ? AJ_LOG_WARN : AJ_LOG_INFO,
+            "msg=\"job outcome refused: %s\" job=%llu epoch=%llu outcome=%s", why,
+            (unsigned long long)o->id, (unsigned long long)o->epoch,
+            kinds[o->kind >= 0 && o->kind <= 2 ? o->kind : 0]);
+}
+
 /* Builds the outcome transaction once and hands it to the committer without waiting. A large
  * result is hashed first, on the handler's thread (and staged, when too large to go with the
  * outcome). */
@@ -396,6 +410,7 @@ static void outcome_submit(aj_pool *p, outcome *o) {
     /* A stale epoch or a cancelled job: the outcome no longer matters. Anything else is retried
      * synchronously. */
     if (rc == AJ_ESTALE || rc == AJ_ECANCELLED || rc == AJ_ENOTFOUND) {
+        log_refused(p, o, rc);
         outcome_end(p, o);
         return;
     }
@@ -443,6 +458,9 @@ static void redo_outcomes(aj_pool *p, int give_up) {
         char idbuf[32];
         snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)o->id);
         if (rc == 0 || rc == AJ_ESTALE || rc == AJ_ECANCELLED || rc == AJ_ENOTFOUND) {
+            if (rc != 0) {
+                log_refused(p, o, rc);
+            }
             if (o->failures > 0) {
                 aj__log(&p->e->log, AJ_LOG_INFO,
                         "msg=\"recorded a job outcome after store errors\" job=%s failures=%d "

@@ -53,6 +53,7 @@
 #include "store/kv_sqlite_cause.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/file_stage.h"
 #include "util/hist.h"
 #include "util/mem.h"
 
@@ -994,28 +995,40 @@ static int sq_commit(void *st, kv_commit_req *c) {
  * Backup, stats, close
  * ------------------------------------------------------------------------------------------- */
 
+/* Removes what SQLite may have left beside a temporary backup file killed mid-copy: a hot
+ * journal there would be rolled back into the next copy written under that name. */
+static void remove_stale_companions(const char *tmp) {
+    static const char *const suffixes[] = {"-journal", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char name[PATH_MAX + 16];
+        snprintf(name, sizeof name, "%s%s", tmp, suffixes[i]);
+        unlink(name);
+    }
+}
+
+/* The copy is written under PATH.partial and renamed to PATH only when whole and synced
+ * (util/file_stage.h): a backup killed on the way never leaves a file under PATH that reads as a
+ * valid, emptier store, and its leftover PATH.partial is taken over by the next backup to PATH. */
 static int sq_backup(void *st, const char *path) {
     sq_store *ss = st;
-    /* The copy holds the same data as the store: owner-only, like the store itself. */
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        if (errno == EEXIST) {
-            return aj__err(AJ_EEXISTS, "backup target '%s' already exists", path);
-        }
-        return aj__err(AJ_EIO, "cannot create backup '%s': %s", path, strerror(errno));
+    aj_file_stage stage;
+    int code = aj__stage_open(&stage, path);
+    if (code != 0) {
+        return aj__err_wrap(code, "backup");
     }
-    close(fd);
+    remove_stale_companions(stage.tmp);
     sqlite3 *dst = NULL;
-    int rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    /* The copy holds the same data as the store: owner-only, like the store itself (the stage
+     * creates it 0600). */
+    int rc = sqlite3_open_v2(stage.tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        int code = aj__err(AJ_EIO, "cannot open backup '%s': %s", path,
-                           dst != NULL ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
-        sqlite3_close_v2(dst);
-        unlink(path);
-        return code;
+        code = aj__err(AJ_EIO, "cannot open backup '%s': %s", stage.tmp,
+                       dst != NULL ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
     }
-    sq_conn *src;
-    int code = reader_take(ss, &src);
+    sq_conn *src = NULL;
+    if (code == 0) {
+        code = reader_take(ss, &src);
+    }
     if (code == 0) {
         /* One step of -1 pages copies everything under one read transaction: a consistent copy
          * while commits go on. */
@@ -1033,14 +1046,18 @@ static int sq_backup(void *st, const char *path) {
         }
         reader_give(ss, src);
     }
+    /* Closed before the rename: SQLite's descriptors and locks must not outlive the copy. */
     rc = sqlite3_close_v2(dst);
     if (code == 0 && rc != SQLITE_OK) {
-        code = aj__err(AJ_EIO, "closing backup '%s': %s", path, sqlite3_errstr(rc));
+        code = aj__err(AJ_EIO, "closing backup '%s': %s", stage.tmp, sqlite3_errstr(rc));
     }
     if (code != 0) {
-        unlink(path);
+        remove_stale_companions(stage.tmp); /* while the stage's lock is still ours */
+        aj__stage_abort(&stage);
+        return code;
     }
-    return code;
+    code = aj__stage_publish(&stage, path);
+    return code != 0 ? aj__err_wrap(code, "backup") : 0;
 }
 
 static void sq_commit_stats(void *st, uint64_t *batches, uint64_t *syncs, uint64_t *hist,

@@ -378,6 +378,32 @@ int aj_name_check(const char *what, const char *name) {
     return 0;
 }
 
+int aj_idempotency_key_check(const char *key) {
+    size_t n = key != NULL ? strnlen(key, AJ_IDEMPOTENCY_KEY_MAX + 1) : 0;
+    if (n == 0 || n > AJ_IDEMPOTENCY_KEY_MAX) {
+        return aj__err(AJ_EINVAL, "idempotency key must be 1 to %d bytes", AJ_IDEMPOTENCY_KEY_MAX);
+    }
+    char q[AJ__QUOTE_BUF];
+    const unsigned char *s = (const unsigned char *)key;
+    for (size_t i = 0; i < n;) {
+        size_t k = aj_utf8_seq(s + i, n - i);
+        if (k == 0) {
+            return aj__err(AJ_EINVAL, "idempotency key '%s' is not valid UTF-8 (at byte %zu)",
+                           quote(q, key), i + 1);
+        }
+        /* C0 controls and DEL are one byte; C1 controls (U+0080-U+009F) are C2 80..C2 9F. */
+        int control = (k == 1 && (s[i] < 0x20 || s[i] == 0x7f)) ||
+                      (k == 2 && s[i] == 0xc2 && s[i + 1] < 0xa0);
+        if (control) {
+            return aj__err(AJ_EINVAL,
+                           "idempotency key '%s' contains a control character (at byte %zu)",
+                           quote(q, key), i + 1);
+        }
+        i += k;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Backoff
  * ------------------------------------------------------------------------------------------- */

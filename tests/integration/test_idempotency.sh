@@ -29,4 +29,10 @@ drain
 e=$(submit --type echo --payload '{"n":1}' --idempotency-key order-42)
 expect_eq "$a" "$e" "the key after the job completed"
 
+# Keys that are not printable text are refused like names (exit 2), nothing created.
+counts=$(state_counts)
+expect_error 2 "contains a control character" aj submit --type echo --idempotency-key $'k\x01'
+expect_error 2 "is not valid UTF-8" aj submit --type echo --idempotency-key $'k\xff'
+expect_eq "$counts" "$(state_counts)" "refused keys create nothing"
+
 echo "PASS test_idempotency"

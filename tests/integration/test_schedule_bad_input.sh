@@ -22,6 +22,10 @@ bad "day-of-week field" add x --cron '* * * * MON#9' --type echo
 bad "4 fields" add x --cron '* * * *' --type echo
 bad "unknown macro '@reboot'" add x --cron @reboot --type echo
 bad "never fires" add x --cron '0 0 30 2 *' --type echo
+# preview says it too, instead of printing nothing with exit 0
+bad "cron expression '* * 31 2 *' never fires after " preview --cron '* * 31 2 *'
+bad "never fires after 2031-01-01T00:00:00Z" preview --cron '0 0 0 1 1 * 2030' --from 2031-01-01T00:00:00Z
+bad "minute field: step 4294967297 is out of range (1-60)" preview --cron '0-59/4294967297 * * * *'
 bad "unknown time zone 'Mars/Olympus'" add x --cron '* * * * *' --tz Mars/Olympus --type echo
 bad "time zone name" add x --cron '* * * * *' --tz ../../etc/passwd --type echo
 bad "--tz applies only to --cron" add x --every 1m --tz UTC --type echo

@@ -31,6 +31,12 @@ expect_ok aj schedule preview --cron '@every 1500ms' --from 2026-01-01T00:00:00Z
 expect_eq $'2026-01-01T00:00:01.500Z\n2026-01-01T00:00:03Z' "$OUT" "fractional seconds only when not whole"
 expect_ok aj schedule preview --cron '0 0 0 1 1 * 2030' --from 2026-01-01T00:00:00Z
 expect_eq '2030-01-01T00:00:00Z' "$OUT" "fewer lines when fewer fire times remain"
+# A stored schedule with no fire time left: nothing printed, and stderr says why.
+expect_ok aj schedule add y2030 --cron '0 0 0 1 1 * 2030' --type echo
+expect_ok aj schedule preview y2030 --from 2031-01-01T00:00:00Z
+expect_eq "" "$OUT" "preview of a schedule with no fire time left"
+expect_eq "aj: schedule 'y2030' has no fire time after 2031-01-01T00:00:00Z" "$ERR" "its note"
+expect_ok aj schedule rm y2030
 # Without --from, the times follow now.
 expect_ok aj schedule preview --cron '* * * * * *' --count 1
 now=$(date -u +%s)

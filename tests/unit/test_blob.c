@@ -372,6 +372,54 @@ static void test_abandoned_stage(void **state) {
     close_fixture(f);
 }
 
+/* A submit that fails after some of its payload's chunks were staged (a full disk: every
+ * storage operation in turn fails) leaves nothing behind at once, not after the grace period;
+ * and a blob that another submit staged or references is never collected this way. */
+static void test_failed_submit_unstages(void **state) {
+    (void)state;
+    fixture *f = open_fixture(0, 0);
+    f->e->blob_budget = MIB;
+    size_t n = 3 * MIB + 123; /* four staging batches, then the job's commit */
+    char *big = make_data(n, 11);
+    aj_job_spec sp;
+    aj_job_spec_init(&sp);
+    sp.type = "t";
+    sp.payload = big;
+    sp.payload_len = n;
+    uint64_t id = 0;
+    int failures = 0;
+    for (uint64_t at = 1;; at++) {
+        kv_mem_fail_at(f->e->kv, at);
+        int rc = aj_submit(f->e, &sp, &id);
+        kv_mem_fail_at(f->e->kv, 0);
+        if (rc == 0) {
+            break;
+        }
+        assert_int_equal(rc, AJ_EIO);
+        failures++;
+        assert_int_equal(stats(f).count, 0);
+        assert_int_equal(chunk_keys(f), 0);
+        assert_int_equal(blob_keys(f), 0);
+        check_clean(f);
+    }
+    assert_true(failures >= 5); /* every batch and the job's commit failed once */
+    expect_payload(f, id, big, n);
+    /* The same content again, failing at its job's commit: the blob the first job references
+     * stays whole. */
+    uint64_t chunks = chunk_keys(f);
+    for (uint64_t at = 1; at < 8; at++) {
+        kv_mem_fail_at(f->e->kv, at);
+        uint64_t other = 0;
+        (void)aj_submit(f->e, &sp, &other);
+        kv_mem_fail_at(f->e->kv, 0);
+        assert_int_equal(chunk_keys(f), chunks);
+        expect_payload(f, id, big, n);
+    }
+    check_clean(f);
+    free(big);
+    close_fixture(f);
+}
+
 /* A release in a transaction that already writes many keys defers the delete to the duty. */
 typedef struct release_args {
     uint8_t ref[BLOB_REF_LEN];
@@ -517,11 +565,11 @@ static void test_damaged_chunk(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scenario_mem),     cmocka_unit_test(test_scenario_sqlite),
-        cmocka_unit_test(test_staging_mem),      cmocka_unit_test(test_staging_sqlite),
-        cmocka_unit_test(test_abandoned_stage),  cmocka_unit_test(test_deferred_free),
-        cmocka_unit_test(test_threshold_option), cmocka_unit_test(test_idempotent_big),
-        cmocka_unit_test(test_damaged_chunk),
+        cmocka_unit_test(test_scenario_mem),    cmocka_unit_test(test_scenario_sqlite),
+        cmocka_unit_test(test_staging_mem),     cmocka_unit_test(test_staging_sqlite),
+        cmocka_unit_test(test_abandoned_stage), cmocka_unit_test(test_failed_submit_unstages),
+        cmocka_unit_test(test_deferred_free),   cmocka_unit_test(test_threshold_option),
+        cmocka_unit_test(test_idempotent_big),  cmocka_unit_test(test_damaged_chunk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -264,6 +264,9 @@ static void test_errors(void **state) {
     bad("* * * * * * * *", "more than 7 fields");
     bad("*/0 * * * *", "minute field: step 0 is out of range");
     bad("*/61 * * * *", "step 61 is out of range (1-60)");
+    /* The whole number is quoted, not its first digits (it once read "step 42949"). */
+    bad("0-59/4294967297 * * * *", "minute field: step 4294967297 is out of range (1-60)");
+    bad("*/000000000000000000000000001 * * * *", "step 00000000000000000000... is out of range");
     bad("5-1 * * * *", "range 5-1 is backwards");
     bad("1,,2 * * * *", "empty list item");
     bad("1, * * * *", "empty list item");

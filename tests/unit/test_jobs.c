@@ -334,6 +334,41 @@ static void test_idempotency(void **state) {
     check_consistent(f);
 }
 
+/* Keys are refused, as names are, when they are not printable text: nothing is created. */
+static void test_idempotency_key_bytes(void **state) {
+    fixture *f = *state;
+    aj_job_spec s;
+    aj_job_spec_init(&s);
+    s.type = "echo";
+    uint64_t id = 0;
+    const char *bad[] = {"a\xff", "\xc3",    "\xe0\x80\xaf", "tab\there",
+                         "nl\n",  "del\x7f", "c1\xc2\x85"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s.idempotency_key = bad[i];
+        assert_int_equal(aj_submit(f->e, &s, &id), AJ_EINVAL);
+        assert_non_null(strstr(aj_errmsg(), "idempotency key '"));
+        assert_null(strchr(aj_errmsg(), '\n'));
+        assert_int_equal(aj_idempotency_key_check(bad[i]), AJ_EINVAL);
+    }
+    s.idempotency_key = "a\xff";
+    assert_int_equal(aj_submit(f->e, &s, &id), AJ_EINVAL);
+    assert_non_null(strstr(aj_errmsg(), "'a\\xff' is not valid UTF-8 (at byte 2)"));
+    s.idempotency_key = "x\x01";
+    assert_int_equal(aj_submit(f->e, &s, &id), AJ_EINVAL);
+    assert_non_null(strstr(aj_errmsg(), "'x\\x01' contains a control character (at byte 2)"));
+    aj_job **jobs = NULL;
+    size_t n = 99;
+    aj_job_filter jf;
+    memset(&jf, 0, sizeof jf);
+    assert_int_equal(aj_job_list(f->e, &jf, &jobs, &n), 0);
+    assert_int_equal(n, 0);
+    aj_job_list_free(jobs, n);
+    /* Printable UTF-8 is fine. */
+    s.idempotency_key = "commande-\xc3\xa9t\xc3\xa9-\xe2\x82\xac";
+    assert_int_equal(aj_submit(f->e, &s, &id), 0);
+    check_consistent(f);
+}
+
 /* Writes an idempotency record for key `ikey` in queue default behind the engine's back. */
 static void put_idem(fixture *f, const char *ikey, const uint8_t *v, size_t n) {
     kv_txn *t;
@@ -613,6 +648,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_release_does_not_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_fingerprint_formats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_key_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_and_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),

@@ -356,6 +356,42 @@ static void test_env(void **state) {
     unsetenv("AJ_TEST_OVERRIDDEN");
 }
 
+/* Runs `sh -c ECHO` under `policy` and checks its output. */
+static void expect_env_output(const aj__shell_env *policy, const char *want) {
+    const char *argv[] = {"sh", "-c", "echo \"${AJ_DB-unset}|${AJ_TEST_SECRET-unset}\"", NULL};
+    char *pl = payload(argv, NULL, NULL);
+    aj__shell_job j;
+    job_init(&j, pl);
+    j.env = policy;
+    aj__shell_result res;
+    assert_int_equal(aj__shell_run(&j, &res), 0);
+    char *out = result_output(&res, NULL);
+    assert_string_equal(out, want);
+    free(out);
+    aj_buf_free(&res.json);
+    free(pl);
+}
+
+/* The store's location never reaches a program unless passed; --env-clear keeps only what is
+ * passed. */
+static void test_env_policy(void **state) {
+    (void)state;
+    setenv("AJ_DB", "sqlite:/secret/place.db", 1);
+    setenv("AJ_TEST_SECRET", "s3cret", 1);
+    expect_env_output(NULL, "unset|s3cret\n");
+    aj__shell_env deflt = {0, NULL, 0};
+    expect_env_output(&deflt, "unset|s3cret\n");
+    aj__shell_env clear = {1, NULL, 0};
+    expect_env_output(&clear, "unset|unset\n");
+    char *names[] = {"AJ_DB", "AJ_TEST_SECRET_NOT"};
+    aj__shell_env pass_db = {0, names, 1};
+    expect_env_output(&pass_db, "sqlite:/secret/place.db|s3cret\n");
+    aj__shell_env clear_pass = {1, names, 2};
+    expect_env_output(&clear_pass, "sqlite:/secret/place.db|unset\n");
+    unsetenv("AJ_DB");
+    unsetenv("AJ_TEST_SECRET");
+}
+
 static void test_path_from_job_env(void **state) {
     (void)state;
     char *dir = aj_test_tmpdir();
@@ -1085,6 +1121,7 @@ int main(void) {
         cmocka_unit_test(test_output_invalid_utf8),
         cmocka_unit_test(test_output_cut_inside_a_character),
         cmocka_unit_test(test_env),
+        cmocka_unit_test(test_env_policy),
         cmocka_unit_test(test_path_from_job_env),
         cmocka_unit_test(test_cwd),
         cmocka_unit_test(test_stdin_is_devnull),
