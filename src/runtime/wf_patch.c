@@ -86,6 +86,13 @@ static int patch(aj_wf *wf, const char *patch_id, int deprecated) {
         rc = aj__wf_next(wf, EV_VERSION_MARKER, EV_VERSION_MARKER, patch_id, &ev);
         return rc < 0 ? rc : remember(&v, patch_id, 1);
     }
+    if (ahead == -1 && !(v.w->flags & WF_FLAG_WAIT_POINTS)) {
+        /* A run recorded by an aj that wrote no wait points, in its first task under this one:
+         * its code may have waited past this point at a call that recorded nothing, so the end
+         * of its commands says nothing of how far it got. The old path is the one it was
+         * started with. */
+        ahead = 0;
+    }
     if (ahead == 0) {
         /* Recorded before the patch. A deprecated patch has only the new path left: the run
          * goes on with it, as Temporal's deprecatePatch does. */

@@ -68,3 +68,18 @@ aj_wf_info *aj_test_wf_finish(aj_engine *e, const char *id, aj_wf_state want) {
     }
     return info;
 }
+
+void aj_test_wf_wait_events(aj_engine *e, const char *id, uint64_t events) {
+    for (int i = 0; i < 6000; i++) {
+        aj_wf_info *info = NULL;
+        if (aj_wf_get(e, id, &info) == 0) {
+            uint64_t n = info->events;
+            aj_wf_info_free(info);
+            if (n >= events) {
+                return;
+            }
+        }
+        usleep(10000);
+    }
+    fail_msg("%s never reached %llu events", id, (unsigned long long)events);
+}
