@@ -149,6 +149,53 @@ static int swapped(aj_wf *wf, aj_bytes input, void *ud) {
     return aj_wf_set_result(wf, "ok", 2);
 }
 
+/* Step "b" runs this many times. */
+static atomic_int b_runs;
+
+static int count_b(aj_step_ctx *ctx, aj_bytes in, void *ud) {
+    (void)ud;
+    atomic_fetch_add(&b_runs, 1);
+    return aj_step_set_result(ctx, in.data, in.len);
+}
+
+static int stage_query(void *ud, aj_bytes arg, char **out, size_t *len) {
+    (void)arg;
+    const char *stage = *(const char **)ud;
+    *out = strdup(stage);
+    *len = strlen(stage);
+    return *out != NULL ? 0 : AJ_ENOMEM;
+}
+
+/* a; start x; wait x; b; wait for "go". Query "stage" names the wait it is at. */
+static int stages(aj_wf *wf, aj_bytes input, void *ud) {
+    (void)input;
+    (void)ud;
+    const char *stage = "start";
+    AJ_TRY(aj_wf_set_query(wf, "stage", stage_query, &stage));
+    AJ_TRY(step(wf, "a"));
+    AJ_TRY(start_waited(wf, "activity"));
+    stage = "activity";
+    AJ_TRY(wait_waited(wf, "activity"));
+    stage = "signal";
+    aj_bytes in = {"b", 1};
+    AJ_TRY(aj_step(wf, "b", count_b, NULL, in, NULL));
+    AJ_TRY(aj_wait_signal(wf, "go", -1, NULL));
+    return aj_wf_set_result(wf, "done", 4);
+}
+
+/* Continues as new once; the next run asks about a patch at once. */
+static int cont(aj_wf *wf, aj_bytes input, void *ud) {
+    (void)ud;
+    if (input.len == 5 && memcmp(input.data, "first", 5) == 0) {
+        return aj_wf_continue_as_new(wf, "second", 6);
+    }
+    int p = aj_patched(wf, "p1");
+    if (p < 0) {
+        return p;
+    }
+    return aj_wf_set_result(wf, p ? "new" : "old", 3);
+}
+
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
     f->dir = aj_test_tmpdir();
@@ -159,6 +206,9 @@ static int setup(void **state) {
     assert_int_equal(aj_workflow_register(f->e, "reorder", reorder, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "pair", pair, NULL), 0);
     assert_int_equal(aj_workflow_register(f->e, "kid", kid, NULL), 0);
+    assert_int_equal(aj_workflow_register(f->e, "stages", stages, NULL), 0);
+    assert_int_equal(aj_workflow_register(f->e, "cont", cont, NULL), 0);
+    atomic_store(&b_runs, 0);
     assert_int_equal(aj_register(f->e, "hold", hold_handler, NULL), 0);
     atomic_store(&version, 1);
     atomic_store(&released, 0);
@@ -328,6 +378,93 @@ static void test_moved_wait_parks(void **state) {
     aj_free(report);
 }
 
+static uint64_t events_of(fixture *f, const char *id) {
+    aj_wf_info *info = NULL;
+    assert_int_equal(aj_wf_get(f->e, id, &info), 0);
+    uint64_t n = info->events;
+    aj_wf_info_free(info);
+    return n;
+}
+
+static void query_is(fixture *f, const char *id, const char *want) {
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(aj_wf_query(f->e, id, "stage", &out, &len), 0);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(out, want, len);
+    aj_free(out);
+}
+
+static int completed_seq_cb(void *ud, const aj_wf_event *ev) {
+    if (strcmp(ev->type, "activity_completed") == 0) {
+        *(uint64_t *)ud = ev->seq;
+    }
+    return 0;
+}
+
+/* Queries replay through wait points without writing; a reset copies them and the new run
+ * replays through them to its reset point, then goes on live. */
+static void test_query_and_reset(void **state) {
+    fixture *f = *state;
+    assert_int_equal(aj_workers_start(f->e, NULL), 0);
+    aj_test_wf_start(f->e, "stages", "st", "");
+    aj_test_wf_wait_events(f->e, "st", 4); /* started, a, activity_scheduled, wait_point */
+    uint64_t n = events_of(f, "st");
+    query_is(f, "st", "activity");
+    query_is(f, "st", "activity");
+    assert_int_equal(events_of(f, "st"), n); /* read-only */
+    atomic_store(&released, 1);
+    for (int i = 0; i < 6000 && atomic_load(&b_runs) == 0; i++) {
+        usleep(10000);
+    }
+    hist h;
+    for (int i = 0; i < 6000; i++) {
+        h = history(f, "st");
+        if (strcmp(h.wait_point, "signal:go") == 0) {
+            break;
+        }
+        usleep(10000);
+    }
+    assert_int_equal(h.wait_points, 2);
+    assert_string_equal(h.wait_point, "signal:go");
+    query_is(f, "st", "signal");
+    uint64_t completed = 0;
+    assert_int_equal(aj_wf_history(f->e, "st", 0, completed_seq_cb, &completed), 0);
+    assert_true(completed > 0);
+    uint32_t run = 0;
+    assert_int_equal(aj_wf_reset(f->e, "st", completed, "b again", &run), 0);
+    assert_int_equal(run, 2);
+    for (int i = 0; i < 6000 && atomic_load(&b_runs) < 2; i++) {
+        usleep(10000);
+    }
+    assert_int_equal(atomic_load(&b_runs), 2); /* b ran again, a did not */
+    for (int i = 0; i < 6000; i++) {
+        h = history(f, "st");
+        if (h.wait_points == 2 && strcmp(h.wait_point, "signal:go") == 0) {
+            break;
+        }
+        usleep(10000);
+    }
+    assert_int_equal(h.wait_points, 2); /* the copied activity:x, and signal:go */
+    query_is(f, "st", "signal");
+    assert_int_equal(aj_wf_signal(f->e, "st", "go", "", 0), 0);
+    aj_wf_info *info = aj_test_wf_finish(f->e, "st", AJ_WF_COMPLETED);
+    assert_string_equal(info->result, "done");
+    assert_int_equal(info->run, 2);
+    aj_wf_info_free(info);
+}
+
+/* A run started by continue-as-new is this version's own: a patch takes the new path. */
+static void test_continued_run_takes_new_path(void **state) {
+    fixture *f = *state;
+    assert_int_equal(aj_workers_start(f->e, NULL), 0);
+    aj_test_wf_start(f->e, "cont", "cont", "first");
+    aj_wf_info *info = aj_test_wf_finish(f->e, "cont", AJ_WF_COMPLETED);
+    assert_int_equal(info->run, 2);
+    assert_string_equal(info->result, "new");
+    aj_wf_info_free(info);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_patch_signal, setup, teardown),
@@ -335,6 +472,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_patch_child_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch_legacy_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_moved_wait_parks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_and_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_continued_run_takes_new_path, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
