@@ -9,7 +9,7 @@
  * step completed in a committed task is never run again.
  *
  * Replay: events are "commands" (made by the code in order: step_completed, activity_scheduled,
- * timer_scheduled, side_effect, compensation_*, ...) or "arrivals" (from outside, at any time:
+ * timer_scheduled, side_effect, compensation_*, wait_point, ...) or "arrivals" (from outside:
  * activity_completed, signal_received, timer_fired, cancel_requested, ...). Each durable call
  * consumes the next command and must match its kind and name, else the run is parked. Arrivals
  * are found by reference (the seq of the command they answer) or by order, and a call sees an
