@@ -58,7 +58,9 @@ static const char ls_help[] =
     "Usage: aj wf ls [--state S] [--type T] [--limit N]\n"
     "\n"
     "Lists workflows in id order: a table, or with --json an array of\n"
-    "objects with id, type, state, run, events, created_at, updated_at.\n"
+    "objects with id, type, run, state, events, result, error, created_at,\n"
+    "updated_at, finished_at (result embedded as JSON when it is JSON; times\n"
+    "RFC 3339, null when not yet).\n"
     "\n"
     "Flags:\n"
     "  --state S    running, compensating, completed, failed, cancelled,\n"
@@ -437,14 +439,35 @@ int cmd_wf_ls(cli *c, int argc, char **argv) {
     return rc;
 }
 
+/* Prints `text` (NULL: out of memory) and a newline, and frees it. */
+static int print_text(char *text) {
+    if (text == NULL) {
+        return cli_error(CLI_EXIT_ERROR, "out of memory");
+    }
+    int bad = printf("%s\n", text) < 0;
+    free(text);
+    return bad ? cli_error(CLI_EXIT_ERROR, "cannot write to stdout") : CLI_EXIT_OK;
+}
+
+/* An event's aux as JSON text: unsigned (its top bit may be a flag), which jansson cannot hold. */
+static char *event_text(json_t *o, uint64_t aux) {
+    char num[24];
+    snprintf(num, sizeof num, "%" PRIu64, aux);
+    return out_object_splice(o, "aux", num);
+}
+
 typedef struct show_ctx {
     cli *c;
-    json_t *events;
+    int json;
+    /* With --json: the events as the text of a JSON array, without its closing bracket (each
+     * event is text: see event_text). */
+    char *events;
+    size_t len, cap;
 } show_ctx;
 
 static int show_event(void *ud, const aj_wf_event *ev) {
     show_ctx *s = ud;
-    if (s->events != NULL) {
+    if (s->json) {
         json_t *o = json_object();
         json_object_set_new(o, "seq", json_integer((json_int_t)ev->seq));
         json_object_set_new(o, "type", json_string(ev->type));
@@ -452,11 +475,30 @@ static int show_event(void *ud, const aj_wf_event *ev) {
         json_object_set_new(o, "time", out_time_json(ev->time_ms));
         json_object_set_new(
             o, "data", ev->data.len ? out_bytes_json(ev->data.data, ev->data.len) : json_null());
-        json_object_set_new(o, "aux", json_integer((json_int_t)ev->aux));
         if (strcmp(ev->type, "activity_completed") == 0 && (ev->aux & AJ_WF_EVENT_CACHED)) {
             json_object_set_new(o, "cached", json_true());
         }
-        json_array_append_new(s->events, o);
+        char *text = event_text(o, ev->aux);
+        size_t n = text != NULL ? strlen(text) : 0;
+        if (text != NULL && s->len + n + 3 > s->cap) {
+            size_t cap = (s->len + n + 3) * 2;
+            char *grown = realloc(s->events, cap);
+            if (grown == NULL) {
+                free(text);
+                text = NULL;
+            } else {
+                s->events = grown;
+                s->cap = cap;
+            }
+        }
+        if (text == NULL) {
+            return AJ_ENOMEM;
+        }
+        char sep = s->len == 0 ? '[' : ',';
+        s->events[s->len++] = sep;
+        memcpy(s->events + s->len, text, n + 1);
+        s->len += n;
+        free(text);
         return 0;
     }
     char t[OUT_TIME_MAX];
@@ -526,7 +568,7 @@ int cmd_wf_show(cli *c, int argc, char **argv) {
         aj_wf_info_free(w);
         return wf_error(arc, id, "read the links of");
     }
-    show_ctx s = {c, NULL};
+    show_ctx s = {c, c->json, NULL, 0, 0};
     if (c->json) {
         json_t *o = info_json(w);
         json_object_set_new(
@@ -540,14 +582,16 @@ int cmd_wf_show(cli *c, int argc, char **argv) {
             json_array_append_new(kids, child_json(c, &children[i]));
         }
         json_object_set_new(o, "children", kids);
-        s.events = json_array();
         arc = aj_wf_history(c->engine, id, (uint32_t)run, show_event, &s);
-        json_object_set_new(o, "events", s.events);
+        if (arc == 0 && s.events != NULL) {
+            memcpy(s.events + s.len, "]", 2); /* show_event keeps room for it */
+        }
         if (arc == 0) {
-            rc = out_json(o);
+            rc = print_text(out_object_splice(o, "events", s.events != NULL ? s.events : "[]"));
         } else {
             json_decref(o);
         }
+        free(s.events);
     } else {
         char t[OUT_TIME_MAX];
         printf("id:        %s\ntype:      %s\nrun:       %u\nstate:     %s\n", w->id, w->type,
@@ -757,8 +801,7 @@ static int history_line(void *ud, const aj_wf_event *ev) {
     json_object_set_new(o, "prev_id", json_string(hex[1]));
     json_object_set_new(o, "data",
                         ev->data.len ? out_bytes_json(ev->data.data, ev->data.len) : json_null());
-    json_object_set_new(o, "aux", json_integer((json_int_t)ev->aux));
-    return out_json(o) == 0 ? 0 : AJ_EIO;
+    return print_text(event_text(o, ev->aux)) == CLI_EXIT_OK ? 0 : AJ_EIO;
 }
 
 int cmd_wf_history(cli *c, int argc, char **argv) {

@@ -223,6 +223,21 @@ int out_job_print(const aj_job *job) {
     return rc != 0 ? out_write_failed() : CLI_EXIT_OK;
 }
 
+char *out_object_splice(json_t *value, const char *key, const char *raw) {
+    char *head = value != NULL && json_is_object(value)
+                     ? json_dumps(value, JSON_COMPACT | JSON_REAL_PRECISION(OUT_REAL_DIGITS))
+                     : NULL;
+    json_decref(value);
+    size_t n = head != NULL ? strlen(head) : 0;
+    char *text = n >= 2 ? malloc(n + strlen(key) + strlen(raw) + 8) : NULL;
+    if (text != NULL) {
+        /* Without its closing brace; a comma unless the object was empty. */
+        sprintf(text, "%.*s%s\"%s\":%s}", (int)(n - 1), head, n > 2 ? "," : "", key, raw);
+    }
+    free(head);
+    return text;
+}
+
 int out_json(json_t *value) {
     if (value == NULL) {
         return cli_error(CLI_EXIT_ERROR, "out of memory");

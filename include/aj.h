@@ -838,7 +838,9 @@ int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *
 int aj_activity_start(aj_wf *wf, const char *name, const aj_job_spec *spec);
 /* Waits for the activity started as `name`: AJ_SUSPEND until its final outcome is in; then 0
  * with its result in *out (may be NULL; valid until the workflow function returns), or
- * AJ_EFAILED when it was dead-lettered or cancelled. When the workflow is being cancelled its
+ * AJ_EFAILED when it was dead-lettered or cancelled. A task that ends waiting here records a
+ * `wait_point` (as do aj_child_wait and aj_wait_signal without a timeout), so replay knows how
+ * far the code got. When the workflow is being cancelled its
  * job is cancelled too and the call returns once the job's outcome is in (AJ_ECANCELLED, or 0
  * when it completed first). AJ_EINVAL when no activity of that name was started. */
 int aj_activity_wait(aj_wf *wf, const char *name, aj_bytes *out);
@@ -846,7 +848,7 @@ int aj_activity_wait(aj_wf *wf, const char *name, aj_bytes *out);
 int aj_sleep(aj_wf *wf, int64_t ms);
 int aj_sleep_until(aj_wf *wf, int64_t at_ms);
 /* Waits for the next signal `name` (timeout_ms < 0: forever): 0 with its payload, or
- * AJ_ETIMEDOUT. */
+ * AJ_ETIMEDOUT. Without a timeout, a task that ends waiting here records a `wait_point`. */
 int aj_wait_signal(aj_wf *wf, const char *name, int64_t timeout_ms, aj_bytes *out);
 /* Deterministic helpers, recorded as side effects. */
 int aj_wf_now(aj_wf *wf, int64_t *out_ms);
@@ -919,9 +921,11 @@ int aj_wf_continue_as_new(aj_wf *wf, const void *input, size_t len);
  * Returns 1 when the run takes the new path: live, the first time a run gets here, it records a
  * `version_marker` event named patch_id; on replay, a marker at this point in the history.
  * Returns 0 when the run was recorded by the old code: replay reaches this point with recorded
- * commands after it and no marker. The answer is fixed per run at the first call (later calls
- * with the same id return it again without recording). Negative on bad input (AJ_EINVAL) or
- * more than AJ_WF_PATCHES_MAX ids. */
+ * commands after it and no marker, or with the `wait_point` of a wait the run reached beyond
+ * this point (docs/WORKFLOWS.md, "Version patches"; also 0, recording nothing, at the end of the
+ * commands of a run recorded by an aj older than wait points, in its first task under this one).
+ * The answer is fixed per run at the first call (later calls with the same id return it again
+ * without recording). Negative on bad input (AJ_EINVAL) or more than AJ_WF_PATCHES_MAX ids. */
 int aj_patched(aj_wf *wf, const char *patch_id);
 /* The cleanup step, once no run without the marker is left: keep only the new path and call
  * this instead of aj_patched. It records the marker live (so older code still running elsewhere

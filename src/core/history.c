@@ -44,6 +44,7 @@ static const char *const event_names[EV_TYPE_COUNT] = {
     "update_completed",
     "workflow_reset",
     "update_requested",
+    "wait_point",
 };
 
 const char *wf_event_name(int type) {

@@ -56,6 +56,9 @@ typedef enum wf_event_type {
     EV_UPDATE_COMPLETED,
     EV_WORKFLOW_RESET,
     EV_UPDATE_REQUESTED,
+    /* Where the code waited when a task ended suspended at a call that records nothing
+     * (runtime/wf_progress.c): command, name KIND:NAME of the call, aux the commands before it. */
+    EV_WAIT_POINT,
     EV_TYPE_COUNT
 } wf_event_type;
 

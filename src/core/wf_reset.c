@@ -200,6 +200,8 @@ int wf_reset(kv_txn *t, const job_env *env, const char *id, uint64_t to_seq, con
     w.type = before.type;
     w.run = before.run + 1;
     w.state = AJ_WF_RUNNING;
+    /* The copied prefix holds wait points only if the old run's tasks wrote them. */
+    w.flags = before.flags & WF_FLAG_WAIT_POINTS;
     w.created_ms = w.updated_ms = env->now_ms;
     w.input = before.input;
     w.hlc = old.hlc; /* stamps stay increasing across runs */

@@ -442,6 +442,7 @@ int wf_start(kv_txn *t, const job_env *env, const char *type, const char *id, aj
     w.type = aj_slice_str(type);
     w.run = exists ? before.run + 1 : 1;
     w.state = AJ_WF_RUNNING;
+    w.flags = WF_FLAG_WAIT_POINTS; /* recorded by this version from the start */
     w.created_ms = w.updated_ms = env->now_ms;
     w.input = input.p ? input : aj_slice_str("");
     if (opts != NULL && opts->execution_timeout_ms > 0) {

@@ -32,6 +32,10 @@
 enum {
     WF_FLAG_CANCEL_REQUESTED = 1,
     WF_FLAG_SAGA = 2, /* the run registered a compensation (counted as a saga) */
+    /* Every task of the run that ran its code recorded where the code waited (wait_point
+     * events, runtime/wf_progress.c). Runs recorded by an older aj lack it until their next
+     * task; until then nothing tells how far their code got. */
+    WF_FLAG_WAIT_POINTS = 4,
 };
 
 typedef struct wf_rec {

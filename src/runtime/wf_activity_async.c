@@ -5,9 +5,10 @@
  *
  * aj_activity_start is aj_activity without the wait: the job is submitted and the
  * `activity_scheduled` command recorded in the task's transaction (on replay the command is
- * matched like any other and nothing is submitted again). aj_activity_wait records nothing: it
- * finds the start's command by name among the commands already replayed or made in this run and
- * looks for the job's final outcome (activity_completed, or a final activity_failed) the way
+ * matched like any other and nothing is submitted again). aj_activity_wait records no command
+ * (a task that ends waiting here records a wait_point, wf_progress.c): it finds the start's
+ * command by name among the commands already replayed or made in this run and looks for the
+ * job's final outcome (activity_completed, or a final activity_failed) the way
  * aj_activity does, only among the arrivals that precede the call's position in the history —
  * the next command still to be replayed, or everything at the live edge. An outcome that came in
  * after the run's next command was recorded is therefore not seen by that replay either, and the

@@ -171,7 +171,17 @@ int aj_child_wait(aj_wf *wf, const char *name, aj_bytes *out) {
         return aj__err(AJ_EFAILED, "child '%s' could not start: %.*s", name, (int)st->data.n,
                        (const char *)st->data.p);
     }
-    const wf_event *done = aj__wf_arrival(wf, st->seq, EV_CHILD_COMPLETED, EV_CHILD_FAILED);
+    /* Not before the call's position: once more past its wait point when the run waited
+     * here before (wf_progress.c). */
+    const wf_event *done;
+    int marked = 0;
+    while ((done = aj__wf_arrival(wf, st->seq, EV_CHILD_COMPLETED, EV_CHILD_FAILED)) == NULL &&
+           (rc = aj__wf_wait_marker(wf, "child", name)) == 1) {
+        marked = 1;
+    }
+    if (rc < 0) {
+        return rc;
+    }
     if (done != NULL && done->type == EV_CHILD_COMPLETED) {
         if (out != NULL) {
             out->data = done->data.p;
@@ -188,7 +198,7 @@ int aj_child_wait(aj_wf *wf, const char *name, aj_bytes *out) {
     if (st->aux != AJ_PARENT_CLOSE_CANCEL && aj_wf_cancel_requested(wf)) {
         return aj__err(AJ_ECANCELLED, "workflow cancelled while waiting for child '%s'", name);
     }
-    return aj__wf_suspend(wf);
+    return aj__wf_suspend_at(wf, "child", name, marked);
 }
 
 int aj_child(aj_wf *wf, const char *name, const char *type, const void *input, size_t len,

@@ -9,7 +9,7 @@
  * step completed in a committed task is never run again.
  *
  * Replay: events are "commands" (made by the code in order: step_completed, activity_scheduled,
- * timer_scheduled, side_effect, compensation_*, ...) or "arrivals" (from outside, at any time:
+ * timer_scheduled, side_effect, compensation_*, wait_point, ...) or "arrivals" (from outside:
  * activity_completed, signal_received, timer_fired, cancel_requested, ...). Each durable call
  * consumes the next command and must match its kind and name, else the run is parked. Arrivals
  * are found by reference (the seq of the command they answer) or by order, and a call sees an
@@ -114,6 +114,7 @@ struct aj_wf {
     aj_bytes continue_input; /* in scratch */
     aj__wf_patch *patches;   /* the run's patch decisions, in scratch */
     size_t n_patches;
+    aj__wf_wait wait; /* where the code first waited in this task (wf_progress.c) */
     /* Updates (see "Updates" below). */
     update_entry updates[WF_UPDATES_MAX];
     size_t n_updates;
@@ -224,6 +225,7 @@ static int is_command(const wf_event *ev) {
     case EV_COMPENSATION_STARTED:
     case EV_CHILD_STARTED:
     case EV_VERSION_MARKER:
+    case EV_WAIT_POINT:
         return 1;
     case EV_COMPENSATION_COMPLETED:
     case EV_COMPENSATION_FAILED:
@@ -776,7 +778,8 @@ static int schedule_job(aj_wf *wf, const aj_job_spec *spec, uint64_t *out_job) {
     return rc;
 }
 
-static int activity_outcome(aj_wf *wf, const char *name, uint64_t seq, aj_bytes *out);
+static int activity_outcome(aj_wf *wf, const char *name, uint64_t seq, aj_bytes *out,
+                            int own_command);
 
 int aj__wf_activity_schedule(aj_wf *wf, const char *name, const aj_job_spec *spec) {
     uint64_t job;
@@ -789,7 +792,7 @@ int aj__wf_activity_schedule(aj_wf *wf, const char *name, const aj_job_spec *spe
 }
 
 int aj__wf_activity_outcome(aj_wf *wf, const char *name, uint64_t seq, aj_bytes *out) {
-    return activity_outcome(wf, name, seq, out);
+    return activity_outcome(wf, name, seq, out, 0); /* aj_activity_wait records nothing */
 }
 
 int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *out) {
@@ -815,17 +818,30 @@ int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *
         if ((rc = record(wf, EV_ACTIVITY_SCHEDULED, name, none, job, 0, 0)) != 0) {
             return rc;
         }
-        return suspend(wf);
+        return aj__wf_suspend_at(wf, "activity", name, 1);
     }
-    return activity_outcome(wf, name, ev->seq, out);
+    return activity_outcome(wf, name, ev->seq, out, 1);
 }
 
-/* The outcome of the activity whose activity_scheduled is event `seq`, as visible now. */
-static int activity_outcome(aj_wf *wf, const char *name, uint64_t seq, aj_bytes *out) {
-    uint64_t before = horizon(wf);
-    const wf_event *done =
-        find_arrival(wf, seq, EV_ACTIVITY_COMPLETED, EV_ACTIVITY_FAILED, 1, before);
-    int rc = done != NULL ? updates_replay(wf, done->seq) : 0;
+/* The outcome of the activity whose activity_scheduled is event `seq`, as visible now.
+ * own_command: the caller's own activity_scheduled is the last command (aj_activity). */
+static int activity_outcome(aj_wf *wf, const char *name, uint64_t seq, aj_bytes *out,
+                            int own_command) {
+    uint64_t before;
+    const wf_event *done;
+    int marked = 0, rc = 0;
+    for (;;) {
+        before = horizon(wf);
+        done = find_arrival(wf, seq, EV_ACTIVITY_COMPLETED, EV_ACTIVITY_FAILED, 1, before);
+        if (done != NULL || (rc = aj__wf_wait_marker(wf, "activity", name)) != 1) {
+            break;
+        }
+        marked = 1; /* the run waited here before: look up to the next command */
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    rc = done != NULL ? updates_replay(wf, done->seq) : 0;
     if (rc != 0) {
         return rc;
     }
@@ -857,7 +873,7 @@ static int activity_outcome(aj_wf *wf, const char *name, uint64_t seq, aj_bytes 
         }
         aj__err_clear();
     }
-    return suspend(wf);
+    return aj__wf_suspend_at(wf, "activity", name, own_command || marked);
 }
 
 int aj_activity_cached(aj_wf *wf, const char *name, const aj_job_spec *spec,
@@ -886,7 +902,7 @@ int aj_activity_cached(aj_wf *wf, const char *name, const aj_job_spec *spec,
     if (rc == 1) {
         /* Replay answers from the history, never from the cache: a hit was recorded as an
          * execution, so expiry or a changed entry cannot change what the run saw. */
-        return activity_outcome(wf, name, ev->seq, out);
+        return activity_outcome(wf, name, ev->seq, out, 1);
     }
     if (wf->query_mode) {
         return suspend(wf);
@@ -928,7 +944,7 @@ int aj_activity_cached(aj_wf *wf, const char *name, const aj_job_spec *spec,
     if (wf->env->delta != NULL) {
         wf->env->delta->activity_cache_misses++;
     }
-    return suspend(wf);
+    return aj__wf_suspend_at(wf, "activity", name, 1);
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -1004,7 +1020,7 @@ int aj_sleep_until(aj_wf *wf, int64_t at_ms) {
     if (cancel_visible(wf, horizon(wf))) {
         return aj__err(AJ_ECANCELLED, "workflow cancelled while sleeping");
     }
-    return suspend(wf);
+    return aj__wf_suspend_at(wf, "timer", "sleep", 1);
 }
 
 int aj_sleep(aj_wf *wf, int64_t ms) {
@@ -1027,7 +1043,10 @@ int aj_wait_signal(aj_wf *wf, const char *name, int64_t timeout_ms, aj_bytes *ou
         }
     }
     /* The first unconsumed signal of that name that arrived before the timeout fired and
-     * before this call's position in the history. */
+     * before this call's position in the history; once more past this call's wait point when
+     * the run waited here before. */
+    int marked = 0;
+again:;
     uint64_t before = horizon(wf);
     if (fired_seq != 0 && fired_seq < before) {
         before = fired_seq;
@@ -1065,10 +1084,19 @@ int aj_wait_signal(aj_wf *wf, const char *name, int64_t timeout_ms, aj_bytes *ou
         }
         return aj__err(AJ_ETIMEDOUT, "no signal '%s' within %lld ms", name, (long long)timeout_ms);
     }
+    int mrc = aj__wf_wait_marker(wf, "signal", name);
+    if (mrc < 0) {
+        return mrc;
+    }
+    if (mrc == 1) {
+        marked = 1;
+        goto again;
+    }
     if (cancel_visible(wf, horizon(wf))) {
         return aj__err(AJ_ECANCELLED, "workflow cancelled while waiting for signal '%s'", name);
     }
-    return suspend(wf);
+    /* With a timeout, the timer_scheduled just replayed or made marks where the code waits. */
+    return aj__wf_suspend_at(wf, "signal", name, timer_seq != 0 || marked);
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -1155,13 +1183,13 @@ static int compensate_one(aj_wf *wf, saga_entry *s) {
                 (rc = record(wf, EV_COMPENSATION_STARTED, s->name, none, job, 0, 0)) != 0) {
                 return rc;
             }
-            return suspend(wf);
+            return aj__wf_suspend_at(wf, "compensation", s->name, 1);
         }
         seq = ev->seq;
         const wf_event *done = find_arrival(wf, seq, EV_COMPENSATION_COMPLETED,
                                             EV_COMPENSATION_FAILED, 0, horizon(wf));
         if (done == NULL) {
-            return suspend(wf);
+            return aj__wf_suspend_at(wf, "compensation", s->name, 1);
         }
         if ((rc = updates_replay(wf, done->seq)) != 0) {
             return rc;
@@ -1422,7 +1450,7 @@ static int continue_run(aj_wf *wf, const wf_rec *before) {
     wf->w.seq = 0;
     wf->w.last_id = 0;
     wf->w.state = AJ_WF_RUNNING;
-    wf->w.flags = 0;
+    wf->w.flags = WF_FLAG_WAIT_POINTS;
     wf->w.created_ms = env->now_ms;
     wf->w.finished_ms = 0;
     wf->w.input.p = wf->continue_input.data;
@@ -1481,6 +1509,7 @@ void aj__wf_view_get(aj_wf *wf, aj__wf_view *v) {
     v->scratch = &wf->scratch;
     v->patches = &wf->patches;
     v->n_patches = &wf->n_patches;
+    v->wait = &wf->wait;
 }
 
 int aj__wf_is_command(const wf_event *ev) {
@@ -1502,6 +1531,10 @@ const wf_event *aj__wf_arrival(const aj_wf *wf, uint64_t ref, uint8_t type, uint
 
 int aj__wf_suspend(aj_wf *wf) {
     return suspend(wf);
+}
+
+int aj__wf_diverged(aj_wf *wf, const char *msg) {
+    return diverged(wf, "%s", msg);
 }
 
 /* The end state of a run whose function returned rc. */
@@ -1586,9 +1619,20 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
         aj__wf_free(wf);
         return fr;
     }
+    wf->w.flags |= WF_FLAG_WAIT_POINTS; /* this task records where its code waits */
     if (fr == AJ_SUSPEND) {
-        /* Replay must have consumed every recorded command. */
-        rc = updates_gone(wf, "the workflow could not handle the update where it waits");
+        /* Replay must have consumed every recorded command; where the code waits is recorded
+         * when no command of its own marks it (wf_progress.c). */
+        rc = aj__wf_progress_suspended(wf);
+        if (wf->nondeterminism) {
+            *out_parked = wf->park_msg;
+            wf->park_msg = NULL;
+            aj__wf_free(wf);
+            return AJ_ESTATE;
+        }
+        if (rc == 0) {
+            rc = updates_gone(wf, "the workflow could not handle the update where it waits");
+        }
     } else if (fr == AJ_CONTINUE_AS_NEW && wf->continue_as_new) {
         rc = updates_gone(wf, "the workflow continued as new before handling the update");
         if (rc == 0) {
@@ -1722,6 +1766,9 @@ int aj__wf_query_run(aj_wf *wf, aj_workflow_fn fn, void *ud, const char *name, c
 int aj__wf_replay_check(aj_wf *wf, aj_workflow_fn fn, void *ud, char **out_report) {
     aj_bytes input = {wf->w.input.p, wf->w.input.n};
     int fr = fn(wf, input, ud);
+    if (fr == AJ_SUSPEND && !wf->nondeterminism) {
+        (void)aj__wf_progress_suspended(wf); /* read-only: checks, never records */
+    }
     char *msg = NULL;
     if (wf->nondeterminism) {
         msg = wf->park_msg;

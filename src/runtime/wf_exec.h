@@ -44,6 +44,13 @@ typedef struct aj__wf_patch {
     int value;      /* 1 new path, 0 old */
 } aj__wf_patch;
 
+/* Where the code first waited in this task (wf_progress.c). */
+typedef struct aj__wf_wait {
+    const char *kind; /* "signal", "activity", "child", "timer", "compensation"; NULL: none */
+    const char *name; /* in the context's scratch arena */
+    int implied;      /* the call's own command, the last one made, marks the position */
+} aj__wf_wait;
+
 /* What a durable call may look at: valid until the next call that records. */
 typedef struct aj__wf_view {
     kv_txn *t;
@@ -56,6 +63,7 @@ typedef struct aj__wf_view {
     aj_arena *scratch; /* freed with the task */
     aj__wf_patch **patches;
     size_t *n_patches;
+    aj__wf_wait *wait;
 } aj__wf_view;
 
 void aj__wf_view_get(aj_wf *wf, aj__wf_view *v);
@@ -79,5 +87,23 @@ int aj__wf_activity_outcome(aj_wf *wf, const char *name, uint64_t seq, aj_bytes 
 int aj__wf_runs_continued(kv_txn *t, aj_slice id, uint32_t from, uint32_t to);
 /* Returns AJ_SUSPEND (answering a pending query first). */
 int aj__wf_suspend(aj_wf *wf);
+/* Marks the code as diverged from its history with `msg` (the run parks); AJ_ESTATE. */
+int aj__wf_diverged(aj_wf *wf, const char *msg);
+
+/* --- Where the code waits (wf_progress.c) --- */
+
+/* A call that waits and found nothing before its position: 1 when the next command is the
+ * wait_point of this call (KIND:NAME), now consumed, so the call looks again up to the next
+ * command; 0 when it is not; negative once the code diverged. */
+int aj__wf_wait_marker(aj_wf *wf, const char *kind, const char *name);
+/* Every call that waits suspends through here: the run diverged when recorded commands are
+ * left (the code stops short of where it went on before); else the first wait of the task is
+ * noted and AJ_SUSPEND returned. `implied`: the call made its own command just now (a timer,
+ * an activity), so that command already marks where the code stopped. */
+int aj__wf_suspend_at(aj_wf *wf, const char *kind, const char *name, int implied);
+/* The function returned AJ_SUSPEND: a divergence (AJ_ESTATE, see aj__wf_diverged) when recorded
+ * commands are left unconsumed; else, live, records the wait_point of the task's first wait
+ * when nothing else marks it. 0 or an error. */
+int aj__wf_progress_suspended(aj_wf *wf);
 
 #endif

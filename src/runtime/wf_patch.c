@@ -5,9 +5,12 @@
  * A patch is a `version_marker` command named by the patch id. Live, the first call of a run
  * records it and answers 1 (the new code path). On replay the answer comes from the history at
  * the call's position: a marker of that id among the next commands (markers only) means the run
- * passed here with the new code (1); any other command next means the run was recorded by the
- * old code before the patch existed, and it must keep to the old path (0); no command left means
- * the run has reached the live edge, so it records the marker now and takes the new path. Each
+ * passed here with the new code (1); any other command next — a `wait_point` included, where
+ * the run waited beyond this point at a call that records nothing (wf_progress.c) — means the
+ * run was recorded by the old code before the patch existed, and it must keep to the old path
+ * (0); no command left means the run has reached the live edge, so it records the marker now and
+ * takes the new path — unless the run was recorded by an aj without wait points and this is its
+ * first task here: how far its code got is unknown, so it keeps to the old path. Each
  * run decides once per patch id and remembers the decision, so a patch consulted twice (in a
  * loop, or in two places) always answers the same within a run. Markers never wait and are
  * skipped by calls that do not ask for them (wf_exec.c), so removing a deprecated patch call
@@ -85,6 +88,13 @@ static int patch(aj_wf *wf, const char *patch_id, int deprecated) {
         const wf_event *ev = NULL;
         rc = aj__wf_next(wf, EV_VERSION_MARKER, EV_VERSION_MARKER, patch_id, &ev);
         return rc < 0 ? rc : remember(&v, patch_id, 1);
+    }
+    if (ahead == -1 && !(v.w->flags & WF_FLAG_WAIT_POINTS)) {
+        /* A run recorded by an aj that wrote no wait points, in its first task under this one:
+         * its code may have waited past this point at a call that recorded nothing, so the end
+         * of its commands says nothing of how far it got. The old path is the one it was
+         * started with. */
+        ahead = 0;
     }
     if (ahead == 0) {
         /* Recorded before the patch. A deprecated patch has only the new path left: the run

@@ -93,3 +93,18 @@ int aj_test_worker_process(const char *url, aj_engine *(*open_engine)(const char
     aj_engine_close(e);
     _exit(0);
 }
+
+void aj_test_wf_wait_events(aj_engine *e, const char *id, uint64_t events) {
+    for (int i = 0; i < 6000; i++) {
+        aj_wf_info *info = NULL;
+        if (aj_wf_get(e, id, &info) == 0) {
+            uint64_t n = info->events;
+            aj_wf_info_free(info);
+            if (n >= events) {
+                return;
+            }
+        }
+        usleep(10000);
+    }
+    fail_msg("%s never reached %llu events", id, (unsigned long long)events);
+}

@@ -35,6 +35,9 @@ void aj_test_wf_start(aj_engine *e, const char *type, const char *id, const char
 /* Waits (a minute at most) until workflow `id` ends and fails the test unless it ended in
  * `want`; returns its info (free with aj_wf_info_free). */
 aj_wf_info *aj_test_wf_finish(aj_engine *e, const char *id, aj_wf_state want);
+/* Waits (a minute at most) until workflow `id`'s run has recorded at least `events` events,
+ * failing the test otherwise. */
+void aj_test_wf_wait_events(aj_engine *e, const char *id, uint64_t events);
 
 /* Forks a worker process: it opens its engine with open_engine(url) (which registers what it
  * runs), starts a worker pool and runs until SIGTERM, then stops gracefully (its counters reach

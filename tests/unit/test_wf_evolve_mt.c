@@ -230,22 +230,6 @@ static hist history(fixture *f, const char *id, uint32_t run) {
     return h;
 }
 
-/* Waits until the run has recorded at least `events` events. */
-static void wait_events(fixture *f, const char *id, uint64_t events) {
-    for (int i = 0; i < 6000; i++) {
-        aj_wf_info *info = NULL;
-        if (aj_wf_get(f->e, id, &info) == 0) {
-            uint64_t n = info->events;
-            aj_wf_info_free(info);
-            if (n >= events) {
-                return;
-            }
-        }
-        usleep(10000);
-    }
-    fail_msg("%s never reached %llu events", id, (unsigned long long)events);
-}
-
 static void test_continue_chain(void **state) {
     fixture *f = *state;
     aj_test_wf_start(f->e, "counter", "chain", "1");
@@ -320,8 +304,8 @@ static void test_patch_old_and_new_runs(void **state) {
     aj_test_wf_start(f->e, "evolving", "late", "");
     /* ...and one that passed the changed point with the old code before the deploy. */
     aj_test_wf_start(f->e, "evolving", "old", "early");
-    wait_events(f, "old", 2); /* started, step_completed old-way */
-    wait_events(f, "late", 1);
+    aj_test_wf_wait_events(f->e, "old", 2); /* started, step_completed old-way */
+    aj_test_wf_wait_events(f->e, "late", 1);
     /* Deploy the patched code. */
     atomic_store(&version, 1);
     aj_test_wf_start(f->e, "evolving", "new", "early");
@@ -358,10 +342,10 @@ static void test_patch_deprecate_and_remove(void **state) {
     fixture *f = *state;
     atomic_store(&version, 1);
     aj_test_wf_start(f->e, "evolving", "v1", "early"); /* marker recorded, waiting at the end */
-    wait_events(f, "v1", 3);
+    aj_test_wf_wait_events(f->e, "v1", 3);
     atomic_store(&version, 2);
     aj_test_wf_start(f->e, "evolving", "v2", "early"); /* deprecated: marker recorded too */
-    wait_events(f, "v2", 3);
+    aj_test_wf_wait_events(f->e, "v2", 3);
     assert_int_equal(aj_wf_signal(f->e, "v1", "go", "", 0), 0);
     aj_wf_info *info = aj_test_wf_finish(f->e, "v1", AJ_WF_COMPLETED);
     assert_string_equal(info->result, "new");
@@ -400,7 +384,7 @@ static void test_continue_when_suggested(void **state) {
 static void test_continue_diverging_parks(void **state) {
     fixture *f = *state;
     aj_test_wf_start(f->e, "skipper", "skip", "");
-    wait_events(f, "skip", 2);
+    aj_test_wf_wait_events(f->e, "skip", 2);
     atomic_store(&skip_version, 1);
     assert_int_equal(aj_wf_signal(f->e, "skip", "go", "", 0), 0);
     aj_wf_info *info = aj_test_wf_finish(f->e, "skip", AJ_WF_PARKED);
