@@ -2,13 +2,13 @@
  * powerloss.c — power loss at every sync point of a representative workload on SQLite.
  *
  * The workload (one engine, opened through the power-loss shim with "sqlite:PATH?vfs=aj_fault")
- * submits a job, submits one whose payload is a blob, claims and completes the first, claims
- * and dead-letters the second, adds a schedule and fires it, runs a one-step workflow on a
- * worker pool (which also runs the fired job), and submits a last job. Each call that returned
- * success with a durability promise (submit, complete, fail, schedule add and fire, workflow
- * start: docs/DURABILITY.md) adds a fact that must survive; a fact only observed (a workflow
- * that completed, whose task committed without an fsync of its own) must survive once a later
- * durable call returned, since that call's WAL sync covers every earlier frame.
+ * submits a job, submits one whose payload is a blob (large enough for a WAL checkpoint), claims
+ * and completes the first, claims and dead-letters the second, adds a schedule and fires it, runs a
+ * one-step workflow on a worker pool (which also runs the fired job), and submits a last job. Each
+ * call that returned success with a durability promise (submit, complete, fail, schedule add and
+ * fire, workflow start: docs/DURABILITY.md) adds a fact that must survive; a fact only observed (a
+ * workflow that completed, whose task committed without an fsync of its own) must survive once a
+ * later durable call returned, since that call's WAL sync covers every earlier frame.
  *
  * A first run counts the syncs (S) and, rebooted from the shim's model without a cut, must keep
  * everything. Then for sync points k in 1..S+1 and both modes (drop the unsynced writes; keep
@@ -27,9 +27,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PL_SAMPLES_PER_MODE 40   /* cut points per mode in the default (CI) run */
-#define PL_FACTS_MAX 16          /* facts one workload records */
-#define PL_BLOB_BYTES (64 << 10) /* the blob payload: well over the threshold below */
+#define PL_SAMPLES_PER_MODE 40 /* cut points per mode in the default (CI) run */
+#define PL_FACTS_MAX 16        /* facts one workload records */
+#define PL_BLOB_BYTES                                                                              \
+    (5 << 20) /* the blob: over the threshold, and over 1000 pages (a checkpoint) */
 #define PL_BLOB_THRESHOLD AJ_BLOB_THRESHOLD_MIN
 #define PL_WAIT_SLICE_MS 50        /* a workflow wait re-checks the power this often */
 #define PL_WAIT_MAX_MS (60 * 1000) /* a workflow that takes longer fails the test */
