@@ -2,7 +2,7 @@
 BUILD ?= build
 PREFIX ?= /usr/local
 
-.PHONY: all test demo install bench fuzz format clean
+.PHONY: all test demo install bench fuzz coverage format clean
 
 all:
 	./scripts/setup.sh
@@ -25,8 +25,12 @@ fuzz:
 	CC=clang cmake -S . -B build-fuzz -DAJ_LIBFUZZER=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build build-fuzz -j
 
+# gcov-instrumented build in build-cov, the tests, an HTML report in build-cov/coverage/.
+coverage:
+	./scripts/coverage.sh build-cov
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz build-cov

@@ -53,6 +53,7 @@ static const char top_help[] =
     "\n"
     "Global flags, allowed anywhere on the line:\n"
     "  --db URL     the store: sqlite:PATH or mem: (default: $AJ_DB, else sqlite:aj.db).\n"
+    "               sqlite:PATH?vfs=NAME opens the file through SQLite VFS NAME.\n"
     "               A missing SQLite file is created (mode 0600) when its directory exists;\n"
     "               a missing directory is a store error (exit 1), a malformed URL bad\n"
     "               input (exit 2). mem: lives only as long as the command, for trying out.\n"

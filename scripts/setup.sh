@@ -9,6 +9,14 @@ pkgs=(build-essential cmake pkg-config libsqlite3-dev libjansson-dev nettle-dev 
 if [ "${AJ_SETUP_FUZZ:-0}" = 1 ]; then
     pkgs+=(clang libclang-rt-14-dev)
 fi
+# `make coverage`: gcovr reads gcc's gcov data and writes the HTML report.
+if [ "${AJ_SETUP_COVERAGE:-0}" = 1 ]; then
+    pkgs+=(gcovr)
+fi
+# scripts/soak.sh: gnuplot draws its samples (the CSV is written without it).
+if [ "${AJ_SETUP_SOAK:-0}" = 1 ]; then
+    pkgs+=(gnuplot-nox)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

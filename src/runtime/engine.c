@@ -439,7 +439,7 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv, const aj_
     } else if (kv != NULL) {
         e->kv = kv;
     } else {
-        kv_open_opts ko = {e->opts.durability == AJ_RELAXED};
+        kv_open_opts ko = {.relaxed = e->opts.durability == AJ_RELAXED};
         rc = kv_open(&e->kv, url, &ko);
         e->owns_kv = 1;
     }

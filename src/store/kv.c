@@ -137,6 +137,44 @@ void *kv__store_state(kv_store *s, const kv_backend_ops *ops) {
     return s != NULL && s->ops == ops ? s->st : NULL;
 }
 
+/* "sqlite:PATH?vfs=NAME": the part after the first '?' holds parameters, NAME=VALUE joined by
+ * '&'. The only one is `vfs`, the name of a registered SQLite VFS every connection opens the file
+ * through (tests use it to interpose a shim). An unknown parameter is refused rather than taken
+ * for part of the file name. */
+static int sqlite_url_open(kv_store **out, const char *rest, const kv_open_opts *opts) {
+    const char *q = strchr(rest, '?');
+    if (q == NULL) {
+        return kv_sqlite_open(out, rest, opts);
+    }
+    char path[KV_URL_PATH_MAX];
+    char vfs[KV_URL_VFS_MAX] = "";
+    if ((size_t)(q - rest) >= sizeof path) {
+        return aj__err(AJ_EINVAL, "store path is longer than %d bytes", KV_URL_PATH_MAX - 1);
+    }
+    memcpy(path, rest, (size_t)(q - rest));
+    path[q - rest] = '\0';
+    for (const char *p = q + 1; *p != '\0';) {
+        size_t n = strcspn(p, "&");
+        const char *eq = memchr(p, '=', n);
+        size_t klen = eq != NULL ? (size_t)(eq - p) : n;
+        if (klen != 3 || memcmp(p, "vfs", 3) != 0 || eq == NULL) {
+            return aj__err(AJ_EINVAL, "unknown store URL parameter \"%.*s\" (known: vfs=NAME)",
+                           (int)(n > 64 ? 64 : n), p);
+        }
+        size_t vlen = n - klen - 1;
+        if (vlen == 0 || vlen >= sizeof vfs) {
+            return aj__err(AJ_EINVAL, "store URL parameter vfs wants a name of 1 to %d bytes",
+                           KV_URL_VFS_MAX - 1);
+        }
+        memcpy(vfs, eq + 1, vlen);
+        vfs[vlen] = '\0';
+        p += n + (p[n] == '&');
+    }
+    kv_open_opts o = *opts;
+    o.vfs = vfs[0] != '\0' ? vfs : NULL;
+    return kv_sqlite_open(out, path, &o);
+}
+
 int kv_open(kv_store **out, const char *url, const kv_open_opts *opts) {
     kv_open_opts defaults = {0};
     if (opts == NULL) {
@@ -149,10 +187,10 @@ int kv_open(kv_store **out, const char *url, const kv_open_opts *opts) {
         return kv_mem_open(out);
     }
     if (strncmp(url, "sqlite:", 7) == 0) {
-        if (url[7] == '\0') {
+        if (url[7] == '\0' || url[7] == '?') {
             return aj__err(AJ_EINVAL, "store URL \"sqlite:\" names no file (want \"sqlite:PATH\")");
         }
-        return kv_sqlite_open(out, url + 7, opts);
+        return sqlite_url_open(out, url + 7, opts);
     }
     return aj__err(AJ_EINVAL, "unknown store URL \"%.200s\" (want \"sqlite:PATH\" or \"mem:\")",
                    url);

@@ -120,11 +120,15 @@ typedef struct kv_backend_ops {
 typedef struct kv_store kv_store;
 typedef struct kv_txn kv_txn;
 
+#define KV_URL_PATH_MAX 4096 /* bytes in the path of a "sqlite:PATH?..." URL with parameters */
+#define KV_URL_VFS_MAX 64    /* bytes in the name of an SQLite VFS given as ?vfs=NAME */
+
 typedef struct kv_open_opts {
-    int relaxed; /* SQLite: synchronous=NORMAL instead of FULL */
+    int relaxed;     /* SQLite: synchronous=NORMAL instead of FULL */
+    const char *vfs; /* SQLite: a registered VFS to open the file through; NULL: the default */
 } kv_open_opts;
 
-/* Opens "sqlite:PATH" or "mem:". */
+/* Opens "sqlite:PATH", "sqlite:PATH?vfs=NAME" or "mem:". */
 int kv_open(kv_store **out, const char *url, const kv_open_opts *opts);
 void kv_close(kv_store *s);
 const char *kv_backend_name(const kv_store *s);

@@ -142,6 +142,7 @@ typedef struct sq_req {
 typedef struct sq_store {
     char *path;
     int relaxed;
+    const char *vfs; /* the VFS named by the URL's ?vfs= (its registered name), or NULL */
 
     pthread_mutex_t wmu; /* the writer connection */
     sq_conn *writer;
@@ -262,7 +263,8 @@ static int conn_open(const sq_store *ss, sq_conn **out) {
         return aj__err(AJ_ENOMEM, "out of memory opening a connection");
     }
     /* NOMUTEX: each connection is used by one thread at a time (see the invariants above). */
-    int rc = sqlite3_open_v2(ss->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc =
+        sqlite3_open_v2(ss->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, ss->vfs);
     if (rc != SQLITE_OK) {
         char what[AJ__ERRMSG_MAX];
         snprintf(what, sizeof what, "cannot open store '%s'", ss->path);
@@ -1304,6 +1306,16 @@ int kv_sqlite_open(kv_store **out, const char *path, const kv_open_opts *opts) {
     }
     ss->path = p;
     ss->relaxed = opts != NULL && opts->relaxed;
+    if (opts != NULL && opts->vfs != NULL) {
+        sqlite3_vfs *vfs = sqlite3_vfs_find(opts->vfs);
+        if (vfs == NULL) {
+            aj__free(ss);
+            aj__free(p);
+            return aj__err(AJ_EINVAL, "store URL names SQLite VFS '%s', which is not registered",
+                           opts->vfs);
+        }
+        ss->vfs = vfs->zName; /* lives as long as the VFS stays registered */
+    }
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* aj__deadline_ts is monotonic */

@@ -6,7 +6,10 @@
  * test.
  *
  * aj_fault_vfs_install() registers it as the default VFS, so every connection opened afterwards
- * goes through it. Counters are atomics: the committer thread does the I/O.
+ * goes through it; aj_fault_vfs_register(0) registers it by name only ("aj_fault", for a store URL
+ * "sqlite:PATH?vfs=aj_fault"). Another test shim (powerloss_vfs.c) takes over writes, truncates and
+ * syncs through aj_fault_vfs_set_hooks() instead of repeating this forwarding layer. Counters are
+ * atomics: the committer thread does the I/O.
  */
 #include "fault_vfs.h"
 
@@ -18,6 +21,7 @@
 typedef struct fault_file {
     sqlite3_file base;
     int armed_name; /* the file's name matched the suffix when it was opened */
+    void *hooked;   /* what hooks.open returned for this file, or NULL: no hooks */
     sqlite3_file real[];
 } fault_file;
 
@@ -30,6 +34,7 @@ static atomic_int fail_writes; /* the next N writes of matching files fail */
 static atomic_int syncs_failed;
 static atomic_int writes_failed;
 static atomic_int write_error = SQLITE_IOERR_WRITE; /* what a failed write returns */
+static aj_vfs_hooks hooks; /* set before files are opened, cleared after they are closed */
 
 #define REAL(f) (((fault_file *)(f))->real)
 
@@ -41,6 +46,9 @@ static int take(atomic_int *n) {
 }
 
 static int f_close(sqlite3_file *f) {
+    if (((fault_file *)f)->hooked != NULL) {
+        hooks.close(((fault_file *)f)->hooked);
+    }
     int rc = REAL(f)->pMethods != NULL ? REAL(f)->pMethods->xClose(REAL(f)) : SQLITE_OK;
     return rc;
 }
@@ -52,15 +60,24 @@ static int f_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off) {
         atomic_fetch_add(&writes_failed, 1);
         return atomic_load(&write_error);
     }
+    if (((fault_file *)f)->hooked != NULL) {
+        return hooks.write(((fault_file *)f)->hooked, REAL(f), p, n, off);
+    }
     return REAL(f)->pMethods->xWrite(REAL(f), p, n, off);
 }
 static int f_truncate(sqlite3_file *f, sqlite3_int64 size) {
+    if (((fault_file *)f)->hooked != NULL) {
+        return hooks.truncate(((fault_file *)f)->hooked, REAL(f), size);
+    }
     return REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 static int f_sync(sqlite3_file *f, int flags) {
     if (((fault_file *)f)->armed_name && take(&fail_syncs)) {
         atomic_fetch_add(&syncs_failed, 1);
         return SQLITE_IOERR_FSYNC;
+    }
+    if (((fault_file *)f)->hooked != NULL) {
+        return hooks.sync(((fault_file *)f)->hooked, REAL(f), flags);
     }
     return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
@@ -117,11 +134,15 @@ static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags
     /* Only the methods the real file has: SQLite checks iVersion before the shm and mmap ones. */
     fault_methods.iVersion = ff->real->pMethods->iVersion;
     ff->base.pMethods = &fault_methods;
+    ff->hooked = hooks.open != NULL && name != NULL ? hooks.open(name, flags) : NULL;
     return SQLITE_OK;
 }
 
 static int v_delete(sqlite3_vfs *v, const char *n, int sync) {
     (void)v;
+    if (hooks.deleted != NULL) {
+        hooks.deleted(n);
+    }
     return real_vfs->xDelete(real_vfs, n, sync);
 }
 static int v_access(sqlite3_vfs *v, const char *n, int flags, int *out) {
@@ -153,7 +174,7 @@ static int v_time64(sqlite3_vfs *v, sqlite3_int64 *out) {
     return real_vfs->xCurrentTimeInt64(real_vfs, out);
 }
 
-int aj_fault_vfs_install(const char *suffix) {
+int aj_fault_vfs_register(int make_default) {
     if (real_vfs == NULL) {
         real_vfs = sqlite3_vfs_find(NULL);
         if (real_vfs == NULL) {
@@ -181,9 +202,17 @@ int aj_fault_vfs_install(const char *suffix) {
         fault_vfs.xCurrentTime = v_time;
         fault_vfs.xGetLastError = v_lasterr;
         fault_vfs.xCurrentTimeInt64 = v_time64;
-        if (sqlite3_vfs_register(&fault_vfs, 1) != SQLITE_OK) {
-            return -1;
-        }
+    }
+    return sqlite3_vfs_register(&fault_vfs, make_default) == SQLITE_OK ? 0 : -1;
+}
+
+void aj_fault_vfs_set_hooks(const aj_vfs_hooks *h) {
+    hooks = h != NULL ? *h : (aj_vfs_hooks){0};
+}
+
+int aj_fault_vfs_install(const char *suffix) {
+    if (aj_fault_vfs_register(1) != 0) {
+        return -1;
     }
     snprintf(fault_suffix, sizeof fault_suffix, "%s", suffix);
     return 0;
