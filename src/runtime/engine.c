@@ -82,6 +82,7 @@ static int alloc_one_id(void *ud, uint64_t *out) {
     }
     pthread_mutex_unlock(&e->mu);
     if (have) {
+        src->used++;
         return 0;
     }
     src->empty = 1;
@@ -91,6 +92,7 @@ static int alloc_one_id(void *ud, uint64_t *out) {
 void eng_env(aj_engine *e, job_env *env, aj_counters *delta, eng_id_src *ids) {
     ids->e = e;
     ids->empty = 0;
+    ids->used = 0;
     env->alloc_id = alloc_one_id;
     env->alloc_ud = ids;
     env->now_us = eng_now_us(e);
@@ -164,7 +166,10 @@ static int run_attempts(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync, wf_
                  * attempt again (not counted as a conflict). */
                 refills++;
                 attempt--;
-                rc = eng_ids_refill(e, ENG_ID_BLOCK);
+                /* Room for twice what the attempt took, so that the next attempt (which repeats
+                 * the body, user code included) does not run out again. */
+                size_t want = 2 * (ids.used + 1);
+                rc = eng_ids_refill(e, want > ENG_ID_BLOCK ? want : ENG_ID_BLOCK);
                 if (rc != 0) {
                     return rc;
                 }
@@ -271,6 +276,13 @@ int eng_ids_refill(aj_engine *e, size_t n) {
     }
     pthread_mutex_unlock(&e->mu);
     return 0;
+}
+
+int eng_ids_ensure(aj_engine *e, size_t n) {
+    pthread_mutex_lock(&e->mu);
+    int enough = e->id_end - e->id_next >= n;
+    pthread_mutex_unlock(&e->mu);
+    return enough ? 0 : eng_ids_refill(e, n > ENG_ID_BLOCK ? n : ENG_ID_BLOCK);
 }
 
 int eng_ids(aj_engine *e, size_t n, uint64_t *first) {

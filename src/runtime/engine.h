@@ -25,6 +25,10 @@
 /* Times one eng_run refills an id block that ran out inside its transaction body (a body needs
  * at most ENG_ID_BLOCK ids, so one refill is enough unless other threads drain the block). */
 #define ENG_ID_REFILLS 8
+/* Ids a workflow task finds in the block before it starts (eng_ids_ensure): a task that creates
+ * more jobs than this (activities, children, timers' jobs) in one go may run out of ids and
+ * repeat its inline steps once, with a block then sized to what it took. */
+#define ENG_TASK_IDS 256
 /* Transaction attempts before giving up on repeated conflicts (AJ_ERETRIES). */
 #define ENG_TXN_ATTEMPTS 64
 /* Most handler types one engine can register. */
@@ -111,7 +115,8 @@ void eng_note_unreadable(void *ud, uint64_t id, int code, const char *why);
  * run again after eng_ids_refill(). */
 typedef struct eng_id_src {
     aj_engine *e;
-    int empty;
+    int empty;   /* the block ran out during the attempt */
+    size_t used; /* ids the attempt took, to size the refill after it ran out */
 } eng_id_src;
 /* Fills a job_env for one transaction attempt; `ids` must live as long as the attempt. */
 void eng_env(aj_engine *e, job_env *env, aj_counters *delta, eng_id_src *ids);
@@ -129,6 +134,9 @@ int eng_run(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync);
 int eng_ids(aj_engine *e, size_t n, uint64_t *first);
 /* Replaces the engine's id block with a fresh one of n ids (outside any transaction). */
 int eng_ids_refill(aj_engine *e, size_t n);
+/* Makes sure the block holds at least n ids, refilling it (outside any transaction) when it does
+ * not: called before a transaction whose body runs user code, which a refill would repeat. */
+int eng_ids_ensure(aj_engine *e, size_t n);
 /* Makes sure the queue is registered in the store. */
 int eng_note_queue(aj_engine *e, const char *queue);
 int64_t eng_now_ms(aj_engine *e);

@@ -82,7 +82,12 @@ static int park_txn(kv_txn *t, const job_env *env, void *ud) {
 static int task_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
     aj_engine *e = ud;
     task_ctx c = {e, {job->payload, job->payload_len}, NULL, NULL};
-    int rc = eng_run(e, task_txn, &c, KV_SYNC);
+    /* The task runs the workflow's code, inline steps included: ids that ran out inside it
+     * would repeat them, so the block is topped up first. */
+    int rc = eng_ids_ensure(e, ENG_TASK_IDS);
+    if (rc == 0) {
+        rc = eng_run(e, task_txn, &c, KV_SYNC);
+    }
     if (rc == 0 && c.wf != NULL) {
         aj__wf_task_done(e, c.wf);
         c.wf = NULL;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 char *aj_test_tmpdir(void) {
@@ -72,9 +73,16 @@ aj_wf_info *aj_test_wf_finish(aj_engine *e, const char *id, aj_wf_state want) {
 }
 
 int aj_test_worker_process(const char *url, aj_engine *(*open_engine)(const char *url)) {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0) {
         return (int)pid;
+    }
+    /* A test that fails (or is killed) before it stops its workers must not leave them running
+     * for ever, holding ctest's output pipe: they get SIGTERM when the test process dies. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) {
+        _exit(1); /* the test died before prctl took effect */
     }
     sigset_t set;
     sigemptyset(&set);
