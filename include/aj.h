@@ -53,7 +53,8 @@ const char *aj_version(void);
     X(INTERNAL, -16, "internal error")                                                             \
     X(EXISTS, -17, "already exists")                                                               \
     X(FAILED, -18, "failed")                                                                       \
-    X(BUSY, -19, "store busy: another process held its lock too long")
+    X(BUSY, -19, "store busy: another process held its lock too long")                             \
+    X(AMBIGUOUS, -20, "commit outcome unknown: it may have been applied")
 
 enum {
     AJ_OK = 0,

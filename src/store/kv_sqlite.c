@@ -1219,8 +1219,9 @@ int kv_sqlite_open(kv_store **out, const char *path, const kv_open_opts *opts) {
         return aj__err(rc, "%s", msg);
     }
     kv_limits lim = {SQ_MAX_KEY, SQ_MAX_VALUE, SQ_MAX_TXN_OPS, SQ_MAX_TXN_BYTES};
-    return kv__store_new(out, &sq_ops, ss, KV_CAP_MULTI_PROCESS | KV_CAP_DURABLE | KV_CAP_BACKUP,
-                         &lim);
+    return kv__store_new(
+        out, &sq_ops, ss,
+        KV_CAP_MULTI_PROCESS | KV_CAP_DURABLE | KV_CAP_BACKUP | KV_CAP_APPLIED_NOSYNC, &lim);
 }
 
 int kv_sqlite_max_pages(kv_store *s, uint64_t pages) {
