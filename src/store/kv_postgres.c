@@ -43,11 +43,12 @@
  * never can: a plain failure). If the server stays unreachable, every request of the batch fails
  * with AJ_EAMBIGUOUS — never with an error that claims nothing was written.
  *
- * Failures: a broken connection is reconnected on its next use; after a failed connect, every
- * operation fails fast (AJ_EIO, naming the last error) until a backoff (PG_BACKOFF_MIN_MS,
- * doubling to PG_BACKOFF_MAX_MS) has passed, so a down server is not hammered by every thread.
- * A statement that meets a dead pooled connection before doing anything (BEGIN) is retried once
- * on a fresh one, so a server restart costs callers nothing once the server is back.
+ * Failures: a broken connection is reconnected on its next use; after a failed connect, the next
+ * attempt of any thread first waits out a backoff (PG_BACKOFF_MIN_MS, doubling to
+ * PG_BACKOFF_MAX_MS; reset by a success), so a down server sees few attempts and callers block
+ * briefly instead of spinning; each attempt that fails returns AJ_EIO naming libpq's reason. A
+ * snapshot or batch that meets a dead idle connection before doing anything (BEGIN) goes on with
+ * a fresh one, so a server restart costs callers nothing once the server is back.
  *
  * Changes: one listener connection LISTENs on "aj_change"; every batch that writes NOTIFYs it.
  * Commits of this process also bump the counter at once. While the listener is disconnected the
@@ -196,7 +197,6 @@ typedef struct pg_store {
     pthread_mutex_t downmu; /* connect backoff */
     int64_t down_until_us;  /* no connect attempt before this (0: none pending) */
     int64_t backoff_ms;
-    char down_msg[AJ__ERRMSG_MAX];
 
     pthread_mutex_t chmu; /* change notification */
     pthread_cond_t change_cv;
@@ -365,6 +365,10 @@ static int parse_url(pg_store *ps, const char *url) {
                 host = val != NULL ? val : host;
             } else if (strcmp(o->keyword, "port") == 0) {
                 port = val;
+                /* libpq checks ports only when connecting, as if the server were at fault. */
+                if (val != NULL && val[strspn(val, "0123456789,")] != '\0') {
+                    rc = aj__err(AJ_EINVAL, "store URL has an invalid port '%.100s'", val);
+                }
             } else if (strcmp(o->keyword, "dbname") == 0) {
                 dbname = val;
             } else if (strcmp(o->keyword, "user") == 0) {
@@ -382,7 +386,7 @@ static int parse_url(pg_store *ps, const char *url) {
                  user ? user : (getenv("PGUSER") ? getenv("PGUSER") : "(default user)"));
         ps->display = aj__strdup(d);
         ps->url = aj__strdup((const char *)b.p);
-        if (ps->display == NULL || ps->url == NULL) {
+        if (rc == 0 && (ps->display == NULL || ps->url == NULL)) {
             rc = aj__err(AJ_ENOMEM, "out of memory parsing a store URL");
         }
     }
@@ -414,16 +418,12 @@ static int exec_cmd(const pg_store *ps, pg_conn *c, const char *sql, const char 
     return rc;
 }
 
-/* Fails fast while a connect backoff is pending. */
-static int down_check(pg_store *ps) {
+/* How long until the next connect attempt is due (0: now). */
+static int64_t down_left_ms(pg_store *ps) {
     pthread_mutex_lock(&ps->downmu);
-    int rc = 0;
-    if (ps->down_until_us != 0 && aj__mono_us() < ps->down_until_us) {
-        int64_t left = (ps->down_until_us - aj__mono_us()) / 1000;
-        rc = aj__err(AJ_EIO, "%s (next attempt in %lld ms)", ps->down_msg, (long long)left);
-    }
+    int64_t left = ps->down_until_us != 0 ? (ps->down_until_us - aj__mono_us() + 999) / 1000 : 0;
     pthread_mutex_unlock(&ps->downmu);
-    return rc;
+    return left > 0 ? left : 0;
 }
 
 static void down_note(pg_store *ps, int failed) {
@@ -434,12 +434,16 @@ static void down_note(pg_store *ps, int failed) {
             ps->backoff_ms = PG_BACKOFF_MAX_MS;
         }
         ps->down_until_us = aj__mono_us() + ps->backoff_ms * 1000;
-        snprintf(ps->down_msg, sizeof ps->down_msg, "%s", aj_errmsg());
     } else {
         ps->backoff_ms = 0;
         ps->down_until_us = 0;
     }
     pthread_mutex_unlock(&ps->downmu);
+}
+
+static void quiet(void *ud, const char *msg) {
+    (void)ud;
+    (void)msg;
 }
 
 /* Opens a configured connection; the committer's gets synchronous_commit off when relaxed. */
@@ -457,6 +461,9 @@ static int conn_open(pg_store *ps, int committer, pg_conn **out) {
         vals[2] = PG_CONNECT_TIMEOUT_S;
     }
     c->db = PQconnectdbParams(keys, vals, 1);
+    if (c->db != NULL) {
+        PQsetNoticeProcessor(c->db, quiet, NULL); /* the library never prints */
+    }
     int rc = 0;
     if (c->db == NULL) {
         rc = aj__err(AJ_ENOMEM, "out of memory connecting to PostgreSQL");
@@ -481,13 +488,14 @@ static int conn_open(pg_store *ps, int committer, pg_conn **out) {
     return 0;
 }
 
-/* A connection for the store's own use: respects the backoff and records the outcome. */
+/* A connection for the store's own use: waits out a pending backoff (so a down server sees one
+ * attempt per backoff from each thread, not a storm), then tries and records the outcome. */
 static int conn_get(pg_store *ps, int committer, pg_conn **out) {
-    int rc = down_check(ps);
-    if (rc != 0) {
-        return rc;
+    int64_t left = down_left_ms(ps);
+    if (left > 0) {
+        aj__sleep_ms(left);
     }
-    rc = conn_open(ps, committer, out);
+    int rc = conn_open(ps, committer, out);
     down_note(ps, rc == AJ_EIO);
     return rc;
 }
@@ -622,9 +630,9 @@ static int pg_snap_open(void *st, void **out) {
         return rc;
     }
     rc = snap_begin(ps, c);
-    if (rc != 0 && conn_bad(c)) {
-        /* An idle pooled connection the server dropped (a restart): nothing was read yet, so
-         * one fresh connection is tried before failing. */
+    /* Idle pooled connections the server dropped (a restart): nothing was read yet, so the
+     * next one, and finally a fresh one, is tried. Each dead one is closed on the way. */
+    for (size_t tries = 0; rc != 0 && conn_bad(c) && tries <= ps->pool_max; tries++) {
         pool_give(ps, c);
         rc = pool_take(ps, &c);
         if (rc != 0) {
@@ -787,6 +795,11 @@ static void *listener_main(void *arg) {
             c = NULL;
             /* Whatever was committed while nobody listened is unknown: waiters re-check. */
             bump_change(ps);
+            int64_t left = down_left_ms(ps);
+            if (left > 0) {
+                listen_poll(ps, -1, (int)(left < PG_POLL_MS ? left : PG_POLL_MS));
+                continue; /* waiters are woken at least every PG_POLL_MS meanwhile */
+            }
             if (conn_get(ps, 0, &c) != 0 || exec_cmd(ps, c, "LISTEN aj_change", "LISTEN") != 0) {
                 conn_close(c);
                 c = NULL;

@@ -17,8 +17,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include "store/kv.h"
 #include "util/clock.h"
 
@@ -34,45 +32,6 @@ typedef struct fx {
     kv_store *s;
 } fx;
 
-/* Runs one statement on the PostgreSQL server of AJ_TEST_PG_URL (its own database). */
-static void pg_admin(const char *sql) {
-    const char *base = getenv("AJ_TEST_PG_URL");
-    assert_non_null(base);
-    PGconn *db = PQconnectdb(base);
-    if (PQstatus(db) != CONNECTION_OK) {
-        fail_msg("connecting to %s: %s", base, PQerrorMessage(db));
-    }
-    PGresult *r = PQexec(db, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    }
-    PQclear(r);
-    PQfinish(db);
-}
-
-/* A fresh database on the test server; f->url names it (AJ_TEST_PG_URL with another path). */
-static void pg_fresh(fx *f) {
-    static int n;
-    const char *base = getenv("AJ_TEST_PG_URL");
-    if (base == NULL) {
-        fail_msg("AJ_TEST_PG_URL is not set: run under tests/pg/pg_harness.sh");
-    }
-    f->pg_db = malloc(64);
-    assert_non_null(f->pg_db);
-    snprintf(f->pg_db, 64, "aj_conf_%d_%d", (int)getpid(), ++n);
-    char sql[128];
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", f->pg_db);
-    pg_admin(sql);
-    const char *auth = strstr(base, "://");
-    assert_non_null(auth);
-    const char *path = strchr(auth + 3, '/');
-    size_t head = path != NULL ? (size_t)(path - base) : strlen(base);
-    const char *query = strchr(base, '?');
-    f->url = malloc(strlen(base) + 80);
-    assert_non_null(f->url);
-    sprintf(f->url, "%.*s/%s%s", (int)head, base, f->pg_db, query != NULL ? query : "");
-}
-
 static int setup(void **state) {
     fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
@@ -84,7 +43,8 @@ static int setup(void **state) {
         sprintf(f->url, "sqlite:%s", path);
         free(path);
     } else if (strcmp(g_backend, "postgres") == 0) {
-        pg_fresh(f);
+        f->pg_db = aj_test_pg_db();
+        f->url = aj_test_pg_url(f->pg_db, NULL);
     } else {
         f->url = strdup("mem:");
     }
@@ -104,12 +64,7 @@ static int teardown(void **state) {
         aj_test_rmtree(f->dir);
         free(f->dir);
     }
-    if (f->pg_db != NULL) {
-        char sql[128];
-        snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", f->pg_db);
-        pg_admin(sql);
-        free(f->pg_db);
-    }
+    aj_test_pg_drop(f->pg_db);
     free(f->url);
     free(f);
     return 0;
