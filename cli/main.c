@@ -52,7 +52,8 @@ static const char top_help[] =
     "  help      show the help of a command: aj help dlq redrive\n"
     "\n"
     "Global flags, allowed anywhere on the line:\n"
-    "  --db URL     the store: sqlite:PATH or mem: (default: $AJ_DB, else sqlite:aj.db).\n"
+    "  --db URL     the store: sqlite:PATH or mem: (default: $AJ_DB, else sqlite:aj.db),\n"
+    "               or postgres://USER@HOST:PORT/DB (libpq URI; see docs/POSTGRES.md).\n"
     "               A missing SQLite file is created (mode 0600) when its directory exists;\n"
     "               a missing directory is a store error (exit 1), a malformed URL bad\n"
     "               input (exit 2). mem: lives only as long as the command, for trying out.\n"
@@ -320,7 +321,8 @@ int cli_open(cli *c, const aj_engine_opts *opts) {
     const char *url = c->db_url;
     const char *colon = strchr(url, ':');
     if (colon == NULL || colon == url) {
-        return cli_error(CLI_EXIT_USAGE, "store URL '%s' is not sqlite:PATH or mem:", url);
+        return cli_error(CLI_EXIT_USAGE,
+                         "store URL '%s' is not sqlite:PATH, postgres://... or mem:", url);
     }
     aj_engine_opts defaults;
     if (opts == NULL) {

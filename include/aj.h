@@ -250,7 +250,8 @@ typedef struct aj_engine_opts {
 void aj_engine_opts_init(aj_engine_opts *opts);
 
 /* Opens the store at `url`: "sqlite:PATH" (created with mode 0600 if missing; its directory must
- * exist) or "mem:" (a private in-memory store). `opts` may be NULL. */
+ * exist), "postgres://..." or "postgresql://..." (a libpq URI with aj_ options: docs/POSTGRES.md)
+ * or "mem:" (a private in-memory store). `opts` may be NULL. */
 int aj_engine_open(aj_engine **out, const char *url, const aj_engine_opts *opts);
 /* Stops workers (finishing in-flight jobs within their deadline), flushes and closes. */
 void aj_engine_close(aj_engine *e);
