@@ -638,8 +638,8 @@ int main(int argc, char **argv) {
     printf("aj %s benchmark, durable mode (fsync before acknowledging), store in %s\n",
            aj_version(), dir);
     fsync_result first = measure_fsync(dir);
-    printf("raw fsync: %.0f/s, latency p50 %lld us, p99 %lld us\n\n", first.rate,
-           (long long)first.p50_us, (long long)first.p99_us);
+    printf("raw fsync: %.0f/s, latency p50 %.3f ms, p99 %.3f ms\n\n", first.rate,
+           first.p50_us / 1000.0, first.p99_us / 1000.0);
 
     if (blobs_only) {
         print_blobs(dir);
@@ -678,12 +678,11 @@ int main(int argc, char **argv) {
     int64_t wp50, wp99;
     FIGURE("workflows, 3 inline steps, 50 in flight",
            bench_wf_throughput(dir, quick ? 500 : 3000, &wp50, &wp99));
-    printf("  3-step workflow latency: p50 %lld us, p99 %lld us\n", (long long)wp50,
-           (long long)wp99);
+    printf("  3-step workflow latency: p50 %.3f ms, p99 %.3f ms\n", wp50 / 1000.0, wp99 / 1000.0);
     int64_t sp50, sp99;
     bench_wf_latency(dir, quick ? 50 : 300, &sp50, &sp99);
-    printf("sequential single-step workflow latency: p50 %lld us, p99 %lld us\n", (long long)sp50,
-           (long long)sp99);
+    printf("sequential single-step workflow latency: p50 %.3f ms, p99 %.3f ms\n", sp50 / 1000.0,
+           sp99 / 1000.0);
     int64_t replay_store, replay_cached;
     bench_wf_replay(dir, &replay_store, &replay_cached);
     printf("replay of a %d-event history: from the store %lld us, wake-up with the history "
@@ -696,10 +695,10 @@ int main(int argc, char **argv) {
     int64_t p50, p99;
     bench_latency(dir, &p50, &p99);
     fsync_result last = measure_fsync(dir);
-    printf("submit-to-start latency (idle workers, same process): p50 %lld us, p99 %lld us\n",
-           (long long)p50, (long long)p99);
-    printf("raw fsync latency now: p50 %lld us, p99 %lld us (%.0f/s)\n", (long long)last.p50_us,
-           (long long)last.p99_us, last.rate);
+    printf("submit-to-start latency (idle workers, same process): p50 %.3f ms, p99 %.3f ms\n",
+           p50 / 1000.0, p99 / 1000.0);
+    printf("raw fsync latency now: p50 %.3f ms, p99 %.3f ms (%.0f/s)\n", last.p50_us / 1000.0,
+           last.p99_us / 1000.0, last.rate);
     if (dir == tmpl) {
         char cmd[256];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

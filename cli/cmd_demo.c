@@ -5,9 +5,10 @@
  * this process, prints progress and a summary, and exits 0 only if the outcome is exactly the
  * expected one.
  *
- * Each run uses a fresh queue (demo.<unix ms>) and its workers serve only that queue, so a demo
- * store can be reused and the outcome is checked against this run's jobs alone. Everything goes
- * through the public API, in durable mode, as a user's program would.
+ * Each run uses a fresh queue named after its local start time (demo-YYYYMMDD-HHMMSS.mmm) and its
+ * workers serve only that queue, so a demo store can be reused and the outcome is checked against
+ * this run's jobs alone. Everything goes through the public API, in durable mode, as a user's
+ * program would.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -60,8 +61,9 @@ static const char demo_help[] =
     "dead-lettered, wall time, throughput, fsyncs per job and submit-to-start latency.\n"
     "Every submit is durable (on disk before it returns).\n"
     "\n"
-    "Each run uses a new queue, demo.<unix ms>, so the store can be reused; inspect it\n"
-    "afterwards with e.g. aj --db sqlite:aj-demo.db dlq ls.\n"
+    "Each run uses a new queue named after its start time in local time,\n"
+    "demo-YYYYMMDD-HHMMSS.mmm, so the store can be reused; inspect it afterwards with\n"
+    "e.g. aj --db sqlite:aj-demo.db dlq ls.\n"
     "\n"
     "Flags:\n"
     "  --jobs N         echo jobs, 0..1000000 (default: 2000)\n"
@@ -272,8 +274,8 @@ static void print_summary(cli *c, const demo_ids *ids, size_t echo_jobs, size_t 
     if (aj_job_get(c->engine, ids->dead, &dead) == 0 && dead->error != NULL) {
         dead_error = dead->error;
     }
-    uint64_t p50 = out_hist_quantile(s->process.start_latency_hist, 0.50);
-    uint64_t p99 = out_hist_quantile(s->process.start_latency_hist, 0.99);
+    double p50 = aj_latency_quantile_ms(s->process.start_latency_us, 0.50);
+    double p99 = aj_latency_quantile_ms(s->process.start_latency_us, 0.99);
     double fsyncs = total > 0 ? (double)s->process.fsyncs / (double)total : 0.0;
     double rate = wall > 0 ? (double)total / wall : 0.0;
     int ok = o->why[0] == '\0';
@@ -282,8 +284,9 @@ static void print_summary(cli *c, const demo_ids *ids, size_t echo_jobs, size_t 
                            (json_int_t)total, "completed", (json_int_t)o->completed, "retried",
                            (json_int_t)s->process.retried, "dead_lettered", (json_int_t)o->dead,
                            "wall_s", wall, "jobs_per_s", rate, "fsyncs_per_job", fsyncs,
-                           "start_latency_us", "p50", (json_int_t)p50, "p99", (json_int_t)p99,
-                           "as_expected", ok, "unexpected", o->why));
+                           "start_latency_us", "p50", (json_int_t)(p50 * 1000 + 0.5), "p99",
+                           (json_int_t)(p99 * 1000 + 0.5), "as_expected", ok, "unexpected",
+                           o->why));
     } else {
         printf("summary\n");
         printf("  %-18s %zu (%zu echo, %zu shell)\n", "jobs completed", o->completed, echo_jobs,
@@ -295,8 +298,7 @@ static void print_summary(cli *c, const demo_ids *ids, size_t echo_jobs, size_t 
         printf("  %-18s %.3f s\n", "wall time", wall);
         printf("  %-18s %.0f jobs/s\n", "throughput", rate);
         printf("  %-18s %.3f (%" PRIu64 " fsyncs)\n", "fsyncs per job", fsyncs, s->process.fsyncs);
-        printf("  %-18s p50 <= %" PRIu64 " us, p99 <= %" PRIu64 " us\n", "submit-to-start", p50,
-               p99);
+        printf("  %-18s p50 %.3f ms, p99 %.3f ms\n", "submit-to-start", p50, p99);
         printf("outcome: %s%s\n", ok ? "as expected" : "NOT as expected: ", o->why);
     }
     aj_job_free(dead);
@@ -415,9 +417,14 @@ int cmd_demo(cli *c, int argc, char **argv) {
     }
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
+    /* Named after the run's local start time, to the millisecond, so that two runs a second
+     * apart still get their own queue. */
     char queue[DEMO_QUEUE_MAX];
-    snprintf(queue, sizeof queue, "demo.%" PRId64,
-             (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    struct tm tm;
+    localtime_r(&now.tv_sec, &tm);
+    char stamp[24];
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    snprintf(queue, sizeof queue, "demo-%s.%03d", stamp, (int)(now.tv_nsec / 1000000));
     demo_ids ids;
     memset(&ids, 0, sizeof ids);
     double wall = 0;

@@ -35,9 +35,10 @@ static const char stats_help[] =
     "wf_parked, wf_sagas_started (runs that registered a compensation), wf_sagas_completed,\n"
     "wf_sagas_compensated, wf_compensation_failures, wf_timers_scheduled, wf_timers_fired;\n"
     "every state change is a compare-and-swap transaction: txn_attempts, retries (after a\n"
-    "conflict) and txn_gave_up (retries exhausted); and the histograms commit_batch_hist,\n"
-    "start_latency_hist_us and wf_timer_lag_hist_ms (bucket i counts values in\n"
-    "[2^(i-1), 2^i)).\n"
+    "conflict) and txn_gave_up (retries exhausted); jobs_unreadable (job records of a newer\n"
+    "format or damaged, left untouched and skipped; each process counts one once; `aj check`\n"
+    "names them); and the histograms commit_batch_hist, start_latency_hist_us and\n"
+    "wf_timer_lag_hist_ms (bucket i counts values in [2^(i-1), 2^i)).\n"
     "Latencies are upper bounds of the histogram bucket (\"at most\"), in microseconds.\n"
     "\n"
     "Exit codes: 0 printed, 1 store error, 2 bad input (an argument or unknown flag).\n"
@@ -90,6 +91,7 @@ static const counter_field counter_fields[] = {
     COUNTER(activity_cache_misses),
     COUNTER(activity_cache_fills),
     COUNTER(activity_cache_expired),
+    COUNTER(jobs_unreadable),
 };
 #define STATS_N_COUNTERS (sizeof counter_fields / sizeof counter_fields[0])
 
@@ -132,16 +134,16 @@ static int print_json(const aj_stats *s, const aj_blob_stats *b) {
         json_object_set_new(wfs, aj_wf_state_name((aj_wf_state)st),
                             json_integer((json_int_t)s->workflows[st]));
     }
-    const uint64_t *lat = s->total.start_latency_hist;
+    const uint64_t *lat = s->total.start_latency_us;
     json_t *blobs = json_pack("{s:I, s:I, s:I, s:I, s:I}", "count", (json_int_t)b->count, "chunks",
                               (json_int_t)b->chunks, "bytes", (json_int_t)b->bytes, "refs",
                               (json_int_t)b->refs, "unreferenced", (json_int_t)b->unreferenced);
-    return out_json(json_pack("{s:o, s:o, s:o, s:o, s:{s:I, s:I}, s:{s:I}, s:o}", "jobs", jobs,
-                              "workflows", wfs, "counters", counters_json(&s->process), "totals",
-                              counters_json(&s->total), "latency_us", "p50",
-                              (json_int_t)out_hist_quantile(lat, 0.50), "p99",
-                              (json_int_t)out_hist_quantile(lat, 0.99), "activity_cache", "entries",
-                              (json_int_t)s->activity_cache_entries, "blobs", blobs));
+    return out_json(json_pack(
+        "{s:o, s:o, s:o, s:o, s:{s:I, s:I}, s:{s:I}, s:o}", "jobs", jobs, "workflows", wfs,
+        "counters", counters_json(&s->process), "totals", counters_json(&s->total), "latency_us",
+        "p50", (json_int_t)(aj_latency_quantile_ms(lat, 0.50) * 1000 + 0.5), "p99",
+        (json_int_t)(aj_latency_quantile_ms(lat, 0.99) * 1000 + 0.5), "activity_cache", "entries",
+        (json_int_t)s->activity_cache_entries, "blobs", blobs));
 }
 
 static void print_human(const aj_stats *s, const aj_blob_stats *b) {
@@ -164,10 +166,10 @@ static void print_human(const aj_stats *s, const aj_blob_stats *b) {
         printf("  %-26s %" PRIu64 "\n", counter_fields[i].name,
                counter_value(&s->total, &counter_fields[i]));
     }
-    const uint64_t *lat = s->total.start_latency_hist;
+    const uint64_t *lat = s->total.start_latency_us;
     printf("submit-to-start latency\n");
-    printf("  %-15s <= %" PRIu64 " us\n", "p50", out_hist_quantile(lat, 0.50));
-    printf("  %-15s <= %" PRIu64 " us\n", "p99", out_hist_quantile(lat, 0.99));
+    printf("  %-15s %.3f ms\n", "p50", aj_latency_quantile_ms(lat, 0.50));
+    printf("  %-15s %.3f ms\n", "p99", aj_latency_quantile_ms(lat, 0.99));
     printf("large payloads and results (blobs)\n");
     printf("  %-15s %" PRIu64 "\n", "count", b->count);
     printf("  %-15s %" PRIu64 "\n", "chunks", b->chunks);

@@ -9,6 +9,7 @@
  * at once with _exit(). Logs are logfmt lines on stderr, from the library and from here.
  */
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +22,8 @@
 #include "cli.h"
 #include "out.h"
 
+/* How often a long-running worker looks whether its pool stopped on a store error. */
+#define WORKER_POLL_MS 200
 /* Most queues one worker serves (--queue a,b,...). */
 #define WORKER_QUEUES_MAX 64
 /* Most handler threads (--concurrency). */
@@ -65,7 +68,9 @@ static const char worker_help[] =
     "controls (see 'aj queue') apply to its claims.\n"
     "\n"
     "Exit codes: 0 stopped by a signal or drained, 1 store error (or --drain interrupted by a\n"
-    "signal), 2 bad input.\n"
+    "signal), 2 bad input. A busy or full store is waited out; a store error that waiting does\n"
+    "not cure (a damaged or unreadable file) is logged at every attempt and stops the worker\n"
+    "with exit 1 after 10 failed claims in a row.\n"
     "\n"
     "Examples:\n"
     "  aj worker --queue mail,reports --concurrency 8\n"
@@ -183,10 +188,16 @@ static int run_pool(cli *c, int drain, const sigset_t *stop_set) {
             rc = cli_fail(arc, "cannot drain");
         }
     } else {
-        while (worker_signal == 0) {
-            sigsuspend(&waitmask);
+        /* Wakes now and then to see whether the pool stopped on a store error that persisted. */
+        int perr = 0;
+        while (worker_signal == 0 && (perr = aj_workers_error(c->engine)) == 0) {
+            struct timespec ts = {0, WORKER_POLL_MS * 1000000L};
+            ppoll(NULL, 0, &ts, &waitmask);
         }
         pthread_sigmask(SIG_UNBLOCK, stop_set, NULL); /* a second signal may now cut it short */
+        if (perr != 0) {
+            rc = cli_fail(perr, "the worker pool stopped");
+        }
     }
     if (worker_signal != 0) {
         wlog("msg=\"stopping\" signal=%s", signal_name(worker_signal));

@@ -437,26 +437,3 @@ void out_list_end(out_list *l) {
         out_table_end(&l->table);
     }
 }
-
-uint64_t out_hist_quantile(const uint64_t hist[AJ_HIST_BUCKETS], double q) {
-    uint64_t total = 0;
-    for (size_t i = 0; i < AJ_HIST_BUCKETS; i++) {
-        total += hist[i];
-    }
-    if (total == 0) {
-        return 0;
-    }
-    /* The rank of the quantile, counted from 1, rounded up. */
-    uint64_t rank = (uint64_t)(q * (double)total);
-    if ((double)rank < q * (double)total || rank == 0) {
-        rank++;
-    }
-    uint64_t seen = 0;
-    for (size_t i = 0; i < AJ_HIST_BUCKETS; i++) {
-        seen += hist[i];
-        if (seen >= rank) {
-            return (uint64_t)1 << i;
-        }
-    }
-    return (uint64_t)1 << (AJ_HIST_BUCKETS - 1);
-}

@@ -81,8 +81,4 @@ void out_list_begin(out_list *l, int json, out_table_kind kind);
 int out_list_visit(cli *c, aj_job *const *jobs, size_t n, void *ud);
 void out_list_end(out_list *l);
 
-/* The upper bound of the histogram bucket holding quantile q (0..1) of its values: bucket i
- * holds [2^(i-1), 2^i), so the answer means "at most". 0 for an empty histogram. */
-uint64_t out_hist_quantile(const uint64_t hist[AJ_HIST_BUCKETS], double q);
-
 #endif

@@ -569,8 +569,14 @@ void aj_workers_request_stop(aj_engine *e);
 int aj_workers_stop(aj_engine *e);
 /* Waits until every job of the pool's queues in the store is final, or scheduled more than
  * `horizon_ms` ahead, or the pool is asked to stop. Returns 0 when drained, AJ_ECANCELLED if
- * stopped first. */
+ * stopped first, the store's error if the pool stopped on one (aj_workers_error). */
 int aj_workers_drain(aj_engine *e, int64_t horizon_ms);
+/* 0 while the pool works; the error that stopped it otherwise, with aj_errmsg() naming it. The
+ * pool stops by itself when claims keep failing with a store error that waiting does not cure
+ * (a damaged file: AJ_ECORRUPT, AJ_EFORMAT, AJ_EIO), after 10 attempts in a row 0.5 s apart;
+ * a busy or full store is waited out. A program running a pool should check this now and then
+ * and call aj_workers_stop when it is not 0. */
+int aj_workers_error(aj_engine *e);
 
 /* ---------------------------------------------------------------------------------------------
  * Durable workflows
@@ -952,6 +958,12 @@ int aj_wf_reset(aj_engine *e, const char *id, uint64_t to_seq, const char *reaso
  * Statistics
  * ------------------------------------------------------------------------------------------- */
 #define AJ_HIST_BUCKETS 24 /* bucket i counts values in [2^(i-1), 2^i) (bucket 0: < 1) */
+/* Latency histograms fine enough for real percentiles (log-linear, as in HdrHistogram): values
+ * below AJ_LAT_SUB count exactly; above, each power of two [2^e, 2^(e+1)) is split into
+ * AJ_LAT_SUB equal buckets, so a bucket's midpoint is within 1/(2 * AJ_LAT_SUB) (1.6%) of any
+ * value in it. Values of 2^36 and more (19 hours in microseconds) count in the last bucket. */
+#define AJ_LAT_SUB 32
+#define AJ_LAT_BUCKETS 1024
 
 typedef struct aj_counters {
     uint64_t submitted;
@@ -993,7 +1005,17 @@ typedef struct aj_counters {
     uint64_t activity_cache_misses;  /* cached activities that had to run their job */
     uint64_t activity_cache_fills;   /* entries written by a completed job */
     uint64_t activity_cache_expired; /* expired entries collected */
+    /* Job records a claim or duty could not decode (a newer format, or damage) and left
+     * untouched; each counted once by each process that met it. `aj check` names them. */
+    uint64_t jobs_unreadable;
+    /* Ready-to-claimed in microseconds, finely (AJ_LAT_BUCKETS): aj_latency_quantile_ms. */
+    uint64_t start_latency_us[AJ_LAT_BUCKETS];
 } aj_counters;
+
+/* The q-quantile (0 < q <= 1) of a latency histogram in microseconds (AJ_LAT_BUCKETS), in
+ * milliseconds: the midpoint of the bucket holding that rank, within 1.6% of the true value.
+ * 0 for an empty histogram. */
+double aj_latency_quantile_ms(const uint64_t hist[AJ_LAT_BUCKETS], double q);
 
 typedef struct aj_stats {
     uint64_t jobs[AJ_STATE_COUNT];         /* exact count of jobs in each state, whole store */
@@ -1026,7 +1048,8 @@ int aj_blob_stats_get(aj_engine *e, aj_blob_stats *out);
 int aj_backup(aj_engine *e, const char *path);
 /* Verifies every record against its indexes and every index entry against its record. Problems
  * are described through `report` (one line each); returns 0 when consistent, AJ_ECORRUPT when
- * not. */
+ * not. A store that cannot be read to the end (a damaged file) is another error, AJ_EIO, whose
+ * message names the storage error; then nothing is said about consistency. */
 int aj_check(aj_engine *e, void (*report)(void *ud, const char *line), void *ud,
              uint64_t *out_records);
 

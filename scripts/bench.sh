@@ -3,7 +3,9 @@
 # (--dir DIR to measure a particular disk, --jobs N, --quick).
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
+echo "bench: checking the packages the build needs (scripts/setup.sh)"
 "$top/scripts/setup.sh"
-cmake -S "$top" -B "$top/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$top/build-bench" -j"$(nproc 2>/dev/null || echo 2)" --target aj_bench >/dev/null
+echo "bench: building aj_bench (Release) in $top/build-bench"
+"$top/scripts/build.sh" "$top/build-bench" -DCMAKE_BUILD_TYPE=Release -- --target aj_bench
+echo "bench: running aj_bench $*"
 exec "$top/build-bench/bench/aj_bench" "$@"

@@ -4,7 +4,9 @@
 # and a summary. Extra arguments go to `aj demo` (see `aj demo --help`).
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
+echo "demo: checking the packages the build needs (scripts/setup.sh)"
 "$top/scripts/setup.sh"
-cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$top/build" -j"$(nproc 2>/dev/null || echo 2)" --target aj_cli >/dev/null
+echo "demo: building aj in $top/build (the first build takes a minute)"
+"$top/scripts/build.sh" "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -- --target aj_cli
+echo "demo: running aj demo"
 exec "$top/build/aj" demo "$@"

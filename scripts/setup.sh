@@ -22,5 +22,13 @@ echo "setup: installing ${missing[*]}" >&2
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 export DEBIAN_FRONTEND=noninteractive
+echo "setup: apt-get update" >&2
 "${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: apt-get install (${#missing[@]} packages and what they need; a minute or two)" >&2
+# One line per package as it is set up, so a long install shows it is moving.
+if ! "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" 2>&1 |
+    { grep --line-buffered -E '^(Setting up|E: )' || true; } | sed -u 's/^/setup: /' >&2; then
+    echo "setup: apt-get install failed (run it by hand to see why)" >&2
+    exit 1
+fi
+echo "setup: done" >&2

@@ -4,6 +4,7 @@
 # Installs the build dependencies first when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "test: checking the packages the build needs (scripts/setup.sh)"
 ./scripts/setup.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 export CTEST_OUTPUT_ON_FAILURE=1
@@ -12,8 +13,9 @@ run_suite() { # NAME BUILD_DIR CTEST_ARGS... (cmake flags come from CMAKE_FLAGS)
     local name=$1 dir=$2
     shift 2
     echo "=== $name ==="
-    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo $CMAKE_FLAGS >/dev/null
-    cmake --build "$dir" -j"$jobs" >/dev/null
+    # shellcheck disable=SC2086 # CMAKE_FLAGS holds several words on purpose
+    ./scripts/build.sh "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo $CMAKE_FLAGS
+    echo "test: running $name ($dir)"
     ctest --test-dir "$dir" -j"$jobs" "$@"
 }
 

@@ -205,8 +205,12 @@ int wf_child_closed(kv_txn *t, const job_env *env, const wf_rec *w, int notify_p
         if (rc == AJ_ENOTFOUND) {
             rc = 0;
         } else if (rc == 0) {
+            /* The parent's record is peeked and the wake-up deferred (wf_wakeq.h): the notice
+             * is blind writes, so neither the parent's tasks nor siblings ending together make
+             * this transaction (often a child's task, with its inline steps) conflict. A
+             * parent that ends or moves to another run meanwhile drops the entry. */
             wf_rec p;
-            rc = wf_read(t, l.other, &p);
+            rc = wf_peek(t, l.other, &p);
             if (rc == AJ_ENOTFOUND) {
                 rc = 0; /* the parent was collected */
             } else if (rc == 0 && p.run == l.run && !aj_wf_state_is_final(p.state)) {
@@ -223,7 +227,7 @@ int wf_child_closed(kv_txn *t, const job_env *env, const wf_rec *w, int notify_p
                     e.data =
                         w->error.p != NULL ? w->error : aj_slice_str(aj_wf_state_name(w->state));
                 }
-                rc = wf_inbox_add(t, env, &p, &e, 1);
+                rc = wf_inbox_add(t, env, &p, &e, WF_WAKE_DEFERRED);
             }
         }
     }

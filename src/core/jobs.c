@@ -27,6 +27,7 @@
 #include "util/err.h"
 #include "util/hash.h"
 #include "util/mem.h"
+#include "util/sha256.h"
 
 /* Most queues one claim may name. */
 #define JOB_CLAIM_QUEUES_MAX 1024
@@ -35,6 +36,9 @@
 #define JOB_CLAIM_LOOKAHEAD 64
 /* Most jobs one claim may take. */
 #define JOB_CLAIM_MAX 1024
+/* Unreadable job records (a newer format, or damage) one claim or duty transaction looks past:
+ * beyond this many at the head of an index, what lies behind waits for a newer aj or a repair. */
+#define JOB_UNREADABLE_SKIP_MAX 4096
 /* Longest time a job may be delayed or backed off (about 100 years), so times stay in range. */
 #define JOB_DELAY_MAX ((int64_t)100 * 365 * AJ_DAY)
 /* Latest run-at time accepted (9999-12-31), so that adding any delay stays in range. */
@@ -64,11 +68,14 @@ static int put_rec(kv_txn *t, const job_rec *r) {
     return rc;
 }
 
-int job_read(kv_txn *t, uint64_t id, job_rec *out) {
+/* job_read that tells a record it cannot decode (*undecodable = 1) from a storage error, which
+ * can carry the same code (a damaged SQLite file is AJ_ECORRUPT too). */
+static int read_job(kv_txn *t, uint64_t id, job_rec *out, int *undecodable) {
     akey k;
     key_job(&k, id);
     const uint8_t *v;
     size_t n;
+    *undecodable = 0;
     int rc = kv_get(t, k.b, k.n, &v, &n);
     if (rc == AJ_ENOTFOUND) {
         return aj__err(AJ_ENOTFOUND, "job %llu not found", (unsigned long long)id);
@@ -78,9 +85,34 @@ int job_read(kv_txn *t, uint64_t id, job_rec *out) {
     }
     rc = job_rec_decode(v, n, out);
     if (rc != 0) {
+        *undecodable = 1;
         return aj__err_wrap(rc, "job %llu", (unsigned long long)id);
     }
     return 0;
+}
+
+int job_read(kv_txn *t, uint64_t id, job_rec *out) {
+    int undecodable;
+    return read_job(t, id, out, &undecodable);
+}
+
+/* Reads a job for a claim or a duty: 1 when its record cannot be decoded. Such a record —
+ * written by a newer aj during a rolling upgrade, or damaged — is not a dangling index entry:
+ * deleting its entries would lose the job for good. The caller skips it, leaving the record and
+ * its entries exactly as they are; the runtime logs and counts it once; aj check reports it. */
+static int read_or_skip(kv_txn *t, const job_env *env, uint64_t id, job_rec *out, int *rc,
+                        size_t *skipped) {
+    int undecodable;
+    *rc = read_job(t, id, out, &undecodable);
+    if (!undecodable) {
+        return 0;
+    }
+    if (env->unreadable != NULL) {
+        env->unreadable(env->unreadable_ud, id, *rc, aj_errmsg());
+    }
+    (*skipped)++;
+    *rc = 0;
+    return 1;
 }
 
 static int put_empty(kv_txn *t, const akey *k) {
@@ -181,7 +213,7 @@ static int repair_index(kv_txn *t, const uint8_t *key, size_t klen, uint64_t id)
         rc = job_read(t, id, &r);
         if (rc == 0) {
             rc = index_rec(t, &r);
-        } else if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+        } else if (rc == AJ_ENOTFOUND) {
             rc = 0;
         }
     }
@@ -260,18 +292,73 @@ int job_spec_check(const aj_job_spec *s) {
     return 0;
 }
 
-/* The fingerprint that tells whether a repeated idempotency key names the same job. */
-static uint64_t job_fingerprint(const char *type, const void *payload, size_t len) {
+/* The fingerprint that tells whether a repeated idempotency key names the same job: SHA-256 of
+ * the type (with its NUL) and the payload, so two different jobs never share one (a 64-bit
+ * FNV-1a, the format 1 fingerprint, could collide and hand back the old job's id). */
+static void job_fingerprint(const char *type, const void *payload, size_t len,
+                            uint8_t out[AJ_SHA256_LEN]) {
+    aj_sha256 c;
+    aj__sha256_init(&c);
+    aj__sha256_update(&c, type, strlen(type) + 1);
+    aj__sha256_update(&c, payload, len);
+    aj__sha256_final(&c, out);
+}
+
+/* The format 1 fingerprint, only to compare with records written before format 2. */
+static uint64_t job_fingerprint_v1(const char *type, const void *payload, size_t len) {
     uint64_t h = aj__fnv1a(AJ_FNV_INIT, type, strlen(type) + 1);
     return aj__fnv1a(h, payload, len);
 }
 
-/* Idempotency record: id, expiry, fingerprint. */
-#define IDEM_REC_LEN 24
+/* Idempotency record. Format 2: format byte, id, expiry, SHA-256 fingerprint. Format 1 (no
+ * format byte, told apart by its length): id, expiry, FNV-1a fingerprint. Upgrade rule: format 1
+ * records are read and compared with the old fingerprint until they expire (one TTL); every
+ * record written is format 2; a longer record with a newer format byte is refused (AJ_EFORMAT). */
+#define IDEM_FORMAT 2
+#define IDEM_REC_LEN (1 + 8 + 8 + AJ_SHA256_LEN)
+#define IDEM_REC_LEN_V1 24
+
+typedef struct idem_rec {
+    uint64_t id;
+    int64_t expires;
+    int format;
+    const uint8_t *fp; /* format 2: AJ_SHA256_LEN bytes; format 1: 8 bytes */
+} idem_rec;
+
+static int idem_decode(const uint8_t *v, size_t n, idem_rec *out) {
+    if (n == IDEM_REC_LEN_V1) {
+        out->format = 1;
+        out->id = aj_get_u64be(v);
+        out->expires = (int64_t)aj_get_u64be(v + 8);
+        out->fp = v + 16;
+        return 0;
+    }
+    if (n >= 1 && v[0] > IDEM_FORMAT) {
+        return aj__err(AJ_EFORMAT,
+                       "idempotency record has format %u, newer than this aj reads (%d)", v[0],
+                       IDEM_FORMAT);
+    }
+    if (n != IDEM_REC_LEN || v[0] != IDEM_FORMAT) {
+        return AJ_ECORRUPT;
+    }
+    out->format = IDEM_FORMAT;
+    out->id = aj_get_u64be(v + 1);
+    out->expires = (int64_t)aj_get_u64be(v + 9);
+    out->fp = v + 17;
+    return 0;
+}
+
+/* 1 when a record's fingerprint is the spec's. */
+static int idem_same_job(const idem_rec *r, const aj_job_spec *s, const uint8_t *fp) {
+    if (r->format == 1) {
+        return aj_get_u64be(r->fp) == job_fingerprint_v1(s->type, s->payload, s->payload_len);
+    }
+    return memcmp(r->fp, fp, AJ_SHA256_LEN) == 0;
+}
 
 /* Looks the key up: *out_id is nonzero when a live record names a job. */
 static int idem_lookup(kv_txn *t, const job_env *env, const aj_job_spec *s, const char *queue,
-                       uint64_t fp, uint64_t *out_id, int64_t *out_old_expiry) {
+                       const uint8_t *fp, uint64_t *out_id, int64_t *out_old_expiry) {
     akey k;
     key_idem(&k, queue, strlen(queue), s->idempotency_key, strlen(s->idempotency_key));
     const uint8_t *v;
@@ -285,29 +372,28 @@ static int idem_lookup(kv_txn *t, const job_env *env, const aj_job_spec *s, cons
     if (rc != 0) {
         return rc;
     }
-    if (n != IDEM_REC_LEN) {
-        return aj__err(AJ_ECORRUPT, "idempotency record for key '%s' is corrupt",
-                       s->idempotency_key);
+    idem_rec r;
+    if ((rc = idem_decode(v, n, &r)) != 0) {
+        return rc == AJ_EFORMAT ? rc
+                                : aj__err(AJ_ECORRUPT, "idempotency record for key '%s' is corrupt",
+                                          s->idempotency_key);
     }
-    uint64_t id = aj_get_u64be(v);
-    int64_t expires = (int64_t)aj_get_u64be(v + 8);
-    uint64_t old_fp = aj_get_u64be(v + 16);
-    *out_old_expiry = expires;
-    if (expires <= env->now_ms) {
+    *out_old_expiry = r.expires;
+    if (r.expires <= env->now_ms) {
         return 0;
     }
-    if (old_fp != fp) {
+    if (!idem_same_job(&r, s, fp)) {
         return aj__err(AJ_ECONFLICT,
                        "idempotency key '%s' in queue '%s' was used for job %llu with a different "
                        "type or payload",
-                       s->idempotency_key, queue, (unsigned long long)id);
+                       s->idempotency_key, queue, (unsigned long long)r.id);
     }
-    *out_id = id;
+    *out_id = r.id;
     return 0;
 }
 
 static int idem_store(kv_txn *t, const job_env *env, const aj_job_spec *s, const char *queue,
-                      uint64_t fp, uint64_t id, int64_t old_expiry) {
+                      const uint8_t *fp, uint64_t id, int64_t old_expiry) {
     size_t qlen = strlen(queue), ilen = strlen(s->idempotency_key);
     akey k;
     int rc;
@@ -319,9 +405,10 @@ static int idem_store(kv_txn *t, const job_env *env, const aj_job_spec *s, const
     }
     int64_t expires = env->now_ms + env->idempotency_ttl_ms;
     uint8_t v[IDEM_REC_LEN];
-    aj_put_u64be(v, id);
-    aj_put_u64be(v + 8, (uint64_t)expires);
-    aj_put_u64be(v + 16, fp);
+    v[0] = IDEM_FORMAT;
+    aj_put_u64be(v + 1, id);
+    aj_put_u64be(v + 9, (uint64_t)expires);
+    memcpy(v + 17, fp, AJ_SHA256_LEN);
     key_idem(&k, queue, qlen, s->idempotency_key, ilen);
     if ((rc = kv_put(t, k.b, k.n, v, sizeof v)) != 0) {
         return rc;
@@ -343,11 +430,11 @@ int job_submit_owned(kv_txn *t, const job_env *env, const aj_job_spec *s, uint64
         return rc;
     }
     const char *queue = s->queue ? s->queue : "default";
-    uint64_t fp = 0;
+    uint8_t fp[AJ_SHA256_LEN] = {0};
     int64_t old_expiry = -1;
     if (s->idempotency_key != NULL) {
         uint64_t existing;
-        fp = job_fingerprint(s->type, s->payload, s->payload_len);
+        job_fingerprint(s->type, s->payload, s->payload_len, fp);
         rc = idem_lookup(t, env, s, queue, fp, &existing, &old_expiry);
         if (rc != 0) {
             return rc;
@@ -461,6 +548,9 @@ typedef struct cand_list {
     size_t n, cap;
     size_t prefix_len;
     size_t q;
+    int more;          /* some queue held more entries than were read */
+    size_t skipped;    /* unreadable records skipped by this claim */
+    size_t round_skip; /* ... in the current round of candidates */
 } cand_list;
 
 static int cand_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
@@ -506,6 +596,54 @@ static int claim_routed_ok(const job_env *env, const job_claim_who *who, const j
     return route_allows(&route, who != NULL ? &who->id : NULL, env->now_us, r->ready_us, NULL);
 }
 
+/* Reads up to `want` entries of each open queue's ready index into c, in claim order. */
+static int claim_scan(kv_txn *t, const char *const *queues, size_t n_queues, const qctl_gate *gates,
+                      size_t want, cand_list *c) {
+    candidate *v = aj__realloc(c->v, want * n_queues * sizeof *v);
+    if (v == NULL) {
+        return aj__err(AJ_ENOMEM, "out of memory claiming jobs");
+    }
+    c->v = v;
+    c->n = 0;
+    c->more = 0;
+    c->round_skip = 0;
+    int rc = 0;
+    for (size_t q = 0; q < n_queues && rc == 0; q++) {
+        if (gates[q].allowance == 0) {
+            continue;
+        }
+        akey k;
+        key_ready_prefix(&k, queues[q], strlen(queues[q]));
+        size_t had = c->n;
+        c->prefix_len = k.n;
+        c->q = q;
+        c->cap = c->n + want;
+        rc = kv_scan_prefix(t, k.b, k.n, 0, want, cand_cb, c);
+        c->more |= c->n - had == want;
+    }
+    if (rc == 0 && c->n > 0) {
+        qsort(c->v, c->n, sizeof *c->v, cand_cmp);
+    }
+    return rc;
+}
+
+/* 1 while the claim has a candidate at *i. When a round of candidates ran out after skipping
+ * unreadable records, the queues are read again that much further down, so those records never
+ * hide the jobs behind them (up to JOB_UNREADABLE_SKIP_MAX); jobs already claimed have left the
+ * ready index (a scan sees the transaction's own writes). */
+static int claim_next(kv_txn *t, const char *const *queues, size_t n_queues, const qctl_gate *gates,
+                      size_t per_queue, cand_list *c, size_t *i, int *rc) {
+    if (*i < c->n) {
+        return 1;
+    }
+    if (c->round_skip == 0 || !c->more || c->skipped > JOB_UNREADABLE_SKIP_MAX) {
+        return 0;
+    }
+    *rc = claim_scan(t, queues, n_queues, gates, per_queue + c->skipped, c);
+    *i = 0;
+    return *rc == 0 && c->n > 0;
+}
+
 int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n_queues,
               const char *worker, const job_claim_who *who, size_t max, job_accept_fn accept,
               job_claim_fn fn, void *ud, size_t *out_n) {
@@ -519,7 +657,7 @@ int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n
     }
     /* Each queue's head, plus room to look past jobs this claimer cannot run or may not take. */
     size_t per_queue = accept != NULL || who != NULL ? max + JOB_CLAIM_LOOKAHEAD : max;
-    cand_list c = {NULL, 0, per_queue * n_queues, 0, 0};
+    cand_list c = {NULL, 0, per_queue * n_queues, 0, 0, 0, 0, 0};
     c.v = aj__malloc(c.cap * sizeof *c.v);
     qctl_gate *gates = aj__calloc(n_queues, sizeof *gates);
     if (c.v == NULL || gates == NULL) {
@@ -540,22 +678,29 @@ int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n
         c.prefix_len = k.n;
         c.q = q;
         c.cap = c.n + per_queue;
+        size_t had = c.n;
         rc = kv_scan_prefix(t, k.b, k.n, 0, per_queue, cand_cb, &c);
+        c.more |= c.n - had == per_queue;
     }
     if (rc == 0 && c.n > 0) {
         qsort(c.v, c.n, sizeof *c.v, cand_cmp);
     }
-    for (size_t i = 0; i < c.n && claimed < max && rc == 0; i++) {
+    for (size_t i = 0;
+         claimed < max && rc == 0 && claim_next(t, queues, n_queues, gates, per_queue, &c, &i, &rc);
+         i++) {
         job_rec before, r;
         qctl_gate *g = &gates[c.v[i].q];
         if (g->allowance == 0 || (g->c.concurrency > 0 && limited >= max_limited)) {
             continue; /* the queue's limits are used up for this claim */
         }
-        rc = job_read(t, c.v[i].id, &before);
+        if (read_or_skip(t, env, c.v[i].id, &before, &rc, &c.round_skip)) {
+            c.skipped++;
+            continue;
+        }
         if (rc == 0 && before.state != AJ_STATE_READY) {
             rc = AJ_ECORRUPT;
         }
-        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT) {
             akey k;
             const char *queue = queues[c.v[i].q];
             key_ready(&k, queue, strlen(queue), c.v[i].prio, c.v[i].ready_us, c.v[i].id);
@@ -991,12 +1136,12 @@ static int due_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
 }
 
 /* Collects up to `limit` entries of a time index with times <= upto. */
-static int scan_due(kv_txn *t, uint8_t kind, int64_t upto, size_t limit, due_list *d) {
+static int scan_due_from(kv_txn *t, uint8_t kind, const akey *from, int64_t upto, size_t limit,
+                         due_list *d) {
     d->n = 0;
     d->cap = limit < 256 ? limit : 256;
     d->next = INT64_MAX;
-    akey start, end;
-    key_prefix(&start, kind);
+    akey start = *from, end;
     key_time_id(&end, kind, upto, UINT64_MAX);
     /* One extra entry tells the time of the next one due. */
     int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, d->cap + 1, due_cb, d);
@@ -1013,17 +1158,45 @@ static int scan_due(kv_txn *t, uint8_t kind, int64_t upto, size_t limit, due_lis
     return rc;
 }
 
+static int scan_due(kv_txn *t, uint8_t kind, int64_t upto, size_t limit, due_list *d) {
+    akey start;
+    key_prefix(&start, kind);
+    return scan_due_from(t, kind, &start, upto, limit, d);
+}
+
+/* 1 while a duty has an entry at *i. When a full window of due entries ran out after skipping
+ * unreadable records, the entries after it are read (up to JOB_UNREADABLE_SKIP_MAX skipped and
+ * `limit` handled), so those records never hold back the ones behind them. */
+static int due_next(kv_txn *t, uint8_t kind, int64_t upto, size_t room, size_t skipped, due_list *d,
+                    size_t *i, int *rc) {
+    if (*i < d->n) {
+        return 1;
+    }
+    if (skipped == 0 || skipped > JOB_UNREADABLE_SKIP_MAX || room == 0 || d->n < d->cap) {
+        return 0;
+    }
+    akey from;
+    key_time_id(&from, kind, d->times[d->n - 1], d->ids[d->n - 1] + 1);
+    *rc = scan_due_from(t, kind, &from, upto, room, d);
+    *i = 0;
+    return *rc == 0 && d->n > 0;
+}
+
 int job_promote_due(kv_txn *t, const job_env *env, size_t limit, size_t *out_n, int64_t *out_next) {
     due_list d;
     int rc = scan_due(t, KEY_DELAYED, env->now_ms, limit, &d);
-    size_t done = 0;
-    for (size_t i = 0; i < d.n && rc == 0; i++) {
+    size_t done = 0, skipped = 0;
+    for (size_t i = 0;
+         rc == 0 && due_next(t, KEY_DELAYED, env->now_ms, limit - done, skipped, &d, &i, &rc);
+         i++) {
         job_rec before, r;
-        rc = job_read(t, d.ids[i], &before);
+        if (read_or_skip(t, env, d.ids[i], &before, &rc, &skipped)) {
+            continue;
+        }
         if (rc == 0 && (before.state != AJ_STATE_SCHEDULED || before.run_at_ms != d.times[i])) {
             rc = AJ_ECORRUPT;
         }
-        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT) {
             akey k;
             key_time_id(&k, KEY_DELAYED, d.times[i], d.ids[i]);
             rc = repair_index(t, k.b, k.n, d.ids[i]);
@@ -1055,15 +1228,18 @@ int job_reap_expired(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
     /* A lease covers [claim, expiry): it is expired from its expiry time on. Until the reaper
      * takes it, a late heartbeat still renews it: the epoch, not the clock, is what fences. */
     int rc = scan_due(t, KEY_LEASE, env->now_ms, limit, &d);
-    size_t done = 0;
-    for (size_t i = 0; i < d.n && rc == 0; i++) {
+    size_t done = 0, skipped = 0;
+    for (size_t i = 0;
+         rc == 0 && due_next(t, KEY_LEASE, env->now_ms, limit - done, skipped, &d, &i, &rc); i++) {
         job_rec before, r;
-        rc = job_read(t, d.ids[i], &before);
+        if (read_or_skip(t, env, d.ids[i], &before, &rc, &skipped)) {
+            continue;
+        }
         if (rc == 0 &&
             (before.state != AJ_STATE_RUNNING || before.lease_expires_ms != d.times[i])) {
             rc = AJ_ECORRUPT;
         }
-        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT) {
             akey k;
             key_time_id(&k, KEY_LEASE, d.times[i], d.ids[i]);
             rc = repair_index(t, k.b, k.n, d.ids[i]);
@@ -1115,12 +1291,16 @@ static int idem_due_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t 
 
 int job_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
     due_list d;
-    int rc = scan_due(t, KEY_FINISHED, env->now_ms - env->retention_ms, limit, &d);
-    size_t done = 0;
-    for (size_t i = 0; i < d.n && rc == 0; i++) {
+    int64_t upto = env->now_ms - env->retention_ms;
+    int rc = scan_due(t, KEY_FINISHED, upto, limit, &d);
+    size_t done = 0, skipped = 0;
+    for (size_t i = 0;
+         rc == 0 && due_next(t, KEY_FINISHED, upto, limit - done, skipped, &d, &i, &rc); i++) {
         job_rec r;
-        rc = job_read(t, d.ids[i], &r);
-        if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
+        if (read_or_skip(t, env, d.ids[i], &r, &rc, &skipped)) {
+            continue;
+        }
+        if (rc == AJ_ENOTFOUND) {
             akey k;
             key_time_id(&k, KEY_FINISHED, d.times[i], d.ids[i]);
             rc = repair_index(t, k.b, k.n, d.ids[i]);
@@ -1166,8 +1346,9 @@ int job_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
             const uint8_t *v;
             size_t vn;
             rc = kv_get(t, ik.b, ik.n, &v, &vn);
-            if (rc == 0 && vn == IDEM_REC_LEN &&
-                (int64_t)aj_get_u64be(v + 8) == key_time(x.keys[i].b, x.keys[i].n)) {
+            idem_rec ir;
+            if (rc == 0 && idem_decode(v, vn, &ir) == 0 &&
+                ir.expires == key_time(x.keys[i].b, x.keys[i].n)) {
                 rc = del_key(t, &ik);
             } else if (rc == AJ_ENOTFOUND || rc == 0) {
                 rc = 0;
@@ -1278,19 +1459,21 @@ static int queue_served(const pending_walk *w, aj_slice queue) {
     return 0;
 }
 
-/* For each id in a time index: is that job one of the served queues? */
+/* For each id in an index: is that job one of the served queues? A record this process cannot
+ * decode does not count: it cannot run it, so it must not hold a drain forever (the claims that
+ * skip it log it). */
 static int pending_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                       uint64_t version) {
     (void)val;
     (void)vlen;
     (void)version;
     pending_walk *w = ud;
-    if (w->n_queues == 0) {
-        w->found = 1;
-        return 1;
-    }
     job_rec r;
-    int rc = job_read(w->t, key_tail_id(key, klen), &r);
+    int undecodable;
+    int rc = read_job(w->t, key_tail_id(key, klen), &r, &undecodable);
+    if (undecodable) {
+        return 0;
+    }
     if (rc != 0) {
         w->rc = rc;
         return 1;
@@ -1312,12 +1495,12 @@ int job_any_pending(kv_txn *t, const char *const *queues, size_t n_queues, int64
         for (size_t i = 0; i < n_queues && !w.found && rc == 0; i++) {
             key_ready_prefix(&k, queues[i], strlen(queues[i]));
             pending_walk any = {t, NULL, 0, 0, 0};
-            rc = kv_scan_prefix(t, k.b, k.n, 0, 1, pending_cb, &any);
+            rc = kv_scan_prefix(t, k.b, k.n, 0, 0, pending_cb, &any);
             w.found = any.found;
         }
     } else {
         key_prefix(&k, KEY_READY);
-        rc = kv_scan_prefix(t, k.b, k.n, 0, 1, pending_cb, &w);
+        rc = kv_scan_prefix(t, k.b, k.n, 0, 0, pending_cb, &w);
     }
     if (rc == 0 && !w.found && w.rc == 0) {
         key_prefix(&k, KEY_LEASE);
@@ -1544,11 +1727,19 @@ static int check_index_cb(void *ud, const uint8_t *key, size_t klen, const uint8
     }
     uint64_t id = key_tail_id(key, klen);
     job_rec r;
-    int rc = job_read(w->t, id, &r);
-    if (rc != 0) {
-        problem(w, "index '%c' names job %llu, which %s", w->kind, (unsigned long long)id,
-                rc == AJ_ENOTFOUND ? "does not exist" : "cannot be read");
+    int undecodable;
+    int rc = read_job(w->t, id, &r, &undecodable);
+    if (undecodable) {
+        return 0; /* the record itself is reported once, by check_record_cb */
+    }
+    if (rc == AJ_ENOTFOUND) {
+        problem(w, "index '%c' names job %llu, which does not exist", w->kind,
+                (unsigned long long)id);
         return 0;
+    }
+    if (rc != 0) {
+        w->rc = rc; /* a storage error: the check cannot go on */
+        return 1;
     }
     akey want;
     index_key(&want, &r);

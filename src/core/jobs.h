@@ -18,6 +18,8 @@
 #include "core/route.h"
 #include "store/kv.h"
 
+struct tz_zone;
+
 typedef struct job_env {
     int64_t now_ms;             /* wall clock */
     int64_t now_us;             /* the same instant in microseconds */
@@ -26,7 +28,9 @@ typedef struct job_env {
     int64_t idempotency_ttl_ms; /* an idempotency key holds this long */
     aj_counters *delta;         /* counters incremented by what happened; may be NULL */
     /* Allocates a job id, for transitions that create jobs (workflow tasks and activities);
-     * ids taken by a transaction that then aborts are simply skipped. */
+     * ids taken by a transaction that then aborts are simply skipped. It never commits (ids
+     * come from a block the runtime reserved outside the transaction); when the block is
+     * empty it fails and the runtime runs the transaction again after a refill. */
     int (*alloc_id)(void *ud, uint64_t *out);
     void *alloc_ud;
     /* Payloads and results longer than this are stored as blobs (blob.h); 0: the default. */
@@ -34,6 +38,21 @@ typedef struct job_env {
     /* Hashes of large buffers computed before the transaction (blob.h); may be NULL. */
     const struct blob_hint *blob_hints;
     size_t n_blob_hints;
+    /* Told of every job record a duty or claim skipped because it cannot be decoded (a newer
+     * format, or damage): `code` is AJ_EFORMAT or AJ_ECORRUPT, `why` the decoder's message.
+     * Such a record and its index entries are left exactly as they are. May be NULL. */
+    void (*unreadable)(void *ud, uint64_t id, int code, const char *why);
+    void *unreadable_ud;
+    /* Schedules (schedule.h). Time zones come parsed from the runtime's cache, since core reads
+     * no files: 0 and a borrowed zone, or an error (AJ_ENOTFOUND for an unknown zone). NULL:
+     * only "UTC" is known. */
+    int (*zone)(void *ud, const char *name, const struct tz_zone **out);
+    /* A fired job's payload as its type wants it (the runtime's `shell` type adds
+     * env.AJ_SCHEDULED_AT = `when`): 0 with *out NULL keeps the template's payload, else *out
+     * is the payload to use (free()). NULL: always the template's payload. */
+    int (*sched_payload)(void *ud, const char *type, aj_slice payload, const char *when,
+                         char **out);
+    void *sched_ud;
 } job_env;
 
 /* How an attempt failed. */

@@ -18,10 +18,11 @@
  *   'C' instance                        what one process counted (runtime/counters.c); 0: folded
  *   'M' name                            engine metadata: "format", "ids"
  *   'P' id                              a job's progress (progress.h), deleted with the job
- *   'W' wf_id                           workflow record (workflows; reserved: W E G V N u)
+ *   'W' wf_id                           workflow record (workflows; reserved: W E G g V N u)
  *   'E' wf_id 0 run seq                 workflow history event
  *   'G' wf_id 0 seq                     workflow inbox: signals and activity outcomes not yet
  *                                       moved into the history
+ *   'g' wf_id 0 seq                     workflow wake request, until folded (wf_wakeq.h)
  *   'V' state wf_id                     workflows by state
  *   'N' finished_ms wf_id               finished workflows (retention)
  *   'u' key                             the user's own records (transactional steps)

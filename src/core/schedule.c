@@ -38,10 +38,8 @@
 #define SCHED_COUNT_MAX 100000
 /* The first window of the backwards catch-up search. */
 #define SCHED_GALLOP_FIRST_MS AJ_SECOND
-/* Room that the keys "schedule" and "scheduled_at" take in a job's metadata, and that
- * AJ_SCHEDULED_AT takes in a shell payload. */
+/* Room that the keys "schedule" and "scheduled_at" take in a job's metadata. */
 #define SCHED_META_EXTRA (AJ_NAME_MAX + 64)
-#define SCHED_PAYLOAD_EXTRA 64
 /* Bytes of a formatted RFC 3339 time. */
 #define SCHED_TIME_MAX 40
 /* The last time the engine stores: the end of the year 9999. */
@@ -83,14 +81,29 @@ static void key_wait(akey *k, aj_slice name) {
 typedef struct timeline {
     aj_schedule_kind kind;
     cron_expr cron;
-    tz_zone *zone;
+    const tz_zone *zone; /* borrowed from the runtime's cache, or utc below */
+    tz_zone *utc;        /* the built-in UTC zone when the env has no zone lookup */
     int64_t anchor;
     int64_t at;
 } timeline;
 
 static void tl_close(timeline *tl) {
-    tz_free(tl->zone);
+    tz_free(tl->utc);
+    tl->utc = NULL;
     tl->zone = NULL;
+}
+
+/* The zone `name` for a timeline: from the runtime through the env (core reads no files). */
+static int tl_zone(const job_env *env, const char *name, timeline *tl) {
+    if (env != NULL && env->zone != NULL) {
+        return env->zone(env->sched_ud, name, &tl->zone);
+    }
+    if (strcmp(name, "UTC") != 0) {
+        return aj__err(AJ_ENOTFOUND, "unknown time zone '%s' (no zone lookup)", name);
+    }
+    int rc = tz_utc(&tl->utc);
+    tl->zone = tl->utc;
+    return rc;
 }
 
 static void slice_cstr(aj_slice s, char *buf, size_t size) {
@@ -101,7 +114,7 @@ static void slice_cstr(aj_slice s, char *buf, size_t size) {
     buf[n] = '\0';
 }
 
-static int tl_open(const sched_rec *r, timeline *tl) {
+static int tl_open(const job_env *env, const sched_rec *r, timeline *tl) {
     memset(tl, 0, sizeof *tl);
     tl->kind = r->kind;
     tl->anchor = r->created_ms;
@@ -119,7 +132,7 @@ static int tl_open(const sched_rec *r, timeline *tl) {
     slice_cstr(r->tz, tz, sizeof tz);
     int rc = cron_parse(expr, &tl->cron);
     if (rc == 0) {
-        rc = tz_load(tz, NULL, &tl->zone);
+        rc = tl_zone(env, tz, tl);
     }
     return rc;
 }
@@ -187,10 +200,10 @@ static int latest_fires(const timeline *tl, int64_t from, int64_t upto, size_t w
     }
 }
 
-int sched_fire_times(const sched_rec *r, int64_t after_ms, int64_t before_ms, size_t max,
-                     int64_t *out, size_t *out_n) {
+int sched_fire_times(const job_env *env, const sched_rec *r, int64_t after_ms, int64_t before_ms,
+                     size_t max, int64_t *out, size_t *out_n) {
     timeline tl;
-    int rc = tl_open(r, &tl);
+    int rc = tl_open(env, r, &tl);
     size_t n = 0;
     int64_t x = after_ms;
     while (rc == 0 && n < max) {
@@ -281,22 +294,6 @@ static int64_t jitter(const job_env *env, const sched_rec *r) {
 /* ----------------------------------------------------------------------------------------- */
 /* Checking a spec                                                                            */
 
-static int payload_object(const aj_job_spec *job, json_t **out) {
-    json_error_t jerr;
-    json_t *v = json_loadb(job->payload_len ? job->payload : "", job->payload_len, 0, &jerr);
-    if (!json_is_object(v)) {
-        json_decref(v);
-        return aj__err(AJ_EINVAL, "a shell schedule's payload must be a JSON object with \"argv\"");
-    }
-    json_t *env = json_object_get(v, "env");
-    if (env != NULL && !json_is_object(env)) {
-        json_decref(v);
-        return aj__err(AJ_EINVAL, "a shell schedule's payload \"env\" must be an object");
-    }
-    *out = v;
-    return 0;
-}
-
 int sched_spec_check(const aj_schedule_spec *s) {
     int rc = aj_name_check("schedule", s->name);
     if (rc != 0) {
@@ -323,10 +320,9 @@ int sched_spec_check(const aj_schedule_spec *s) {
         if ((rc = cron_parse(s->cron, &c)) != 0) {
             return rc;
         }
-        tz_zone *z = NULL;
-        rc = tz_load(s->tz != NULL ? s->tz : "UTC", NULL, &z);
-        tz_free(z);
-        if (rc != 0) {
+        /* Only the name here: whether the zone exists is the runtime's question (core reads no
+         * files); sched_add finds out through env->zone. */
+        if (s->tz != NULL && (rc = tz_name_check(s->tz)) != 0) {
             return rc;
         }
     }
@@ -371,19 +367,6 @@ int sched_spec_check(const aj_schedule_spec *s) {
                        "%zu-byte limit for \"schedule\" and \"scheduled_at\"",
                        SCHED_META_EXTRA, AJ_METADATA_MAX);
     }
-    if (strcmp(j->type, "shell") == 0) {
-        json_t *v = NULL;
-        if ((rc = payload_object(j, &v)) != 0) {
-            return rc;
-        }
-        json_decref(v);
-        if (j->payload_len + SCHED_PAYLOAD_EXTRA > AJ_SCHEDULE_PAYLOAD_MAX) {
-            return aj__err(AJ_ETOOBIG,
-                           "a shell schedule's payload must leave %d bytes free of "
-                           "the %zu-byte limit for AJ_SCHEDULED_AT",
-                           SCHED_PAYLOAD_EXTRA, AJ_SCHEDULE_PAYLOAD_MAX);
-        }
-    }
     return 0;
 }
 
@@ -404,28 +387,6 @@ static int job_metadata(const sched_rec *r, const char *when, char **out) {
     *out = json_dumps(m, JSON_COMPACT);
     json_decref(m);
     return *out != NULL ? 0 : aj__err(AJ_ENOMEM, "out of memory building a job's metadata");
-}
-
-/* A shell template's payload with env AJ_SCHEDULED_AT set (free()). */
-static int shell_payload(const sched_rec *r, const char *when, char **out) {
-    aj_job_spec j;
-    aj_job_spec_init(&j);
-    j.payload = r->payload.p;
-    j.payload_len = r->payload.n;
-    json_t *v = NULL;
-    int rc = payload_object(&j, &v);
-    if (rc != 0) {
-        return aj__err(AJ_ECORRUPT, "schedule's shell payload is not a JSON object");
-    }
-    json_t *env = json_object_get(v, "env");
-    if (env == NULL) {
-        env = json_object();
-        json_object_set_new(v, "env", env);
-    }
-    json_object_set_new(env, "AJ_SCHEDULED_AT", json_string(when));
-    *out = json_dumps(v, JSON_COMPACT);
-    json_decref(v);
-    return *out != NULL ? 0 : aj__err(AJ_ENOMEM, "out of memory building a job's payload");
 }
 
 /* The template's routing as NUL-terminated strings, for a job spec. */
@@ -476,8 +437,9 @@ static int make_job(kv_txn *t, const job_env *env, sched_rec *r, int64_t at, uin
     aj_job_spec s;
     aj_job_spec_init(&s);
     int rc = job_metadata(r, when, &meta);
-    if (rc == 0 && strcmp(type, "shell") == 0) {
-        rc = shell_payload(r, when, &payload);
+    if (rc == 0 && env->sched_payload != NULL) {
+        /* A type may want to know when it was scheduled (the runtime's shell type). */
+        rc = env->sched_payload(env->sched_ud, type, r->payload, when, &payload);
     }
     if (rc == 0) {
         s.queue = queue;
@@ -624,7 +586,7 @@ int sched_add(kv_txn *t, const job_env *env, const aj_schedule_spec *s) {
         r.next_ms = s->at_ms; /* even in the past: then the catch-up policy decides */
     } else {
         timeline tl;
-        rc = tl_open(&r, &tl);
+        rc = tl_open(env, &r, &tl);
         if (rc == 0) {
             rc = tl_next(&tl, env->now_ms, &r.next_ms);
         }
@@ -701,7 +663,7 @@ int sched_resume(kv_txn *t, const job_env *env, const char *name) {
      * that has not fired yet keeps its time (and, if that passed, its catch-up policy). */
     if (r.next_ms != 0 && r.next_ms <= env->now_ms && r.kind != AJ_SCHEDULE_AT) {
         timeline tl;
-        rc = tl_open(&r, &tl);
+        rc = tl_open(env, &r, &tl);
         if (rc == 0) {
             r.fires_skipped += count_fires(&tl, r.next_ms, env->now_ms, SCHED_COUNT_MAX);
             int nrc = tl_next(&tl, env->now_ms, &r.next_ms);
@@ -774,7 +736,7 @@ int sched_backfill(kv_txn *t, const job_env *env, const char *name, int64_t from
         return aj__err(AJ_ENOMEM, "out of memory backfilling schedule '%s'", name);
     }
     size_t n = 0;
-    rc = sched_fire_times(&r, from_ms - 1, to_ms, max + 1, times, &n);
+    rc = sched_fire_times(env, &r, from_ms - 1, to_ms, max + 1, times, &n);
     if (rc == 0 && n > max) {
         rc = aj__err(AJ_EINVAL, "backfill of schedule '%s' covers more than %zu fire times", name,
                      max);
@@ -834,7 +796,7 @@ int sched_step(kv_txn *t, const job_env *env, const char *name, uint64_t id, sch
         return 0;
     }
     timeline tl;
-    if ((rc = tl_open(&r, &tl)) != 0) {
+    if ((rc = tl_open(env, &r, &tl)) != 0) {
         tl_close(&tl);
         return rc;
     }

@@ -28,8 +28,9 @@ enum {
     KEY_SCHEDULE_WAIT = 'O',
 };
 
-/* Checks a spec without touching storage (the zone file is read): AJ_EINVAL, AJ_ENOTFOUND for
- * an unknown zone, AJ_ETOOBIG. */
+/* Checks a spec without touching storage: AJ_EINVAL, AJ_ETOOBIG. Whether its zone exists and
+ * what a type needs of its payload are the runtime's checks (eng_sched_spec_check); sched_add
+ * also meets an unknown zone through env->zone (AJ_ENOTFOUND). */
 int sched_spec_check(const aj_schedule_spec *spec);
 
 /* Creates a schedule: AJ_EEXISTS when the name is taken. */
@@ -48,9 +49,10 @@ int sched_trigger(kv_txn *t, const job_env *env, const char *name, uint64_t id);
 int sched_backfill(kv_txn *t, const job_env *env, const char *name, int64_t from_ms, int64_t to_ms,
                    uint64_t first_id, size_t max, size_t *out_n);
 
-/* The nominal fire times of a record strictly after after_ms (no jitter), at most `max`. */
-int sched_fire_times(const sched_rec *r, int64_t after_ms, int64_t before_ms, size_t max,
-                     int64_t *out, size_t *out_n);
+/* The nominal fire times of a record strictly after after_ms (no jitter), at most `max`; the
+ * zone comes through env->zone. */
+int sched_fire_times(const job_env *env, const sched_rec *r, int64_t after_ms, int64_t before_ms,
+                     size_t max, int64_t *out, size_t *out_n);
 
 /* What one sched_step() did. */
 typedef struct sched_step_out {

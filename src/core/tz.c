@@ -10,10 +10,12 @@
  *
  * Only the version 2+ data block (64-bit times) is used; the version 1 block is skipped. Leap
  * second records (the "right/" zones) are refused: schedules run on POSIX time.
+ *
+ * Core reads no files: the runtime reads zone files and caches the parsed zones
+ * (src/runtime/tz_cache.c), and hands them to core through job_env.zone.
  */
 #include "core/tz.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +28,6 @@
 #define TZIF_HEADER 44
 /* Bytes of one local time type record: offset, is-DST, abbreviation index. */
 #define TZIF_TYPE_LEN 6
-/* Longest path of a zone file. */
-#define TZ_PATH_MAX 512
 /* Hours a POSIX rule time may reach in either direction (RFC 8536 allows -167..167). */
 #define TZ_RULE_HOURS_MAX 167
 /* Hours a POSIX offset may reach (24:59:59 in practice; TZif caps offsets at 25:59:59). */
@@ -590,50 +590,4 @@ int tz_parse(const char *name, const uint8_t *data, size_t len, tz_zone **out) {
     }
     *out = z;
     return 0;
-}
-
-int tz_load(const char *name, const char *dir, tz_zone **out) {
-    int rc = tz_name_check(name);
-    if (rc != 0) {
-        return rc;
-    }
-    if (strcmp(name, "UTC") == 0) {
-        return tz_utc(out);
-    }
-    if (dir == NULL) {
-        const char *env = getenv("TZDIR");
-        dir = env != NULL && env[0] != '\0' ? env : TZ_DEFAULT_DIR;
-    }
-    char path[TZ_PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
-        return aj__err(AJ_EINVAL, "time zone path for '%s' is too long", name);
-    }
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        if (errno == ENOENT || errno == ENOTDIR || errno == EISDIR) {
-            return aj__err(AJ_ENOTFOUND, "unknown time zone '%s' (no file %s)", name, path);
-        }
-        return aj__err(AJ_EIO, "cannot read time zone file %s: %s", path, strerror(errno));
-    }
-    uint8_t *buf = aj__malloc(TZ_FILE_MAX);
-    size_t n = 0;
-    if (buf == NULL) {
-        rc = aj__err(AJ_ENOMEM, "out of memory loading time zone '%s'", name);
-    } else {
-        n = fread(buf, 1, TZ_FILE_MAX, f);
-        if (ferror(f)) {
-            /* A directory opens but cannot be read: not a zone. */
-            rc =
-                aj__err(AJ_ENOTFOUND, "unknown time zone '%s' (%s is not a zone file)", name, path);
-        } else if (n == TZ_FILE_MAX) {
-            rc =
-                aj__err(AJ_EINVAL, "time zone file %s is larger than %zu bytes", path, TZ_FILE_MAX);
-        }
-    }
-    fclose(f);
-    if (rc == 0) {
-        rc = tz_parse(name, buf, n, out);
-    }
-    aj__free(buf);
-    return rc;
 }

@@ -29,8 +29,6 @@
 #define TZ_OFFSET_MAX_S 93599
 /* Longest POSIX TZ footer string read. */
 #define TZ_POSIX_MAX 256
-/* Where the zone files live when the caller names no directory ($TZDIR overrides it). */
-#define TZ_DEFAULT_DIR "/usr/share/zoneinfo"
 
 /* One rule date of a POSIX TZ string: Jn, n or Mm.w.d, and the local time of day it applies. */
 typedef enum tz_rule_kind {
@@ -69,10 +67,6 @@ typedef struct tz_zone {
  * '/' or '-'. AJ_EINVAL naming the problem. */
 int tz_name_check(const char *name);
 
-/* Loads zone `name` from directory `dir` (NULL: $TZDIR, else TZ_DEFAULT_DIR). "UTC" is built in
- * and needs no file. AJ_ENOTFOUND for an unknown zone; AJ_EINVAL for a bad name or a file that is
- * not TZif version 2 or later; AJ_ENOMEM. Free the zone with tz_free(). */
-int tz_load(const char *name, const char *dir, tz_zone **out);
 /* Parses the bytes of a TZif file (version 2 or later); `name` is only copied. */
 int tz_parse(const char *name, const uint8_t *data, size_t len, tz_zone **out);
 /* The built-in UTC zone. */

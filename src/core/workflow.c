@@ -15,6 +15,7 @@
 
 #include "core/child.h"
 #include "core/blob.h"
+#include "core/wf_wakeq.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -161,12 +162,12 @@ static void key_inbox(akey *k, aj_slice id, uint8_t kind, int with_seq, uint64_t
     }
 }
 
-int wf_read(kv_txn *t, aj_slice id, wf_rec *out) {
+static int read_rec(kv_txn *t, aj_slice id, wf_rec *out, int peek) {
     akey k;
     key_wf(&k, id);
     const uint8_t *v;
     size_t n;
-    int rc = kv_get(t, k.b, k.n, &v, &n);
+    int rc = peek ? kv_peek(t, k.b, k.n, &v, &n) : kv_get(t, k.b, k.n, &v, &n);
     if (rc == AJ_ENOTFOUND) {
         return aj__err(AJ_ENOTFOUND, "workflow '%.*s' not found", (int)id.n, (const char *)id.p);
     }
@@ -174,6 +175,14 @@ int wf_read(kv_txn *t, aj_slice id, wf_rec *out) {
         rc = wf_rec_decode(v, n, out);
     }
     return rc;
+}
+
+int wf_read(kv_txn *t, aj_slice id, wf_rec *out) {
+    return read_rec(t, id, out, 0);
+}
+
+int wf_peek(kv_txn *t, aj_slice id, wf_rec *out) {
+    return read_rec(t, id, out, 1);
 }
 
 int wf_write(kv_txn *t, const wf_rec *before, const wf_rec *after) {
@@ -307,7 +316,24 @@ static int submit_task(kv_txn *t, const job_env *env, aj_slice id, aj_slice type
     return rc;
 }
 
-int wf_wake(kv_txn *t, const job_env *env, aj_slice id, aj_slice type, int64_t run_at_ms) {
+/* The task job a wake marker names. `peek`: without joining the read set. */
+static int read_task(kv_txn *t, uint64_t job, job_rec *out, int peek) {
+    if (!peek) {
+        return job_read(t, job, out);
+    }
+    akey k;
+    key_job(&k, job);
+    const uint8_t *v;
+    size_t n;
+    int rc = kv_peek(t, k.b, k.n, &v, &n);
+    return rc != 0 ? rc : job_rec_decode(v, n, out);
+}
+
+/* `settled`: everything the task must see committed before this transaction began (a folded
+ * wake request, wf_wakeq.h), so a task that is ready in this snapshot starts after it and sees
+ * it: the task's record need not join the read set, and its claim does not conflict. */
+static int wake(kv_txn *t, const job_env *env, aj_slice id, aj_slice type, int64_t run_at_ms,
+                int settled) {
     if (run_at_ms > env->now_ms) {
         uint64_t job;
         return submit_task(t, env, id, type, run_at_ms, &job);
@@ -319,7 +345,7 @@ int wf_wake(kv_txn *t, const job_env *env, aj_slice id, aj_slice type, int64_t r
     int rc = kv_get(t, k.b, k.n, &v, &n);
     if (rc == 0 && n == 8) {
         job_rec task;
-        int trc = job_read(t, aj_get_u64be(v), &task);
+        int trc = read_task(t, aj_get_u64be(v), &task, settled);
         if (trc == 0 && task.state == AJ_STATE_READY) {
             return 0; /* a task that has not started yet will see everything */
         }
@@ -337,6 +363,14 @@ int wf_wake(kv_txn *t, const job_env *env, aj_slice id, aj_slice type, int64_t r
         rc = kv_put(t, k.b, k.n, b, sizeof b);
     }
     return rc;
+}
+
+int wf_wake(kv_txn *t, const job_env *env, aj_slice id, aj_slice type, int64_t run_at_ms) {
+    return wake(t, env, id, type, run_at_ms, 0);
+}
+
+int wf_wake_settled(kv_txn *t, const job_env *env, aj_slice id, aj_slice type) {
+    return wake(t, env, id, type, 0, 1);
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -427,7 +461,9 @@ int wf_inbox_add(kv_txn *t, const job_env *env, const wf_rec *w, const wf_inbox_
     aj_buf_add_bytes(&b, e->data.p, e->data.n);
     int rc = b.oom ? AJ_ENOMEM : kv_put(t, k.b, k.n, b.p, b.len);
     aj_buf_free(&b);
-    if (rc == 0 && wake) {
+    if (rc == 0 && wake == WF_WAKE_DEFERRED) {
+        rc = wf_wakeq_add(t, w->id, seq);
+    } else if (rc == 0 && wake) {
         rc = wf_wake(t, env, w->id, w->type, 0);
     }
     return rc;

@@ -54,6 +54,9 @@ int wf_rec_decode(const uint8_t *p, size_t n, wf_rec *out);
 int wf_id_check(const char *id);
 
 int wf_read(kv_txn *t, aj_slice id, wf_rec *out);
+/* Like wf_read, without joining the read set (kv_peek): for arrivals that may act on a
+ * slightly stale record (wf_wakeq.h). */
+int wf_peek(kv_txn *t, aj_slice id, wf_rec *out);
 /* Writes the record and moves its index entries from `before` (NULL: new) to `after`. */
 int wf_write(kv_txn *t, const wf_rec *before, const wf_rec *after);
 /* Appends an event to the current run, advancing w's seq, last_id and hlc (the caller then
@@ -64,6 +67,10 @@ int wf_append(kv_txn *t, const job_env *env, wf_rec *w, uint8_t type, aj_slice n
 /* Makes sure a task will run the workflow: at once (run_at_ms 0) — reusing a task job that is
  * still ready — or at run_at_ms (a timer). */
 int wf_wake(kv_txn *t, const job_env *env, aj_slice id, aj_slice type, int64_t run_at_ms);
+/* wf_wake at once, for arrivals that committed before this transaction began: a task still
+ * ready in this snapshot will see them, so it is not read into the read set (a claim of it
+ * does not conflict). Used by the fold of wake requests (wf_wakeq.h). */
+int wf_wake_settled(kv_txn *t, const job_env *env, aj_slice id, aj_slice type);
 
 int wf_start(kv_txn *t, const job_env *env, const char *type, const char *id, aj_slice input,
              const aj_wf_start_opts *opts);
@@ -85,7 +92,15 @@ typedef struct wf_inbox_entry {
     aj_slice name, data;
 } wf_inbox_entry;
 
-/* Adds an inbox entry for the run in e->run of workflow w and wakes it (when `wake`). */
+/* How wf_inbox_add wakes the workflow. */
+enum {
+    WF_WAKE_NONE = 0,
+    WF_WAKE_NOW = 1, /* wf_wake in this transaction: reads the wake marker and its task */
+    /* A wake request (wf_wakeq.h): blind writes only, so the arrival conflicts with nothing;
+     * the caller folds it once this transaction committed (and a duty folds any left over). */
+    WF_WAKE_DEFERRED = 2,
+};
+/* Adds an inbox entry for the run in e->run of workflow w and wakes it as `wake` says. */
 int wf_inbox_add(kv_txn *t, const job_env *env, const wf_rec *w, const wf_inbox_entry *e, int wake);
 /* Calls fn for each inbox entry in arrival order and deletes it (in this transaction). */
 int wf_inbox_drain(kv_txn *t, aj_slice id, int (*fn)(void *ud, const wf_inbox_entry *e), void *ud);

@@ -154,7 +154,10 @@ int eng_flush_counters(aj_engine *e) {
         f.instance = e->instance;
         f.delta = now;
         sub_from(&f.delta, &e->flushed);
-        rc = eng_run(e, flush_txn, &f, KV_SYNC);
+        /* KV_APPLIED: statistics need no fsync of their own (a worker would pay one a second,
+         * and every `aj` command one at exit); the next durable commit or checkpoint covers
+         * them, and a power loss before that loses only counts. */
+        rc = eng_run(e, flush_txn, &f, KV_APPLIED);
         if (rc == 0) {
             e->flushed = now;
         }

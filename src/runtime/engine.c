@@ -7,6 +7,7 @@
  * completions to the committer without waiting (worker.c).
  */
 #include "runtime/engine.h"
+#include "runtime/tz_cache.h"
 #include "runtime/wf_exec.h"
 
 #include <errno.h>
@@ -64,13 +65,32 @@ uint64_t eng_rand(aj_engine *e) {
     return r;
 }
 
+/* Takes one id from the engine's block for a transition inside a transaction. It never commits:
+ * a commit nested inside a transaction would make the store's id counter part of every
+ * transaction that creates a job. When the block is empty it marks the attempt's id source and
+ * fails; eng_run (or the worker's synchronous retry) then reserves a block outside the
+ * transaction and runs the attempt again. */
 static int alloc_one_id(void *ud, uint64_t *out) {
-    return eng_ids(ud, 1, out);
+    eng_id_src *src = ud;
+    aj_engine *e = src->e;
+    pthread_mutex_lock(&e->mu);
+    int have = e->id_next < e->id_end;
+    if (have) {
+        *out = e->id_next++;
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (have) {
+        return 0;
+    }
+    src->empty = 1;
+    return aj__err(AJ_ECONFLICT, "the id block ran out inside a transaction; it is retried");
 }
 
-void eng_env(aj_engine *e, job_env *env, aj_counters *delta) {
+void eng_env(aj_engine *e, job_env *env, aj_counters *delta, eng_id_src *ids) {
+    ids->e = e;
+    ids->empty = 0;
     env->alloc_id = alloc_one_id;
-    env->alloc_ud = e;
+    env->alloc_ud = ids;
     env->now_us = eng_now_us(e);
     env->now_ms = env->now_us / 1000;
     env->rand = eng_rand(e);
@@ -79,6 +99,9 @@ void eng_env(aj_engine *e, job_env *env, aj_counters *delta) {
     env->blob_threshold = e->opts.blob_threshold;
     env->blob_hints = NULL;
     env->n_blob_hints = 0;
+    env->unreadable = eng_note_unreadable;
+    env->unreadable_ud = e;
+    eng_sched_hooks(e, env);
     if (delta != NULL) {
         memset(delta, 0, sizeof *delta);
     }
@@ -101,12 +124,15 @@ void eng_count(aj_engine *e, const aj_counters *delta) {
 
 void eng_count_latency(aj_engine *e, int64_t latency_us) {
     pthread_mutex_lock(&e->counters_mu);
-    e->counters.start_latency_hist[aj__hist_bucket((uint64_t)latency_us)]++;
+    uint64_t v = latency_us > 0 ? (uint64_t)latency_us : 0;
+    e->counters.start_latency_hist[aj__hist_bucket(v)]++;
+    e->counters.start_latency_us[aj__lat_bucket(v)]++;
     pthread_mutex_unlock(&e->counters_mu);
 }
 
 int eng_run(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync) {
     int64_t wait_us = ENG_BACKOFF_FIRST_US;
+    int refills = 0;
     for (int attempt = 1;; attempt++) {
         kv_txn *t;
         int rc = kv_begin(e->kv, &t);
@@ -115,7 +141,8 @@ int eng_run(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync) {
         }
         job_env env;
         aj_counters delta;
-        eng_env(e, &env, &delta);
+        eng_id_src ids;
+        eng_env(e, &env, &delta, &ids);
         delta.txn_attempts = 1;
         rc = fn(t, &env, ud);
         if (rc == ENG_READ_ONLY) {
@@ -124,6 +151,17 @@ int eng_run(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync) {
         }
         if (rc != 0) {
             kv_abort(t);
+            if (ids.empty && refills < ENG_ID_REFILLS) {
+                /* Ids ran out in the body: reserve a block outside the transaction and run the
+                 * attempt again (not counted as a conflict). */
+                refills++;
+                attempt--;
+                rc = eng_ids_refill(e, ENG_ID_BLOCK);
+                if (rc != 0) {
+                    return rc;
+                }
+                continue;
+            }
             return rc;
         }
         rc = kv_commit(t, sync, NULL, NULL, NULL);
@@ -186,6 +224,35 @@ static int reserve_ids_txn(kv_txn *t, const job_env *env, void *ud) {
     return kv_put(t, k.b, k.n, out, sizeof out);
 }
 
+/* Reserves `count` ids from the store's counter with a commit of their own. KV_APPLIED: the
+ * reservation need not be durable by itself, because every commit that uses one of its ids comes
+ * after it, and commits become durable in order — a power loss that loses the reservation loses
+ * every job numbered from it too, so no id that survives is ever handed out twice. */
+static int reserve_ids(aj_engine *e, uint64_t count, uint64_t *first) {
+    id_reserve r = {count, 0};
+    int rc = eng_run(e, reserve_ids_txn, &r, KV_APPLIED);
+    if (rc == 0) {
+        *first = r.first;
+    }
+    return rc;
+}
+
+int eng_ids_refill(aj_engine *e, size_t n) {
+    uint64_t first;
+    int rc = reserve_ids(e, n, &first);
+    if (rc != 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&e->mu);
+    /* Take the block only if it is ahead of what we hold, so ids keep increasing. */
+    if (first >= e->id_end) {
+        e->id_next = first;
+        e->id_end = first + n;
+    }
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
 int eng_ids(aj_engine *e, size_t n, uint64_t *first) {
     pthread_mutex_lock(&e->mu);
     if (e->id_end - e->id_next >= n) {
@@ -196,18 +263,19 @@ int eng_ids(aj_engine *e, size_t n, uint64_t *first) {
     }
     pthread_mutex_unlock(&e->mu);
     /* Reserve a fresh block outside the lock; a large batch gets its own exact block. */
-    id_reserve r = {n > ENG_ID_BLOCK ? n : ENG_ID_BLOCK, 0};
-    int rc = eng_run(e, reserve_ids_txn, &r, KV_SYNC);
+    uint64_t count = n > ENG_ID_BLOCK ? n : ENG_ID_BLOCK;
+    uint64_t got;
+    int rc = reserve_ids(e, count, &got);
     if (rc != 0) {
         return rc;
     }
     pthread_mutex_lock(&e->mu);
-    *first = r.first;
-    if (r.count > n) {
+    *first = got;
+    if (count > n) {
         /* Keep the rest of the block if it is ahead of what we hold, so ids keep increasing. */
-        if (r.first + n > e->id_next) {
-            e->id_next = r.first + n;
-            e->id_end = r.first + r.count;
+        if (got + n > e->id_next) {
+            e->id_next = got + n;
+            e->id_end = got + count;
         }
     }
     pthread_mutex_unlock(&e->mu);
@@ -223,8 +291,17 @@ static int queue_known(aj_engine *e, const char *queue) {
     return 0;
 }
 
+/* Registers a queue unless the store already has it: a known queue costs a read, not a commit. */
 static int note_queue_txn(kv_txn *t, const job_env *env, void *ud) {
     (void)env;
+    akey k;
+    key_queue(&k, ud, strlen(ud));
+    const uint8_t *v;
+    size_t n;
+    int rc = kv_get(t, k.b, k.n, &v, &n);
+    if (rc != AJ_ENOTFOUND) {
+        return rc != 0 ? rc : ENG_READ_ONLY;
+    }
     return job_note_queue(t, ud);
 }
 
@@ -235,7 +312,9 @@ int eng_note_queue(aj_engine *e, const char *queue) {
     if (known) {
         return 0;
     }
-    int rc = eng_run(e, note_queue_txn, (void *)queue, KV_SYNC);
+    /* KV_APPLIED: the jobs submitted to the queue commit after it, so a durable submit makes
+     * its queue durable too. */
+    int rc = eng_run(e, note_queue_txn, (void *)queue, KV_APPLIED);
     if (rc != 0) {
         return rc;
     }
@@ -333,8 +412,10 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv, const aj_
         aj_rng_seed_os(&e->rng);
     }
     e->instance = aj_rng_next(&e->rng) | 1;
-    int rc = 0;
-    if (kv != NULL) {
+    int rc = aj__tz_cache_new(&e->zones);
+    if (rc != 0) {
+        /* nothing else is set up yet */
+    } else if (kv != NULL) {
         e->kv = kv;
     } else {
         kv_open_opts ko = {e->opts.durability == AJ_RELAXED};
@@ -352,6 +433,7 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv, const aj_
         if (e->owns_kv) {
             kv_close(e->kv);
         }
+        aj__tz_cache_free(e->zones);
         pthread_mutex_destroy(&e->mu);
         pthread_mutex_destroy(&e->counters_mu);
         pthread_mutex_destroy(&e->flush_mu);
@@ -396,10 +478,12 @@ void aj_engine_close(aj_engine *e) {
         aj__free(e->wf_types[i].type);
     }
     aj__wf_cache_free(e->wf_cache);
+    aj__tz_cache_free(e->zones);
     for (size_t i = 0; i < e->n_known; i++) {
         aj__free(e->known_queues[i]);
     }
     aj__free(e->known_queues);
+    aj__free(e->unreadable);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->counters_mu);
     pthread_mutex_destroy(&e->flush_mu);
@@ -965,6 +1049,13 @@ int aj_check(aj_engine *e, void (*report)(void *ud, const char *line), void *ud,
              uint64_t *out_records) {
     check_ctx c = {report, ud, 0, 0};
     int rc = eng_run(e, check_txn, &c, KV_SYNC);
+    if (rc == AJ_ECORRUPT) {
+        /* The store itself could not be read (SQLite: "database disk image is malformed"):
+         * not a list of problems, which AJ_ECORRUPT means here. */
+        char msg[AJ__ERRMSG_MAX];
+        snprintf(msg, sizeof msg, "%s", aj_errmsg());
+        return aj__err(AJ_EIO, "the store cannot be read: %s", msg);
+    }
     if (rc != 0) {
         return rc;
     }

@@ -21,6 +21,9 @@
 
 /* Ids reserved from the store at a time; ids are increasing within a process. */
 #define ENG_ID_BLOCK 1000
+/* Times one eng_run refills an id block that ran out inside its transaction body (a body needs
+ * at most ENG_ID_BLOCK ids, so one refill is enough unless other threads drain the block). */
+#define ENG_ID_REFILLS 8
 /* Transaction attempts before giving up on repeated conflicts (AJ_ERETRIES). */
 #define ENG_TXN_ATTEMPTS 64
 /* Most handler types one engine can register. */
@@ -35,6 +38,8 @@
 #define ENG_PERIOD_MAX ((int64_t)36500 * AJ_DAY)
 /* Entries one periodic duty handles per transaction. */
 #define ENG_DUTY_BATCH 256
+/* Unreadable job records a process remembers having logged (unreadable.c). */
+#define ENG_UNREADABLE_REMEMBERED 65536
 
 typedef struct eng_handler {
     char *type;
@@ -73,7 +78,10 @@ struct aj_engine {
     pthread_mutex_t counters_mu;
     pthread_mutex_t flush_mu; /* a flush's commit and `flushed` change together (counters.c) */
     aj_counters counters;
-    aj_counters flushed; /* this process's counters as of its last flush (counters.c) */
+    aj_counters flushed;  /* this process's counters as of its last flush (counters.c) */
+    uint64_t *unreadable; /* sorted ids of unreadable job records already logged */
+    size_t n_unreadable, cap_unreadable;
+    int unreadable_full; /* ENG_UNREADABLE_REMEMBERED reached, and said so */
 
     pthread_t ticker;
     int ticker_started;
@@ -84,6 +92,7 @@ struct aj_engine {
     aj_pool *pool;
     struct aj_sched_svc *sched; /* the schedule service (scheduler.c), or NULL */
     aj__wf_cache *wf_cache;     /* recently run workflow histories (wf_exec.c) */
+    struct aj__tz_cache *zones; /* parsed time zones for schedules (tz_cache.c) */
     size_t blob_budget;         /* bytes of new blobs per transaction; 0: BLOB_TXN_BYTES (tests
                                    lower it to exercise staging with small payloads) */
 };
@@ -92,8 +101,17 @@ struct aj_engine {
  * "restart" over a memory store after a simulated crash). */
 int aj__engine_open_kv(aj_engine **out, kv_store *kv, const aj_engine_opts *opts);
 
-/* Fills a job_env for one transaction attempt. */
-void eng_env(aj_engine *e, job_env *env, aj_counters *delta);
+/* job_env.unreadable: logs and counts an unreadable job record once per process. */
+void eng_note_unreadable(void *ud, uint64_t id, int code, const char *why);
+/* Where a transaction attempt takes the ids of jobs it creates (job_env.alloc_id): the engine's
+ * block, without any I/O; `empty` is set when the block ran out, and the attempt must then be
+ * run again after eng_ids_refill(). */
+typedef struct eng_id_src {
+    aj_engine *e;
+    int empty;
+} eng_id_src;
+/* Fills a job_env for one transaction attempt; `ids` must live as long as the attempt. */
+void eng_env(aj_engine *e, job_env *env, aj_counters *delta, eng_id_src *ids);
 /* Adds a transaction's counter delta to the engine's counters. */
 void eng_count(aj_engine *e, const aj_counters *delta);
 void eng_count_latency(aj_engine *e, int64_t latency_us);
@@ -103,8 +121,10 @@ typedef int (*eng_txn_fn)(kv_txn *t, const job_env *env, void *ud);
  * A body that only reads may return ENG_READ_ONLY to skip the commit. */
 #define ENG_READ_ONLY 1
 int eng_run(aj_engine *e, eng_txn_fn fn, void *ud, kv_sync sync);
-/* Reserves n consecutive ids. */
+/* Reserves n consecutive ids (outside any transaction: it may commit a new block). */
 int eng_ids(aj_engine *e, size_t n, uint64_t *first);
+/* Replaces the engine's id block with a fresh one of n ids (outside any transaction). */
+int eng_ids_refill(aj_engine *e, size_t n);
 /* Makes sure the queue is registered in the store. */
 int eng_note_queue(aj_engine *e, const char *queue);
 int64_t eng_now_ms(aj_engine *e);
@@ -141,6 +161,15 @@ int eng_blob_prepare(aj_engine *e, const aj_slice *data, size_t n, struct blob_h
                      size_t *out_n);
 /* Bytes of new blobs written with a job's transaction; more are staged first. */
 size_t eng_blob_budget(aj_engine *e);
+
+/* sched_hooks.c: the schedule core's time zones and the shell type's payload (job_env). */
+struct tz_zone;
+void eng_sched_hooks(aj_engine *e, job_env *env);
+/* A zone from the engine's cache (tz_cache.h), borrowed until the engine closes. */
+int eng_zone(aj_engine *e, const char *name, const struct tz_zone **out);
+/* What a schedule spec needs beyond sched_spec_check: its zone exists, a shell template's
+ * payload can take AJ_SCHEDULED_AT. */
+int eng_sched_spec_check(aj_engine *e, const aj_schedule_spec *s);
 
 /* ticker.c */
 int eng_ticker_start(aj_engine *e);

@@ -22,6 +22,7 @@
 #include "core/schedule.h"
 #include "core/tz.h"
 #include "runtime/engine.h"
+#include "runtime/tz_cache.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -266,6 +267,9 @@ int aj_schedule_add(aj_engine *e, const aj_schedule_spec *spec) {
     }
     int rc = sched_spec_check(spec);
     if (rc == 0) {
+        rc = eng_sched_spec_check(e, spec);
+    }
+    if (rc == 0) {
         rc = eng_note_queue(e, spec->job.queue != NULL ? spec->job.queue : "default");
     }
     if (rc == 0) {
@@ -433,12 +437,11 @@ typedef struct times_ctx {
 } times_ctx;
 
 static int times_txn(kv_txn *t, const job_env *env, void *ud) {
-    (void)env;
     times_ctx *c = ud;
     sched_rec r;
     int rc = sched_read(t, c->name, &r);
     if (rc == 0) {
-        rc = sched_fire_times(&r, c->after, c->before, c->max, c->out, &c->n);
+        rc = sched_fire_times(env, &r, c->after, c->before, c->max, c->out, &c->n);
     }
     return rc != 0 ? rc : ENG_READ_ONLY;
 }

@@ -1,8 +1,9 @@
 /*
  * ticker.c — the engine's periodic duties: promote due delayed jobs, reap expired leases,
- * collect finished jobs past their retention and expired idempotency keys, and flush this
- * process's counters. A background thread runs them when the next one falls due or the store
- * changes; aj_engine_tick() runs them once for tests driven by a simulated clock.
+ * collect finished jobs past their retention and expired idempotency keys, fold workflow wake
+ * requests left behind by a crash, and flush this process's counters. A background thread runs them
+ * when the next one falls due or the store changes; aj_engine_tick() runs them once for tests
+ * driven by a simulated clock.
  *
  * Counters (counters.c) are flushed about once a second and the records of processes gone
  * quiet are folded every collection.
@@ -17,6 +18,7 @@
 #include "core/wf_reply.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
+#include "runtime/wf_exec.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -106,6 +108,8 @@ static int tick_once(aj_engine *e, int64_t *next) {
     *next = INT64_MAX;
     int rc = run_duty(e, 0, next);
     int rc2 = run_duty(e, 1, next);
+    rc = rc != 0 ? rc : rc2;
+    rc2 = aj__wf_sweep_wakes(e); /* wake requests a crash left unfolded (core/wf_wakeq.h) */
     rc = rc != 0 ? rc : rc2;
     int64_t now = eng_now_ms(e);
     if (now - e->last_collect_ms >= ENG_COLLECT_EVERY_MS) {

@@ -84,6 +84,12 @@ static int task_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
     task_ctx c = {e, {job->payload, job->payload_len}, NULL, NULL};
     int rc = eng_run(e, task_txn, &c, KV_SYNC);
     if (rc == 0 && c.wf != NULL) {
+        /* A run that ended notified its parent with a deferred wake-up: fold it now. */
+        aj__wf_view v;
+        aj__wf_view_get(c.wf, &v);
+        if (aj_wf_state_is_final(v.w->state)) {
+            aj__wf_fold_parent(e, c.id);
+        }
         aj__wf_task_done(e, c.wf);
         c.wf = NULL;
     }
@@ -293,7 +299,11 @@ static int run_op(aj_engine *e, int kind, const char *id, const char *name, cons
         return rc;
     }
     op_ctx o = {kind, id, name, {payload ? payload : "", len}};
-    return eng_run(e, op_txn, &o, KV_SYNC);
+    rc = eng_run(e, op_txn, &o, KV_SYNC);
+    if (rc == 0 && kind == 2) {
+        aj__wf_fold_parent(e, aj_slice_str(id)); /* the terminated run notified its parent */
+    }
+    return rc;
 }
 
 int aj_wf_signal(aj_engine *e, const char *id, const char *name, const void *payload, size_t len) {

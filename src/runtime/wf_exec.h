@@ -33,6 +33,11 @@ int aj__wf_query_run(aj_wf *wf, aj_workflow_fn fn, void *ud, const char *name, c
 int aj__saga_validate(const void *input, size_t len);
 int aj__saga_register(aj_engine *e);
 
+/* Wake requests (wf_wakeq.c): after a commit that ended a child's run, folds its parent's
+ * requests (a failure is logged: the sweep retries); the periodic sweep of old requests. */
+void aj__wf_fold_parent(aj_engine *e, aj_slice child);
+int aj__wf_sweep_wakes(aj_engine *e);
+
 /* Replays a loaded (query-mode) context against fn; see aj_wf_replay_check. */
 int aj__wf_replay_check(aj_wf *wf, aj_workflow_fn fn, void *ud, char **out_report);
 

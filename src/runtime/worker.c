@@ -42,6 +42,12 @@
 #define POOL_PREFETCH_MAX 256
 /* Longest the dispatcher sleeps before looking at the stop flag and the store again. */
 #define POOL_IDLE_WAIT_MS 100
+/* Claims in a row that may fail with a store error that does not go away by waiting (a damaged
+ * or unreadable file: AJ_ECORRUPT, AJ_EFORMAT, AJ_EIO) before the pool stops with that error.
+ * The dispatcher waits POOL_STORE_RETRY_MS between them. Busy, conflicting and full stores are
+ * waited out however long they last. */
+#define POOL_STORE_ERRORS_MAX 10
+#define POOL_STORE_RETRY_MS 500
 /* A lease is renewed when this fraction of it has passed (1/3: two chances before expiry). */
 #define POOL_HEARTBEAT_DIVISOR 3
 /* How often the heartbeat thread looks at its slots. */
@@ -136,6 +142,9 @@ struct aj_pool {
 
     atomic_int stop_requested;
     atomic_int stopped; /* the dispatcher has stopped claiming */
+    int store_errors;   /* claims failed in a row with a persistent store error (dispatcher) */
+    atomic_int failed;  /* the error that stopped the pool (POOL_STORE_ERRORS_MAX), or 0 */
+    char failed_msg[AJ__ERRMSG_MAX]; /* its message; written before `failed` is set */
 };
 
 /* ----------------------------------------------------------------------------------------- */
@@ -274,7 +283,8 @@ static void outcome_submit(aj_pool *p, outcome *o) {
     }
     if (rc == 0) {
         job_env env;
-        eng_env(e, &env, &o->delta);
+        eng_id_src ids;
+        eng_env(e, &env, &o->delta, &ids);
         rc = outcome_txn(t, &env, o);
         if (rc != 0) {
             kv_abort(t);
@@ -719,6 +729,36 @@ static int served_queues(aj_pool *p, char ***names, size_t *n_names, const char 
     return rc;
 }
 
+/* 1 for a store error that waiting does not cure: the file is damaged, of an unknown format,
+ * or cannot be read or written (AJ_EIO). Busy (another process's lock), conflicts, a full disk
+ * and running out of memory pass. */
+static int store_error_persists(int rc) {
+    return rc == AJ_ECORRUPT || rc == AJ_EFORMAT || rc == AJ_EIO;
+}
+
+/* A claim failed with a persistent store error: every one is logged (an operator must see a
+ * worker that cannot work), and after POOL_STORE_ERRORS_MAX in a row the pool stops with it,
+ * so `aj worker` exits 1 instead of idling with jobs ready. */
+static void pool_store_error(aj_pool *p, int rc) {
+    aj_engine *e = p->e;
+    p->store_errors++;
+    if (p->store_errors < POOL_STORE_ERRORS_MAX) {
+        aj__log(&e->log, AJ_LOG_ERROR,
+                "msg=\"claim failed; retrying\" attempt=%d of=%d error=%s detail=\"%s\"",
+                p->store_errors, POOL_STORE_ERRORS_MAX, aj_err_name(rc), aj_errmsg());
+        struct timespec ts = {POOL_STORE_RETRY_MS / 1000, (POOL_STORE_RETRY_MS % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        return;
+    }
+    snprintf(p->failed_msg, sizeof p->failed_msg, "the store failed %d claims in a row: %s",
+             POOL_STORE_ERRORS_MAX, aj_errmsg());
+    aj__log(&e->log, AJ_LOG_ERROR,
+            "msg=\"worker pool stopping: the store keeps failing\" error=%s detail=\"%s\"",
+            aj_err_name(rc), p->failed_msg);
+    atomic_store(&p->failed, rc);
+    atomic_store(&p->stop_requested, 1);
+}
+
 static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
     aj_engine *e = p->e;
     char **names;
@@ -748,6 +788,10 @@ static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
         }
     }
     eng_queue_names_free(names, n_names);
+    if (rc != 0 && store_error_persists(rc)) {
+        pool_store_error(p, rc);
+        return 0;
+    }
     if (rc != 0) {
         int64_t now = aj__mono_us();
         if (now - *last_error_log > 10 * 1000 * 1000) {
@@ -756,6 +800,7 @@ static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
         }
         return 0;
     }
+    p->store_errors = 0;
     queue_slots(p, jobs, got);
     return got;
 }
@@ -1109,6 +1154,12 @@ static int drain_txn(kv_txn *t, const job_env *env, void *ud) {
     return rc != 0 ? rc : ENG_READ_ONLY;
 }
 
+int aj_workers_error(aj_engine *e) {
+    aj_pool *p = e->pool;
+    int failed = p != NULL ? atomic_load(&p->failed) : 0;
+    return failed != 0 ? aj__err(failed, "%s", p->failed_msg) : 0;
+}
+
 int aj_workers_drain(aj_engine *e, int64_t horizon_ms) {
     aj_pool *p = e->pool;
     if (p == NULL) {
@@ -1130,6 +1181,10 @@ int aj_workers_drain(aj_engine *e, int64_t horizon_ms) {
             }
         }
         kv_wait_change(e->kv, seen, POOL_IDLE_WAIT_MS);
+    }
+    int failed = atomic_load(&p->failed);
+    if (failed != 0) {
+        return aj__err(failed, "%s", p->failed_msg);
     }
     return aj__err(AJ_ECANCELLED, "the worker pool was asked to stop before draining");
 }

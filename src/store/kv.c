@@ -470,20 +470,34 @@ size_t kv_txn_bytes(const kv_txn *t) {
     return t->wbytes;
 }
 
-int kv_get(kv_txn *t, const void *key, size_t klen, const uint8_t **val, size_t *vlen) {
+/* A read of a key this transaction wrote: 1 when it did (*rc: 0 with the value, or
+ * AJ_ENOTFOUND for a delete), 0 when the read must go to the snapshot. */
+static int own_read(kv_txn *t, const void *key, size_t klen, const uint8_t **val, size_t *vlen,
+                    int *rc) {
+    kv_node *w = tree_find(t->wroot, key, klen);
+    if (w == NULL) {
+        return 0;
+    }
+    if (w->val == NULL) {
+        *rc = aj__err(AJ_ENOTFOUND, "key not found (deleted in this transaction)");
+        return 1;
+    }
+    w->lent = 1;
+    *val = w->val;
+    *vlen = w->vlen;
+    *rc = 0;
+    return 1;
+}
+
+/* kv_get (record 1) and kv_peek (record 0: the read leaves no trace in the read set). */
+static int get(kv_txn *t, const void *key, size_t klen, const uint8_t **val, size_t *vlen,
+               int record) {
     int rc = check_key(t, key, klen);
     if (rc != 0) {
         return rc;
     }
-    kv_node *w = tree_find(t->wroot, key, klen);
-    if (w != NULL) {
-        if (w->val == NULL) {
-            return aj__err(AJ_ENOTFOUND, "key not found (deleted in this transaction)");
-        }
-        w->lent = 1;
-        *val = w->val;
-        *vlen = w->vlen;
-        return 0;
+    if (own_read(t, key, klen, val, vlen, &rc)) {
+        return rc;
     }
     kv_node *r = tree_find(t->rroot, key, klen);
     if (r == NULL || !r->cached) {
@@ -508,6 +522,14 @@ int kv_get(kv_txn *t, const void *key, size_t klen, const uint8_t **val, size_t 
         if (bl > 0) {
             memcpy(copy, bv, bl);
         }
+        if (!record) {
+            if (ver == 0) {
+                return aj__err(AJ_ENOTFOUND, "key not found");
+            }
+            *val = copy;
+            *vlen = bl;
+            return 0;
+        }
         rc = read_note(t, key, klen, ver, &r);
         if (rc != 0) {
             return rc;
@@ -517,12 +539,21 @@ int kv_get(kv_txn *t, const void *key, size_t klen, const uint8_t **val, size_t 
         r->cval = ver != 0 ? copy : NULL;
         r->cvlen = bl;
     }
+    /* A key read before answers as it did then, peeked or not: one transaction, one value. */
     if (r->cval == NULL) {
         return aj__err(AJ_ENOTFOUND, "key not found");
     }
     *val = r->cval;
     *vlen = r->cvlen;
     return 0;
+}
+
+int kv_get(kv_txn *t, const void *key, size_t klen, const uint8_t **val, size_t *vlen) {
+    return get(t, key, klen, val, vlen, 1);
+}
+
+int kv_peek(kv_txn *t, const void *key, size_t klen, const uint8_t **val, size_t *vlen) {
+    return get(t, key, klen, val, vlen, 0);
 }
 
 int kv_expect(kv_txn *t, const void *key, size_t klen, uint64_t version) {
@@ -693,6 +724,7 @@ typedef struct kv_scan_ctx {
     const uint8_t *pos; /* the last key consumed (stable memory: a node's key); NULL: none yet */
     size_t poslen;
     int stop;
+    int peek; /* kv_peek_prefix: keys do not join the read set */
 } kv_scan_ctx;
 
 /* The next write-set node in scan order after the position, within the range. Searched afresh
@@ -763,7 +795,13 @@ static int merge_backend(kv_scan_ctx *c, const uint8_t *key, size_t klen, const 
         return 0;
     }
     kv_node *r = NULL;
-    int rc = read_note(c->t, key, klen, version, &r);
+    int rc = 0;
+    if (c->peek) {
+        r = node_new(c->t, key, klen); /* only a stable copy of the position */
+        rc = r == NULL ? aj__err(AJ_ENOMEM, "out of memory scanning") : 0;
+    } else {
+        rc = read_note(c->t, key, klen, version, &r);
+    }
     if (rc != 0) {
         return rc;
     }
@@ -837,8 +875,8 @@ static int scan_run(kv_scan_ctx *c, kv_scanmem *m) {
     }
 }
 
-int kv_scan(kv_txn *t, const void *start, size_t slen, const void *end, size_t elen, int reverse,
-            size_t limit, kv_scan_fn fn, void *ud) {
+static int scan(kv_txn *t, const void *start, size_t slen, const void *end, size_t elen,
+                int reverse, size_t limit, kv_scan_fn fn, void *ud, int peek) {
     if ((start == NULL && slen > 0) || fn == NULL) {
         return aj__err(AJ_EINVAL, "kv_scan: missing start key or callback");
     }
@@ -852,6 +890,7 @@ int kv_scan(kv_txn *t, const void *start, size_t slen, const void *end, size_t e
         .limit = limit,
         .fn = fn,
         .ud = ud,
+        .peek = peek,
     };
     if (c.hi != NULL && key_cmp(c.lo, c.lolen, c.hi, c.hilen) >= 0) {
         return 0;
@@ -867,8 +906,13 @@ int kv_scan(kv_txn *t, const void *start, size_t slen, const void *end, size_t e
     return rc;
 }
 
-int kv_scan_prefix(kv_txn *t, const void *prefix, size_t plen, int reverse, size_t limit,
-                   kv_scan_fn fn, void *ud) {
+int kv_scan(kv_txn *t, const void *start, size_t slen, const void *end, size_t elen, int reverse,
+            size_t limit, kv_scan_fn fn, void *ud) {
+    return scan(t, start, slen, end, elen, reverse, limit, fn, ud, 0);
+}
+
+static int scan_prefix(kv_txn *t, const void *prefix, size_t plen, int reverse, size_t limit,
+                       kv_scan_fn fn, void *ud, int peek) {
     if (prefix == NULL && plen > 0) {
         return aj__err(AJ_EINVAL, "kv_scan_prefix: missing prefix");
     }
@@ -880,7 +924,7 @@ int kv_scan_prefix(kv_txn *t, const void *prefix, size_t plen, int reverse, size
         n--;
     }
     if (n == 0) {
-        return kv_scan(t, prefix, plen, NULL, 0, reverse, limit, fn, ud);
+        return scan(t, prefix, plen, NULL, 0, reverse, limit, fn, ud, peek);
     }
     uint8_t small[256];
     uint8_t *end = n <= sizeof small ? small : aj__malloc(n);
@@ -889,11 +933,21 @@ int kv_scan_prefix(kv_txn *t, const void *prefix, size_t plen, int reverse, size
     }
     memcpy(end, p, n);
     end[n - 1]++;
-    int rc = kv_scan(t, prefix, plen, end, n, reverse, limit, fn, ud);
+    int rc = scan(t, prefix, plen, end, n, reverse, limit, fn, ud, peek);
     if (end != small) {
         aj__free(end);
     }
     return rc;
+}
+
+int kv_scan_prefix(kv_txn *t, const void *prefix, size_t plen, int reverse, size_t limit,
+                   kv_scan_fn fn, void *ud) {
+    return scan_prefix(t, prefix, plen, reverse, limit, fn, ud, 0);
+}
+
+int kv_peek_prefix(kv_txn *t, const void *prefix, size_t plen, size_t limit, kv_scan_fn fn,
+                   void *ud) {
+    return scan_prefix(t, prefix, plen, 0, limit, fn, ud, 1);
 }
 
 /* ---------------------------------------------------------------------------------------------

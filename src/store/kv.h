@@ -163,6 +163,11 @@ int kv_begin(kv_store *s, kv_txn **out);
  * or read again later in the transaction) or AJ_ENOTFOUND. The key and its version join the read
  * set. kv_get may be called from inside a kv_scan callback. */
 int kv_get(kv_txn *t, const void *key, size_t klen, const uint8_t **val, size_t *vlen);
+/* Reads a key like kv_get, but the read does NOT join the read set: a later change of the key
+ * does not make the commit conflict. For facts the transaction may act on even when they are a
+ * little stale, where a conflict would cost more than acting on an old value (a workflow's state
+ * read by an arrival for it: core/wf_wakeq.h). Sees the transaction's own writes. */
+int kv_peek(kv_txn *t, const void *key, size_t klen, const uint8_t **val, size_t *vlen);
 /* Scans [start, end) (end NULL: to the end of the keyspace), at most `limit` entries (0: no
  * limit), merged with this transaction's writes. Returned keys join the read set. Entries that come
  * from the transaction's own writes carry version 0. `fn` may use the same transaction (get, put,
@@ -173,6 +178,9 @@ int kv_scan(kv_txn *t, const void *start, size_t slen, const void *end, size_t e
 /* Like kv_scan over every key starting with `prefix`. */
 int kv_scan_prefix(kv_txn *t, const void *prefix, size_t plen, int reverse, size_t limit,
                    kv_scan_fn fn, void *ud);
+/* Like kv_scan_prefix (forward), but the keys returned do not join the read set (as kv_peek). */
+int kv_peek_prefix(kv_txn *t, const void *prefix, size_t plen, size_t limit, kv_scan_fn fn,
+                   void *ud);
 /* Buffers a write (copied). AJ_ETOOBIG when over a limit. */
 int kv_put(kv_txn *t, const void *key, size_t klen, const void *val, size_t vlen);
 int kv_del(kv_txn *t, const void *key, size_t klen);
@@ -214,6 +222,9 @@ void kv_mem_inject_conflicts(kv_store *s, uint64_t n);
 /* Caps the database at `pages` pages (PRAGMA max_page_count on the writer connection), so that
  * tests can fill the "disk"; 0 restores the default. Returns 0 or AJ_EIO. */
 int kv_sqlite_max_pages(kv_store *s, uint64_t pages);
+/* Tests: the nth savepoint release or rollback from now on (1: the next), in any SQLite store
+ * of the process, fails as if SQLite had reported an I/O error (0: none). */
+void kv_sqlite_fail_savepoint_at(int nth);
 
 /* --- Fault injection (PostgreSQL backend) --- */
 

@@ -143,7 +143,8 @@ typedef struct sq_store {
 
     pthread_mutex_t wmu; /* the writer connection */
     sq_conn *writer;
-    int writer_durable; /* the writer's synchronous mode is FULL (not NORMAL) */
+    int writer_durable;          /* the writer's synchronous mode is FULL (not NORMAL) */
+    char broken[AJ__ERRMSG_MAX]; /* why commits are refused (a COMMIT of unknown outcome), or "" */
 
     pthread_mutex_t mu;      /* queue, reader pool, stats */
     pthread_cond_t queue_cv; /* the committer waits for requests */
@@ -252,6 +253,11 @@ static int conn_open(const sq_store *ss, sq_conn **out) {
         return code;
     }
     sqlite3_busy_handler(c->db, sq_busy, NULL);
+    /* The last connection to close would checkpoint the WAL into the database: two fsyncs at the
+     * exit of every `aj` command, and a WAL restart with two more at the next one's first write.
+     * Committed data is in the WAL either way; SQLite's automatic checkpoint (every ~1000 pages)
+     * keeps the WAL bounded. */
+    sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     *out = c;
     return 0;
 }
@@ -546,6 +552,23 @@ static void sq_wait_change(void *st, uint64_t seen, int64_t timeout_ms) {
  * Group commit
  * ------------------------------------------------------------------------------------------- */
 
+/* A fault tests inject (kv_sqlite_fail_savepoint_at): the Nth savepoint release or rollback
+ * from then on fails as if SQLite had reported an I/O error. Process-wide; 0 in every real run. */
+enum { SQ_FAULT_SAVEPOINT };
+static atomic_int sq_savepoint_countdown;
+
+static int sq_fault(int what) {
+    (void)what;
+    int v = atomic_load(&sq_savepoint_countdown);
+    while (v > 0 && !atomic_compare_exchange_weak(&sq_savepoint_countdown, &v, v - 1)) {
+    }
+    return v == 1;
+}
+
+void kv_sqlite_fail_savepoint_at(int nth) {
+    atomic_store(&sq_savepoint_countdown, nth);
+}
+
 /* Records a request's failure; the message of the calling (committer) thread is kept for it. */
 static void req_fail(sq_req *r, int rc) {
     r->rc = rc;
@@ -586,12 +609,16 @@ static int validate(sq_conn *c, const kv_commit_req *cm) {
     return 0;
 }
 
-/* Applies a request's writes with version `ver`; a failure leaves nothing of them behind. */
-static int apply(sq_conn *c, const kv_commit_req *cm, uint64_t ver) {
+/* Applies a request's writes with version `ver`; a failure leaves nothing of them behind. When
+ * that cannot be made sure — the savepoint could not be rolled back or released, so the
+ * request's writes may still be in the transaction — *whole is set: the whole batch must fail,
+ * or a request reported as failed would commit. */
+static int apply(sq_conn *c, const kv_commit_req *cm, uint64_t ver, int *whole) {
     /* One statement is atomic by itself; several need a savepoint to be undone together. */
     int sp = cm->n_writes > 1;
     int rc = sp ? run(c, ST_SAVEPOINT) : SQLITE_OK;
     if (rc != SQLITE_OK) {
+        *whole = 1; /* a savepoint half-opened is not worth reasoning about */
         return sq_err(c->db, rc, "starting a savepoint");
     }
     int err = 0;
@@ -612,11 +639,18 @@ static int apply(sq_conn *c, const kv_commit_req *cm, uint64_t ver) {
         sqlite3_reset(s);
     }
     if (sp && err != 0 && !sqlite3_get_autocommit(c->db)) {
-        run(c, ST_ROLLBACK_TO);
-        run(c, ST_RELEASE);
-    } else if (sp && err == 0) {
-        rc = run(c, ST_RELEASE);
+        rc = sq_fault(SQ_FAULT_SAVEPOINT) ? SQLITE_IOERR : run(c, ST_ROLLBACK_TO);
+        if (rc == SQLITE_OK) {
+            rc = run(c, ST_RELEASE);
+        }
         if (rc != SQLITE_OK) {
+            *whole = 1;
+            err = sq_err(c->db, rc, "rolling back a failed request's savepoint");
+        }
+    } else if (sp && err == 0) {
+        rc = sq_fault(SQ_FAULT_SAVEPOINT) ? SQLITE_IOERR : run(c, ST_RELEASE);
+        if (rc != SQLITE_OK) {
+            *whole = 1;
             err = sq_err(c->db, rc, "releasing a savepoint");
         }
     }
@@ -651,6 +685,10 @@ static int run_batch(sq_store *ss, sq_req *reqs, size_t n, int *synced) {
         durable = reqs[i].c->sync != KV_APPLIED;
     }
     *synced = durable && !ss->relaxed;
+    if (ss->broken[0] != '\0') {
+        fail_all(reqs, n, aj__err(AJ_EIO, "%s", ss->broken));
+        goto out;
+    }
     if ((err = set_durable(ss, durable)) != 0) {
         fail_all(reqs, n, err);
         goto out;
@@ -675,9 +713,14 @@ static int run_batch(sq_store *ss, sq_req *reqs, size_t n, int *synced) {
     }
     for (size_t i = 0; i < n; i++) {
         sq_req *r = &reqs[i];
+        int whole = 0;
         int v = validate(c, r->c);
         if (v == 0 && r->c->n_writes > 0) {
-            v = apply(c, r->c, ver);
+            v = apply(c, r->c, ver, &whole);
+        }
+        if (whole) {
+            err = v;
+            goto fail; /* its writes cannot be told apart from the others': none commit */
         }
         if (v != 0) {
             req_fail(r, v);
@@ -712,6 +755,23 @@ static int run_batch(sq_store *ss, sq_req *reqs, size_t n, int *synced) {
     int64_t t0 = aj__mono_us();
     rc = run(c, ST_COMMIT);
     ss->avg_commit_us = (ss->avg_commit_us * 7 + (aj__mono_us() - t0)) / 8;
+    if ((rc & 0xff) == SQLITE_IOERR) {
+        /* The WAL frames, commit frame included, may be on disk although the fsync (or a
+         * write) failed: recovery after a restart would replay them. And after a failed fsync
+         * the kernel may have dropped the dirty pages and cleared the error, so a later fsync
+         * that succeeds proves nothing. The outcome is unknown; this handle commits nothing
+         * more (reads go on). Reopening the store shows what was kept. */
+        snprintf(ss->broken, sizeof ss->broken,
+                 "store '%s' accepts no more commits from this process: a COMMIT failed with "
+                 "an I/O error (%s), so whether it was kept is unknown; reopen the store",
+                 ss->path, sqlite3_errmsg(c->db));
+        err = aj__err(AJ_EIO,
+                      "commit outcome unknown: the COMMIT failed with an I/O error (%s) after its "
+                      "WAL frames may have been written; it may or may not be durable; store '%s' "
+                      "accepts no more commits from this process",
+                      sqlite3_errmsg(c->db), ss->path);
+        goto fail;
+    }
     if (rc != SQLITE_OK) {
         err = sq_err(c->db, rc, "committing");
         goto fail;
@@ -1007,7 +1067,7 @@ static void sq_free(sq_store *ss) {
     }
     assert(freed == ss->n_readers && "a snapshot is still open at close");
     conn_close(ss->pollc);
-    conn_close(ss->writer); /* last: its close checkpoints the WAL into the database */
+    conn_close(ss->writer); /* last (no checkpoint on close: see conn_open) */
     pthread_cond_destroy(&ss->queue_cv);
     pthread_cond_destroy(&ss->done_cv);
     pthread_cond_destroy(&ss->space_cv);
@@ -1074,25 +1134,41 @@ static int create_file(const char *path) {
     return aj__err(AJ_EIO, "cannot create store '%s': %s", path, strerror(e));
 }
 
-/* Reads format_version: 0 with *out, or *out = 0 when the store is new (no meta table). */
+/* Reads format_version: 0 with *out, or *out = 0 when the database is empty (a new store).
+ * Only reads: a database that is not an aj store (another program's, with tables of its own,
+ * even one named kv) is refused before anything — a table, WAL mode — is written to it. */
 static int read_format(sq_store *ss, int64_t *out) {
     sq_conn *c = ss->writer;
-    int64_t n = 0;
-    int rc = query_int(
-        c, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'", &n, NULL);
+    int64_t objects = 0, n = 0;
+    int rc = query_int(c, "SELECT count(*) FROM sqlite_master", &objects, NULL);
+    if (rc == SQLITE_OK) {
+        rc = query_int(c,
+                       "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
+                       " name IN ('meta', 'kv')",
+                       &n, NULL);
+    }
     if ((rc & 0xff) == SQLITE_NOTADB) {
         return aj__err(AJ_EFORMAT, "'%s' is not an aj store: not an SQLite database", ss->path);
     }
     if (rc != SQLITE_OK) {
         return sq_err(c->db, rc, "reading the store's schema");
     }
-    if (n == 0) {
+    if (objects == 0) {
         *out = 0;
         return 0;
     }
+    if (n != 2) {
+        return aj__err(AJ_EFORMAT,
+                       "'%s' is not an aj store: an SQLite database with other tables and no aj "
+                       "meta record; it was left unchanged",
+                       ss->path);
+    }
     rc = query_int(c, "SELECT val FROM meta WHERE name = 'format_version'", out, NULL);
     if (rc == SQLITE_NOTFOUND || (rc == SQLITE_OK && *out < 1)) {
-        return aj__err(AJ_EFORMAT, "store '%s' has no valid format_version", ss->path);
+        return aj__err(AJ_EFORMAT,
+                       "'%s' is not an aj store: its meta table has no valid format_version; it "
+                       "was left unchanged",
+                       ss->path);
     }
     if (rc != SQLITE_OK) {
         return sq_err(c->db, rc, "reading the store's format");

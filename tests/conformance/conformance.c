@@ -566,6 +566,42 @@ static void test_conflict_absent_created(void **state) {
     assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), AJ_ECONFLICT);
 }
 
+/* kv_peek and kv_peek_prefix read like kv_get and kv_scan_prefix (own writes included) but
+ * leave the read set alone: later changes of what they saw do not make the commit conflict. */
+static void test_peek(void **state) {
+    fx *f = *state;
+    put1(f->s, "pa", "1");
+    put1(f->s, "pb", "2");
+    kv_txn *t;
+    const uint8_t *v;
+    size_t vl;
+    assert_int_equal(kv_begin(f->s, &t), 0);
+    assert_int_equal(kv_peek(t, "pa", 2, &v, &vl), 0);
+    assert_int_equal(vl, 1);
+    assert_memory_equal(v, "1", 1);
+    assert_int_equal(kv_peek(t, "pz", 2, &v, &vl), AJ_ENOTFOUND);
+    assert_int_equal(kv_put(t, "pc", 2, "3", 1), 0);
+    assert_int_equal(kv_peek(t, "pc", 2, &v, &vl), 0);
+    coll c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(kv_peek_prefix(t, "p", 1, 0, coll_cb, &c), 0);
+    assert_int_equal(c.n, 3);
+    put1(f->s, "pa", "changed");
+    del1(f->s, "pb");
+    put1(f->s, "pz", "created");
+    assert_int_equal(kv_put(t, "out", 3, "x", 1), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+
+    /* A key read with kv_get before is answered as then, and still validated. */
+    assert_int_equal(kv_begin(f->s, &t), 0);
+    assert_int_equal(kv_get(t, "pa", 2, &v, &vl), 0);
+    put1(f->s, "pa", "again");
+    assert_int_equal(kv_peek(t, "pa", 2, &v, &vl), 0);
+    assert_int_equal(vl, 7);
+    assert_int_equal(kv_put(t, "out", 3, "y", 1), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), AJ_ECONFLICT);
+}
+
 static void test_blind_writes(void **state) {
     fx *f = *state;
     put1(f->s, "k", "0");
@@ -974,6 +1010,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_snapshot_consistent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_rmw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_absent_created, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peek, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blind_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),

@@ -19,6 +19,7 @@
 #include "aj.h"
 #include "core/cron.h"
 #include "core/tz.h"
+#include "runtime/tz_cache.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

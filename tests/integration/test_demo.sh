@@ -7,7 +7,7 @@ source "${AJ_TEST_LIB:?}"
 cd "$T" || fail "cannot cd to $T"
 expect_ok "$AJ_BIN" demo --jobs 300 --concurrency 2
 [ -f "$T/aj-demo.db" ] || fail "the demo did not use sqlite:aj-demo.db by default"
-expect_line '^demo: 300 echo jobs and 5 shell jobs on queue demo\.[0-9]+ in sqlite:aj-demo\.db, 2 workers$' "$OUT" "demo header"
+expect_line '^demo: 300 echo jobs and 5 shell jobs on queue demo-[0-9]{8}-[0-9]{6}\.[0-9]{3} in sqlite:aj-demo\.db, 2 workers$' "$OUT" "demo header"
 expect_line 'jobs submitted' "$OUT" "submit progress line"
 expect_line '305/305 jobs finished' "$OUT" "progress line"
 expect_line '^job [0-9]+ said: hello from job [0-9]+ \(attempt 1\)$' "$OUT" "a shell job's output"
@@ -16,7 +16,7 @@ expect_line '^  retried +1 ' "$OUT" "retried"
 expect_line '^  dead-lettered +1 ' "$OUT" "dead-lettered"
 expect_line '^  throughput +[0-9]+ jobs/s$' "$OUT" "throughput"
 expect_line '^  fsyncs per job +[0-9.]+ ' "$OUT" "fsyncs per job"
-expect_line '^  submit-to-start +p50 <= [0-9]+ us, p99 <= [0-9]+ us$' "$OUT" "latency"
+expect_line '^  submit-to-start +p50 [0-9]+\.[0-9]{3} ms, p99 [0-9]+\.[0-9]{3} ms$' "$OUT" "latency"
 expect_line '^outcome: as expected$' "$OUT" "outcome"
 
 # Again on the same store, with --json and --db: only this run's jobs count.

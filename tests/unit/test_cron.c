@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/cron.h"
+#include "runtime/tz_cache.h"
 
 int main(void);
 

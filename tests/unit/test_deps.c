@@ -547,7 +547,8 @@ static void test_abandoned_stage_is_swept(void **state) {
     /* What a submitter that died mid-batch leaves: a staged graph with held jobs. */
     kv_txn *t = NULL;
     job_env env;
-    eng_env(f->e, &env, NULL);
+    eng_id_src ids;
+    eng_env(f->e, &env, NULL, &ids);
     uint64_t first = 0;
     assert_int_equal(eng_ids(f->e, 3, &first), 0);
     assert_int_equal(kv_begin(f->kv, &t), 0);
@@ -590,7 +591,8 @@ static void test_attach_races_completion(void **state) {
     assert_int_equal(claim(f, 1, got, ep), 1);
     assert_int_equal(got[0], a);
     job_env env;
-    eng_env(f->e, &env, NULL);
+    eng_id_src ids;
+    eng_env(f->e, &env, NULL, &ids);
     kv_txn *done = NULL;
     assert_int_equal(kv_begin(f->kv, &done), 0);
     aj_slice none = {NULL, 0};
@@ -612,7 +614,8 @@ static void test_interrupted_release_is_swept(void **state) {
     kv_lower_limits(f->kv, &lim);
     enum { N = 600, PER_TXN = 20 };
     job_env env;
-    eng_env(f->e, &env, NULL);
+    eng_id_src ids;
+    eng_env(f->e, &env, NULL, &ids);
     uint64_t first = 0;
     assert_int_equal(eng_ids(f->e, N + 1, &first), 0);
     aj_job_spec s;

@@ -9,8 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/keys.h"
 #include "runtime/engine.h"
 #include "store/kv.h"
+#include "util/buf.h"
+#include "util/hash.h"
+#include "util/sha256.h"
 
 #define T0 ((int64_t)1767225600000) /* 2026-01-01T00:00:00Z */
 
@@ -330,6 +334,68 @@ static void test_idempotency(void **state) {
     check_consistent(f);
 }
 
+/* Writes an idempotency record for key `ikey` in queue default behind the engine's back. */
+static void put_idem(fixture *f, const char *ikey, const uint8_t *v, size_t n) {
+    kv_txn *t;
+    assert_int_equal(kv_begin(f->e->kv, &t), 0);
+    akey k;
+    key_idem(&k, "default", 7, ikey, strlen(ikey));
+    assert_int_equal(kv_put(t, k.b, k.n, v, n), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+}
+
+/* Fingerprints are SHA-256 (format 2); format 1 records (FNV-1a) written by an older aj keep
+ * working until they expire; a newer format is refused. */
+static void test_idempotency_fingerprint_formats(void **state) {
+    fixture *f = *state;
+    aj_job_spec s;
+    aj_job_spec_init(&s);
+    s.type = "echo";
+    s.payload = "{\"n\":1}";
+    s.payload_len = 7;
+    s.idempotency_key = "new";
+    uint64_t a;
+    assert_int_equal(aj_submit(f->e, &s, &a), 0);
+    kv_txn *t;
+    assert_int_equal(kv_begin(f->e->kv, &t), 0);
+    akey k;
+    key_idem(&k, "default", 7, "new", 3);
+    const uint8_t *v;
+    size_t n;
+    assert_int_equal(kv_get(t, k.b, k.n, &v, &n), 0);
+    assert_int_equal(n, 1 + 8 + 8 + AJ_SHA256_LEN);
+    assert_int_equal(v[0], 2);
+    uint8_t want[AJ_SHA256_LEN];
+    aj_sha256 c;
+    aj__sha256_init(&c);
+    aj__sha256_update(&c, "echo", 5);
+    aj__sha256_update(&c, s.payload, s.payload_len);
+    aj__sha256_final(&c, want);
+    assert_memory_equal(v + 17, want, AJ_SHA256_LEN);
+    kv_abort(t);
+
+    /* A format 1 record: id, expiry, FNV-1a of type and payload. */
+    uint8_t old[24];
+    aj_put_u64be(old, 777);
+    aj_put_u64be(old + 8, (uint64_t)(T0 + AJ_HOUR));
+    uint64_t fnv = aj__fnv1a(aj__fnv1a(AJ_FNV_INIT, "echo", 5), s.payload, s.payload_len);
+    aj_put_u64be(old + 16, fnv);
+    put_idem(f, "old", old, sizeof old);
+    s.idempotency_key = "old";
+    uint64_t b;
+    assert_int_equal(aj_submit(f->e, &s, &b), 0);
+    assert_int_equal(b, 777);
+    s.payload = "{\"n\":2}";
+    assert_int_equal(aj_submit(f->e, &s, &b), AJ_ECONFLICT);
+
+    /* A record from a newer aj. */
+    uint8_t newer[1 + 8 + 8 + AJ_SHA256_LEN + 8] = {3};
+    put_idem(f, "newer", newer, sizeof newer);
+    s.idempotency_key = "newer";
+    assert_int_equal(aj_submit(f->e, &s, &b), AJ_EFORMAT);
+    assert_non_null(strstr(aj_errmsg(), "format 3"));
+}
+
 static void test_cancel(void **state) {
     fixture *f = *state;
     aj_job_spec s;
@@ -491,8 +557,50 @@ static void test_check_finds_damage(void **state) {
     assert_int_equal(aj_check(f->e, NULL, NULL, &records), AJ_ECORRUPT);
 }
 
+/* Rewrites a job record's format byte behind the engine's back, as a newer aj would write it. */
+static void make_newer(fixture *f, uint64_t id) {
+    kv_txn *t;
+    uint8_t key[9] = {'J'};
+    for (int i = 0; i < 8; i++) {
+        key[1 + i] = (uint8_t)(id >> (56 - 8 * i));
+    }
+    const uint8_t *v;
+    size_t n;
+    assert_int_equal(kv_begin(f->e->kv, &t), 0);
+    assert_int_equal(kv_get(t, key, sizeof key, &v, &n), 0);
+    uint8_t *copy = malloc(n);
+    memcpy(copy, v, n);
+    copy[0] = 9;
+    assert_int_equal(kv_put(t, key, sizeof key, copy, n), 0);
+    assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
+    free(copy);
+}
+
+/* More unreadable records at the head of a queue than one claim reads: a claim of one job
+ * still finds the good job behind them, and leaves them ready (issue 10, item 1). */
+static void test_claim_skips_unreadable(void **state) {
+    fixture *f = *state;
+    uint64_t bad[100];
+    for (size_t i = 0; i < 100; i++) {
+        bad[i] = submit(f, "echo", "{}", AJ_PRIORITY_HIGH);
+        make_newer(f, bad[i]);
+    }
+    uint64_t good = submit(f, "echo", "{}", AJ_PRIORITY_NORMAL);
+    aj_job *j = claim_one(f);
+    assert_int_equal(j->id, good);
+    aj_job_free(j);
+    assert_int_equal(claim_none(f), 0);
+    aj_stats st;
+    assert_int_equal(aj_stats_get(f->e, &st), 0);
+    assert_int_equal(st.jobs[AJ_STATE_READY], 100);
+    assert_int_equal(st.process.jobs_unreadable, 100);
+    uint64_t records;
+    assert_int_equal(aj_check(f->e, NULL, NULL, &records), AJ_ECORRUPT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_claim_skips_unreadable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_priority_then_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delay_and_promotion, setup, teardown),
@@ -504,6 +612,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_timeout_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_does_not_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_fingerprint_formats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_and_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),

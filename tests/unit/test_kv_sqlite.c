@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fault_vfs.h"
 #include "store/kv.h"
 #include "util/clock.h"
 
@@ -283,6 +285,79 @@ static void test_backup_errors(void **state) {
     kv_close(s);
 }
 
+#define SP_TXNS 64
+
+static atomic_int sp_done;
+static int sp_rc[SP_TXNS];
+
+static void sp_done_cb(void *ud, int rc) {
+    sp_rc[(intptr_t)ud] = rc;
+    atomic_fetch_add(&sp_done, 1);
+}
+
+/* A request whose savepoint cannot be released fails with its whole batch: its writes never
+ * commit alongside the others' (issue 10, item 12). */
+static void test_savepoint_failure_fails_batch(void **state) {
+    fx *f = *state;
+    kv_store *s;
+    assert_int_equal(kv_open(&s, f->url, NULL), 0);
+    atomic_store(&sp_done, 0);
+    /* Queued at once (asynchronous), so batches hold several requests. */
+    kv_sqlite_fail_savepoint_at(SP_TXNS / 3);
+    for (intptr_t i = 0; i < SP_TXNS; i++) {
+        kv_txn *t;
+        char a[16], b[16];
+        snprintf(a, sizeof a, "a%03d", (int)i);
+        snprintf(b, sizeof b, "b%03d", (int)i);
+        assert_int_equal(kv_begin(s, &t), 0);
+        assert_int_equal(kv_put(t, a, strlen(a), "x", 1), 0);
+        assert_int_equal(kv_put(t, b, strlen(b), "y", 1), 0);
+        assert_int_equal(kv_commit(t, KV_ASYNC, sp_done_cb, (void *)i, NULL), 0);
+    }
+    while (atomic_load(&sp_done) < SP_TXNS) {
+        aj__sleep_ms(1);
+    }
+    kv_sqlite_fail_savepoint_at(0);
+    int failed = 0;
+    for (int i = 0; i < SP_TXNS; i++) {
+        char a[16], b[16];
+        snprintf(a, sizeof a, "a%03d", i);
+        snprintf(b, sizeof b, "b%03d", i);
+        size_t vl;
+        int want = sp_rc[i] == 0 ? 0 : AJ_ENOTFOUND;
+        failed += sp_rc[i] != 0;
+        assert_int_equal(get(s, a, &vl), want);
+        assert_int_equal(get(s, b, &vl), want);
+    }
+    assert_true(failed > 0);
+    kv_close(s);
+}
+
+/* An fsync that fails at COMMIT leaves the outcome unknown: the caller gets AJ_EIO saying so,
+ * and the handle commits nothing more (a later fsync that succeeds would prove nothing); reads
+ * go on, and a reopened store works (issue 10, item 12). */
+static void test_fsync_failure_at_commit(void **state) {
+    fx *f = *state;
+    assert_int_equal(aj_fault_vfs_install("-wal"), 0);
+    kv_store *s;
+    assert_int_equal(kv_open(&s, f->url, NULL), 0);
+    put(s, "k1", "1", 1, 0);
+    aj_fault_vfs_fail_syncs(1);
+    put(s, "k2", "2", 1, AJ_EIO);
+    assert_int_equal(aj_fault_vfs_syncs_failed(), 1);
+    assert_non_null(strstr(aj_errmsg(), "outcome unknown"));
+    put(s, "k3", "3", 1, AJ_EIO);
+    assert_non_null(strstr(aj_errmsg(), "accepts no more commits"));
+    size_t vl;
+    assert_int_equal(get(s, "k1", &vl), 0);
+    kv_close(s);
+    assert_int_equal(kv_open(&s, f->url, NULL), 0);
+    assert_int_equal(get(s, "k1", &vl), 0);
+    assert_int_equal(get(s, "k3", &vl), AJ_ENOTFOUND);
+    put(s, "k4", "4", 1, 0);
+    kv_close(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_file_modes, setup, teardown),
@@ -294,6 +369,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_relaxed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_process_noticed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_savepoint_failure_fails_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsync_failure_at_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

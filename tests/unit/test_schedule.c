@@ -450,6 +450,49 @@ static void test_old_record_format(void **state) {
     free(newer);
 }
 
+/* Zones are read once per engine by the runtime (src/runtime/tz_cache.c) and handed to core
+ * parsed: a schedule keeps firing after its zone file is gone (a step used to read the file
+ * every time, inside core). */
+static void test_zone_read_once(void **state) {
+    fixture *f = *state;
+    char dir[] = "/tmp/aj-tz.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s/Test' && cp /usr/share/zoneinfo/Europe/Berlin '%s/Test/Zone'", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    const char *old = getenv("TZDIR");
+    char *saved = old != NULL ? strdup(old) : NULL;
+    setenv("TZDIR", dir, 1);
+    aj_schedule_spec s = spec("zoned", "0 * * * *", 0);
+    s.tz = "Test/Zone";
+    s.overlap = AJ_OVERLAP_ALLOW;
+    int add_rc = aj_schedule_add(f->e, &s);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    int tick_rc = 0;
+    for (int i = 0; i < 3 && tick_rc == 0; i++) {
+        advance(f, AJ_HOUR);
+        int64_t next = 0;
+        tick_rc = aj_schedules_tick(f->e, &next);
+    }
+    /* Another engine (a new process) has no cached zone: the file is really gone. */
+    aj_schedule_spec t = spec("zoned2", "0 * * * *", 0);
+    t.tz = "Test/Zone";
+    f->e2 = open_on(f, 43);
+    int add2_rc = aj_schedule_add(f->e2, &t);
+    if (saved != NULL) {
+        setenv("TZDIR", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("TZDIR");
+    }
+    assert_int_equal(add_rc, 0);
+    assert_int_equal(tick_rc, 0);
+    expect_fired(f->e, "2026-01-01T01:00:00Z 2026-01-01T02:00:00Z 2026-01-01T03:00:00Z");
+    assert_int_equal(add2_rc, AJ_ENOTFOUND);
+}
+
 static void test_fires_once_each(void **state) {
     fixture *f = *state;
     aj_schedule_spec s = spec("tick", NULL, AJ_MINUTE);
@@ -1038,6 +1081,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_routing_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_record_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fires_once_each, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zone_read_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shell_job_and_fractions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_skip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_once, setup, teardown),

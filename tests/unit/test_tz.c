@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "core/tz.h"
+#include "runtime/tz_cache.h"
 
 int main(void);
 
