@@ -18,6 +18,9 @@ enum {
     CLI_EXIT_USAGE = 2,    /* bad input: nothing was changed */
     CLI_EXIT_NOTFOUND = 3, /* no such job */
     CLI_EXIT_STATE = 4,    /* conflict, or the job is in the wrong state */
+    /* The store's server went away after the change was sent and its outcome is unknown: it may
+     * have been applied (AJ_EAMBIGUOUS). Look before repeating it. */
+    CLI_EXIT_AMBIGUOUS = 5,
 };
 
 /* The store used when neither --db nor AJ_DB names one. */

@@ -75,6 +75,8 @@ static const char top_help[] =
     "Exit codes:\n"
     "  0 success   1 store or internal error   2 bad input (nothing changed)\n"
     "  3 job not found   4 conflict or wrong state\n"
+    "  5 outcome unknown: the store's server went away after the change was sent, it may\n"
+    "    have been applied (PostgreSQL); look before repeating it\n"
     "\n"
     "Example:\n"
     "  aj submit -- echo hello && aj worker --drain && aj job ls\n";
@@ -312,6 +314,8 @@ int cli_exit_code(int aj_rc) {
     case AJ_EEXISTS:
     case AJ_ESTALE:
         return CLI_EXIT_STATE;
+    case AJ_EAMBIGUOUS:
+        return CLI_EXIT_AMBIGUOUS;
     default:
         return CLI_EXIT_ERROR;
     }

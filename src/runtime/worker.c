@@ -48,6 +48,11 @@
  * waited out however long they last. */
 #define POOL_STORE_ERRORS_MAX 10
 #define POOL_STORE_RETRY_MS 500
+/* A store server that cannot be reached (AJ_EUNAVAILABLE: restarted, failing over, cut off) is
+ * waited out for as long as the pool runs: claims and outcomes are retried after a backoff from
+ * POOL_UNREACHABLE_MIN_MS doubling to POOL_UNREACHABLE_MAX_MS, every failure logged. */
+#define POOL_UNREACHABLE_MIN_MS 100
+#define POOL_UNREACHABLE_MAX_MS 5000
 /* A lease is renewed when this fraction of it has passed (1/3: two chances before expiry). */
 #define POOL_HEARTBEAT_DIVISOR 3
 /* How often the heartbeat thread looks at its slots. */
@@ -106,6 +111,7 @@ typedef struct outcome {
     eng_progress *prog; /* written in the outcome's transaction */
     blob_hint *hints;   /* the result's hash when it is large (blob.h) */
     size_t n_hints;
+    int ambiguous; /* a commit of it ended AJ_EAMBIGUOUS: it may already be recorded */
     struct outcome *next;
 } outcome;
 
@@ -134,10 +140,13 @@ struct aj_pool {
     slot *queued_head, *queued_tail;
     size_t inflight; /* slots in any state */
     size_t outstanding_outcomes;
-    outcome *redo;        /* outcomes whose async commit conflicted */
-    int exiting;          /* handler threads exit when nothing is queued */
-    int64_t run_us_avg;   /* moving average of handler run time */
-    int64_t claim_us_avg; /* moving average of a claim's commit time */
+    outcome *redo;          /* outcomes whose async commit conflicted */
+    int64_t redo_after_us;  /* redo waits until then: the store was unreachable (dispatcher) */
+    int64_t unreachable_ms; /* the current backoff while the store is unreachable (0: reachable) */
+    int unreachable_n;      /* failures in a row against an unreachable store */
+    int exiting;            /* handler threads exit when nothing is queued */
+    int64_t run_us_avg;     /* moving average of handler run time */
+    int64_t claim_us_avg;   /* moving average of a claim's commit time */
     int64_t stop_deadline_us;
 
     atomic_int stop_requested;
@@ -254,7 +263,12 @@ static void outcome_done(void *ud, int rc) {
     aj_pool *p = o->pool;
     if (rc == 0) {
         eng_count(p->e, &o->delta);
-    } else if (rc == AJ_ECONFLICT || rc == AJ_EIO || rc == AJ_EFULL || rc == AJ_EBUSY) {
+    } else if (rc == AJ_ECONFLICT || rc == AJ_EIO || rc == AJ_EFULL || rc == AJ_EBUSY ||
+               rc == AJ_EUNAVAILABLE || rc == AJ_EAMBIGUOUS || rc == AJ_ETIMEDOUT) {
+        /* AJ_EAMBIGUOUS: the outcome may be recorded already; recording it again with the same
+         * epoch is refused (AJ_ESTALE: the job is no longer leased), so it is never applied
+         * twice. */
+        o->ambiguous |= rc == AJ_EAMBIGUOUS;
         /* Retry synchronously on the dispatcher to learn whether the epoch still holds. */
         pthread_mutex_lock(&p->mu);
         o->next = p->redo;
@@ -306,8 +320,38 @@ static void outcome_submit(aj_pool *p, outcome *o) {
     outcome_done(o, AJ_ECONFLICT);
 }
 
-/* Retries outcomes whose asynchronous commit failed. Called by the dispatcher. */
-static void redo_outcomes(aj_pool *p) {
+/* Notes a failure against an unreachable store: logs it and sets the next backoff. Returns the
+ * backoff in ms. The caller holds nothing. */
+static int64_t pool_unreachable(aj_pool *p, const char *what) {
+    pthread_mutex_lock(&p->mu);
+    p->unreachable_ms = p->unreachable_ms == 0 ? POOL_UNREACHABLE_MIN_MS : p->unreachable_ms * 2;
+    if (p->unreachable_ms > POOL_UNREACHABLE_MAX_MS) {
+        p->unreachable_ms = POOL_UNREACHABLE_MAX_MS;
+    }
+    int64_t wait_ms = p->unreachable_ms;
+    int n = ++p->unreachable_n;
+    pthread_mutex_unlock(&p->mu);
+    aj__log(&p->e->log, AJ_LOG_ERROR,
+            "msg=\"store unreachable; retrying\" op=%s failures=%d retry_in_ms=%lld detail=\"%s\"",
+            what, n, (long long)wait_ms, aj_errmsg());
+    return wait_ms;
+}
+
+static void pool_reachable(aj_pool *p) {
+    pthread_mutex_lock(&p->mu);
+    if (p->unreachable_n > 0) {
+        aj__log(&p->e->log, AJ_LOG_INFO, "msg=\"store reachable again\" failures=%d",
+                p->unreachable_n);
+    }
+    p->unreachable_ms = 0;
+    p->unreachable_n = 0;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Retries outcomes whose asynchronous commit failed. Called by the dispatcher (keep: an outcome
+ * the store could not take because its server is unreachable is kept for a later try, after a
+ * backoff) and by stop (one more try each). */
+static void redo_outcomes(aj_pool *p, int keep) {
     pthread_mutex_lock(&p->mu);
     outcome *list = p->redo;
     p->redo = NULL;
@@ -316,6 +360,29 @@ static void redo_outcomes(aj_pool *p) {
         outcome *o = list;
         list = o->next;
         int rc = eng_run(p->e, outcome_txn, o, KV_SYNC);
+        o->ambiguous |= rc == AJ_EAMBIGUOUS;
+        if (keep && (rc == AJ_EUNAVAILABLE || rc == AJ_EAMBIGUOUS || rc == AJ_ETIMEDOUT)) {
+            /* Kept, with the rest of the list: the lease may well outlast the outage, and then
+             * the job is not run again. */
+            int64_t wait_ms = pool_unreachable(p, "record outcome");
+            pthread_mutex_lock(&p->mu);
+            o->next = list;
+            while (o != NULL) {
+                outcome *next = o->next;
+                o->next = p->redo;
+                p->redo = o;
+                o = next;
+            }
+            p->redo_after_us = aj__mono_us() + wait_ms * 1000;
+            pthread_mutex_unlock(&p->mu);
+            return;
+        }
+        if (rc == 0) {
+            pool_reachable(p);
+        }
+        if (rc == AJ_ESTALE && o->ambiguous) {
+            rc = 0; /* the ambiguous commit was applied: the job is no longer leased to us */
+        }
         if (rc != 0 && rc != AJ_ESTALE && rc != AJ_ECANCELLED && rc != AJ_ENOTFOUND) {
             char idbuf[32];
             snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)o->id);
@@ -792,6 +859,16 @@ static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
         pool_store_error(p, rc);
         return 0;
     }
+    if (rc == AJ_EUNAVAILABLE || rc == AJ_EAMBIGUOUS) {
+        /* Not a damaged store: its server is away for a while. Never a reason to stop. (A claim
+         * of unknown outcome leaves jobs leased to nobody here: they run after their lease.) */
+        int64_t until = aj__mono_us() + pool_unreachable(p, "claim") * 1000;
+        while (aj__mono_us() < until && !atomic_load(&p->stop_requested) &&
+               !atomic_load(&e->closing)) {
+            aj__sleep_ms(POOL_IDLE_WAIT_MS);
+        }
+        return 0;
+    }
     if (rc != 0) {
         int64_t now = aj__mono_us();
         if (now - *last_error_log > 10 * 1000 * 1000) {
@@ -801,6 +878,7 @@ static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
         return 0;
     }
     p->store_errors = 0;
+    pool_reachable(p);
     queue_slots(p, jobs, got);
     return got;
 }
@@ -826,14 +904,17 @@ static void *dispatcher_main(void *arg) {
     aj_engine *e = p->e;
     int64_t last_error_log = 0;
     while (!atomic_load(&p->stop_requested) && !atomic_load(&e->closing)) {
-        redo_outcomes(p);
+        if (aj__mono_us() >= p->redo_after_us) {
+            redo_outcomes(p, 1);
+        }
         pthread_mutex_lock(&p->mu);
         size_t target = claim_target(p);
         size_t free_slots = p->inflight < target ? target - p->inflight : 0;
         pthread_mutex_unlock(&p->mu);
         if (free_slots == 0) {
             pthread_mutex_lock(&p->mu);
-            if (p->inflight >= claim_target(p) && p->redo == NULL) {
+            if (p->inflight >= claim_target(p) &&
+                (p->redo == NULL || aj__mono_us() < p->redo_after_us)) {
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_nsec += POOL_IDLE_WAIT_MS * 1000000L;
@@ -1099,7 +1180,7 @@ int aj_workers_stop(aj_engine *e) {
     while (p->outstanding_outcomes > 0) {
         if (p->redo != NULL) {
             pthread_mutex_unlock(&p->mu);
-            redo_outcomes(p);
+            redo_outcomes(p, 0);
             pthread_mutex_lock(&p->mu);
             continue;
         }

@@ -47,7 +47,8 @@
  * Failures: a broken connection is reconnected on its next use; after a failed connect, the next
  * attempt of any thread first waits out a backoff (PG_BACKOFF_MIN_MS, doubling to
  * PG_BACKOFF_MAX_MS; reset by a success), so a down server sees few attempts and callers block
- * briefly instead of spinning; each attempt that fails returns AJ_EIO naming libpq's reason. A
+ * briefly instead of spinning; each attempt that fails returns AJ_EUNAVAILABLE (a condition that
+ * passes, unlike a damaged store's AJ_EIO) naming libpq's reason. A
  * snapshot or batch that meets a dead idle connection before doing anything (BEGIN) goes on with
  * a fresh one, so a server restart costs callers nothing once the server is back.
  *

@@ -381,7 +381,7 @@ static int batch_once(pg_store *ps, kv_cq_req *reqs, size_t n, int *retry) {
         if (outcome == 1) {
             err = 0;
         } else if (outcome == 0) {
-            err = aj__err(AJ_EIO,
+            err = aj__err(AJ_EUNAVAILABLE,
                           "the connection to PostgreSQL (%s) broke at COMMIT; the commit did not "
                           "happen",
                           ps->display);

@@ -90,7 +90,7 @@ void kv__pg_first_line(char *out, size_t size, const char *msg) {
 }
 
 /* Sets the error message from a failed result (or connection) and returns the AJ_E* code. A
- * broken connection is AJ_EIO whatever the statement was. */
+ * broken connection is AJ_EUNAVAILABLE whatever the statement was. */
 int kv__pg_err(const pg_store *ps, PGconn *db, const PGresult *res, const char *what) {
     char line[AJ__ERRMSG_MAX];
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -101,7 +101,7 @@ int kv__pg_err(const pg_store *ps, PGconn *db, const PGresult *res, const char *
         detail = PQerrorMessage(db);
     }
     kv__pg_first_line(line, sizeof line, detail);
-    int code = db != NULL && PQstatus(db) == CONNECTION_BAD ? AJ_EIO : pg_code(state);
+    int code = db != NULL && PQstatus(db) == CONNECTION_BAD ? AJ_EUNAVAILABLE : pg_code(state);
     if (state != NULL) {
         return aj__err(code, "%s (PostgreSQL %s): %s [SQLSTATE %s]", what, ps->display, line,
                        state);
@@ -187,7 +187,10 @@ int kv__pg_conn_open(pg_store *ps, int committer, pg_conn **out) {
     } else if (PQstatus(c->db) != CONNECTION_OK) {
         char line[AJ__ERRMSG_MAX];
         kv__pg_first_line(line, sizeof line, PQerrorMessage(c->db));
-        rc = aj__err(AJ_EIO, "cannot connect to PostgreSQL (%s): %s", ps->display, line);
+        /* Refused, timed out, or turned away (no such database, authentication): all of them
+         * may pass — a restart, a failover, a grant — so callers that run for long wait them
+         * out (AJ_EUNAVAILABLE), where a damaged store would be AJ_EIO. */
+        rc = aj__err(AJ_EUNAVAILABLE, "cannot connect to PostgreSQL (%s): %s", ps->display, line);
     } else {
         char sql[256];
         snprintf(sql, sizeof sql,
@@ -213,7 +216,7 @@ int kv__pg_conn_get(pg_store *ps, int committer, pg_conn **out) {
         aj__sleep_ms(left);
     }
     int rc = kv__pg_conn_open(ps, committer, out);
-    down_note(ps, rc == AJ_EIO);
+    down_note(ps, rc == AJ_EUNAVAILABLE);
     return rc;
 }
 

@@ -113,7 +113,7 @@ static void test_server_down_at_open(void **state) {
     kv_store *s = NULL;
     int64_t t0 = aj__mono_us();
     int rc = kv_open(&s, "postgresql://postgres:secret@127.0.0.1:1/db", NULL);
-    assert_int_equal(rc, AJ_EIO);
+    assert_int_equal(rc, AJ_EUNAVAILABLE);
     assert_null(s);
     const char *msg = aj_errmsg();
     if (strstr(msg, "cannot connect to PostgreSQL (database db at 127.0.0.1:1 as postgres)") ==
@@ -128,7 +128,7 @@ static void test_missing_database(void **state) {
     (void)state;
     char *url = aj_test_pg_url("no_such_database", NULL);
     kv_store *s = NULL;
-    assert_int_equal(kv_open(&s, url, NULL), AJ_EIO);
+    assert_int_equal(kv_open(&s, url, NULL), AJ_EUNAVAILABLE);
     assert_non_null(strstr(aj_errmsg(), "no_such_database"));
     assert_non_null(strstr(aj_errmsg(), "does not exist"));
     free(url);
@@ -255,7 +255,7 @@ static void test_ambiguous_commit(void **state) {
     assert_int_equal(get_rc(f->s, "a", buf, sizeof buf), 0);
     /* The connection broke before COMMIT: not committed, and said so. */
     kv_postgres_cut_at_commit(f->s, 2, NULL, NULL);
-    assert_int_equal(put_rc(f->s, "b", "1"), AJ_EIO);
+    assert_int_equal(put_rc(f->s, "b", "1"), AJ_EUNAVAILABLE);
     assert_non_null(strstr(aj_errmsg(), "the commit did not happen"));
     assert_int_equal(get_rc(f->s, "b", buf, sizeof buf), AJ_ENOTFOUND);
     /* The server is gone before the outcome can be learned: AJ_EAMBIGUOUS, never a plain
@@ -268,7 +268,7 @@ static void test_ambiguous_commit(void **state) {
     /* The store goes on: new commits succeed once the backoff has passed. */
     int64_t deadline = aj__mono_us() + 20 * 1000000;
     while ((rc = put_rc(f->s, "d", "1")) != 0) {
-        assert_int_equal(rc, AJ_EIO);
+        assert_int_equal(rc, AJ_EUNAVAILABLE);
         assert_true(aj__mono_us() < deadline);
         aj__sleep_ms(100);
     }
