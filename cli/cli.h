@@ -20,6 +20,9 @@ enum {
     CLI_EXIT_STATE = 4,    /* conflict, or the job is in the wrong state */
     CLI_EXIT_OUTPUT = 5,   /* done (submitted, changed), but printing the outcome failed: the
                             * change is named on stderr; retrying would repeat it */
+    /* The store's server went away after the change was sent and its outcome is unknown: it may
+     * have been applied (AJ_EAMBIGUOUS). Look before repeating it. */
+    CLI_EXIT_AMBIGUOUS = 6,
 };
 
 /* The store used when neither --db nor AJ_DB names one. */

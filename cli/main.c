@@ -52,7 +52,8 @@ static const char top_help[] =
     "  help      show the help of a command: aj help dlq redrive\n"
     "\n"
     "Global flags, allowed anywhere on the line:\n"
-    "  --db URL     the store: sqlite:PATH or mem: (default: $AJ_DB, else sqlite:aj.db).\n"
+    "  --db URL     the store: sqlite:PATH or mem: (default: $AJ_DB, else sqlite:aj.db),\n"
+    "               or postgres://USER@HOST:PORT/DB (libpq URI; see docs/POSTGRES.md).\n"
     "               sqlite:PATH?vfs=NAME opens the file through SQLite VFS NAME.\n"
     "               A missing SQLite file is created (mode 0600) when its directory exists;\n"
     "               a missing directory is a store error (exit 1), a malformed URL bad\n"
@@ -77,6 +78,8 @@ static const char top_help[] =
     "  3 job not found   4 conflict or wrong state\n"
     "  5 done, but the output failed: the change (a submitted job...) is in the store and\n"
     "    stderr names it; stdout was closed or full. Do not retry: it would submit again\n"
+    "  6 outcome unknown: the store's server went away after the change was sent, it may\n"
+    "    have been applied (PostgreSQL); look before repeating it\n"
     "\n"
     "Example:\n"
     "  aj submit -- echo hello && aj worker --drain && aj job ls\n";
@@ -314,6 +317,8 @@ int cli_exit_code(int aj_rc) {
     case AJ_EEXISTS:
     case AJ_ESTALE:
         return CLI_EXIT_STATE;
+    case AJ_EAMBIGUOUS:
+        return CLI_EXIT_AMBIGUOUS;
     default:
         return CLI_EXIT_ERROR;
     }
@@ -323,7 +328,8 @@ int cli_open(cli *c, const aj_engine_opts *opts) {
     const char *url = c->db_url;
     const char *colon = strchr(url, ':');
     if (colon == NULL || colon == url) {
-        return cli_error(CLI_EXIT_USAGE, "store URL '%s' is not sqlite:PATH or mem:", url);
+        return cli_error(CLI_EXIT_USAGE,
+                         "store URL '%s' is not sqlite:PATH, postgres://... or mem:", url);
     }
     aj_engine_opts defaults;
     if (opts == NULL) {

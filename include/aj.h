@@ -53,7 +53,9 @@ const char *aj_version(void);
     X(INTERNAL, -16, "internal error")                                                             \
     X(EXISTS, -17, "already exists")                                                               \
     X(FAILED, -18, "failed")                                                                       \
-    X(BUSY, -19, "store busy: another process held its lock too long")
+    X(BUSY, -19, "store busy: another process held its lock too long")                             \
+    X(AMBIGUOUS, -20, "commit outcome unknown: it may have been applied")                          \
+    X(UNAVAILABLE, -21, "store server unreachable")
 
 enum {
     AJ_OK = 0,
@@ -61,6 +63,19 @@ enum {
     AJ_ERRNO_MAP(AJ__ERRNO_ENUM)
 #undef AJ__ERRNO_ENUM
 };
+
+/* Two codes come from networked stores (PostgreSQL) only:
+ *  - AJ_EUNAVAILABLE: the store's server could not be reached (down, restarting, cut off, or
+ *    refusing the connection) and nothing was changed. It passes: retry after a while. A worker
+ *    pool waits it out for as long as it runs (aj_workers_error never reports it).
+ *  - AJ_EAMBIGUOUS: the connection broke after the commit was sent and its outcome could not be
+ *    learned in time (the store's aj_resolve_ms): the change MAY HAVE BEEN APPLIED. Read the
+ *    state before doing it again, or repeat it only when repeating is harmless (aj_submit with
+ *    an idempotency key returns the job the first attempt made). A commit whose outcome the
+ *    store could learn is reported as what happened (0, or an error that changed nothing), and
+ *    the engine never applies an operation twice on its own: a job outcome of unknown fate is
+ *    recorded again under the same lease epoch, which the store refuses if the first one held.
+ * Every function that changes the store may return either. */
 
 /* A static description of an AJ_E* code ("not found"). Never NULL. */
 const char *aj_strerror(int code);
@@ -259,7 +274,8 @@ void aj_engine_opts_init(aj_engine_opts *opts);
 
 /* Opens the store at `url`: "sqlite:PATH" (created with mode 0600 if missing; its directory must
  * exist), "sqlite:PATH?vfs=NAME" (the same, every connection through the registered SQLite VFS
- * NAME; an unknown parameter or VFS is AJ_EINVAL) or "mem:" (a private in-memory store). `opts`
+ * NAME; an unknown parameter or VFS is AJ_EINVAL), "postgres://..." or "postgresql://..." (a
+ * libpq URI with aj_ options: docs/POSTGRES.md) or "mem:" (a private in-memory store). `opts`
  * may be NULL. */
 int aj_engine_open(aj_engine **out, const char *url, const aj_engine_opts *opts);
 /* Stops workers (finishing in-flight jobs within their deadline), flushes and closes. */
@@ -596,8 +612,12 @@ int aj_workers_drain(aj_engine *e, int64_t horizon_ms);
 /* 0 while the pool works; the error that stopped it otherwise, with aj_errmsg() naming it. The
  * pool stops by itself when claims keep failing with a store error that waiting does not cure
  * (a damaged file: AJ_ECORRUPT, AJ_EFORMAT, AJ_EIO), after 10 attempts in a row 0.5 s apart;
- * a busy or full store is waited out. A program running a pool should check this now and then
- * and call aj_workers_stop when it is not 0. */
+ * a busy or full store is waited out, and so is a store server that cannot be reached
+ * (AJ_EUNAVAILABLE, AJ_EAMBIGUOUS): claims and job outcomes are retried after a backoff (0.1 s
+ * doubling to 5 s) for as long as the pool runs, each failure logged, and an outcome is recorded
+ * once the server is back (so an outage shorter than a job's lease does not run it again). A
+ * program running a pool should check this now and then and call aj_workers_stop when it is not 0.
+ */
 int aj_workers_error(aj_engine *e);
 
 /* ---------------------------------------------------------------------------------------------

@@ -4,8 +4,10 @@
 set -euo pipefail
 # Build: compiler, CMake, SQLite, jansson (JSON), cmocka (tests). Tests also use jq, python3, procps.
 # Runtime: tzdata, the IANA time zone files that schedules read (/usr/share/zoneinfo).
+# PostgreSQL: libpq-dev for the backend; postgresql (15 on Debian 12) for the tests, which start a
+# private server of their own (tests/pg/pg_harness.sh).
 pkgs=(build-essential cmake pkg-config libsqlite3-dev libjansson-dev nettle-dev libcmocka-dev jq python3 procps
-    tzdata)
+    tzdata libpq-dev postgresql)
 if [ "${AJ_SETUP_FUZZ:-0}" = 1 ]; then
     pkgs+=(clang libclang-rt-14-dev)
 fi

@@ -67,6 +67,11 @@
  * waited out however long they last. */
 #define POOL_STORE_ERRORS_MAX 10
 #define POOL_STORE_RETRY_MS 500
+/* A store server that cannot be reached (AJ_EUNAVAILABLE: restarted, failing over, cut off) is
+ * waited out for as long as the pool runs: claims and outcomes are retried after a backoff from
+ * POOL_UNREACHABLE_MIN_MS doubling to POOL_UNREACHABLE_MAX_MS, every failure logged. */
+#define POOL_UNREACHABLE_MIN_MS 100
+#define POOL_UNREACHABLE_MAX_MS 5000
 /* A lease is renewed when this fraction of it has passed (1/3: two chances before expiry). */
 #define POOL_HEARTBEAT_DIVISOR 3
 /* How often the heartbeat thread looks at its slots. */
@@ -138,6 +143,7 @@ typedef struct outcome {
     int64_t backoff_ms;   /* the last wait between attempts */
     int64_t next_try_us;  /* monotonic time of the next attempt (0: at once) */
     int64_t last_log_us;  /* monotonic time the failure was last logged */
+    int ambiguous;        /* a commit of it ended AJ_EAMBIGUOUS: it may already be recorded */
     wf_woken woken;       /* workflows its asynchronous commit woke, folded after it */
     struct outcome *next; /* in p->redo or p->folds */
 } outcome;
@@ -170,6 +176,8 @@ struct aj_pool {
     size_t outstanding_outcomes;
     outcome *redo;        /* outcomes whose async commit failed, to record synchronously */
     outcome *folds;       /* outcomes committed whose workflows are still to wake */
+    int64_t unreachable_ms; /* the current backoff while the store is unreachable (0: reachable) */
+    int unreachable_n;      /* failures in a row against an unreachable store */
     int exiting;          /* handler threads exit when nothing is queued */
     int64_t run_us_avg;   /* moving average of handler run time */
     int64_t claim_us_avg; /* moving average of a claim's commit time */
@@ -355,7 +363,12 @@ static void outcome_done(void *ud, int rc) {
             outcome_push(p, &p->folds, o);
             return;
         }
-    } else if (rc == AJ_ECONFLICT || rc == AJ_EIO || rc == AJ_EFULL || rc == AJ_EBUSY) {
+    } else if (rc == AJ_ECONFLICT || rc == AJ_EIO || rc == AJ_EFULL || rc == AJ_EBUSY ||
+               rc == AJ_EUNAVAILABLE || rc == AJ_EAMBIGUOUS || rc == AJ_ETIMEDOUT) {
+        /* AJ_EAMBIGUOUS: the outcome may be recorded already; recording it again with the same
+         * epoch is refused (AJ_ESTALE: the job is no longer leased), so it is never applied
+         * twice. */
+        o->ambiguous |= rc == AJ_EAMBIGUOUS;
         /* Retry synchronously on the dispatcher to learn whether the epoch still holds. */
         outcome_push(p, &p->redo, o);
         return;
@@ -417,11 +430,40 @@ static void outcome_submit(aj_pool *p, outcome *o) {
     outcome_done(o, AJ_ECONFLICT);
 }
 
+/* Notes a failure against an unreachable store: logs it and sets the next backoff. Returns the
+ * backoff in ms. The caller holds nothing. */
+static int64_t pool_unreachable(aj_pool *p, const char *what) {
+    pthread_mutex_lock(&p->mu);
+    p->unreachable_ms = p->unreachable_ms == 0 ? POOL_UNREACHABLE_MIN_MS : p->unreachable_ms * 2;
+    if (p->unreachable_ms > POOL_UNREACHABLE_MAX_MS) {
+        p->unreachable_ms = POOL_UNREACHABLE_MAX_MS;
+    }
+    int64_t wait_ms = p->unreachable_ms;
+    int n = ++p->unreachable_n;
+    pthread_mutex_unlock(&p->mu);
+    aj__log(&p->e->log, AJ_LOG_ERROR,
+            "msg=\"store unreachable; retrying\" op=%s failures=%d retry_in_ms=%lld detail=\"%s\"",
+            what, n, (long long)wait_ms, aj_errmsg());
+    return wait_ms;
+}
+
+static void pool_reachable(aj_pool *p) {
+    pthread_mutex_lock(&p->mu);
+    if (p->unreachable_n > 0) {
+        aj__log(&p->e->log, AJ_LOG_INFO, "msg=\"store reachable again\" failures=%d",
+                p->unreachable_n);
+    }
+    p->unreachable_ms = 0;
+    p->unreachable_n = 0;
+    pthread_mutex_unlock(&p->mu);
+}
+
 /* Store errors after which recording an outcome is worth trying again: the store may recover
  * (space freed, a lock released), and the lease is kept meanwhile. */
 static int outcome_retryable(int rc) {
     return rc == AJ_EFULL || rc == AJ_EIO || rc == AJ_EBUSY || rc == AJ_ECONFLICT ||
-           rc == AJ_ERETRIES || rc == AJ_ENOMEM;
+           rc == AJ_ERETRIES || rc == AJ_ENOMEM || rc == AJ_EUNAVAILABLE || rc == AJ_EAMBIGUOUS ||
+           rc == AJ_ETIMEDOUT;
 }
 
 /* 1 when an outcome in p->redo is due for another attempt. Called with p->mu held. */
@@ -455,6 +497,13 @@ static void redo_outcomes(aj_pool *p, int give_up) {
             continue;
         }
         int rc = eng_run(p->e, outcome_txn, o, KV_SYNC);
+        o->ambiguous |= rc == AJ_EAMBIGUOUS;
+        if (rc == AJ_ESTALE && o->ambiguous) {
+            rc = 0; /* the ambiguous commit was applied: the job is no longer leased to us */
+        }
+        if (rc == 0) {
+            pool_reachable(p);
+        }
         char idbuf[32];
         snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)o->id);
         if (rc == 0 || rc == AJ_ESTALE || rc == AJ_ECANCELLED || rc == AJ_ENOTFOUND) {
@@ -1063,6 +1112,16 @@ static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
         pool_store_error(p, rc);
         return 0;
     }
+    if (rc == AJ_EUNAVAILABLE || rc == AJ_EAMBIGUOUS) {
+        /* Not a damaged store: its server is away for a while. Never a reason to stop. (A claim
+         * of unknown outcome leaves jobs leased to nobody here: they run after their lease.) */
+        int64_t until = aj__mono_us() + pool_unreachable(p, "claim") * 1000;
+        while (aj__mono_us() < until && !atomic_load(&p->stop_requested) &&
+               !atomic_load(&e->closing)) {
+            aj__sleep_ms(POOL_IDLE_WAIT_MS);
+        }
+        return 0;
+    }
     if (rc != 0) {
         int64_t now = aj__mono_us();
         if (now - *last_error_log > 10 * 1000 * 1000) {
@@ -1072,6 +1131,7 @@ static size_t claim_some(aj_pool *p, size_t want, int64_t *last_error_log) {
         return 0;
     }
     p->store_errors = 0;
+    pool_reachable(p);
     queue_slots(p, jobs, got, t0);
     return got;
 }

@@ -181,7 +181,8 @@ int kv_open(kv_store **out, const char *url, const kv_open_opts *opts) {
         opts = &defaults;
     }
     if (url == NULL) {
-        return aj__err(AJ_EINVAL, "no store URL given (want \"sqlite:PATH\" or \"mem:\")");
+        return aj__err(AJ_EINVAL, "no store URL given (want \"sqlite:PATH\", \"postgres://...\" "
+                                  "or \"mem:\")");
     }
     if (strcmp(url, "mem:") == 0) {
         return kv_mem_open(out);
@@ -192,7 +193,12 @@ int kv_open(kv_store **out, const char *url, const kv_open_opts *opts) {
         }
         return sqlite_url_open(out, url + 7, opts);
     }
-    return aj__err(AJ_EINVAL, "unknown store URL \"%.200s\" (want \"sqlite:PATH\" or \"mem:\")",
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
+        return kv_postgres_open(out, url, opts);
+    }
+    return aj__err(AJ_EINVAL,
+                   "unknown store URL \"%.200s\" (want \"sqlite:PATH\", \"postgres://...\" or "
+                   "\"mem:\")",
                    url);
 }
 
@@ -273,6 +279,10 @@ static uint64_t key_prio(const uint8_t *k, size_t n) {
     h *= 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 33;
     return h;
+}
+
+uint64_t kv__key_hash(const uint8_t *key, size_t klen) {
+    return key_prio(key, klen);
 }
 
 static void *arena_alloc(kv_txn *t, size_t n) {

@@ -29,6 +29,10 @@
 #define KV_CAP_MULTI_PROCESS (1u << 1)   /* several processes may open the same store */
 #define KV_CAP_DURABLE (1u << 2)         /* commits survive a process crash */
 #define KV_CAP_BACKUP (1u << 3)          /* backup() is implemented */
+/* A KV_APPLIED commit skips the durable sync (kv_commit_stats counts no sync for it). Without
+ * this bit KV_APPLIED commits exactly like KV_SYNC (PostgreSQL: a claim a server crash could
+ * lose while its worker elsewhere keeps running would break fencing). */
+#define KV_CAP_APPLIED_NOSYNC (1u << 4)
 
 /* Limits a backend declares; the transaction layer enforces them (AJ_ETOOBIG). */
 typedef struct kv_limits {
@@ -128,7 +132,9 @@ typedef struct kv_open_opts {
     const char *vfs; /* SQLite: a registered VFS to open the file through; NULL: the default */
 } kv_open_opts;
 
-/* Opens "sqlite:PATH", "sqlite:PATH?vfs=NAME" or "mem:". */
+/* Opens "sqlite:PATH", "sqlite:PATH?vfs=NAME", "mem:", or a PostgreSQL URL: "postgres://..." or "postgresql://..." in
+ * libpq's URI form (unset parts come from the PG* environment variables, "postgres://" alone
+ * takes everything from them), plus aj_ options in the query string (kv_postgres.c). */
 int kv_open(kv_store **out, const char *url, const kv_open_opts *opts);
 void kv_close(kv_store *s);
 const char *kv_backend_name(const kv_store *s);
@@ -146,9 +152,14 @@ int kv__store_new(kv_store **out, const kv_backend_ops *ops, void *st, uint32_t 
 /* The backend state of `s` if its backend is `ops`, else NULL (for backend-specific hooks). */
 void *kv__store_state(kv_store *s, const kv_backend_ops *ops);
 
+/* A well-mixed 64-bit hash of a key (the transaction layer's treap priority; the PostgreSQL
+ * backend's advisory lock ids). */
+uint64_t kv__key_hash(const uint8_t *key, size_t klen);
+
 /* Backend constructors. */
 int kv_mem_open(kv_store **out);
 int kv_sqlite_open(kv_store **out, const char *path, const kv_open_opts *opts);
+int kv_postgres_open(kv_store **out, const char *url, const kv_open_opts *opts);
 
 /* --- Transactions --- */
 int kv_begin(kv_store *s, kv_txn **out);
@@ -221,5 +232,13 @@ int kv_sqlite_max_pages(kv_store *s, uint64_t pages);
 /* Tests: the nth savepoint release or rollback from now on (1: the next), in any SQLite store
  * of the process, fails as if SQLite had reported an I/O error (0: none). */
 void kv_sqlite_fail_savepoint_at(int nth);
+
+/* --- Fault injection (PostgreSQL backend) --- */
+
+/* Makes the next commit batch lose its connection at COMMIT: mode 1 after sending COMMIT (the
+ * server commits; the backend must learn that), mode 2 before (nothing commits; the backend must
+ * learn that too). `fn` (may be NULL) runs on the committer thread right after the cut, before
+ * the outcome is sought (a test stops the server there). */
+void kv_postgres_cut_at_commit(kv_store *s, int mode, void (*fn)(void *ud), void *ud);
 
 #endif /* AJ_KV_H */

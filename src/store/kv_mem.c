@@ -638,7 +638,7 @@ int kv_mem_open(kv_store **out) {
     ms->gc_next = MEM_GC_MIN;
     atomic_init(&ms->change, 0);
     kv_limits lim = {MEM_MAX_KEY, MEM_MAX_VALUE, MEM_MAX_TXN_OPS, MEM_MAX_TXN_BYTES};
-    return kv__store_new(out, &mem_ops, ms, 0, &lim);
+    return kv__store_new(out, &mem_ops, ms, KV_CAP_APPLIED_NOSYNC, &lim);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -11,18 +11,17 @@
  * every read of a transaction sees the WAL snapshot taken at its first read. Statements are
  * prepared once per connection and reused.
  *
- * Writes (group commit): kv_commit queues a request; one committer thread with its own connection
- * takes every queued request (up to SQ_BATCH_MAX or SQ_BATCH_BYTES), runs BEGIN IMMEDIATE, reads
- * the counter once (new version = counter + 1 for the whole batch), then validates each request's
- * read set in order against the state that includes the earlier requests of the batch (so
- * conflicts inside a batch are caught like any other) and applies its writes inside a SAVEPOINT,
- * so a failing request is rolled back alone. One COMMIT, so one fsync, serves the whole batch.
- * KV_SYNC callers sleep until their batch is done; KV_ASYNC callers return at once and are told
- * through `done` on the committer thread. KV_APPLIED callers sleep like KV_SYNC ones, but a batch
- * made of KV_APPLIED requests only commits with synchronous=NORMAL: no fsync, the next durable
- * COMMIT covers it. A failed COMMIT fails every request of its batch and
- * leaves the file as it was; the next batch is tried normally, so the store resumes when space
- * returns.
+ * Writes (group commit, commit_queue.c): kv_commit queues a request; one committer thread with its
+ * own connection takes every queued request (up to SQ_BATCH_MAX or SQ_BATCH_BYTES), runs BEGIN
+ * IMMEDIATE, reads the counter once (new version = counter + 1 for the whole batch), then validates
+ * each request's read set in order against the state that includes the earlier requests of the
+ * batch (so conflicts inside a batch are caught like any other) and applies its writes inside a
+ * SAVEPOINT, so a failing request is rolled back alone. One COMMIT, so one fsync, serves the whole
+ * batch. KV_SYNC callers sleep until their batch is done; KV_ASYNC callers return at once and are
+ * told through `done` on the committer thread. KV_APPLIED callers sleep like KV_SYNC ones, but a
+ * batch made of KV_APPLIED requests only commits with synchronous=NORMAL: no fsync, the next
+ * durable COMMIT covers it. A failed COMMIT fails every request of its batch and leaves the file as
+ * it was; the next batch is tried normally, so the store resumes when space returns.
  *
  * Changes: commits of this process bump a counter and wake waiters at once; commits of other
  * processes are noticed by polling `PRAGMA data_version` on a dedicated connection every
@@ -49,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/commit_queue.h"
 #include "store/kv.h"
 #include "store/kv_sqlite_cause.h"
 #include "util/clock.h"
@@ -71,8 +71,6 @@
 #define SQ_POLL_US 2000                      /* data_version poll interval while waited on */
 #define SQ_JOURNAL_LIMIT ((int64_t)64 << 20) /* WAL bytes kept after a checkpoint */
 #define SQ_PAGES_UNLIMITED 0xfffffffeu       /* max_page_count that SQLite clamps to its max */
-#define SQ_GATHER_MAX_US 2000 /* longest a batch waits for the callers the last one released */
-#define SQ_GATHER_MIN_US 20   /* commits faster than 4x this are not worth waiting for */
 
 enum {
     ST_BEGIN,
@@ -124,21 +122,6 @@ typedef struct sq_conn {
     struct sq_conn *next;
 } sq_conn;
 
-/* A KV_SYNC caller waiting for its batch; lives on the caller's stack. */
-typedef struct sq_waiter {
-    int done;
-    int rc;
-    char msg[AJ__ERRMSG_MAX];
-} sq_waiter;
-
-typedef struct sq_req {
-    kv_commit_req *c;
-    sq_waiter *w; /* NULL: KV_ASYNC */
-    size_t bytes;
-    int rc;
-    char *msg; /* detail of a failure other than a conflict (owned), or NULL */
-} sq_req;
-
 typedef struct sq_store {
     char *path;
     int relaxed;
@@ -149,24 +132,12 @@ typedef struct sq_store {
     int writer_durable;          /* the writer's synchronous mode is FULL (not NORMAL) */
     char broken[AJ__ERRMSG_MAX]; /* why commits are refused (a COMMIT of unknown outcome), or "" */
 
-    pthread_mutex_t mu;      /* queue, reader pool, stats */
-    pthread_cond_t queue_cv; /* the committer waits for requests */
-    pthread_cond_t done_cv;  /* KV_SYNC callers wait for their batch */
-    pthread_cond_t space_cv; /* callers wait for room in the queue */
+    kv_cq *cq; /* group commit: the queue and its committer thread */
+
+    pthread_mutex_t mu; /* reader pool */
     pthread_cond_t reader_cv;
-    sq_req *q; /* ring */
-    size_t q_cap, q_head, q_n;
-    int stopping;
-    pthread_t committer;
-    int committer_started;
-    sq_req *batch;         /* the committer's batch, SQ_BATCH_MAX entries */
-    size_t released;       /* KV_SYNC callers the last batch woke up */
-    size_t gather_target;  /* queue length once they all committed again */
-    int64_t released_us;   /* when they were woken */
-    int64_t avg_commit_us; /* moving average of a durable COMMIT (committer thread only) */
     sq_conn *free_readers;
     size_t n_readers; /* open reader connections, free or lent */
-    uint64_t batches, syncs, hist[AJ_HIST_BUCKETS];
 
     pthread_mutex_t chmu; /* change notification */
     pthread_cond_t change_cv;
@@ -589,19 +560,6 @@ void kv_sqlite_fail_savepoint_at(int nth) {
     atomic_store(&sq_savepoint_countdown, nth);
 }
 
-/* Records a request's failure; the message of the calling (committer) thread is kept for it. */
-static void req_fail(sq_req *r, int rc) {
-    r->rc = rc;
-    aj__free(r->msg);
-    r->msg = rc != AJ_ECONFLICT ? aj__strdup(aj_errmsg()) : NULL;
-}
-
-static void fail_all(sq_req *reqs, size_t n, int rc) {
-    for (size_t i = 0; i < n; i++) {
-        req_fail(&reqs[i], rc);
-    }
-}
-
 /* Checks a request's read set against the current state: 0, AJ_ECONFLICT or an error. */
 static int validate(sq_conn *c, const kv_commit_req *cm) {
     int err = 0;
@@ -693,9 +651,10 @@ static int set_durable(sq_store *ss, int durable) {
     return rc;
 }
 
-/* Runs one batch in one SQLite transaction. Returns 1 if it committed writes; *synced says
- * whether the COMMIT was durable. */
-static int run_batch(sq_store *ss, sq_req *reqs, size_t n, int *synced) {
+/* Runs one batch in one SQLite transaction (kv_cq_run_fn, on the committer thread). Returns 1 if
+ * it committed writes; *synced says whether the COMMIT was durable. */
+static int run_batch(void *ud, kv_cq_req *reqs, size_t n, int *synced) {
+    sq_store *ss = ud;
     pthread_mutex_lock(&ss->wmu);
     sq_conn *c = ss->writer;
     int wrote = 0, err = 0;
@@ -706,16 +665,16 @@ static int run_batch(sq_store *ss, sq_req *reqs, size_t n, int *synced) {
     }
     *synced = durable && !ss->relaxed;
     if (ss->broken[0] != '\0') {
-        fail_all(reqs, n, aj__err(AJ_EIO, "%s", ss->broken));
+        kv_cq_fail_all(reqs, n, aj__err(AJ_EIO, "%s", ss->broken));
         goto out;
     }
     if ((err = set_durable(ss, durable)) != 0) {
-        fail_all(reqs, n, err);
+        kv_cq_fail_all(reqs, n, err);
         goto out;
     }
     int rc = run(c, ST_BEGIN_IMM);
     if (rc != SQLITE_OK) {
-        fail_all(reqs, n, sq_err(c->db, rc, "beginning a commit"));
+        kv_cq_fail_all(reqs, n, sq_err(c->db, rc, "beginning a commit"));
         goto out;
     }
     sqlite3_stmt *s = stmt(c, ST_CTR_GET, &err);
@@ -732,7 +691,7 @@ static int run_batch(sq_store *ss, sq_req *reqs, size_t n, int *synced) {
         goto fail;
     }
     for (size_t i = 0; i < n; i++) {
-        sq_req *r = &reqs[i];
+        kv_cq_req *r = &reqs[i];
         int whole = 0;
         int v = validate(c, r->c);
         if (v == 0 && r->c->n_writes > 0) {
@@ -743,11 +702,11 @@ static int run_batch(sq_store *ss, sq_req *reqs, size_t n, int *synced) {
             goto fail; /* its writes cannot be told apart from the others': none commit */
         }
         if (v != 0) {
-            req_fail(r, v);
+            kv_cq_req_fail(r, v);
             if (v != AJ_ECONFLICT && sqlite3_get_autocommit(c->db)) {
                 /* SQLite rolled the whole transaction back (I/O error, disk full): the earlier
                  * requests of the batch are gone too. */
-                fail_all(reqs, n, v);
+                kv_cq_fail_all(reqs, n, v);
                 wrote = 0;
                 goto out;
             }
@@ -774,7 +733,7 @@ static int run_batch(sq_store *ss, sq_req *reqs, size_t n, int *synced) {
     }
     int64_t t0 = aj__mono_us();
     rc = run(c, ST_COMMIT);
-    ss->avg_commit_us = (ss->avg_commit_us * 7 + (aj__mono_us() - t0)) / 8;
+    kv_cq_note_commit_us(ss->cq, aj__mono_us() - t0);
     if ((rc & 0xff) == SQLITE_IOERR) {
         /* The WAL frames, commit frame included, may be on disk although the fsync (or a
          * write) failed: recovery after a restart would replay them. And after a failed fsync
@@ -801,196 +760,20 @@ fail:
     if (!sqlite3_get_autocommit(c->db)) {
         run(c, ST_ROLLBACK);
     }
-    fail_all(reqs, n, err);
+    kv_cq_fail_all(reqs, n, err);
     wrote = 0;
 out:
     pthread_mutex_unlock(&ss->wmu);
     return wrote;
 }
 
-/* Waits briefly (the caller holds mu) for the KV_SYNC callers the last batch released to commit
- * again, so that they share the next fsync. Without this, callers settle into two groups that
- * alternate between "in the batch" and "queued behind it", halving the transactions per fsync.
- * The wait is bounded by a quarter of a COMMIT, so when they do not come back, the requests
- * already queued lose little. */
-static void gather(sq_store *ss) {
-    if (ss->relaxed || ss->released == 0) {
-        return;
-    }
-    int64_t window = ss->avg_commit_us / 4;
-    if (window > SQ_GATHER_MAX_US) {
-        window = SQ_GATHER_MAX_US;
-    }
-    size_t target = ss->gather_target;
-    ss->released = 0;
-    if (window < SQ_GATHER_MIN_US || ss->q_n >= target) {
-        return;
-    }
-    int64_t left = ss->released_us + window - aj__mono_us();
-    if (left <= 0) {
-        return;
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += (long)(left % 1000000) * 1000L;
-    ts.tv_sec += (time_t)(left / 1000000) + ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    while (ss->q_n < target && !ss->stopping) {
-        if (pthread_cond_timedwait(&ss->queue_cv, &ss->mu, &ts) != 0) {
-            break;
-        }
-    }
-}
-
-static void *committer_main(void *arg) {
-    sq_store *ss = arg;
-    pthread_mutex_lock(&ss->mu);
-    for (;;) {
-        while (ss->q_n == 0 && !ss->stopping) {
-            pthread_cond_wait(&ss->queue_cv, &ss->mu);
-        }
-        if (ss->q_n == 0) {
-            break; /* stopping, and every queued request is done */
-        }
-        gather(ss);
-        size_t n = 0, bytes = 0;
-        while (n < SQ_BATCH_MAX && ss->q_n > 0) {
-            sq_req *r = &ss->q[ss->q_head];
-            if (n > 0 && bytes + r->bytes > SQ_BATCH_BYTES) {
-                break;
-            }
-            bytes += r->bytes;
-            ss->batch[n++] = *r;
-            ss->q_head = (ss->q_head + 1) % ss->q_cap;
-            ss->q_n--;
-        }
-        pthread_cond_broadcast(&ss->space_cv);
-        pthread_mutex_unlock(&ss->mu);
-
-        int synced = 0;
-        int wrote = run_batch(ss, ss->batch, n, &synced);
-        if (wrote) {
-            bump_change(ss);
-        }
-
-        pthread_mutex_lock(&ss->mu);
-        ss->batches++;
-        ss->syncs += wrote && synced;
-        ss->hist[aj__hist_bucket(n)]++;
-        int n_async = 0;
-        ss->released = 0;
-        for (size_t i = 0; i < n; i++) {
-            sq_req *r = &ss->batch[i];
-            if (r->w == NULL) {
-                n_async++;
-                continue;
-            }
-            ss->released++;
-            r->w->rc = r->rc;
-            if (r->msg != NULL) {
-                snprintf(r->w->msg, sizeof r->w->msg, "%s", r->msg);
-            }
-            r->w->done = 1; /* from here on the waiter (and its commit) may be gone */
-            aj__free(r->msg);
-            r->msg = NULL;
-        }
-        ss->gather_target = ss->q_n + ss->released;
-        ss->released_us = aj__mono_us();
-        pthread_cond_broadcast(&ss->done_cv);
-        if (n_async > 0) {
-            pthread_mutex_unlock(&ss->mu);
-            for (size_t i = 0; i < n; i++) {
-                sq_req *r = &ss->batch[i];
-                if (r->w != NULL) {
-                    continue;
-                }
-                if (r->rc == AJ_ECONFLICT) {
-                    aj__err(r->rc, "a key read by the transaction changed before commit");
-                } else if (r->rc != 0) {
-                    aj__err(r->rc, "%s", r->msg != NULL ? r->msg : aj_strerror(r->rc));
-                }
-                aj__free(r->msg);
-                r->msg = NULL;
-                r->c->done(r->c->done_ud, r->rc);
-            }
-            pthread_mutex_lock(&ss->mu);
-        }
-    }
-    pthread_mutex_unlock(&ss->mu);
-    return NULL;
-}
-
-/* Makes room for one more request (the caller holds mu). */
-static int queue_room(sq_store *ss) {
-    int self = ss->committer_started && pthread_equal(pthread_self(), ss->committer);
-    /* Backpressure, except for the committer itself (a done callback), which must not wait for
-     * itself: the ring grows for it instead. */
-    while (!self && ss->q_n >= SQ_QUEUE_MAX && !ss->stopping) {
-        pthread_cond_wait(&ss->space_cv, &ss->mu);
-    }
-    if (ss->stopping && !self) {
-        return aj__err(AJ_ECLOSED, "store '%s' is closing", ss->path);
-    }
-    if (ss->q_n < ss->q_cap) {
-        return 0;
-    }
-    size_t cap = ss->q_cap * 2;
-    sq_req *q = aj__malloc(cap * sizeof *q);
-    if (q == NULL) {
-        return aj__err(AJ_ENOMEM, "out of memory queueing a commit");
-    }
-    for (size_t i = 0; i < ss->q_n; i++) {
-        q[i] = ss->q[(ss->q_head + i) % ss->q_cap];
-    }
-    aj__free(ss->q);
-    ss->q = q;
-    ss->q_cap = cap;
-    ss->q_head = 0;
-    return 0;
+static void bump_change_cb(void *ud) {
+    bump_change(ud);
 }
 
 static int sq_commit(void *st, kv_commit_req *c) {
     sq_store *ss = st;
-    if (c->sync != KV_ASYNC && ss->committer_started &&
-        pthread_equal(pthread_self(), ss->committer)) {
-        return aj__err(AJ_ESTATE, "a waiting commit from a commit callback would wait for itself");
-    }
-    size_t bytes = 0;
-    for (size_t i = 0; i < c->n_writes; i++) {
-        bytes += c->writes[i].klen + c->writes[i].vlen;
-    }
-    sq_waiter w;
-    w.done = 0;
-    w.rc = 0;
-    w.msg[0] = '\0';
-    pthread_mutex_lock(&ss->mu);
-    int rc = ss->stopping ? aj__err(AJ_ECLOSED, "store '%s' is closing", ss->path) : 0;
-    if (rc == 0) {
-        rc = queue_room(ss);
-    }
-    if (rc != 0) {
-        pthread_mutex_unlock(&ss->mu);
-        return rc;
-    }
-    ss->q[(ss->q_head + ss->q_n) % ss->q_cap] =
-        (sq_req){c, c->sync != KV_ASYNC ? &w : NULL, bytes, 0, NULL};
-    ss->q_n++;
-    pthread_cond_signal(&ss->queue_cv);
-    if (c->sync == KV_ASYNC) {
-        pthread_mutex_unlock(&ss->mu);
-        return 0;
-    }
-    while (!w.done) {
-        pthread_cond_wait(&ss->done_cv, &ss->mu);
-    }
-    pthread_mutex_unlock(&ss->mu);
-    if (w.rc == AJ_ECONFLICT) {
-        return aj__err(AJ_ECONFLICT, "a key read by the transaction changed before commit");
-    }
-    if (w.rc != 0) {
-        return aj__err(w.rc, "%s", w.msg);
-    }
-    return 0;
+    return kv_cq_commit(ss->cq, c);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1065,28 +848,11 @@ static int sq_backup(void *st, const char *path) {
 static void sq_commit_stats(void *st, uint64_t *batches, uint64_t *syncs, uint64_t *hist,
                             size_t n_hist) {
     sq_store *ss = st;
-    pthread_mutex_lock(&ss->mu);
-    if (batches != NULL) {
-        *batches = ss->batches;
-    }
-    if (syncs != NULL) {
-        *syncs = ss->syncs;
-    }
-    for (size_t i = 0; hist != NULL && i < n_hist; i++) {
-        hist[i] = i < AJ_HIST_BUCKETS ? ss->hist[i] : 0;
-    }
-    pthread_mutex_unlock(&ss->mu);
+    kv_cq_stats(ss->cq, batches, syncs, hist, n_hist);
 }
 
 static void sq_free(sq_store *ss) {
-    if (ss->committer_started) {
-        pthread_mutex_lock(&ss->mu);
-        ss->stopping = 1;
-        pthread_cond_broadcast(&ss->queue_cv);
-        pthread_cond_broadcast(&ss->space_cv);
-        pthread_mutex_unlock(&ss->mu);
-        pthread_join(ss->committer, NULL);
-    }
+    kv_cq_stop(ss->cq);
     if (ss->poller_started) {
         pthread_mutex_lock(&ss->chmu);
         ss->poll_stop = 1;
@@ -1104,9 +870,6 @@ static void sq_free(sq_store *ss) {
     assert(freed == ss->n_readers && "a snapshot is still open at close");
     conn_close(ss->pollc);
     conn_close(ss->writer); /* last (no checkpoint on close: see conn_open) */
-    pthread_cond_destroy(&ss->queue_cv);
-    pthread_cond_destroy(&ss->done_cv);
-    pthread_cond_destroy(&ss->space_cv);
     pthread_cond_destroy(&ss->reader_cv);
     pthread_cond_destroy(&ss->change_cv);
     pthread_cond_destroy(&ss->poll_cv);
@@ -1114,8 +877,6 @@ static void sq_free(sq_store *ss) {
     pthread_mutex_destroy(&ss->wmu);
     pthread_mutex_destroy(&ss->chmu);
     pthread_mutex_destroy(&ss->pollmu);
-    aj__free(ss->q);
-    aj__free(ss->batch);
     aj__free(ss->path);
     aj__free(ss);
 }
@@ -1276,16 +1037,14 @@ static int setup(sq_store *ss) {
     pthread_mutex_lock(&ss->pollmu);
     poll_locked(ss);
     pthread_mutex_unlock(&ss->pollmu);
-    ss->q_cap = SQ_QUEUE_MAX;
-    ss->q = aj__malloc(ss->q_cap * sizeof *ss->q);
-    ss->batch = aj__malloc(SQ_BATCH_MAX * sizeof *ss->batch);
-    if (ss->q == NULL || ss->batch == NULL) {
-        return aj__err(AJ_ENOMEM, "out of memory opening store '%s'", ss->path);
+    char what[KV_CQ_NAME_MAX];
+    snprintf(what, sizeof what, "store '%s'", ss->path);
+    kv_cq_config cq = {SQ_BATCH_MAX, SQ_BATCH_BYTES, SQ_QUEUE_MAX, !ss->relaxed,
+                       run_batch,    bump_change_cb, ss,           what};
+    rc = kv_cq_start(&ss->cq, &cq);
+    if (rc != 0) {
+        return rc;
     }
-    if (pthread_create(&ss->committer, NULL, committer_main, ss) != 0) {
-        return aj__err(AJ_EIO, "cannot start the committer thread: %s", strerror(errno));
-    }
-    ss->committer_started = 1;
     if (pthread_create(&ss->poller, NULL, poller_main, ss) != 0) {
         return aj__err(AJ_EIO, "cannot start the change poller thread: %s", strerror(errno));
     }
@@ -1319,9 +1078,6 @@ int kv_sqlite_open(kv_store **out, const char *path, const kv_open_opts *opts) {
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* aj__deadline_ts is monotonic */
-    pthread_cond_init(&ss->queue_cv, &ca);
-    pthread_cond_init(&ss->done_cv, &ca);
-    pthread_cond_init(&ss->space_cv, &ca);
     pthread_cond_init(&ss->reader_cv, &ca);
     pthread_cond_init(&ss->change_cv, &ca);
     pthread_cond_init(&ss->poll_cv, &ca);
@@ -1341,8 +1097,9 @@ int kv_sqlite_open(kv_store **out, const char *path, const kv_open_opts *opts) {
         return aj__err(rc, "%s", msg);
     }
     kv_limits lim = {SQ_MAX_KEY, SQ_MAX_VALUE, SQ_MAX_TXN_OPS, SQ_MAX_TXN_BYTES};
-    return kv__store_new(out, &sq_ops, ss, KV_CAP_MULTI_PROCESS | KV_CAP_DURABLE | KV_CAP_BACKUP,
-                         &lim);
+    return kv__store_new(
+        out, &sq_ops, ss,
+        KV_CAP_MULTI_PROCESS | KV_CAP_DURABLE | KV_CAP_BACKUP | KV_CAP_APPLIED_NOSYNC, &lim);
 }
 
 int kv_sqlite_max_pages(kv_store *s, uint64_t pages) {

@@ -45,4 +45,18 @@ void aj_test_wf_wait_events(aj_engine *e, const char *id, uint64_t events);
  * fork). Returns the child's pid. */
 int aj_test_worker_process(const char *url, aj_engine *(*open_engine)(const char *url));
 
+/* PostgreSQL (tests run under tests/pg/pg_harness.sh, which sets AJ_TEST_PG_URL; pg_db.c). */
+/* Creates a fresh database on the test server; returns its name (free with aj_test_pg_drop). */
+char *aj_test_pg_db(void);
+/* Drops a database made by aj_test_pg_db (ending its connections) and frees the name. */
+void aj_test_pg_drop(char *db);
+/* The store URL of database `db` on the test server, with `query` (may be NULL) as its query
+ * string ("aj_pool=1"). Heap-allocated. */
+char *aj_test_pg_url(const char *db, const char *query);
+/* Runs SQL in database `db` (NULL: the server's own "postgres") through libpq, beside any store:
+ * 0, or -1 with the error in out. `out` (may be NULL) receives the first row's first value. */
+int aj_test_pg_try(const char *db, const char *sql, char *out, size_t size);
+/* Like aj_test_pg_try, failing the test on an error. */
+void aj_test_pg_exec(const char *db, const char *sql, char *out, size_t size);
+
 #endif

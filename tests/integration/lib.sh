@@ -1,7 +1,8 @@
 # lib.sh — helpers for the integration tests, which drive the real `aj` binary.
 #
 # Sourced by every tests/integration/test_*.sh (ctest passes AJ_BIN and AJ_TEST_LIB). Each test
-# gets a fresh temporary directory $T with a store $DB (sqlite:$T/aj.db) that `aj` uses, fails on
+# gets a fresh temporary directory $T with a store $DB (sqlite:$T/aj.db, or a fresh PostgreSQL
+# database under AJ_TEST_STORE=postgres) that `aj` uses, fails on
 # the first unmet expectation with a message naming it, and removes $T and any background process
 # it started on exit. JSON is read with perl's core JSON::PP, which every Debian machine that can
 # build the project has (build-essential needs perl).
@@ -13,6 +14,11 @@ unset AJ_DB # only --db decides which store a test touches
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/aj-it.XXXXXX") || exit 1
 DB="sqlite:$T/aj.db"
+# AJ_TEST_STORE=postgres (ctest's pg_integration_* entries, inside tests/pg/pg_harness.sh): the
+# store is the harness's private PostgreSQL server instead, fresh for this test.
+if [ "${AJ_TEST_STORE:-sqlite}" = postgres ]; then
+    DB=${AJ_TEST_PG_URL:?AJ_TEST_STORE=postgres runs only inside tests/pg/pg_harness.sh}
+fi
 OUT=""
 ERR=""
 RC=0
@@ -37,6 +43,11 @@ trap 'exit 1' USR1
 # payloads, the biggest graphs) are left to the normal build, which runs every test too.
 sanitized() {
     [ -n "${AJ_SANITIZE:-}" ]
+}
+
+# on_sqlite: true when this test's store is a SQLite file (checks of file facts: modes, -wal).
+on_sqlite() {
+    [ "${DB#sqlite:}" != "$DB" ]
 }
 
 # fail MESSAGE: stops the test with a message and what the last command printed.

@@ -119,9 +119,13 @@ bad 2 "--jobs" demo --jobs -1
 expect_error 2 "store URL" "$AJ_BIN" --db "$T/no-scheme.db" stats
 [ -e "$T/no-scheme.db" ] && fail "a URL without a scheme created a file"
 # Every malformed URL is bad input alike, whether the CLI or the library finds it.
-for url in mem postgres://x "foo:$T/x.db" sqlite: mem:x ""; do
+for url in mem redis://x "foo:$T/x.db" sqlite: mem:x "" "postgres://h:notaport/db" \
+    "postgres://h/db?aj_pool=0" "postgres://h/db?aj_nosuch=1"; do
     expect_error 2 "store URL" "$AJ_BIN" --db "$url" stats
 done
+# A PostgreSQL server that is down is a store error (exit 1) naming the reason, not bad input.
+expect_error 1 "cannot connect to PostgreSQL (database db at 127.0.0.1:1" "$AJ_BIN" \
+    --db postgres://127.0.0.1:1/db stats
 expect_error 2 "store URL" env AJ_DB=bogus "$AJ_BIN" job ls
 
 # Values the library would refuse only after opening the store are refused before it, so a

@@ -8,6 +8,9 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 export AJ_DB="sqlite:$dir/aj.db"
+if [ "${AJ_TEST_STORE:-sqlite}" = postgres ]; then
+    AJ_DB=${AJ_TEST_PG_URL:?AJ_TEST_STORE=postgres runs only inside tests/pg/pg_harness.sh}
+fi
 ledger="$dir/ledger"
 
 step() { # NAME COMMAND -> a step that logs NAME and its environment, then runs COMMAND
