@@ -8,7 +8,7 @@
  * Jobs the old run scheduled after the reset point and still waits for are cancelled, so they do
  * not run beside the new run's own.
  */
-#include "core/wf_reset.h"
+#include "core/wf_reset_copy.h"
 
 #include <stdio.h>
 #include <string.h>

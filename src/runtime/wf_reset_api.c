@@ -1,7 +1,7 @@
 /*
  * wf_reset.c — aj_wf_reset: one transaction around the core's wf_reset (core/wf_reset.c).
  */
-#include "core/wf_reset.h"
+#include "core/wf_reset_copy.h"
 #include "runtime/engine.h"
 #include "util/err.h"
 
