@@ -32,8 +32,8 @@ int aj__wf_park(kv_txn *t, const job_env *env, aj_slice id, const char *msg);
 int aj__wf_query_run(aj_wf *wf, aj_workflow_fn fn, void *ud, const char *name, char **out,
                      size_t *out_len);
 /* The declarative saga (saga_builtin.c): checks an input; registers the `saga` type. */
-int aj__saga_validate(const void *input, size_t len);
-int aj__saga_register(aj_engine *e);
+int aj__saga_builtin_validate(const void *input, size_t len);
+int aj__saga_builtin_register(aj_engine *e);
 
 /* Replays a loaded (query-mode) context against fn; see aj_wf_replay_check. */
 int aj__wf_replay_check(aj_wf *wf, aj_workflow_fn fn, void *ud, char **out_report);
