@@ -43,14 +43,14 @@ typedef enum wf_event_type {
     EV_WORKFLOW_TIMED_OUT,
     EV_WORKFLOW_COMPENSATED,
     EV_WORKFLOW_COMPENSATION_FAILED,
-    /* Composition and evolution (wf_child.c, wf_patch.c, continue-as-new in wf_exec.c). */
+    /* Composition and evolution (wf_child.c, wf_patch.c, wf_continue.c). */
     EV_CHILD_STARTED,    /* command: name the child's name, data its id, aux its policy */
     EV_CHILD_COMPLETED,  /* arrival: ref the child_started seq, data the result */
     EV_CHILD_FAILED,     /* arrival (ref set): data the error, aux the state; or a command
                             (ref 0): the child could not start */
     EV_CONTINUED_AS_NEW, /* final: data the next run's input, aux the next run */
     EV_VERSION_MARKER,   /* command: name the patch id, aux 1 when recorded by deprecate */
-    /* Updates and reset (wf_update.c, wf_reset.c). update_requested only travels through the
+    /* Updates and reset (wf_update*.c, wf_reset*.c). update_requested only travels through the
      * inbox: a rejected update never enters the history. */
     EV_UPDATE_ACCEPTED,
     EV_UPDATE_COMPLETED,

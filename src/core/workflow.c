@@ -542,7 +542,7 @@ int wf_update_request(kv_txn *t, const job_env *env, const char *id, const char 
     if ((rc = read_live(t, id, &w, 1)) != 0) {
         return rc;
     }
-    /* Never moved into the history: the task validates it first (wf_exec.c). */
+    /* Never moved into the history: the task validates it first (wf_replay.c). */
     wf_inbox_entry e = {EV_UPDATE_REQUESTED,   w.run,
                         (uint64_t)env->now_ms, req,
                         aj_slice_str(name),    payload.p ? payload : aj_slice_str("")};

@@ -147,7 +147,7 @@ int aj_register_builtins(aj_engine *e) {
         rc = aj_register(e, "shell", shell_handler, e);
     }
     if (rc == 0) {
-        rc = aj__saga_register(e); /* the declarative saga workflow (saga.c) */
+        rc = aj__saga_builtin_register(e); /* the declarative saga workflow (saga_builtin.c) */
     }
     if (rc == 0) {
         rc = aj__statemachine_register(e); /* the declarative state machine (statemachine.c) */

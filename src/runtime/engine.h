@@ -97,7 +97,7 @@ struct aj_engine {
     aj_pool *pool;
     pthread_mutex_t pool_mu;    /* guards `pool` for readers on other threads (the reaper) */
     struct aj_sched_svc *sched; /* the schedule service (scheduler.c), or NULL */
-    aj__wf_cache *wf_cache;     /* recently run workflow histories (wf_exec.c) */
+    aj__wf_cache *wf_cache;     /* recently run workflow histories (wf_history_cache.c) */
     struct aj__tz_cache *zones; /* parsed time zones for schedules (tz_cache.c) */
     size_t blob_budget;         /* bytes of new blobs per transaction; 0: BLOB_TXN_BYTES (tests
                                    lower it to exercise staging with small payloads) */

@@ -11,7 +11,7 @@
  * transitions against "max_transitions".
  *
  * Pure: no engine, clock or store; the runtime layer only because it is the workflow's
- * definition (its sibling saga.c checks its input there too).
+ * definition (its sibling saga_builtin.c checks its input there too).
  */
 #include "runtime/sm_def.h"
 

@@ -229,7 +229,7 @@ int aj_wf_start(aj_engine *e, const char *type, const void *input, size_t len,
     }
     if (strcmp(type, "saga") == 0) {
         /* The built-in saga interprets its input: refuse a bad one before anything is stored. */
-        int rc = aj__saga_validate(input ? input : "", len);
+        int rc = aj__saga_builtin_validate(input ? input : "", len);
         if (rc != 0) {
             return rc;
         }

@@ -90,7 +90,8 @@ int aj_child_start(aj_wf *wf, const char *name, const char *type, const void *in
         return aj__err(AJ_ETOOBIG, "child '%s': input is %zu bytes, over the %zu-byte limit", name,
                        len, AJ_WF_DATA_MAX);
     }
-    if (strcmp(type, "saga") == 0 && (rc = aj__saga_validate(input ? input : "", len)) != 0) {
+    if (strcmp(type, "saga") == 0 &&
+        (rc = aj__saga_builtin_validate(input ? input : "", len)) != 0) {
         return rc;
     }
     aj__wf_view v;

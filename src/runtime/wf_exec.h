@@ -1,6 +1,8 @@
 /*
- * wf_exec.h — the runtime's internal interface to workflow execution (wf_exec.c), used by the
- * task handler and the public workflow calls (wf_api.c) and the declarative saga (saga.c).
+ * wf_exec.h — the runtime's internal interface to workflow execution (wf_replay.c, wf_context.c,
+ * wf_query.c and their siblings, see wf_ctx.h), used by the task handler and the public workflow
+ * calls (wf_api.c), the composition calls (wf_child.c, wf_patch.c, wf_progress.c) and the
+ * declarative saga (saga_builtin.c).
  */
 #ifndef AJ_RUNTIME_WF_EXEC_H
 #define AJ_RUNTIME_WF_EXEC_H
@@ -29,9 +31,9 @@ int aj__wf_park(kv_txn *t, const job_env *env, aj_slice id, const char *msg);
 /* Replays read-only and calls the query handler `name`. *out: malloc'd. */
 int aj__wf_query_run(aj_wf *wf, aj_workflow_fn fn, void *ud, const char *name, char **out,
                      size_t *out_len);
-/* The declarative saga (saga.c): checks an input; registers the `saga` type. */
-int aj__saga_validate(const void *input, size_t len);
-int aj__saga_register(aj_engine *e);
+/* The declarative saga (saga_builtin.c): checks an input; registers the `saga` type. */
+int aj__saga_builtin_validate(const void *input, size_t len);
+int aj__saga_builtin_register(aj_engine *e);
 
 /* Replays a loaded (query-mode) context against fn; see aj_wf_replay_check. */
 int aj__wf_replay_check(aj_wf *wf, aj_workflow_fn fn, void *ud, char **out_report);

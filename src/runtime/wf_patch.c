@@ -13,7 +13,7 @@
  * first task here: how far its code got is unknown, so it keeps to the old path. Each
  * run decides once per patch id and remembers the decision, so a patch consulted twice (in a
  * loop, or in two places) always answers the same within a run. Markers never wait and are
- * skipped by calls that do not ask for them (wf_exec.c), so removing a deprecated patch call
+ * skipped by calls that do not ask for them (wf_context.c), so removing a deprecated patch call
  * later still replays every history.
  */
 #include <string.h>

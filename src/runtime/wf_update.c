@@ -3,7 +3,7 @@
  * request in the workflow's inbox (wf_update_request) under a fresh id; the caller then waits
  * for the answer the workflow task writes (wf_reply.h), waking on store changes like
  * aj_wf_wait, and deletes it once read. The workflow's side (validation, recording, handlers,
- * replay) is in wf_exec.c, section "Updates".
+ * replay) is in wf_update_handlers.c.
  */
 #include <stdio.h>
 #include <stdlib.h>

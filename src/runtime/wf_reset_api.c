@@ -1,7 +1,8 @@
 /*
- * wf_reset.c — aj_wf_reset: one transaction around the core's wf_reset (core/wf_reset.c).
+ * wf_reset_api.c — aj_wf_reset: one transaction around the core's wf_reset, which copies the
+ * history (core/wf_reset_copy.c).
  */
-#include "core/wf_reset.h"
+#include "core/wf_reset_copy.h"
 #include "runtime/engine.h"
 #include "util/err.h"
 

@@ -1,5 +1,5 @@
 /*
- * wf_reset.h — resetting a workflow: a new run whose history starts as a copy of the latest
+ * wf_reset_copy.h — resetting a workflow: a new run whose history starts as a copy of the latest
  * run's events up to a chosen event, then continues live ("restart from this step").
  */
 #ifndef AJ_CORE_WF_RESET_H

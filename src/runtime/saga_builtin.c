@@ -1,6 +1,7 @@
 /*
- * saga.c — the built-in workflow type `saga`: a declarative saga, interpreted from its JSON
- * input by an ordinary workflow function, so it inherits the history, replay and recovery.
+ * saga_builtin.c — the built-in workflow type `saga`: a declarative saga, interpreted from its
+ * JSON input by an ordinary workflow function (on the C saga API, wf_saga_api.c), so it inherits
+ * the history, replay and recovery.
  *
  *   {"steps":[{"name":"reserve","run":["PROGRAM","ARG"],"compensate":["PROGRAM","ARG"],
  *              "max_attempts":3,"timeout":"5m","lease":"30s","queue":"default"}, ...]}
@@ -242,7 +243,7 @@ static int parse(const void *input, size_t len, json_t **root, saga_step *steps,
     return 0;
 }
 
-int aj__saga_validate(const void *input, size_t len) {
+int aj__saga_builtin_validate(const void *input, size_t len) {
     saga_step *steps = aj__calloc(SAGA_STEPS_MAX, sizeof *steps);
     if (steps == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory checking a saga");
@@ -378,6 +379,6 @@ static int saga_fn(aj_wf *wf, aj_bytes input, void *ud) {
     return rc;
 }
 
-int aj__saga_register(aj_engine *e) {
+int aj__saga_builtin_register(aj_engine *e) {
     return aj_workflow_register(e, "saga", saga_fn, NULL);
 }

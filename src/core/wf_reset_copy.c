@@ -1,14 +1,14 @@
 /*
- * wf_reset.c — reset (see wf_reset.h). The copied events keep their content, ids and chain, so
- * the new run's history validates like any other and replays to the same point; the code then
- * goes on live from there. A reset point must be an event that completes something
+ * wf_reset_copy.c — reset (see wf_reset_copy.h). The copied events keep their content, ids and
+ * chain, so the new run's history validates like any other and replays to the same point; the code
+ * then goes on live from there. A reset point must be an event that completes something
  * (workflow_started, step_completed, activity_completed, timer_fired, side_effect) with no
  * activity or job compensation scheduled before it still waiting for its outcome: the copied run
  * could never receive that outcome (the job belongs to the old run), so it would wait forever.
  * Jobs the old run scheduled after the reset point and still waits for are cancelled, so they do
  * not run beside the new run's own.
  */
-#include "core/wf_reset.h"
+#include "core/wf_reset_copy.h"
 
 #include <stdio.h>
 #include <string.h>
