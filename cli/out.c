@@ -224,6 +224,11 @@ int out_job_print(const aj_job *job) {
 }
 
 char *out_object_splice(json_t *value, const char *key, const char *raw) {
+    /* The spliced member replaces one of the same key, as json_object_set would: a second
+     * member with the same key is not sane JSON (parsers keep either one). */
+    if (value != NULL && json_is_object(value)) {
+        json_object_del(value, key);
+    }
     char *head = value != NULL && json_is_object(value)
                      ? json_dumps(value, JSON_COMPACT | JSON_REAL_PRECISION(OUT_REAL_DIGITS))
                      : NULL;
@@ -464,7 +469,6 @@ void out_list_end(out_list *l) {
         out_table_end(&l->table);
     }
 }
-
 
 /* ----------------------------------------------------------------------------------------- */
 /* Output that fails after a commit                                                          */

@@ -39,10 +39,10 @@ json_t *out_time_json(int64_t ms);
 /* Formats a time as RFC 3339, or "-" for 0. Returns buf. */
 const char *out_time(int64_t ms, char *buf, size_t size);
 
-/* The object `value` (its reference dropped) as compact JSON text with `"key":raw` appended,
- * `raw` being JSON text spliced as it is: for what jansson cannot hold, such as an unsigned
- * 64-bit number over INT64_MAX. `key` is plain ASCII. malloc'd; NULL when out of memory or
- * `value` is not an object. */
+/* The object `value` (its reference dropped) as compact JSON text with `"key":raw` appended
+ * in place of any member `key` it had, `raw` being JSON text spliced as it is: for what jansson
+ * cannot hold, such as an unsigned 64-bit number over INT64_MAX. `key` is plain ASCII. malloc'd;
+ * NULL when out of memory or `value` is not an object. */
 char *out_object_splice(json_t *value, const char *key, const char *raw);
 
 /* Prints `value` compact on one line to stdout and drops the reference. Returns 0, or

@@ -34,6 +34,9 @@ aux=$(printf '%s' "$show" | perl -MJSON::PP -e '
 expect_eq "$final" "$aux" "aj wf show --json prints aux unsigned"
 printf '%s' "$show" | grep -q '"aux":-' && fail "aj wf show --json printed a negative aux"
 expect_eq "$(printf '%s\n' "$hist" | wc -l)" "$(jget events.length "$show")" "every event shown"
+# One "events" member: the spliced array replaces the count (a duplicate key, which JSON
+# parsers resolve differently, was printed before).
+expect_eq 1 "$(printf '%s' "$show" | grep -o '"events":' | wc -l)" "show --json has one events member"
 
 # An activity_scheduled's aux (a job id) prints as before.
 job=$(printf '%s' "$show" | perl -MJSON::PP -e '
