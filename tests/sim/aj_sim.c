@@ -676,7 +676,9 @@ static void act_finish(sim *s, node *n) {
             check_after(s, n, r, h.epoch, name, AJ_STATE_COMPLETED);
         }
     } else if (what < 80) {
-        int permanent = chance(s, 20);
+        /* A task that failed is retried (the pool's task handler never fails one for good:
+         * its job has a million attempts). */
+        int permanent = r->kind != K_TASK && chance(s, 20);
         name = permanent ? "fail-permanent" : "fail";
         rc = aj_fail(n->e, h.id, h.epoch, "simulated failure", permanent);
         if (rc == 0) {
