@@ -90,6 +90,7 @@ typedef struct node {
 
 typedef struct wrec {
     int started;  /* aj_wf_start returned 0 */
+    int maybe;    /* ... or AJ_EAMBIGUOUS: it may exist */
     int signaled; /* an aj_wf_signal returned 0 */
     uint64_t act_id;
 } wrec;
@@ -115,7 +116,9 @@ struct sim {
     wrec wfs[SIM_WF_MAX];
     int n_wfs;
     int n_scheds;
-    uint64_t keyed[2][SIM_KEYS]; /* the id an idempotency key gave, per queue; 0: none yet */
+    int sched_maybe[SIM_SCHED_MAX]; /* its add was ambiguous: it may not exist */
+    int ambiguous_submits;          /* some submit was ambiguous: unknown jobs may exist */
+    uint64_t keyed[2][SIM_KEYS];    /* the id an idempotency key gave, per queue; 0: none yet */
     uint64_t submits;
     int armed; /* a store fault is armed for the current action */
     int failed;
@@ -332,6 +335,7 @@ static void faults_off(sim *s) {
         kv_mem_fail_at(s->kv, 0);
         kv_mem_inject_conflicts(s->kv, 0);
         kv_mem_set_full(s->kv, 0);
+        kv_mem_lose_outcome_at(s->kv, 0);
         s->armed = 0;
     }
 }
@@ -420,6 +424,9 @@ static void act_submit(sim *s, node *n) {
             count = 0;
         }
     }
+    if (rc == AJ_EAMBIGUOUS) {
+        s->ambiguous_submits = 1;
+    }
     note(s, "submit node=%d n=%zu rc=%d", (int)(n - s->nodes), count, rc);
     for (size_t i = 0; i < count; i++) {
         note(s, "  id=%" PRIu64 " q=%s pri=%u delay=%" PRId64 " max=%u deps=%zu key=%s", ids[i],
@@ -455,8 +462,9 @@ static void act_wf_start(sim *s, node *n) {
     aj_wf_start_opts o = {.id = id};
     int rc = aj_wf_start(n->e, "simwf", id, strlen(id), &o, NULL);
     note(s, "wf_start node=%d id=%s rc=%d", (int)(n - s->nodes), id, rc);
-    if (rc == 0) {
-        s->wfs[w].started = 1;
+    if (rc == 0 || rc == AJ_EAMBIGUOUS) {
+        s->wfs[w].started = rc == 0;
+        s->wfs[w].maybe = rc != 0;
         s->n_wfs++;
     } else if (rc == AJ_EEXISTS) {
         violated(s, "workflow starts", "%s already exists though its start was refused", id);
@@ -499,8 +507,8 @@ static void act_sched_add(sim *s, node *n) {
     int rc = aj_schedule_add(n->e, &sp);
     note(s, "sched_add node=%d name=%s every=%" PRId64 " rc=%d", (int)(n - s->nodes), name,
          sp.every_ms, rc);
-    if (rc == 0) {
-        s->n_scheds++;
+    if (rc == 0 || rc == AJ_EAMBIGUOUS) {
+        s->sched_maybe[s->n_scheds++] = rc != 0;
     }
 }
 
@@ -511,7 +519,7 @@ static void check_claimed(sim *s, node *n, const aj_job *j) {
                     : strcmp(j->type, "sim.sched") == 0 ? K_SCHED
                                                         : K_USER;
     jrec *r = find_job(s, j->id);
-    if (r == NULL && kind == K_USER) {
+    if (r == NULL && kind == K_USER && !s->ambiguous_submits) {
         violated(s, "only submitted jobs run", "claimed job %" PRIu64 " nobody submitted", j->id);
         return;
     }
@@ -691,7 +699,7 @@ static void act_finish(sim *s, node *n) {
     } else if (what < 92) {
         name = "heartbeat";
         rc = aj_heartbeat(n->e, h.id, h.epoch);
-        keep = rc == 0 || rc == AJ_EIO || rc == AJ_EFULL || rc == AJ_ERETRIES;
+        keep = rc == 0;
         if (rc == 0) {
             check_after(s, n, r, h.epoch, name, AJ_STATE_RUNNING);
         }
@@ -716,11 +724,12 @@ static void act_finish(sim *s, node *n) {
             }
             aj_job_free(j);
         }
-    } else if (rc != 0 && rc != AJ_EIO && rc != AJ_EFULL && rc != AJ_ERETRIES) {
+    } else if (rc != 0 && rc != AJ_EIO && rc != AJ_EFULL && rc != AJ_ERETRIES &&
+               rc != AJ_EAMBIGUOUS) {
         violated(s, "outcomes recorded", "%s of job %" PRIu64 ": %s", name, h.id, aj_errmsg());
     }
-    if (rc == AJ_EIO || rc == AJ_EFULL || rc == AJ_ERETRIES) {
-        keep = 1; /* the worker tries again later */
+    if (rc == AJ_EIO || rc == AJ_EFULL || rc == AJ_ERETRIES || rc == AJ_EAMBIGUOUS) {
+        keep = 1; /* the worker tries again later (an ambiguous one may then be refused) */
     }
     if (!keep) {
         n->inflight[at] = n->inflight[--n->n_inflight];
@@ -752,7 +761,7 @@ static void act_cancel_or_redrive(sim *s, node *n) {
         if (rc == 0 && (r->completions > 0 || r->cancel_acked)) {
             violated(s, "finished jobs stay finished", "job %" PRIu64 " redriven", r->id);
         }
-        if (rc == 0) {
+        if (rc == 0 || rc == AJ_EAMBIGUOUS) {
             r->redriven = 1;
         }
     }
@@ -808,13 +817,15 @@ static void act_work(sim *s, node *n) {
 
 /* A fault armed for one work action and disarmed after it, so that the checks never meet it. */
 static void act_fault(sim *s, node *n) {
-    int which = (int)rnd(s, 3);
+    int which = (int)rnd(s, 4);
     if (which == 0) {
         kv_mem_fail_at(s->kv, 1 + rnd(s, 6));
     } else if (which == 1) {
         kv_mem_inject_conflicts(s->kv, 1 + rnd(s, 5));
-    } else {
+    } else if (which == 2) {
         kv_mem_set_full(s->kv, 1);
+    } else {
+        kv_mem_lose_outcome_at(s->kv, 1 + rnd(s, 3));
     }
     s->armed = 1;
     note(s, "fault node=%d kind=%d", (int)(n - s->nodes), which);
@@ -1033,6 +1044,9 @@ static void check_workflows(sim *s) {
         snprintf(id, sizeof id, "w%d", w);
         aj_wf_info *info = NULL;
         int rc = aj_wf_get(n->e, id, &info);
+        if (rc == AJ_ENOTFOUND && s->wfs[w].maybe) {
+            continue; /* its ambiguous start was not applied */
+        }
         if (rc != 0) {
             violated(s, "no acknowledged workflow lost", "%s: %s", id, aj_errmsg());
             continue;
@@ -1094,7 +1108,11 @@ static void check_schedules(sim *s) {
             }
         }
         aj_schedule *sch = NULL;
-        if (aj_schedule_get(n->e, name, &sch) == 0) {
+        int rc = aj_schedule_get(n->e, name, &sch);
+        if (rc != 0 && !(rc == AJ_ENOTFOUND && s->sched_maybe[sc])) {
+            violated(s, "no acknowledged schedule lost", "%s: %s", name, aj_errmsg());
+        }
+        if (rc == 0) {
             if (sch->jobs_created != count) {
                 violated(s, "schedule fires once", "%s counts %" PRIu64 " jobs, %zu exist", name,
                          sch->jobs_created, count);
