@@ -78,10 +78,10 @@ static int park_txn(kv_txn *t, const job_env *env, void *ud) {
     return aj__wf_park(t, env, p->id, p->msg);
 }
 
-/* The handler of workflow task jobs. */
-static int task_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
-    aj_engine *e = ud;
-    task_ctx c = {e, {job->payload, job->payload_len}, NULL, NULL};
+/* Runs one workflow task (the run `id`) on the calling thread: the task handler's body, and what
+ * the simulator (tests/sim) calls for a task job it claimed itself, so both run the same code. */
+int aj__wf_task_run(aj_engine *e, const void *id, size_t len) {
+    task_ctx c = {e, {id, len}, NULL, NULL};
     /* The task runs the workflow's code, inline steps included: ids that ran out inside it
      * would repeat them, so the block is topped up first. */
     int rc = eng_ids_ensure(e, ENG_TASK_IDS);
@@ -97,7 +97,7 @@ static int task_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
         park_ctx p = {c.id, c.parked};
         char q[AJ_NAME_MAX * 2 + 8];
         aj__log(&e->log, AJ_LOG_WARN, "msg=\"workflow parked\" workflow=%s reason=%s",
-                aj__logq(q, sizeof q, (const char *)job->payload), c.parked);
+                aj__logq(q, sizeof q, (const char *)id), c.parked);
         rc = eng_run(e, park_txn, &p, KV_SYNC);
         if (rc == 0) {
             aj_counters d;
@@ -107,6 +107,12 @@ static int task_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
         }
     }
     aj__free(c.parked);
+    return rc;
+}
+
+/* The handler of workflow task jobs. */
+static int task_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
+    int rc = aj__wf_task_run(ud, job->payload, job->payload_len);
     if (rc != 0) {
         return aj_ctx_fail(ctx, aj_errmsg(), 0);
     }

@@ -26,6 +26,10 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
 void aj__wf_task_done(aj_engine *e, aj_wf *wf);
 void aj__wf_cache_put(aj_engine *e, aj_wf *wf);
 void aj__wf_cache_free(aj__wf_cache *c);
+/* Runs one task of workflow `id` (len bytes, the task job's payload) on the calling thread, in
+ * transactions of its own (wf_api.c): 0, or the error the task job fails with (aj_errmsg). The
+ * worker pool's task handler calls it, and so does the simulator for a task it claimed. */
+int aj__wf_task_run(aj_engine *e, const void *id, size_t len);
 /* Parks the run with a message, in `t`. */
 int aj__wf_park(kv_txn *t, const job_env *env, aj_slice id, const char *msg);
 /* Replays read-only and calls the query handler `name`. *out: malloc'd. */

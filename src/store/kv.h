@@ -223,6 +223,9 @@ void kv_mem_set_full(kv_store *s, int full);
 void kv_mem_crash(kv_store *s);
 /* Makes the next `n` commits fail with AJ_ECONFLICT. */
 void kv_mem_inject_conflicts(kv_store *s, uint64_t n);
+/* The ambiguous commit of a networked store: the Nth commit that writes, from now (1 = the next),
+ * is applied and then reported as AJ_EAMBIGUOUS; 0 disarms. */
+void kv_mem_lose_outcome_at(kv_store *s, uint64_t n);
 
 /* --- Fault injection (SQLite backend) --- */
 

@@ -81,7 +81,8 @@ typedef struct mem_store {
     mem_node **garbage;
     size_t n_garbage, cap_garbage, gc_next;
     uint64_t ops, fail_at, inject_conflicts;
-    int full; /* kv_mem_set_full: commits that write fail with AJ_EFULL */
+    uint64_t lose_outcome; /* the Nth commit that writes is applied but reported ambiguous */
+    int full;              /* kv_mem_set_full: commits that write fail with AJ_EFULL */
     uint64_t batches, syncs, hist[AJ_HIST_BUCKETS];
 } mem_store;
 
@@ -555,6 +556,10 @@ static int mem_commit(void *st, kv_commit_req *c) {
     mem_store *ms = st;
     pthread_mutex_lock(&ms->mu);
     int rc = mem_apply(ms, c);
+    if (rc == 0 && c->n_writes > 0 && ms->lose_outcome > 0 && --ms->lose_outcome == 0) {
+        /* Applied, but the caller hears what a broken connection after COMMIT tells it. */
+        rc = aj__err(AJ_EAMBIGUOUS, "injected lost outcome: the commit was applied");
+    }
     pthread_mutex_unlock(&ms->mu);
     if (c->sync == KV_ASYNC) {
         if (c->done != NULL) {
@@ -693,5 +698,12 @@ void kv_mem_inject_conflicts(kv_store *s, uint64_t n) {
     mem_store *ms = mem_of(s);
     pthread_mutex_lock(&ms->mu);
     ms->inject_conflicts = n;
+    pthread_mutex_unlock(&ms->mu);
+}
+
+void kv_mem_lose_outcome_at(kv_store *s, uint64_t n) {
+    mem_store *ms = mem_of(s);
+    pthread_mutex_lock(&ms->mu);
+    ms->lose_outcome = n;
     pthread_mutex_unlock(&ms->mu);
 }

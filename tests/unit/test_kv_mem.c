@@ -156,6 +156,21 @@ static void test_inject_conflicts(void **state) {
     assert_string_equal(buf, "3");
 }
 
+/* A lost outcome: the second write from now is applied but reported AJ_EAMBIGUOUS. */
+static void test_lose_outcome(void **state) {
+    kv_store *s = *state;
+    kv_mem_lose_outcome_at(s, 2);
+    assert_int_equal(put(s, "k", "1", KV_SYNC), 0);
+    assert_int_equal(put(s, "k", "2", KV_SYNC), AJ_EAMBIGUOUS);
+    char buf[8];
+    assert_int_equal(get(s, "k", buf, sizeof buf), 0);
+    assert_string_equal(buf, "2");
+    assert_int_equal(put(s, "k", "3", KV_SYNC), 0);
+    kv_mem_lose_outcome_at(s, 1);
+    kv_mem_lose_outcome_at(s, 0); /* disarmed */
+    assert_int_equal(put(s, "k", "4", KV_SYNC), 0);
+}
+
 static void test_snapshot_under_churn(void **state) {
     kv_store *s = *state;
     char k[32], v[32], buf[32];
@@ -282,6 +297,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_fail_at, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_drops_async_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inject_conflicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lose_outcome, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_under_churn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scale, setup, teardown),
         cmocka_unit_test(test_alloc_failures),
