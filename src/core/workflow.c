@@ -52,15 +52,6 @@ int aj_wf_state_is_final(aj_wf_state s) {
 /* ----------------------------------------------------------------------------------------- */
 /* Records                                                                                    */
 
-static void add_i64(aj_buf *b, int64_t v) {
-    aj_buf_add_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
-static int64_t rd_i64(aj_rd *r) {
-    uint64_t u = aj_rd_varint(r);
-    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-}
-
 enum { HAS_RESULT = 1, HAS_ERROR = 2 };
 
 int wf_rec_encode(const wf_rec *w, aj_buf *b) {
@@ -73,10 +64,10 @@ int wf_rec_encode(const wf_rec *w, aj_buf *b) {
     aj_buf_add_varint(b, w->seq);
     aj_buf_add_u64be(b, w->last_id);
     aj_buf_add_u64be(b, w->hlc);
-    add_i64(b, w->created_ms);
-    add_i64(b, w->updated_ms);
-    add_i64(b, w->finished_ms);
-    add_i64(b, w->deadline_ms);
+    aj_buf_add_svarint(b, w->created_ms);
+    aj_buf_add_svarint(b, w->updated_ms);
+    aj_buf_add_svarint(b, w->finished_ms);
+    aj_buf_add_svarint(b, w->deadline_ms);
     aj_buf_add_bytes(b, w->input.p, w->input.n);
     aj_buf_add_u8(b, (uint8_t)((w->result.p ? HAS_RESULT : 0) | (w->error.p ? HAS_ERROR : 0)));
     if (w->result.p) {
@@ -106,10 +97,10 @@ int wf_rec_decode(const uint8_t *p, size_t n, wf_rec *out) {
     w.seq = aj_rd_varint(&r);
     w.last_id = aj_rd_u64be(&r);
     w.hlc = aj_rd_u64be(&r);
-    w.created_ms = rd_i64(&r);
-    w.updated_ms = rd_i64(&r);
-    w.finished_ms = rd_i64(&r);
-    w.deadline_ms = rd_i64(&r);
+    w.created_ms = aj_rd_svarint(&r);
+    w.updated_ms = aj_rd_svarint(&r);
+    w.finished_ms = aj_rd_svarint(&r);
+    w.deadline_ms = aj_rd_svarint(&r);
     w.input.p = aj_rd_bytes(&r, &w.input.n);
     uint8_t present = aj_rd_u8(&r);
     if (present & HAS_RESULT) {
