@@ -10,9 +10,9 @@
 #include "core/history.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
+#include "runtime/eng_wait.h"
 #include "runtime/sm_def.h"
 #include "runtime/wf_exec.h"
-#include "util/clock.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -396,32 +396,35 @@ int aj_wf_list(aj_engine *e, const aj_wf_filter *f, aj_wf_info ***out, size_t *n
     return 0;
 }
 
-int aj_wf_wait(aj_engine *e, const char *id, int64_t timeout_ms, aj_wf_state *out_state) {
-    int64_t start = aj__mono_us();
-    for (;;) {
-        uint64_t seen = kv_change_seq(e->kv);
-        aj_wf_info *info = NULL;
-        int rc = aj_wf_get(e, id, &info);
-        if (rc != 0) {
-            return rc;
-        }
-        aj_wf_state s = info->state;
-        aj_wf_info_free(info);
-        if (aj_wf_state_is_final(s) || s == AJ_WF_PARKED) {
-            if (out_state != NULL) {
-                *out_state = s;
-            }
-            return 0;
-        }
-        int64_t left = 1000;
-        if (timeout_ms >= 0) {
-            left = timeout_ms - (aj__mono_us() - start) / 1000;
-            if (left <= 0) {
-                return aj__err(AJ_ETIMEDOUT, "workflow '%s' is still %s", id, aj_wf_state_name(s));
-            }
-        }
-        kv_wait_change(e->kv, seen, left < 1000 ? left : 1000);
+typedef struct wf_wait_ctx {
+    const char *id;
+    aj_wf_state state; /* as last read */
+} wf_wait_ctx;
+
+static int wf_wait_check(aj_engine *e, void *ud, eng_wait_step *step) {
+    wf_wait_ctx *w = ud;
+    aj_wf_info *info = NULL;
+    int rc = aj_wf_get(e, w->id, &info);
+    if (rc != 0) {
+        return rc;
     }
+    w->state = info->state;
+    aj_wf_info_free(info);
+    int settled = aj_wf_state_is_final(w->state) || w->state == AJ_WF_PARKED;
+    *step = settled ? ENG_WAIT_DONE : ENG_WAIT_MORE;
+    return 0;
+}
+
+int aj_wf_wait(aj_engine *e, const char *id, int64_t timeout_ms, aj_wf_state *out_state) {
+    wf_wait_ctx w = {id, AJ_WF_RUNNING};
+    int rc = eng_wait_until(e, timeout_ms, wf_wait_check, &w);
+    if (rc == ENG_WAIT_TIMEOUT) {
+        return aj__err(AJ_ETIMEDOUT, "workflow '%s' is still %s", id, aj_wf_state_name(w.state));
+    }
+    if (rc == 0 && out_state != NULL) {
+        *out_state = w.state;
+    }
+    return rc;
 }
 
 typedef struct hist_ctx {
