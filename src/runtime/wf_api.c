@@ -262,8 +262,11 @@ int aj_wf_signal_with_start(aj_engine *e, const char *type, const char *id, cons
     return eng_run(e, start_txn, &s, KV_SYNC);
 }
 
+/* The operations on a running workflow that run_op carries out. */
+typedef enum wf_op_kind { WF_OP_SIGNAL, WF_OP_CANCEL, WF_OP_TERMINATE, WF_OP_RESUME } wf_op_kind;
+
 typedef struct op_ctx {
-    int kind; /* 0 signal, 1 cancel, 2 terminate, 3 resume */
+    wf_op_kind kind;
     const char *id;
     const char *name;
     aj_slice payload;
@@ -272,19 +275,20 @@ typedef struct op_ctx {
 static int op_txn(kv_txn *t, const job_env *env, void *ud) {
     op_ctx *o = ud;
     switch (o->kind) {
-    case 0:
+    case WF_OP_SIGNAL:
         return wf_signal(t, env, o->id, o->name, o->payload);
-    case 1:
+    case WF_OP_CANCEL:
         return wf_cancel(t, env, o->id);
-    case 2:
+    case WF_OP_TERMINATE:
         return wf_terminate(t, env, o->id, o->name);
+    case WF_OP_RESUME:
     default:
         return wf_resume(t, env, o->id);
     }
 }
 
-static int run_op(aj_engine *e, int kind, const char *id, const char *name, const void *payload,
-                  size_t len) {
+static int run_op(aj_engine *e, wf_op_kind kind, const char *id, const char *name,
+                  const void *payload, size_t len) {
     if (id == NULL) {
         return aj__err(AJ_EINVAL, "a workflow id is needed");
     }
@@ -300,19 +304,19 @@ int aj_wf_signal(aj_engine *e, const char *id, const char *name, const void *pay
     if (name == NULL) {
         return aj__err(AJ_EINVAL, "a signal needs a name");
     }
-    return run_op(e, 0, id, name, payload, len);
+    return run_op(e, WF_OP_SIGNAL, id, name, payload, len);
 }
 
 int aj_wf_cancel(aj_engine *e, const char *id) {
-    return run_op(e, 1, id, NULL, NULL, 0);
+    return run_op(e, WF_OP_CANCEL, id, NULL, NULL, 0);
 }
 
 int aj_wf_terminate(aj_engine *e, const char *id, const char *reason) {
-    return run_op(e, 2, id, reason ? reason : "terminated by an operator", NULL, 0);
+    return run_op(e, WF_OP_TERMINATE, id, reason ? reason : "terminated by an operator", NULL, 0);
 }
 
 int aj_wf_resume(aj_engine *e, const char *id) {
-    return run_op(e, 3, id, NULL, NULL, 0);
+    return run_op(e, WF_OP_RESUME, id, NULL, NULL, 0);
 }
 
 /* ----------------------------------------------------------------------------------------- */
