@@ -208,20 +208,8 @@ int act_cache_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n
     return rc;
 }
 
-static int count_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                    uint64_t version) {
-    (void)key;
-    (void)klen;
-    (void)val;
-    (void)vlen;
-    (void)version;
-    (*(uint64_t *)ud)++;
-    return 0;
-}
-
 int act_cache_count(kv_txn *t, uint64_t *out) {
-    *out = 0;
-    return kv_scan_prefix(t, "ke", 2, 0, 0, count_cb, out);
+    return kv_count_prefix(t, "ke", 2, out);
 }
 
 size_t act_cache_desc_format(char *buf, size_t size, int global, const uint8_t hash[ACT_CACHE_HASH],

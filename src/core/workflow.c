@@ -854,24 +854,13 @@ int wf_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
     return rc;
 }
 
-static int count_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                    uint64_t version) {
-    (void)key;
-    (void)klen;
-    (void)val;
-    (void)vlen;
-    (void)version;
-    (*(uint64_t *)ud)++;
-    return 0;
-}
-
 int wf_count_states(kv_txn *t, uint64_t counts[AJ_WF_STATE_COUNT]) {
     for (int s = 0; s < AJ_WF_STATE_COUNT; s++) {
         counts[s] = 0;
     }
     for (int s = 1; s < AJ_WF_STATE_COUNT; s++) {
         uint8_t p[2] = {'V', (uint8_t)s};
-        int rc = kv_scan_prefix(t, p, 2, 0, 0, count_cb, &counts[s]);
+        int rc = kv_count_prefix(t, p, 2, &counts[s]);
         if (rc != 0) {
             return rc;
         }

@@ -935,6 +935,22 @@ int kv_scan_prefix(kv_txn *t, const void *prefix, size_t plen, int reverse, size
     return scan_prefix(t, prefix, plen, reverse, limit, fn, ud, 0);
 }
 
+static int count_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                    uint64_t version) {
+    (void)key;
+    (void)klen;
+    (void)val;
+    (void)vlen;
+    (void)version;
+    (*(uint64_t *)ud)++;
+    return 0;
+}
+
+int kv_count_prefix(kv_txn *t, const void *prefix, size_t plen, uint64_t *out) {
+    *out = 0;
+    return kv_scan_prefix(t, prefix, plen, 0, 0, count_cb, out);
+}
+
 int kv_peek_prefix(kv_txn *t, const void *prefix, size_t plen, size_t limit, kv_scan_fn fn,
                    void *ud) {
     return scan_prefix(t, prefix, plen, 0, limit, fn, ud, 1);

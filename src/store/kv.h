@@ -167,6 +167,8 @@ int kv_scan(kv_txn *t, const void *start, size_t slen, const void *end, size_t e
 /* Like kv_scan over every key starting with `prefix`. */
 int kv_scan_prefix(kv_txn *t, const void *prefix, size_t plen, int reverse, size_t limit,
                    kv_scan_fn fn, void *ud);
+/* The number of keys starting with `prefix`, into *out (a scan: the keys join the read set). */
+int kv_count_prefix(kv_txn *t, const void *prefix, size_t plen, uint64_t *out);
 /* Like kv_scan_prefix (forward), but the keys returned do not join the read set (as kv_peek). */
 int kv_peek_prefix(kv_txn *t, const void *prefix, size_t plen, size_t limit, kv_scan_fn fn,
                    void *ud);
