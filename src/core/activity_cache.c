@@ -154,34 +154,15 @@ int act_cache_put(kv_txn *t, const job_env *env, const act_cache_ref *r, int64_t
     return rc;
 }
 
-typedef struct collect_ctx {
-    akey keys[64];
-    size_t n;
-} collect_ctx;
-
-static int collect_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                      uint64_t version) {
-    (void)val;
-    (void)vlen;
-    (void)version;
-    collect_ctx *c = ud;
-    if (c->n == 64 || klen > KEY_MAX) {
-        return 1;
-    }
-    memcpy(c->keys[c->n].b, key, klen);
-    c->keys[c->n].n = klen;
-    c->n++;
-    return 0;
-}
-
 int act_cache_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
     akey start, end;
     start.b[0] = 'k';
     start.b[1] = 'x';
     start.n = 2;
     key_expiry(&end, env->now_ms + 1, (const uint8_t *)"", 0); /* expires <= now */
-    collect_ctx c = {.n = 0};
-    int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, limit < 64 ? limit : 64, collect_cb, &c);
+    key_batch c = {.n = 0};
+    int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0,
+                     limit < KEY_BATCH_MAX ? limit : KEY_BATCH_MAX, key_batch_cb, &c);
     for (size_t i = 0; i < c.n && rc == 0; i++) {
         akey k;
         key_entry(&k, c.keys[i].b + 10, c.keys[i].n - 10);

@@ -778,26 +778,6 @@ int wf_on_job_transition(kv_txn *t, const job_env *env, const job_rec *before,
 /* ----------------------------------------------------------------------------------------- */
 /* Collection, counts, listing                                                                */
 
-typedef struct key_list {
-    akey keys[64];
-    size_t n;
-} key_list;
-
-static int collect_keys_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
-                           size_t vlen, uint64_t version) {
-    (void)val;
-    (void)vlen;
-    (void)version;
-    key_list *l = ud;
-    if (l->n == 64 || klen > KEY_MAX) {
-        return 1;
-    }
-    memcpy(l->keys[l->n].b, key, klen);
-    l->keys[l->n].n = klen;
-    l->n++;
-    return 0;
-}
-
 static int delete_prefix_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
                             size_t vlen, uint64_t version) {
     (void)val;
@@ -812,9 +792,9 @@ int wf_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
     start.b[0] = 'N';
     start.n = 1;
     key_wf_finished(&end, env->now_ms - env->retention_ms, aj_slice_str(""));
-    key_list l = {.n = 0};
-    int rc =
-        kv_scan(t, start.b, start.n, end.b, end.n, 0, limit < 64 ? limit : 64, collect_keys_cb, &l);
+    key_batch l = {.n = 0};
+    int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0,
+                     limit < KEY_BATCH_MAX ? limit : KEY_BATCH_MAX, key_batch_cb, &l);
     for (size_t i = 0; i < l.n && rc == 0; i++) {
         aj_slice id = {l.keys[i].b + 9, l.keys[i].n - 9};
         wf_rec w;
