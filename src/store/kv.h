@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define KV_OPS_VERSION 1
 
@@ -141,6 +142,16 @@ int kv__store_new(kv_store **out, const kv_backend_ops *ops, void *st, uint32_t 
                   const kv_limits *limits);
 /* The backend state of `s` if its backend is `ops`, else NULL (for backend-specific hooks). */
 void *kv__store_state(kv_store *s, const kv_backend_ops *ops);
+/* The order of keys every backend keeps: memcmp order, a shorter key before its extensions.
+ * Inline: the in-memory backend and the transaction's write set compare on every step. */
+static inline int kv__key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
+    size_t n = al < bl ? al : bl;
+    int c = n > 0 ? memcmp(a, b, n) : 0;
+    if (c != 0) {
+        return c;
+    }
+    return al < bl ? -1 : al > bl;
+}
 
 /* Backend constructors. */
 int kv_mem_open(kv_store **out);
