@@ -120,6 +120,14 @@ int wf_id_check(const char *id) {
     return aj_name_check("workflow id", id);
 }
 
+int wf_type_check(const char *type) {
+    int rc = aj_name_check("workflow type", type);
+    if (rc == 0 && strlen(type) > WF_TYPE_MAX) {
+        rc = aj__err(AJ_EINVAL, "workflow type '%s' is longer than %d bytes", type, WF_TYPE_MAX);
+    }
+    return rc;
+}
+
 static void key_wf(akey *k, aj_slice id) {
     k->b[0] = 'W';
     memcpy(k->b + 1, id.p, id.n);
@@ -397,13 +405,10 @@ int wf_start(kv_txn *t, const job_env *env, const char *type, const char *id, aj
              const aj_wf_start_opts *opts) {
     int rc = wf_id_check(id);
     if (rc == 0) {
-        rc = aj_name_check("workflow type", type);
+        rc = wf_type_check(type);
     }
     if (rc != 0) {
         return rc;
-    }
-    if (strlen(type) > WF_TYPE_MAX) {
-        return aj__err(AJ_EINVAL, "workflow type '%s' is longer than %d bytes", type, WF_TYPE_MAX);
     }
     if (input.n > AJ_WF_DATA_MAX) {
         return aj__err(AJ_ETOOBIG, "workflow input is %zu bytes, over the %zu-byte limit", input.n,

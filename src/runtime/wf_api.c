@@ -134,12 +134,9 @@ static int query_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
 }
 
 int aj_workflow_register(aj_engine *e, const char *type, aj_workflow_fn fn, void *ud) {
-    int rc = aj_name_check("workflow type", type);
+    int rc = wf_type_check(type);
     if (rc != 0) {
         return rc;
-    }
-    if (strlen(type) > WF_TYPE_MAX) {
-        return aj__err(AJ_EINVAL, "workflow type '%s' is longer than %d bytes", type, WF_TYPE_MAX);
     }
     if (fn == NULL) {
         return aj__err(AJ_EINVAL, "workflow function for '%s' is NULL", type);
