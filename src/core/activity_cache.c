@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/check_report.h"
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/hash.h"
@@ -268,23 +269,17 @@ int act_cache_on_complete(kv_txn *t, const job_env *env, aj_slice wf_id, aj_slic
 
 typedef struct check_ctx {
     kv_txn *t;
-    void (*report)(void *ud, const char *line);
-    void *ud;
-    uint64_t records, problems;
+    check_report rep;
+    uint64_t records;
 } check_ctx;
 
 static void problem(check_ctx *c, const char *what, const uint8_t *key, size_t klen) {
-    char line[200];
     char hex[2 * 40 + 1];
     size_t n = klen < 40 ? klen : 40;
     for (size_t i = 0; i < n; i++) {
         snprintf(hex + 2 * i, 3, "%02x", key[i]);
     }
-    snprintf(line, sizeof line, "activity cache: %s (key %s%s)", what, hex, klen > n ? "..." : "");
-    c->problems++;
-    if (c->report != NULL) {
-        c->report(c->ud, line);
-    }
+    check_problem(&c->rep, "activity cache: %s (key %s%s)", what, hex, klen > n ? "..." : "");
 }
 
 static int check_entry_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
@@ -331,14 +326,14 @@ static int check_index_cb(void *ud, const uint8_t *key, size_t klen, const uint8
 
 int act_cache_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
                     uint64_t *out_records, uint64_t *out_problems) {
-    check_ctx c = {t, report, ud, 0, 0};
+    check_ctx c = {t, {report, ud, 0}, 0};
     int rc = kv_scan_prefix(t, "ke", 2, 0, 0, check_entry_cb, &c);
     if (rc == 0) {
         rc = kv_scan_prefix(t, "kx", 2, 0, 0, check_index_cb, &c);
     }
     if (rc == 0) {
         *out_records += c.records;
-        *out_problems += c.problems;
+        *out_problems += c.rep.problems;
     }
     return rc;
 }
