@@ -180,9 +180,7 @@ int cmd_job_wait(cli *c, int argc, char **argv) {
     }
     int64_t timeout_ms = -1;
     aj_job *job = NULL;
-    if (timeout != NULL) {
-        rc = cli_parse_duration("--timeout", timeout, &timeout_ms);
-    }
+    rc = timeout != NULL ? cli_parse_duration("--timeout", timeout, &timeout_ms) : 0;
     if (rc == 0) {
         rc = cli_open(c, NULL);
     }
