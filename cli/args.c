@@ -214,6 +214,17 @@ int args_parse(cli *c, const arg_spec *spec, int argc, char **argv, arg_result *
     return ARGS_PROCEED;
 }
 
+int args_parse_id(cli *c, const arg_spec *spec, int argc, char **argv, uint64_t *id) {
+    arg_result r;
+    int rc = args_parse(c, spec, argc, argv, &r);
+    if (rc != ARGS_PROCEED) {
+        return rc;
+    }
+    rc = cli_parse_id(r.pos[0], id);
+    args_free(&r);
+    return rc == 0 ? ARGS_PROCEED : rc;
+}
+
 void args_free(arg_result *r) {
     free(r->pos);
     free(r->rest);

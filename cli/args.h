@@ -53,6 +53,10 @@ void args_take_repeated(const char *flag, int *argc, char **argv, const char **v
 /* Parses argv[0..argc) for the command `spec`, storing global flags in `c`. */
 int args_parse(cli *c, const arg_spec *spec, int argc, char **argv, arg_result *out);
 void args_free(arg_result *r);
+/* args_parse for a command whose one positional argument is a job id (spec->max_pos 1): parses
+ * it into *id. Returns ARGS_PROCEED, or the exit code to return at once (a bad id is a usage
+ * error, reported as cli_parse_id does). */
+int args_parse_id(cli *c, const arg_spec *spec, int argc, char **argv, uint64_t *id);
 
 /* Prints "aj: MESSAGE (see 'CMD --help')" as one line and returns CLI_EXIT_USAGE. */
 int args_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

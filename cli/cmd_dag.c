@@ -181,18 +181,15 @@ static json_t *node_json(const aj_dag_node *nd) {
 
 int cmd_dag_show(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj dag show", dag_show_help, NULL, "JOBID", 1, 1, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    uint64_t id = 0;
+    int rc = args_parse_id(c, &spec, argc, argv, &id);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    uint64_t id = 0, graph = 0;
+    uint64_t graph = 0;
     aj_dag_node *nodes = NULL;
     size_t n = 0;
-    rc = cli_parse_id(r.pos[0], &id);
-    if (rc == 0) {
-        rc = cli_open(c, NULL);
-    }
+    rc = cli_open(c, NULL);
     if (rc == 0) {
         int arc = aj_dag_show(c->engine, id, &nodes, &n, &graph);
         rc = arc != 0 ? cli_job_error(arc, id, "show the graph of") : 0;
@@ -234,7 +231,6 @@ int cmd_dag_show(cli *c, int argc, char **argv) {
         }
     }
     aj_dag_nodes_free(nodes, n);
-    args_free(&r);
     return rc;
 }
 

@@ -159,18 +159,13 @@ int cmd_dlq_ls(cli *c, int argc, char **argv) {
 
 int cmd_dlq_show(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj dlq show", show_help, NULL, "ID", 1, 1, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    uint64_t id = 0;
+    int rc = args_parse_id(c, &spec, argc, argv, &id);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    uint64_t id = 0;
     aj_job *job = NULL;
-    rc = cli_parse_id(r.pos[0], &id);
-    args_free(&r);
-    if (rc == 0) {
-        rc = cli_open(c, NULL);
-    }
+    rc = cli_open(c, NULL);
     if (rc == 0) {
         int arc = aj_job_get(c->engine, id, &job);
         rc = arc != 0 ? cli_job_error(arc, id, "read") : 0;

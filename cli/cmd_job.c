@@ -138,17 +138,13 @@ int cli_list_pages(cli *c, const aj_job_filter *filter, size_t limit, cli_visit_
 
 int cmd_job_show(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj job show", show_help, NULL, "ID", 1, 1, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    uint64_t id = 0;
+    int rc = args_parse_id(c, &spec, argc, argv, &id);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    uint64_t id = 0;
     aj_job *job = NULL;
-    rc = cli_parse_id(r.pos[0], &id);
-    if (rc == 0) {
-        rc = cli_open(c, NULL);
-    }
+    rc = cli_open(c, NULL);
     if (rc == 0) {
         int arc = aj_job_get(c->engine, id, &job);
         rc = arc != 0 ? cli_job_error(arc, id, "read") : 0;
@@ -170,7 +166,6 @@ int cmd_job_show(cli *c, int argc, char **argv) {
         dag_job_lines(c->engine, id);
     }
     aj_job_free(job);
-    args_free(&r);
     return rc;
 }
 
@@ -178,18 +173,14 @@ int cmd_job_wait(cli *c, int argc, char **argv) {
     const char *timeout = NULL;
     const arg_flag flags[] = {{"--timeout", &timeout, NULL}, {NULL, NULL, NULL}};
     const arg_spec spec = {"aj job wait", wait_help, flags, "ID", 1, 1, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    uint64_t id = 0;
+    int rc = args_parse_id(c, &spec, argc, argv, &id);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    uint64_t id = 0;
     int64_t timeout_ms = -1;
     aj_job *job = NULL;
-    rc = cli_parse_id(r.pos[0], &id);
-    if (rc == 0 && timeout != NULL) {
-        rc = cli_parse_duration("--timeout", timeout, &timeout_ms);
-    }
+    rc = timeout != NULL ? cli_parse_duration("--timeout", timeout, &timeout_ms) : 0;
     if (rc == 0) {
         rc = cli_open(c, NULL);
     }
@@ -216,7 +207,6 @@ int cmd_job_wait(cli *c, int argc, char **argv) {
         rc = cli_job_outcome(job);
     }
     aj_job_free(job);
-    args_free(&r);
     return rc;
 }
 
@@ -269,17 +259,12 @@ int cmd_job_ls(cli *c, int argc, char **argv) {
 
 int cmd_job_cancel(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj job cancel", cancel_help, NULL, "ID", 1, 1, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    uint64_t id = 0;
+    int rc = args_parse_id(c, &spec, argc, argv, &id);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    uint64_t id = 0;
-    rc = cli_parse_id(r.pos[0], &id);
-    args_free(&r);
-    if (rc == 0) {
-        rc = cli_open(c, NULL);
-    }
+    rc = cli_open(c, NULL);
     if (rc != 0) {
         return rc;
     }

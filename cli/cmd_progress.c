@@ -201,17 +201,12 @@ int cmd_job_progress(cli *c, int argc, char **argv) {
     int want_follow = 0;
     const arg_flag flags[] = {{"--follow", NULL, &want_follow}, {NULL, NULL, NULL}};
     const arg_spec spec = {"aj job progress", progress_help, flags, "ID", 1, 1, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    uint64_t id = 0;
+    int rc = args_parse_id(c, &spec, argc, argv, &id);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    uint64_t id = 0;
-    rc = cli_parse_id(r.pos[0], &id);
-    args_free(&r);
-    if (rc == 0) {
-        rc = cli_open(c, NULL);
-    }
+    rc = cli_open(c, NULL);
     if (rc != 0) {
         return rc;
     }

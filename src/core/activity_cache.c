@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/check_report.h"
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/hash.h"
@@ -154,34 +155,15 @@ int act_cache_put(kv_txn *t, const job_env *env, const act_cache_ref *r, int64_t
     return rc;
 }
 
-typedef struct collect_ctx {
-    akey keys[64];
-    size_t n;
-} collect_ctx;
-
-static int collect_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                      uint64_t version) {
-    (void)val;
-    (void)vlen;
-    (void)version;
-    collect_ctx *c = ud;
-    if (c->n == 64 || klen > KEY_MAX) {
-        return 1;
-    }
-    memcpy(c->keys[c->n].b, key, klen);
-    c->keys[c->n].n = klen;
-    c->n++;
-    return 0;
-}
-
 int act_cache_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
     akey start, end;
     start.b[0] = 'k';
     start.b[1] = 'x';
     start.n = 2;
     key_expiry(&end, env->now_ms + 1, (const uint8_t *)"", 0); /* expires <= now */
-    collect_ctx c = {.n = 0};
-    int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0, limit < 64 ? limit : 64, collect_cb, &c);
+    key_batch c = {.n = 0};
+    int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0,
+                     limit < KEY_BATCH_MAX ? limit : KEY_BATCH_MAX, key_batch_cb, &c);
     for (size_t i = 0; i < c.n && rc == 0; i++) {
         akey k;
         key_entry(&k, c.keys[i].b + 10, c.keys[i].n - 10);
@@ -208,20 +190,8 @@ int act_cache_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n
     return rc;
 }
 
-static int count_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                    uint64_t version) {
-    (void)key;
-    (void)klen;
-    (void)val;
-    (void)vlen;
-    (void)version;
-    (*(uint64_t *)ud)++;
-    return 0;
-}
-
 int act_cache_count(kv_txn *t, uint64_t *out) {
-    *out = 0;
-    return kv_scan_prefix(t, "ke", 2, 0, 0, count_cb, out);
+    return kv_count_prefix(t, "ke", 2, out);
 }
 
 size_t act_cache_desc_format(char *buf, size_t size, int global, const uint8_t hash[ACT_CACHE_HASH],
@@ -299,23 +269,17 @@ int act_cache_on_complete(kv_txn *t, const job_env *env, aj_slice wf_id, aj_slic
 
 typedef struct check_ctx {
     kv_txn *t;
-    void (*report)(void *ud, const char *line);
-    void *ud;
-    uint64_t records, problems;
+    check_report rep;
+    uint64_t records;
 } check_ctx;
 
 static void problem(check_ctx *c, const char *what, const uint8_t *key, size_t klen) {
-    char line[200];
     char hex[2 * 40 + 1];
     size_t n = klen < 40 ? klen : 40;
     for (size_t i = 0; i < n; i++) {
         snprintf(hex + 2 * i, 3, "%02x", key[i]);
     }
-    snprintf(line, sizeof line, "activity cache: %s (key %s%s)", what, hex, klen > n ? "..." : "");
-    c->problems++;
-    if (c->report != NULL) {
-        c->report(c->ud, line);
-    }
+    check_problem(&c->rep, "activity cache: %s (key %s%s)", what, hex, klen > n ? "..." : "");
 }
 
 static int check_entry_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
@@ -362,14 +326,14 @@ static int check_index_cb(void *ud, const uint8_t *key, size_t klen, const uint8
 
 int act_cache_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
                     uint64_t *out_records, uint64_t *out_problems) {
-    check_ctx c = {t, report, ud, 0, 0};
+    check_ctx c = {t, {report, ud, 0}, 0};
     int rc = kv_scan_prefix(t, "ke", 2, 0, 0, check_entry_cb, &c);
     if (rc == 0) {
         rc = kv_scan_prefix(t, "kx", 2, 0, 0, check_index_cb, &c);
     }
     if (rc == 0) {
         *out_records += c.records;
-        *out_problems += c.problems;
+        *out_problems += c.rep.problems;
     }
     return rc;
 }

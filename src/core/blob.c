@@ -7,11 +7,11 @@
 #include "core/blob.h"
 
 #include <assert.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/check_report.h"
 #include "core/keys.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -568,27 +568,11 @@ typedef struct ref_count {
 
 typedef struct check_walk {
     kv_txn *t;
-    void (*report)(void *ud, const char *line);
-    void *ud;
+    check_report rep;
     ref_count *v;
     size_t n, cap;
-    uint64_t problems;
     int rc;
 } check_walk;
-
-static void problem(check_walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void problem(check_walk *w, const char *fmt, ...) {
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    w->problems++;
-    if (w->report != NULL) {
-        w->report(w->ud, line);
-    }
-}
 
 static int add_ref(check_walk *w, aj_slice ref) {
     ref_count *nv = aj__grow(w->v, &w->cap, w->n, sizeof *nv);
@@ -666,26 +650,26 @@ static int check_blob_cb(void *ud, const uint8_t *key, size_t klen, const uint8_
     check_walk *w = ud;
     char hex[2 * AJ_SHA256_LEN + 1];
     if (klen != 2 + AJ_SHA256_LEN) {
-        problem(w, "a blob key of %zu bytes is malformed", klen);
+        check_problem(&w->rep, "a blob key of %zu bytes is malformed", klen);
         return 0;
     }
     const uint8_t *hash = key + 2;
     hex_of(hash, hex);
     blob_rec r;
     if (rec_decode(val, vlen, &r) != 0) {
-        problem(w, "blob %s: record cannot be decoded", hex);
+        check_problem(&w->rep, "blob %s: record cannot be decoded", hex);
         return 0;
     }
     uint64_t want = refs_to(w, hash);
     if (r.refs != want) {
-        problem(w, "blob %s: records %llu references, jobs hold %llu", hex,
-                (unsigned long long)r.refs, (unsigned long long)want);
+        check_problem(&w->rep, "blob %s: records %llu references, jobs hold %llu", hex,
+                      (unsigned long long)r.refs, (unsigned long long)want);
     }
     if (want > 0 && !(r.flags & BLOB_COMPLETE)) {
-        problem(w, "blob %s: referenced but incomplete", hex);
+        check_problem(&w->rep, "blob %s: referenced but incomplete", hex);
     }
     if ((r.refs == 0) != (r.gc_due != 0)) {
-        problem(w, "blob %s: collection entry does not match its references", hex);
+        check_problem(&w->rep, "blob %s: collection entry does not match its references", hex);
     }
     if (r.gc_due != 0) {
         akey g;
@@ -694,7 +678,7 @@ static int check_blob_cb(void *ud, const uint8_t *key, size_t klen, const uint8_
         size_t gn;
         int rc = kv_get(w->t, g.b, g.n, &gv, &gn);
         if (rc == AJ_ENOTFOUND) {
-            problem(w, "blob %s: its collection entry is missing", hex);
+            check_problem(&w->rep, "blob %s: its collection entry is missing", hex);
         } else if (rc != 0) {
             w->rc = rc;
             return 1;
@@ -710,7 +694,7 @@ static int check_blob_cb(void *ud, const uint8_t *key, size_t klen, const uint8_
             return 1;
         }
         if (c.n != r.n_chunks) {
-            problem(w, "blob %s: %u of its %u chunks are stored", hex, c.n, r.n_chunks);
+            check_problem(&w->rep, "blob %s: %u of its %u chunks are stored", hex, c.n, r.n_chunks);
         }
     }
     return 0;
@@ -718,7 +702,7 @@ static int check_blob_cb(void *ud, const uint8_t *key, size_t klen, const uint8_
 
 int blob_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
                uint64_t *out_problems) {
-    check_walk w = {t, report, ud, NULL, 0, 0, 0, 0};
+    check_walk w = {t, {report, ud, 0}, NULL, 0, 0, 0};
     akey k;
     key_prefix(&k, KEY_JOB);
     int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, check_job_cb, &w);
@@ -733,7 +717,7 @@ int blob_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
         if (!w.v[i].seen && (i == 0 || ref_cmp(&w.v[i - 1], &w.v[i]) != 0)) {
             char hex[2 * AJ_SHA256_LEN + 1];
             hex_of(w.v[i].hash, hex);
-            problem(&w, "blob %s: referenced by jobs but not stored", hex);
+            check_problem(&w.rep, "blob %s: referenced by jobs but not stored", hex);
         }
     }
     aj__free(w.v);
@@ -741,7 +725,7 @@ int blob_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
         rc = w.rc;
     }
     if (rc == 0) {
-        *out_problems = w.problems;
+        *out_problems = w.rep.problems;
     }
     return rc;
 }

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/civil.h"
 #include "util/err.h"
 
 /* Most steps of the local-time search; "never" needs about 7,000 for 230 years. */
@@ -500,11 +501,6 @@ int cron_parse(const char *text, cron_expr *out) {
 /* ----------------------------------------------------------------------------------------- */
 /* Next fire time                                                                             */
 
-static int64_t floor_div(int64_t a, int64_t b) {
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 /* The smallest set bit >= from (and <= max), or -1. */
 static int next_bit(uint64_t set, int from, int max) {
     if (from > max || from > 63) {
@@ -530,7 +526,7 @@ typedef struct civil {
 
 static void next_day(civil *t) {
     t->h = t->mi = t->s = 0;
-    if (++t->d > tz_days_in_month(t->y, t->mo)) {
+    if (++t->d > aj__days_in_month(t->y, t->mo)) {
         t->d = 1;
         if (++t->mo > 12) {
             t->mo = 1;
@@ -555,7 +551,7 @@ static void next_minute(civil *t) {
 
 /* The weekday nearest day n of the month (never leaving the month). */
 static int nearest_weekday(int64_t y, int m, int n, int dim) {
-    int wd = tz_weekday(tz_days_from_civil(y, m, n));
+    int wd = tz_weekday(aj__days_from_civil(y, m, n));
     if (wd == 6) {
         return n == 1 ? 3 : n - 1;
     }
@@ -566,8 +562,8 @@ static int nearest_weekday(int64_t y, int m, int n, int dim) {
 }
 
 static int day_ok(const cron_expr *c, int64_t y, int m, int d) {
-    int dim = tz_days_in_month(y, m);
-    int wd = tz_weekday(tz_days_from_civil(y, m, d));
+    int dim = aj__days_in_month(y, m);
+    int wd = tz_weekday(aj__days_from_civil(y, m, d));
     int dom = (c->dom >> d) & 1;
     if (!dom && c->dom_last && d == dim) {
         dom = 1;
@@ -596,10 +592,10 @@ static int day_ok(const cron_expr *c, int64_t y, int m, int d) {
 /* The first matching local second after `after`. */
 static int next_local(const cron_expr *c, int64_t after, int64_t *out) {
     int64_t t = after + 1;
-    int64_t days = floor_div(t, DAY_S);
+    int64_t days = aj__floor_div(t, DAY_S);
     int64_t secs = t - days * DAY_S;
     civil v;
-    tz_civil_from_days(days, &v.y, &v.mo, &v.d);
+    aj__civil_from_days(days, &v.y, &v.mo, &v.d);
     v.h = (int)(secs / 3600);
     v.mi = (int)(secs / 60 % 60);
     v.s = (int)(secs % 60);
@@ -654,7 +650,7 @@ static int next_local(const cron_expr *c, int64_t after, int64_t *out) {
             continue;
         }
         v.s = s;
-        *out = tz_days_from_civil(v.y, v.mo, v.d) * DAY_S + v.h * 3600 + v.mi * 60 + v.s;
+        *out = aj__days_from_civil(v.y, v.mo, v.d) * DAY_S + v.h * 3600 + v.mi * 60 + v.s;
         return 0;
     }
     return AJ_ENOTFOUND;
@@ -665,7 +661,7 @@ int cron_next(const cron_expr *c, const tz_zone *z, int64_t anchor_ms, int64_t a
     /* Past the search horizon there is nothing to find; this also keeps the arithmetic below
      * far from overflow for any input. */
     const int64_t horizon_ms =
-        (tz_days_from_civil(CRON_YEAR_MAX + 1, 1, 1) + 2) * (int64_t)DAY_S * 1000;
+        (aj__days_from_civil(CRON_YEAR_MAX + 1, 1, 1) + 2) * (int64_t)DAY_S * 1000;
     if (after_ms < -horizon_ms) {
         after_ms = -horizon_ms; /* nothing fires that early; keeps the sums below in range */
     }
@@ -674,14 +670,15 @@ int cron_next(const cron_expr *c, const tz_zone *z, int64_t anchor_ms, int64_t a
     }
     if (c->kind == CRON_EVERY) {
         /* The grid anchor + k * interval, before the anchor too (backfills reach back). */
-        int64_t next = anchor_ms + (floor_div(after_ms - anchor_ms, c->every_ms) + 1) * c->every_ms;
+        int64_t next =
+            anchor_ms + (aj__floor_div(after_ms - anchor_ms, c->every_ms) + 1) * c->every_ms;
         if (next >= horizon_ms) {
             return aj__err(AJ_ENOTFOUND, "no fire time after the year %d", CRON_YEAR_MAX);
         }
         *out_ms = next;
         return 0;
     }
-    int64_t t0 = floor_div(after_ms, 1000);
+    int64_t t0 = aj__floor_div(after_ms, 1000);
     int64_t local = tz_to_local(z, t0);
     for (int i = 0; i < CRON_LOCAL_STEPS; i++) {
         int64_t next_l;

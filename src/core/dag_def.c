@@ -16,6 +16,7 @@
 
 #include "aj.h"
 #include "core/dag_plan.h"
+#include "core/json_def.h"
 #include "util/err.h"
 #include "util/hash.h"
 #include "util/mem.h"
@@ -105,7 +106,7 @@ static int str_field(const char *where, const char *field, json_t *v, const char
 static int duration_field(const char *where, const char *field, json_t *v, int64_t *out) {
     const char *s = NULL;
     int rc = str_field(where, field, v, &s);
-    if (rc == 0 && aj_duration_parse(s, out) != 0) {
+    if (rc == 0 && json_def_duration(v, 0, INT64_MIN, INT64_MAX, out) != 0) {
         char b[DAG_SHOWN_MAX + 1];
         rc = aj__err(AJ_EINVAL, "%s: \"%s\" is not a duration like 30s or 1h30m: '%s'", where,
                      field, shown(s, b));

@@ -8,10 +8,10 @@
  */
 #include "core/deps.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/check_report.h"
 #include "core/keys.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -713,9 +713,8 @@ int deps_sweep(kv_txn *t, const job_env *env, size_t limit, size_t ops_budget, s
 
 typedef struct dcheck {
     kv_txn *t;
-    void (*report)(void *ud, const char *line);
-    void *ud;
-    uint64_t records, problems;
+    check_report rep;
+    uint64_t records;
     uint64_t cur;          /* the job whose header was seen last */
     uint32_t cur_pending;  /* its pending count */
     uint32_t seen_pending; /* pending edges seen after it */
@@ -723,24 +722,10 @@ typedef struct dcheck {
     int rc;
 } dcheck;
 
-static void dproblem(dcheck *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void dproblem(dcheck *c, const char *fmt, ...) {
-    char line[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    c->problems++;
-    if (c->report != NULL) {
-        c->report(c->ud, line);
-    }
-}
-
 static void dcheck_close(dcheck *c) {
     if (c->have_cur && c->cur_pending != c->seen_pending) {
-        dproblem(c, "job %llu: its dependency header counts %u pending, its edges %u",
-                 (unsigned long long)c->cur, c->cur_pending, c->seen_pending);
+        check_problem(&c->rep, "job %llu: its dependency header counts %u pending, its edges %u",
+                      (unsigned long long)c->cur, c->cur_pending, c->seen_pending);
     }
     c->have_cur = 0;
 }
@@ -755,7 +740,8 @@ static int dcheck_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *v
         c->records++;
         deps_hdr h = {AJ_DEP_CASCADE, 0, 0, 0, 0};
         if (deps_read_hdr(c->t, id, &h) != 0) {
-            dproblem(c, "job %llu: its dependency header cannot be read", (unsigned long long)id);
+            check_problem(&c->rep, "job %llu: its dependency header cannot be read",
+                          (unsigned long long)id);
             return 0;
         }
         c->cur = id;
@@ -765,13 +751,13 @@ static int dcheck_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *v
         return 0;
     }
     if (klen != 17 || vlen != 1) {
-        dproblem(c, "a dependency entry is malformed");
+        check_problem(&c->rep, "a dependency entry is malformed");
         return 0;
     }
     uint64_t dep = aj_get_u64be(key + 9);
     if (!c->have_cur || c->cur != id) {
-        dproblem(c, "job %llu: an edge to %llu without a dependency header", (unsigned long long)id,
-                 (unsigned long long)dep);
+        check_problem(&c->rep, "job %llu: an edge to %llu without a dependency header",
+                      (unsigned long long)id, (unsigned long long)dep);
     } else if (val[0] == DEPS_EDGE_PENDING) {
         c->seen_pending++;
     }
@@ -784,8 +770,8 @@ static int dcheck_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *v
         /* A dependency that was collected keeps no reverse edge: only a live one must. */
         job_rec r;
         if (job_read(c->t, dep, &r) == 0) {
-            dproblem(c, "job %llu waits on %llu, but the reverse edge is missing",
-                     (unsigned long long)id, (unsigned long long)dep);
+            check_problem(&c->rep, "job %llu waits on %llu, but the reverse edge is missing",
+                          (unsigned long long)id, (unsigned long long)dep);
         }
     } else if (rc != 0) {
         c->rc = rc;
@@ -808,11 +794,11 @@ static int dcheck_held_cb(void *ud, const uint8_t *key, size_t klen, const uint8
     deps_hdr h = {AJ_DEP_CASCADE, 0, 0, 0, 0};
     int released = 1;
     if (deps_read_hdr(c->t, id, &h) != 0) {
-        dproblem(c, "job %llu waits on dependencies but has no dependency header",
-                 (unsigned long long)id);
+        check_problem(&c->rep, "job %llu waits on dependencies but has no dependency header",
+                      (unsigned long long)id);
     } else if (h.pending == 0 && (graph_released(c->t, h.graph, &released) != 0 || released)) {
-        dproblem(c, "job %llu waits on dependencies that are all satisfied",
-                 (unsigned long long)id);
+        check_problem(&c->rep, "job %llu waits on dependencies that are all satisfied",
+                      (unsigned long long)id);
     }
     return 0;
 }
@@ -822,8 +808,8 @@ int deps_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
     dcheck c;
     memset(&c, 0, sizeof c);
     c.t = t;
-    c.report = report;
-    c.ud = ud;
+    c.rep.fn = report;
+    c.rep.ud = ud;
     akey k, end;
     key_prefix(&k, KEY_DEPS);
     int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, dcheck_cb, &c);
@@ -838,7 +824,7 @@ int deps_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
     }
     if (rc == 0) {
         *out_records += c.records;
-        *out_problems += c.problems;
+        *out_problems += c.rep.problems;
     }
     return rc;
 }

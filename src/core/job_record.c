@@ -23,16 +23,6 @@ enum {
     HAS_ROUTE = 64
 };
 
-static void add_i64(aj_buf *b, int64_t v) {
-    /* Zig-zag so that small negative values (never expected) stay small and round-trip. */
-    aj_buf_add_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
-static int64_t rd_i64(aj_rd *r) {
-    uint64_t u = aj_rd_varint(r);
-    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-}
-
 static void add_opt(aj_buf *b, aj_slice s) {
     if (s.p != NULL) {
         aj_buf_add_bytes(b, s.p, s.n);
@@ -55,24 +45,17 @@ int job_rec_encode(const job_rec *r, aj_buf *b) {
     aj_buf_add_varint(b, r->redrives);
     aj_buf_add_varint(b, r->flags);
     aj_buf_add_varint(b, r->epoch);
-    add_i64(b, r->timeout_ms);
-    add_i64(b, r->lease_ms);
-    add_i64(b, r->created_ms);
-    add_i64(b, r->run_at_ms);
-    add_i64(b, r->ready_us);
-    add_i64(b, r->started_ms);
-    add_i64(b, r->finished_ms);
-    add_i64(b, r->updated_ms);
-    add_i64(b, r->lease_expires_ms);
-    add_i64(b, r->dead_ms);
-    aj_buf_add_u8(b, (uint8_t)r->backoff.kind);
-    add_i64(b, r->backoff.initial_ms);
-    aj_buf_add(b, &r->backoff.factor, sizeof r->backoff.factor);
-    add_i64(b, r->backoff.max_ms);
-    aj_buf_add_varint(b, r->backoff.n_delays);
-    for (uint32_t i = 0; i < r->backoff.n_delays && i < AJ_BACKOFF_LIST_MAX; i++) {
-        add_i64(b, r->backoff.delays_ms[i]);
-    }
+    aj_buf_add_svarint(b, r->timeout_ms);
+    aj_buf_add_svarint(b, r->lease_ms);
+    aj_buf_add_svarint(b, r->created_ms);
+    aj_buf_add_svarint(b, r->run_at_ms);
+    aj_buf_add_svarint(b, r->ready_us);
+    aj_buf_add_svarint(b, r->started_ms);
+    aj_buf_add_svarint(b, r->finished_ms);
+    aj_buf_add_svarint(b, r->updated_ms);
+    aj_buf_add_svarint(b, r->lease_expires_ms);
+    aj_buf_add_svarint(b, r->dead_ms);
+    job_backoff_encode(b, &r->backoff);
     aj_buf_add_bytes(b, r->queue.p, r->queue.n);
     aj_buf_add_bytes(b, r->type.p, r->type.n);
     aj_buf_add_bytes(b, r->payload.p, r->payload.n);
@@ -87,7 +70,7 @@ int job_rec_encode(const job_rec *r, aj_buf *b) {
     return b->oom ? AJ_ENOMEM : 0;
 }
 
-static aj_slice rd_slice(aj_rd *r) {
+aj_slice job_rd_slice(aj_rd *r) {
     aj_slice s;
     s.p = aj_rd_bytes(r, &s.n);
     if (s.p == NULL && !r->bad) {
@@ -96,9 +79,38 @@ static aj_slice rd_slice(aj_rd *r) {
     return s;
 }
 
+void job_backoff_encode(aj_buf *b, const aj_backoff *bo) {
+    aj_buf_add_u8(b, (uint8_t)bo->kind);
+    aj_buf_add_svarint(b, bo->initial_ms);
+    aj_buf_add(b, &bo->factor, sizeof bo->factor);
+    aj_buf_add_svarint(b, bo->max_ms);
+    aj_buf_add_varint(b, bo->n_delays);
+    for (uint32_t i = 0; i < bo->n_delays && i < AJ_BACKOFF_LIST_MAX; i++) {
+        aj_buf_add_svarint(b, bo->delays_ms[i]);
+    }
+}
+
+void job_backoff_decode(aj_rd *r, aj_backoff *bo) {
+    bo->kind = (aj_backoff_kind)aj_rd_u8(r);
+    bo->initial_ms = aj_rd_svarint(r);
+    const uint8_t *f = aj_rd_raw(r, sizeof bo->factor);
+    if (f != NULL) {
+        memcpy(&bo->factor, f, sizeof bo->factor);
+    }
+    bo->max_ms = aj_rd_svarint(r);
+    uint64_t nd = aj_rd_varint(r);
+    if (nd > AJ_BACKOFF_LIST_MAX) {
+        r->bad = 1;
+    }
+    bo->n_delays = (uint32_t)nd;
+    for (uint32_t i = 0; i < bo->n_delays && !r->bad; i++) {
+        bo->delays_ms[i] = aj_rd_svarint(r);
+    }
+}
+
 static aj_slice rd_opt(aj_rd *r, uint8_t present, uint8_t bit) {
     aj_slice none = {NULL, 0};
-    return (present & bit) ? rd_slice(r) : none;
+    return (present & bit) ? job_rd_slice(r) : none;
 }
 
 int job_rec_decode(const uint8_t *p, size_t n, job_rec *out) {
@@ -120,34 +132,20 @@ int job_rec_decode(const uint8_t *p, size_t n, job_rec *out) {
     v.redrives = (uint32_t)aj_rd_varint(&r);
     v.flags = (uint32_t)aj_rd_varint(&r);
     v.epoch = aj_rd_varint(&r);
-    v.timeout_ms = rd_i64(&r);
-    v.lease_ms = rd_i64(&r);
-    v.created_ms = rd_i64(&r);
-    v.run_at_ms = rd_i64(&r);
-    v.ready_us = rd_i64(&r);
-    v.started_ms = rd_i64(&r);
-    v.finished_ms = rd_i64(&r);
-    v.updated_ms = rd_i64(&r);
-    v.lease_expires_ms = rd_i64(&r);
-    v.dead_ms = rd_i64(&r);
-    v.backoff.kind = (aj_backoff_kind)aj_rd_u8(&r);
-    v.backoff.initial_ms = rd_i64(&r);
-    const uint8_t *f = aj_rd_raw(&r, sizeof v.backoff.factor);
-    if (f != NULL) {
-        memcpy(&v.backoff.factor, f, sizeof v.backoff.factor);
-    }
-    v.backoff.max_ms = rd_i64(&r);
-    uint64_t nd = aj_rd_varint(&r);
-    if (nd > AJ_BACKOFF_LIST_MAX) {
-        r.bad = 1;
-    }
-    v.backoff.n_delays = (uint32_t)nd;
-    for (uint32_t i = 0; i < v.backoff.n_delays && !r.bad; i++) {
-        v.backoff.delays_ms[i] = rd_i64(&r);
-    }
-    v.queue = rd_slice(&r);
-    v.type = rd_slice(&r);
-    v.payload = rd_slice(&r);
+    v.timeout_ms = aj_rd_svarint(&r);
+    v.lease_ms = aj_rd_svarint(&r);
+    v.created_ms = aj_rd_svarint(&r);
+    v.run_at_ms = aj_rd_svarint(&r);
+    v.ready_us = aj_rd_svarint(&r);
+    v.started_ms = aj_rd_svarint(&r);
+    v.finished_ms = aj_rd_svarint(&r);
+    v.updated_ms = aj_rd_svarint(&r);
+    v.lease_expires_ms = aj_rd_svarint(&r);
+    v.dead_ms = aj_rd_svarint(&r);
+    job_backoff_decode(&r, &v.backoff);
+    v.queue = job_rd_slice(&r);
+    v.type = job_rd_slice(&r);
+    v.payload = job_rd_slice(&r);
     uint8_t present = aj_rd_u8(&r);
     v.result = rd_opt(&r, present, HAS_RESULT);
     v.worker = rd_opt(&r, present, HAS_WORKER);

@@ -75,6 +75,15 @@ typedef struct job_rec {
 int job_rec_encode(const job_rec *r, aj_buf *b);
 /* Decodes; AJ_ECORRUPT (with a message naming the id) when malformed, AJ_EFORMAT when newer. */
 int job_rec_decode(const uint8_t *p, size_t n, job_rec *out);
+
+/* Pieces of the record codecs that schedule, route and worker registry records share. */
+/* A varint-prefixed byte string: "" (not NULL) when empty, so a present field stays present;
+ * NULL only when the input is bad (r->bad is then set). */
+aj_slice job_rd_slice(aj_rd *r);
+/* A retry policy: kind, initial, factor, max and the explicit delays. */
+void job_backoff_encode(aj_buf *b, const aj_backoff *bo);
+/* The inverse of job_backoff_encode; a delay list longer than AJ_BACKOFF_LIST_MAX sets r->bad. */
+void job_backoff_decode(aj_rd *r, aj_backoff *bo);
 /* Copies a record into one owned public aj_job allocation (free with aj_job_free). */
 aj_job *job_rec_to_public(const job_rec *r);
 

@@ -113,3 +113,18 @@ int64_t key_time(const uint8_t *key, size_t klen) {
     assert(klen >= 9);
     return (int64_t)aj_get_u64be(key + 1);
 }
+
+int key_batch_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                 uint64_t version) {
+    (void)val;
+    (void)vlen;
+    (void)version;
+    key_batch *l = ud;
+    if (l->n == KEY_BATCH_MAX || klen > KEY_MAX) {
+        return 1;
+    }
+    memcpy(l->keys[l->n].b, key, klen);
+    l->keys[l->n].n = klen;
+    l->n++;
+    return 0;
+}

@@ -86,6 +86,18 @@ typedef struct key_t_ {
     size_t n;
 } akey;
 
+/* Keys gathered by one scan (kv_scan with key_batch_cb as the callback) for a caller that
+ * changes them after the scan ends: collectors work in batches this size. */
+#define KEY_BATCH_MAX 64
+typedef struct key_batch {
+    akey keys[KEY_BATCH_MAX];
+    size_t n;
+} key_batch;
+/* A kv_scan_fn that appends each key to the key_batch `ud`; stops the scan when the batch is full
+ * or a key is longer than KEY_MAX. */
+int key_batch_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                 uint64_t version);
+
 void key_job(akey *k, uint64_t id);
 void key_state(akey *k, aj_job_state s, uint64_t id);
 void key_state_prefix(akey *k, aj_job_state s);

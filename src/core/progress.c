@@ -250,45 +250,12 @@ int progress_equal(const progress_state *a, const progress_state *b) {
 /* ----------------------------------------------------------------------------------------- */
 /* Local operations                                                                           */
 
-/* Length of the well-formed UTF-8 sequence at s (no overlong forms, no surrogates, nothing
- * above U+10FFFF), or 0. */
-static size_t utf8_seq(const uint8_t *s, size_t n) {
-    uint8_t b = s[0];
-    if (b < 0x80) {
-        return 1;
-    }
-    size_t need;
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (b >= 0xC2 && b <= 0xDF) {
-        need = 2;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-        need = 3;
-        lo = b == 0xE0 ? 0xA0 : 0x80;
-        hi = b == 0xED ? 0x9F : 0xBF;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        need = 4;
-        lo = b == 0xF0 ? 0x90 : 0x80;
-        hi = b == 0xF4 ? 0x8F : 0xBF;
-    } else {
-        return 0;
-    }
-    if (n < need || s[1] < lo || s[1] > hi) {
-        return 0;
-    }
-    for (size_t i = 2; i < need; i++) {
-        if (s[i] < 0x80 || s[i] > 0xBF) {
-            return 0;
-        }
-    }
-    return need;
-}
-
 /* 0 when text is UTF-8 without control characters (tab allowed when allow_tab); else the
  * problem's description. */
 static const char *text_problem(const char *text, size_t len, int allow_tab) {
     const uint8_t *p = (const uint8_t *)text;
     for (size_t i = 0; i < len;) {
-        size_t k = utf8_seq(p + i, len - i);
+        size_t k = aj_utf8_seq(p + i, len - i);
         if (k == 0) {
             return "is not valid UTF-8";
         }

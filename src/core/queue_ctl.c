@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/check_report.h"
 #include "core/keys.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -498,17 +499,9 @@ void aj_queue_list_free(aj_queue_info *list, size_t n) {
 
 typedef struct slot_count {
     qlist l; /* leases_counted: running jobs flagged JOB_FLAG_SLOT, per queue */
-    void (*report)(void *ud, const char *line);
-    void *ud;
-    uint64_t records, problems;
+    check_report rep;
+    uint64_t records;
 } slot_count;
-
-static void problem(slot_count *c, const char *line) {
-    c->problems++;
-    if (c->report != NULL) {
-        c->report(c->ud, line);
-    }
-}
 
 static int flagged_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                       uint64_t version) {
@@ -541,7 +534,7 @@ static int control_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *
         snprintf(line, sizeof line,
                  "queue '%.*s': control record is corrupt (aj queue limit or pause rewrites it)",
                  (int)(klen - 1), (const char *)key + 1);
-        problem(c, line);
+        check_problem(&c->rep, "%s", line);
     }
     return 0;
 }
@@ -566,7 +559,7 @@ static int usage_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *va
         char line[AJ_NAME_MAX + 64];
         snprintf(line, sizeof line,
                  "queue '%s': usage record is corrupt (aj queue limit QUEUE rewrites it)", e->name);
-        problem(c, line);
+        check_problem(&c->rep, "%s", line);
         e->leases_counted = UINT32_MAX; /* reported */
         return 0;
     }
@@ -580,7 +573,7 @@ static int usage_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *va
 
 int qctl_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud, uint64_t *records,
                uint64_t *problems) {
-    slot_count c = {{NULL, 0, 0, 1, t, 0}, report, ud, 0, 0};
+    slot_count c = {{NULL, 0, 0, 1, t, 0}, {report, ud, 0}, 0};
     akey k;
     key_prefix(&k, KEY_LEASE);
     int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, flagged_cb, &c);
@@ -604,13 +597,13 @@ int qctl_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud, 
                      "queue '%s': %u leases counted against its concurrency limit, but %u running "
                      "jobs hold one (aj queue limit QUEUE --concurrency N recounts)",
                      e->name, e->leases_counted, flagged);
-            problem(&c, line);
+            check_problem(&c.rep, "%s", line);
         }
     }
     aj_queue_list_free(c.l.v, c.l.n);
     if (rc == 0) {
         *records += c.records;
-        *problems += c.problems;
+        *problems += c.rep.problems;
     }
     return rc;
 }

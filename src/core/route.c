@@ -60,15 +60,6 @@ int route_encode(const aj_job_spec *s, aj_buf *b) {
     return b->oom ? AJ_ENOMEM : 0;
 }
 
-static aj_slice rd_str(aj_rd *r) {
-    aj_slice s;
-    s.p = aj_rd_bytes(r, &s.n);
-    if (s.p == NULL && !r->bad) {
-        s.p = (const uint8_t *)"";
-    }
-    return s;
-}
-
 int route_decode(aj_slice enc, job_route *out) {
     job_route v;
     memset(&v, 0, sizeof v);
@@ -81,10 +72,10 @@ int route_decode(aj_slice enc, job_route *out) {
     }
     uint8_t present = aj_rd_u8(&r);
     if (present & HAS_REQUIRE) {
-        v.require_tag = rd_str(&r);
+        v.require_tag = job_rd_slice(&r);
     }
     if (present & HAS_PREFER) {
-        v.prefer_node = rd_str(&r);
+        v.prefer_node = job_rd_slice(&r);
         uint64_t w = aj_rd_varint(&r);
         if (w > (uint64_t)ROUTE_WAIT_MAX) {
             r.bad = 1;
@@ -92,7 +83,7 @@ int route_decode(aj_slice enc, job_route *out) {
         v.prefer_wait_ms = (int64_t)w;
     }
     if (present & HAS_AVOID) {
-        v.avoid_node = rd_str(&r);
+        v.avoid_node = job_rd_slice(&r);
     }
     if (r.bad || r.off != enc.n || (present & ~(HAS_REQUIRE | HAS_PREFER | HAS_AVOID)) != 0) {
         return aj__err(AJ_ECORRUPT, "job routing field is corrupt (%zu bytes)", enc.n);

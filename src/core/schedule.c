@@ -17,13 +17,13 @@
  */
 #include "core/schedule.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "core/check_report.h"
 #include "core/cron.h"
 #include "core/keys.h"
 #include "core/route.h"
@@ -937,24 +937,10 @@ int sched_poll(kv_txn *t, int64_t now, size_t limit, int (*fn)(void *ud, const c
 
 typedef struct check_ctx {
     kv_txn *t;
-    void (*report)(void *ud, const char *line);
-    void *ud;
-    uint64_t records, problems;
+    check_report rep;
+    uint64_t records;
     int rc;
 } check_ctx;
-
-static void problem(check_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void problem(check_ctx *c, const char *fmt, ...) {
-    char line[SCHED_REPORT_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    c->problems++;
-    if (c->report != NULL) {
-        c->report(c->ud, line);
-    }
-}
 
 static int check_rec(void *ud, const sched_rec *r) {
     check_ctx *c = ud;
@@ -968,8 +954,8 @@ static int check_rec(void *ud, const sched_rec *r) {
         key_due(&k, r->due_ms, r->name);
         int rc = kv_get(c->t, k.b, k.n, &v, &vlen);
         if (rc == AJ_ENOTFOUND) {
-            problem(c, "schedule '%.*s' is due at %lld but has no due-index entry", n, name,
-                    (long long)r->due_ms);
+            check_problem(&c->rep, "schedule '%.*s' is due at %lld but has no due-index entry", n,
+                          name, (long long)r->due_ms);
         } else if (rc != 0) {
             return rc;
         }
@@ -978,8 +964,9 @@ static int check_rec(void *ud, const sched_rec *r) {
         key_wait(&k, r->name);
         int rc = kv_get(c->t, k.b, k.n, &v, &vlen);
         if (rc == AJ_ENOTFOUND || (rc == 0 && (vlen != 8 || aj_get_u64be(v) != r->wait_job))) {
-            problem(c, "schedule '%.*s' buffers a fire for job %llu but its wait entry is %s", n,
-                    name, (unsigned long long)r->wait_job, rc == 0 ? "wrong" : "missing");
+            check_problem(&c->rep,
+                          "schedule '%.*s' buffers a fire for job %llu but its wait entry is %s", n,
+                          name, (unsigned long long)r->wait_job, rc == 0 ? "wrong" : "missing");
         } else if (rc != 0) {
             return rc;
         }
@@ -997,31 +984,33 @@ static int check_index_cb(void *ud, const uint8_t *key, size_t klen, const uint8
     size_t off = due ? 9 : 1;
     char name[AJ_NAME_MAX + 1];
     if (klen <= off || !name_of(key + off, klen - off, name)) {
-        problem(c, "malformed schedule index key of %zu bytes", klen);
+        check_problem(&c->rep, "malformed schedule index key of %zu bytes", klen);
         return 0;
     }
     sched_rec r;
     c->rc = sched_read(c->t, name, &r);
     if (c->rc == AJ_ENOTFOUND) {
         c->rc = 0;
-        problem(c, "schedule index entry names schedule '%s', which does not exist", name);
+        check_problem(&c->rep, "schedule index entry names schedule '%s', which does not exist",
+                      name);
         return 0;
     }
     if (c->rc != 0) {
         return 1;
     }
     if (due && (!due_active(&r) || (int64_t)aj_get_u64be(key + 1) != r.due_ms)) {
-        problem(c, "due-index entry of schedule '%s' does not match its record", name);
+        check_problem(&c->rep, "due-index entry of schedule '%s' does not match its record", name);
     }
     if (!due && !wait_active(&r)) {
-        problem(c, "wait entry of schedule '%s' but the schedule buffers no fire", name);
+        check_problem(&c->rep, "wait entry of schedule '%s' but the schedule buffers no fire",
+                      name);
     }
     return 0;
 }
 
 int sched_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
                 uint64_t *out_records, uint64_t *out_problems) {
-    check_ctx c = {t, report, ud, 0, 0, 0};
+    check_ctx c = {t, {report, ud, 0}, 0, 0};
     int rc = sched_list(t, check_rec, &c);
     akey k;
     if (rc == 0) {
@@ -1037,7 +1026,7 @@ int sched_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
     }
     if (rc == 0) {
         *out_records += c.records;
-        *out_problems += c.problems;
+        *out_problems += c.rep.problems;
     }
     return rc;
 }

@@ -12,37 +12,19 @@
 #include "util/err.h"
 #include "util/mem.h"
 
-static void add_i64(aj_buf *b, int64_t v) {
-    aj_buf_add_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
-static int64_t rd_i64(aj_rd *r) {
-    uint64_t u = aj_rd_varint(r);
-    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-}
-
-static aj_slice rd_slice(aj_rd *r) {
-    aj_slice s;
-    s.p = aj_rd_bytes(r, &s.n);
-    if (s.p == NULL && !r->bad) {
-        s.p = (const uint8_t *)"";
-    }
-    return s;
-}
-
 int sched_rec_encode(const sched_rec *r, aj_buf *b) {
     aj_buf_add_u8(b, SCHED_RECORD_FORMAT);
     aj_buf_add_bytes(b, r->name.p, r->name.n);
     aj_buf_add_u8(b, (uint8_t)r->kind);
     aj_buf_add_bytes(b, r->cron.p, r->cron.n);
     aj_buf_add_bytes(b, r->tz.p, r->tz.n);
-    add_i64(b, r->every_ms);
-    add_i64(b, r->at_ms);
-    add_i64(b, r->jitter_ms);
+    aj_buf_add_svarint(b, r->every_ms);
+    aj_buf_add_svarint(b, r->at_ms);
+    aj_buf_add_svarint(b, r->jitter_ms);
     aj_buf_add_u8(b, (uint8_t)r->catch_up);
     aj_buf_add_varint(b, r->catch_up_limit);
     aj_buf_add_u8(b, (uint8_t)r->overlap);
-    add_i64(b, r->created_ms);
+    aj_buf_add_svarint(b, r->created_ms);
     aj_buf_add_bytes(b, r->queue.p, r->queue.n);
     aj_buf_add_bytes(b, r->type.p, r->type.n);
     aj_buf_add_bytes(b, r->payload.p, r->payload.n);
@@ -51,25 +33,18 @@ int sched_rec_encode(const sched_rec *r, aj_buf *b) {
         aj_buf_add_bytes(b, r->metadata.p, r->metadata.n);
     }
     aj_buf_add_varint(b, r->priority);
-    add_i64(b, r->timeout_ms);
-    add_i64(b, r->lease_ms);
+    aj_buf_add_svarint(b, r->timeout_ms);
+    aj_buf_add_svarint(b, r->lease_ms);
     aj_buf_add_varint(b, r->max_attempts);
-    aj_buf_add_u8(b, (uint8_t)r->backoff.kind);
-    add_i64(b, r->backoff.initial_ms);
-    aj_buf_add(b, &r->backoff.factor, sizeof r->backoff.factor);
-    add_i64(b, r->backoff.max_ms);
-    aj_buf_add_varint(b, r->backoff.n_delays);
-    for (uint32_t i = 0; i < r->backoff.n_delays && i < AJ_BACKOFF_LIST_MAX; i++) {
-        add_i64(b, r->backoff.delays_ms[i]);
-    }
+    job_backoff_encode(b, &r->backoff);
     aj_buf_add_varint(b, r->flags);
-    add_i64(b, r->updated_ms);
-    add_i64(b, r->next_ms);
-    add_i64(b, r->due_ms);
-    add_i64(b, r->run_through_ms);
-    add_i64(b, r->buffered_ms);
+    aj_buf_add_svarint(b, r->updated_ms);
+    aj_buf_add_svarint(b, r->next_ms);
+    aj_buf_add_svarint(b, r->due_ms);
+    aj_buf_add_svarint(b, r->run_through_ms);
+    aj_buf_add_svarint(b, r->buffered_ms);
     aj_buf_add_varint(b, r->wait_job);
-    add_i64(b, r->last_fire_ms);
+    aj_buf_add_svarint(b, r->last_fire_ms);
     aj_buf_add_varint(b, r->last_job_id);
     aj_buf_add_varint(b, r->jobs_created);
     aj_buf_add_varint(b, r->fires_skipped);
@@ -91,55 +66,41 @@ int sched_rec_decode(const uint8_t *p, size_t n, sched_rec *out) {
         return aj__err(AJ_EFORMAT, "schedule record format %u is newer than this aj supports (%d)",
                        format, SCHED_RECORD_FORMAT);
     }
-    v.name = rd_slice(&r);
+    v.name = job_rd_slice(&r);
     v.kind = (aj_schedule_kind)aj_rd_u8(&r);
-    v.cron = rd_slice(&r);
-    v.tz = rd_slice(&r);
-    v.every_ms = rd_i64(&r);
-    v.at_ms = rd_i64(&r);
-    v.jitter_ms = rd_i64(&r);
+    v.cron = job_rd_slice(&r);
+    v.tz = job_rd_slice(&r);
+    v.every_ms = aj_rd_svarint(&r);
+    v.at_ms = aj_rd_svarint(&r);
+    v.jitter_ms = aj_rd_svarint(&r);
     v.catch_up = (aj_catch_up)aj_rd_u8(&r);
     v.catch_up_limit = (uint32_t)aj_rd_varint(&r);
     v.overlap = (aj_overlap)aj_rd_u8(&r);
-    v.created_ms = rd_i64(&r);
-    v.queue = rd_slice(&r);
-    v.type = rd_slice(&r);
-    v.payload = rd_slice(&r);
+    v.created_ms = aj_rd_svarint(&r);
+    v.queue = job_rd_slice(&r);
+    v.type = job_rd_slice(&r);
+    v.payload = job_rd_slice(&r);
     if (aj_rd_u8(&r)) {
-        v.metadata = rd_slice(&r);
+        v.metadata = job_rd_slice(&r);
     }
     v.priority = (uint32_t)aj_rd_varint(&r);
-    v.timeout_ms = rd_i64(&r);
-    v.lease_ms = rd_i64(&r);
+    v.timeout_ms = aj_rd_svarint(&r);
+    v.lease_ms = aj_rd_svarint(&r);
     v.max_attempts = (uint32_t)aj_rd_varint(&r);
-    v.backoff.kind = (aj_backoff_kind)aj_rd_u8(&r);
-    v.backoff.initial_ms = rd_i64(&r);
-    const uint8_t *f = aj_rd_raw(&r, sizeof v.backoff.factor);
-    if (f != NULL) {
-        memcpy(&v.backoff.factor, f, sizeof v.backoff.factor);
-    }
-    v.backoff.max_ms = rd_i64(&r);
-    uint64_t nd = aj_rd_varint(&r);
-    if (nd > AJ_BACKOFF_LIST_MAX) {
-        r.bad = 1;
-    }
-    v.backoff.n_delays = (uint32_t)nd;
-    for (uint32_t i = 0; i < v.backoff.n_delays && !r.bad; i++) {
-        v.backoff.delays_ms[i] = rd_i64(&r);
-    }
+    job_backoff_decode(&r, &v.backoff);
     v.flags = (uint32_t)aj_rd_varint(&r);
-    v.updated_ms = rd_i64(&r);
-    v.next_ms = rd_i64(&r);
-    v.due_ms = rd_i64(&r);
-    v.run_through_ms = rd_i64(&r);
-    v.buffered_ms = rd_i64(&r);
+    v.updated_ms = aj_rd_svarint(&r);
+    v.next_ms = aj_rd_svarint(&r);
+    v.due_ms = aj_rd_svarint(&r);
+    v.run_through_ms = aj_rd_svarint(&r);
+    v.buffered_ms = aj_rd_svarint(&r);
     v.wait_job = aj_rd_varint(&r);
-    v.last_fire_ms = rd_i64(&r);
+    v.last_fire_ms = aj_rd_svarint(&r);
     v.last_job_id = aj_rd_varint(&r);
     v.jobs_created = aj_rd_varint(&r);
     v.fires_skipped = aj_rd_varint(&r);
     if (format >= 2 && aj_rd_u8(&r)) {
-        v.route = rd_slice(&r);
+        v.route = job_rd_slice(&r);
     }
     if (r.bad || r.off != n || v.kind < AJ_SCHEDULE_CRON || v.kind > AJ_SCHEDULE_AT ||
         v.catch_up < AJ_CATCH_UP_SKIP || v.catch_up > AJ_CATCH_UP_ALL ||

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/civil.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -43,44 +44,9 @@
 /* ----------------------------------------------------------------------------------------- */
 /* Calendar                                                                                   */
 
-int64_t tz_days_from_civil(int64_t y, int m, int d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-void tz_civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
-static int is_leap(int64_t y) {
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-int tz_days_in_month(int64_t y, int m) {
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : days[m - 1];
-}
-
 int tz_weekday(int64_t days) {
     int64_t w = (days + 4) % 7; /* 1970-01-01 was a Thursday */
     return (int)(w < 0 ? w + 7 : w);
-}
-
-static int64_t floor_div(int64_t a, int64_t b) {
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -272,15 +238,15 @@ static int64_t rule_local(const tz_rule *r, int64_t y) {
     switch (r->kind) {
     case TZ_RULE_JULIAN1:
         /* Day 1..365, February 29 never counted. */
-        day = tz_days_from_civil(y, 1, 1) + r->day - 1 + (is_leap(y) && r->day >= 60);
+        day = aj__days_from_civil(y, 1, 1) + r->day - 1 + (aj__is_leap_year(y) && r->day >= 60);
         break;
     case TZ_RULE_JULIAN0:
-        day = tz_days_from_civil(y, 1, 1) + r->day;
+        day = aj__days_from_civil(y, 1, 1) + r->day;
         break;
     default: {
-        int64_t first = tz_days_from_civil(y, r->month, 1);
+        int64_t first = aj__days_from_civil(y, r->month, 1);
         int64_t d = first + (r->day - tz_weekday(first) + 7) % 7 + (int64_t)(r->week - 1) * 7;
-        int64_t dim = tz_days_in_month(y, r->month);
+        int64_t dim = aj__days_in_month(y, r->month);
         while (d >= first + dim) {
             d -= 7; /* week 5 means the last such weekday */
         }
@@ -295,7 +261,7 @@ static int64_t rule_local(const tz_rule *r, int64_t y) {
 static int64_t year_of(int64_t t) {
     int64_t y;
     int m, d;
-    tz_civil_from_days(floor_div(t, TZ_DAY_S), &y, &m, &d);
+    aj__civil_from_days(aj__floor_div(t, TZ_DAY_S), &y, &m, &d);
     return y;
 }
 

@@ -88,11 +88,8 @@ int64_t tz_to_local(const tz_zone *z, int64_t t);
  * which is the instant of the change. Never decreases as `local` increases. */
 int64_t tz_from_local(const tz_zone *z, int64_t local);
 
-/* Calendar helpers shared with cron.c (proleptic Gregorian, days since 1970-01-01). */
-int64_t tz_days_from_civil(int64_t y, int m, int d);
-void tz_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
-int tz_days_in_month(int64_t y, int m);
-/* 0 (Sunday) .. 6 (Saturday). */
+/* The weekday of a day number (util/civil.h has the rest of the calendar): 0 (Sunday) .. 6
+ * (Saturday). */
 int tz_weekday(int64_t days);
 
 #endif

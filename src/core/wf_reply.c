@@ -52,31 +52,12 @@ int wf_reply_del(kv_txn *t, int64_t sent_ms, uint64_t req) {
     return kv_del(t, k.b, k.n);
 }
 
-typedef struct reply_keys {
-    akey keys[64];
-    size_t n;
-} reply_keys;
-
-static int keys_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                   uint64_t version) {
-    (void)val;
-    (void)vlen;
-    (void)version;
-    reply_keys *l = ud;
-    if (l->n == 64 || klen > KEY_MAX) {
-        return 1;
-    }
-    memcpy(l->keys[l->n].b, key, klen);
-    l->keys[l->n].n = klen;
-    l->n++;
-    return 0;
-}
-
 int wf_reply_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
     akey end;
     key_reply(&end, env->now_ms - WF_REPLY_TTL_MS, 0);
-    reply_keys l = {.n = 0};
-    int rc = kv_scan(t, "y", 1, end.b, end.n, 0, limit < 64 ? limit : 64, keys_cb, &l);
+    key_batch l = {.n = 0};
+    int rc = kv_scan(t, "y", 1, end.b, end.n, 0, limit < KEY_BATCH_MAX ? limit : KEY_BATCH_MAX,
+                     key_batch_cb, &l);
     for (size_t i = 0; i < l.n && rc == 0; i++) {
         rc = kv_del(t, l.keys[i].b, l.keys[i].n);
     }

@@ -63,15 +63,6 @@ typedef struct wreg_rec {
     size_t n_tags;
 } wreg_rec;
 
-static aj_slice rd_str(aj_rd *r) {
-    aj_slice s;
-    s.p = aj_rd_bytes(r, &s.n);
-    if (s.p == NULL && !r->bad) {
-        s.p = (const uint8_t *)"";
-    }
-    return s;
-}
-
 static int wreg_decode(const uint8_t *v, size_t n, wreg_rec *out) {
     aj_rd r;
     aj_rd_init(&r, v, n);
@@ -79,15 +70,15 @@ static int wreg_decode(const uint8_t *v, size_t n, wreg_rec *out) {
     out->pid = (int64_t)aj_rd_varint(&r);
     out->started_ms = (int64_t)aj_rd_varint(&r);
     out->seen_ms = (int64_t)aj_rd_varint(&r);
-    out->node = rd_str(&r);
-    out->host = rd_str(&r);
+    out->node = job_rd_slice(&r);
+    out->host = job_rd_slice(&r);
     uint64_t nt = aj_rd_varint(&r);
     if (nt > AJ_WORKER_TAGS_MAX) {
         r.bad = 1;
     }
     out->n_tags = r.bad ? 0 : (size_t)nt;
     for (size_t i = 0; i < out->n_tags; i++) {
-        out->tags[i] = rd_str(&r);
+        out->tags[i] = job_rd_slice(&r);
     }
     if (r.bad || r.off != n || format != WREG_FORMAT) {
         return aj__err(AJ_ECORRUPT, "worker registry entry is corrupt (%zu bytes)", n);

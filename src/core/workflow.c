@@ -52,15 +52,6 @@ int aj_wf_state_is_final(aj_wf_state s) {
 /* ----------------------------------------------------------------------------------------- */
 /* Records                                                                                    */
 
-static void add_i64(aj_buf *b, int64_t v) {
-    aj_buf_add_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
-static int64_t rd_i64(aj_rd *r) {
-    uint64_t u = aj_rd_varint(r);
-    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-}
-
 enum { HAS_RESULT = 1, HAS_ERROR = 2 };
 
 int wf_rec_encode(const wf_rec *w, aj_buf *b) {
@@ -73,10 +64,10 @@ int wf_rec_encode(const wf_rec *w, aj_buf *b) {
     aj_buf_add_varint(b, w->seq);
     aj_buf_add_u64be(b, w->last_id);
     aj_buf_add_u64be(b, w->hlc);
-    add_i64(b, w->created_ms);
-    add_i64(b, w->updated_ms);
-    add_i64(b, w->finished_ms);
-    add_i64(b, w->deadline_ms);
+    aj_buf_add_svarint(b, w->created_ms);
+    aj_buf_add_svarint(b, w->updated_ms);
+    aj_buf_add_svarint(b, w->finished_ms);
+    aj_buf_add_svarint(b, w->deadline_ms);
     aj_buf_add_bytes(b, w->input.p, w->input.n);
     aj_buf_add_u8(b, (uint8_t)((w->result.p ? HAS_RESULT : 0) | (w->error.p ? HAS_ERROR : 0)));
     if (w->result.p) {
@@ -106,10 +97,10 @@ int wf_rec_decode(const uint8_t *p, size_t n, wf_rec *out) {
     w.seq = aj_rd_varint(&r);
     w.last_id = aj_rd_u64be(&r);
     w.hlc = aj_rd_u64be(&r);
-    w.created_ms = rd_i64(&r);
-    w.updated_ms = rd_i64(&r);
-    w.finished_ms = rd_i64(&r);
-    w.deadline_ms = rd_i64(&r);
+    w.created_ms = aj_rd_svarint(&r);
+    w.updated_ms = aj_rd_svarint(&r);
+    w.finished_ms = aj_rd_svarint(&r);
+    w.deadline_ms = aj_rd_svarint(&r);
     w.input.p = aj_rd_bytes(&r, &w.input.n);
     uint8_t present = aj_rd_u8(&r);
     if (present & HAS_RESULT) {
@@ -127,6 +118,14 @@ int wf_rec_decode(const uint8_t *p, size_t n, wf_rec *out) {
 
 int wf_id_check(const char *id) {
     return aj_name_check("workflow id", id);
+}
+
+int wf_type_check(const char *type) {
+    int rc = aj_name_check("workflow type", type);
+    if (rc == 0 && strlen(type) > WF_TYPE_MAX) {
+        rc = aj__err(AJ_EINVAL, "workflow type '%s' is longer than %d bytes", type, WF_TYPE_MAX);
+    }
+    return rc;
 }
 
 static void key_wf(akey *k, aj_slice id) {
@@ -406,13 +405,10 @@ int wf_start(kv_txn *t, const job_env *env, const char *type, const char *id, aj
              const aj_wf_start_opts *opts) {
     int rc = wf_id_check(id);
     if (rc == 0) {
-        rc = aj_name_check("workflow type", type);
+        rc = wf_type_check(type);
     }
     if (rc != 0) {
         return rc;
-    }
-    if (strlen(type) > WF_TYPE_MAX) {
-        return aj__err(AJ_EINVAL, "workflow type '%s' is longer than %d bytes", type, WF_TYPE_MAX);
     }
     if (input.n > AJ_WF_DATA_MAX) {
         return aj__err(AJ_ETOOBIG, "workflow input is %zu bytes, over the %zu-byte limit", input.n,
@@ -787,26 +783,6 @@ int wf_on_job_transition(kv_txn *t, const job_env *env, const job_rec *before,
 /* ----------------------------------------------------------------------------------------- */
 /* Collection, counts, listing                                                                */
 
-typedef struct key_list {
-    akey keys[64];
-    size_t n;
-} key_list;
-
-static int collect_keys_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
-                           size_t vlen, uint64_t version) {
-    (void)val;
-    (void)vlen;
-    (void)version;
-    key_list *l = ud;
-    if (l->n == 64 || klen > KEY_MAX) {
-        return 1;
-    }
-    memcpy(l->keys[l->n].b, key, klen);
-    l->keys[l->n].n = klen;
-    l->n++;
-    return 0;
-}
-
 static int delete_prefix_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
                             size_t vlen, uint64_t version) {
     (void)val;
@@ -821,9 +797,9 @@ int wf_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
     start.b[0] = 'N';
     start.n = 1;
     key_wf_finished(&end, env->now_ms - env->retention_ms, aj_slice_str(""));
-    key_list l = {.n = 0};
-    int rc =
-        kv_scan(t, start.b, start.n, end.b, end.n, 0, limit < 64 ? limit : 64, collect_keys_cb, &l);
+    key_batch l = {.n = 0};
+    int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0,
+                     limit < KEY_BATCH_MAX ? limit : KEY_BATCH_MAX, key_batch_cb, &l);
     for (size_t i = 0; i < l.n && rc == 0; i++) {
         aj_slice id = {l.keys[i].b + 9, l.keys[i].n - 9};
         wf_rec w;
@@ -863,24 +839,13 @@ int wf_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
     return rc;
 }
 
-static int count_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                    uint64_t version) {
-    (void)key;
-    (void)klen;
-    (void)val;
-    (void)vlen;
-    (void)version;
-    (*(uint64_t *)ud)++;
-    return 0;
-}
-
 int wf_count_states(kv_txn *t, uint64_t counts[AJ_WF_STATE_COUNT]) {
     for (int s = 0; s < AJ_WF_STATE_COUNT; s++) {
         counts[s] = 0;
     }
     for (int s = 1; s < AJ_WF_STATE_COUNT; s++) {
         uint8_t p[2] = {'V', (uint8_t)s};
-        int rc = kv_scan_prefix(t, p, 2, 0, 0, count_cb, &counts[s]);
+        int rc = kv_count_prefix(t, p, 2, &counts[s]);
         if (rc != 0) {
             return rc;
         }

@@ -54,8 +54,10 @@ typedef struct wf_rec {
 int wf_rec_encode(const wf_rec *w, aj_buf *b);
 int wf_rec_decode(const uint8_t *p, size_t n, wf_rec *out);
 
-/* Checks a workflow id or type name. */
+/* Checks a workflow id (a name, aj_name_check). */
 int wf_id_check(const char *id);
+/* A workflow type: a name (aj_name_check) of at most WF_TYPE_MAX bytes. */
+int wf_type_check(const char *type);
 
 int wf_read(kv_txn *t, aj_slice id, wf_rec *out);
 /* Like wf_read, without joining the read set (kv_peek): for arrivals that may act on a

@@ -160,10 +160,14 @@ int eng_claim(aj_engine *e, const char *const *queues, size_t n_queues, const ch
               const job_claim_who *who, size_t max, int only_handled, aj_job **jobs,
               int64_t *latency, size_t *n);
 
-/* queue_api.c: the worker pool's registry entry: op 0 writes it, 1 refreshes it (and collects
- * entries of pools long gone), 2 deletes it. */
+/* queue_api.c: what eng_registry_op does to the worker pool's registry entry. */
+typedef enum eng_registry_action {
+    ENG_REGISTRY_WRITE,   /* writes it */
+    ENG_REGISTRY_REFRESH, /* refreshes it (and collects entries of pools long gone) */
+    ENG_REGISTRY_DELETE   /* deletes it */
+} eng_registry_action;
 struct wreg_entry;
-int eng_registry_op(aj_engine *e, const struct wreg_entry *w, int op);
+int eng_registry_op(aj_engine *e, const struct wreg_entry *w, eng_registry_action op);
 
 /* blob_api.c: hashes the data over the blob threshold (hints for the transaction's env, owned:
  * aj__free) and stages it in transactions of its own when it is too large to write with its

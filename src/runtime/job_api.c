@@ -20,6 +20,7 @@
 #include "core/queue_ctl.h"
 #include "core/schedule.h"
 #include "runtime/engine.h"
+#include "runtime/eng_wait.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -510,33 +511,35 @@ int aj_claim(aj_engine *e, const char *const *queues, size_t n_queues, const cha
 /* ----------------------------------------------------------------------------------------- */
 /* Waiting                                                                                    */
 
-int aj_job_wait(aj_engine *e, uint64_t id, int64_t timeout_ms, aj_job_state *out_state) {
-    int64_t start = aj__mono_us();
-    for (;;) {
-        uint64_t seen = kv_change_seq(e->kv);
-        aj_job *j;
-        int rc = aj_job_get(e, id, &j);
-        if (rc != 0) {
-            return rc;
-        }
-        aj_job_state s = j->state;
-        aj_job_free(j);
-        if (aj_state_is_final(s)) {
-            if (out_state != NULL) {
-                *out_state = s;
-            }
-            return 0;
-        }
-        int64_t left = 1000;
-        if (timeout_ms >= 0) {
-            left = timeout_ms - (aj__mono_us() - start) / 1000;
-            if (left <= 0) {
-                return aj__err(AJ_ETIMEDOUT, "job %llu is still %s", (unsigned long long)id,
-                               aj_state_name(s));
-            }
-        }
-        kv_wait_change(e->kv, seen, left < 1000 ? left : 1000);
+typedef struct job_wait_ctx {
+    uint64_t id;
+    aj_job_state state; /* as last read */
+} job_wait_ctx;
+
+static int job_wait_check(aj_engine *e, void *ud, eng_wait_step *step) {
+    job_wait_ctx *w = ud;
+    aj_job *j;
+    int rc = aj_job_get(e, w->id, &j);
+    if (rc != 0) {
+        return rc;
     }
+    w->state = j->state;
+    aj_job_free(j);
+    *step = aj_state_is_final(w->state) ? ENG_WAIT_DONE : ENG_WAIT_MORE;
+    return 0;
+}
+
+int aj_job_wait(aj_engine *e, uint64_t id, int64_t timeout_ms, aj_job_state *out_state) {
+    job_wait_ctx w = {id, AJ_STATE_READY};
+    int rc = eng_wait_until(e, timeout_ms, job_wait_check, &w);
+    if (rc == ENG_WAIT_TIMEOUT) {
+        return aj__err(AJ_ETIMEDOUT, "job %llu is still %s", (unsigned long long)id,
+                       aj_state_name(w.state));
+    }
+    if (rc == 0 && out_state != NULL) {
+        *out_state = w.state;
+    }
+    return rc;
 }
 
 /* ----------------------------------------------------------------------------------------- */

@@ -10,19 +10,23 @@
 #include "runtime/engine.h"
 #include "util/err.h"
 
+/* The operator's queue controls. */
+typedef enum qop_kind { QOP_PAUSE, QOP_RESUME, QOP_LIMIT } qop_kind;
+
 typedef struct qop {
     const char *queue;
-    int op; /* 0 pause, 1 resume, 2 limit */
+    qop_kind op;
     int64_t concurrency, rate_n, rate_window_ms;
 } qop;
 
 static int qop_txn(kv_txn *t, const job_env *env, void *ud) {
     qop *o = ud;
     switch (o->op) {
-    case 0:
+    case QOP_PAUSE:
         return qctl_pause(t, o->queue, 1);
-    case 1:
+    case QOP_RESUME:
         return qctl_pause(t, o->queue, 0);
+    case QOP_LIMIT:
     default:
         return qctl_limit(t, env, o->queue, o->concurrency, o->rate_n, o->rate_window_ms);
     }
@@ -34,18 +38,18 @@ static int run_qop(aj_engine *e, qop *o) {
 }
 
 int aj_queue_pause(aj_engine *e, const char *queue) {
-    qop o = {queue, 0, 0, 0, 0};
+    qop o = {queue, QOP_PAUSE, 0, 0, 0};
     return run_qop(e, &o);
 }
 
 int aj_queue_resume(aj_engine *e, const char *queue) {
-    qop o = {queue, 1, 0, 0, 0};
+    qop o = {queue, QOP_RESUME, 0, 0, 0};
     return run_qop(e, &o);
 }
 
 int aj_queue_limit(aj_engine *e, const char *queue, int64_t concurrency, int64_t rate_n,
                    int64_t rate_window_ms) {
-    qop o = {queue, 2, concurrency, rate_n, rate_window_ms};
+    qop o = {queue, QOP_LIMIT, concurrency, rate_n, rate_window_ms};
     return run_qop(e, &o);
 }
 
@@ -104,22 +108,23 @@ int aj_worker_list(aj_engine *e, aj_worker_info **out, size_t *n) {
 
 typedef struct reg_ctx {
     const wreg_entry *w;
-    int op; /* 0 put, 1 touch, 2 delete */
+    eng_registry_action op;
 } reg_ctx;
 
 static int reg_txn(kv_txn *t, const job_env *env, void *ud) {
     reg_ctx *c = ud;
     switch (c->op) {
-    case 0:
+    case ENG_REGISTRY_WRITE:
         return wreg_put(t, env, c->w);
-    case 1:
+    case ENG_REGISTRY_REFRESH:
         return wreg_touch(t, env, c->w);
+    case ENG_REGISTRY_DELETE:
     default:
         return wreg_del(t, c->w->id);
     }
 }
 
-int eng_registry_op(aj_engine *e, const wreg_entry *w, int op) {
+int eng_registry_op(aj_engine *e, const wreg_entry *w, eng_registry_action op) {
     reg_ctx c = {w, op};
     return eng_run(e, reg_txn, &c, KV_SYNC);
 }

@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "core/json_def.h"
 #include "runtime/engine.h"
 #include "runtime/wf_exec.h"
 #include "util/err.h"
@@ -72,12 +73,7 @@ static int check_argv(json_t *a, const char *where, const char *name) {
 
 static int duration_field(json_t *step, const char *key, const char *name, int64_t def,
                           int64_t *out) {
-    json_t *v = json_object_get(step, key);
-    if (v == NULL) {
-        *out = def;
-        return 0;
-    }
-    if (!json_is_string(v) || aj_duration_parse(json_string_value(v), out) != 0 || *out <= 0) {
+    if (json_def_duration(json_object_get(step, key), def, 1, INT64_MAX, out) != 0) {
         return bad("step '%s': \"%s\" must be a positive duration like \"30s\"", name, key);
     }
     return 0;
@@ -104,8 +100,7 @@ static int cache_field(json_t *st, saga_step *s) {
     json_t *ttl = json_object_get(c, "ttl");
     json_t *scope = json_object_get(c, "scope");
     json_t *version = json_object_get(c, "version");
-    if (!json_is_string(ttl) || aj_duration_parse(json_string_value(ttl), &s->cache.ttl_ms) != 0 ||
-        s->cache.ttl_ms <= 0) {
+    if (ttl == NULL || json_def_duration(ttl, 0, 1, INT64_MAX, &s->cache.ttl_ms) != 0) {
         return bad("step '%s': \"cache\".\"ttl\" must be a positive duration like \"1h\"", s->name);
     }
     if (scope != NULL &&

@@ -626,40 +626,6 @@ static int ring_read(ring *r, int fd) {
     return 1;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
- * nothing above U+10FFFF), or 0 if there is none. */
-static size_t utf8_seq(const uint8_t *s, size_t n) {
-    uint8_t b = s[0];
-    if (b < 0x80) {
-        return 1;
-    }
-    size_t need;
-    uint8_t lo = 0x80;
-    uint8_t hi = 0xBF;
-    if (b >= 0xC2 && b <= 0xDF) {
-        need = 2;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-        need = 3;
-        lo = b == 0xE0 ? 0xA0 : 0x80;
-        hi = b == 0xED ? 0x9F : 0xBF;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        need = 4;
-        lo = b == 0xF0 ? 0x90 : 0x80;
-        hi = b == 0xF4 ? 0x8F : 0xBF;
-    } else {
-        return 0;
-    }
-    if (n < need || s[1] < lo || s[1] > hi) {
-        return 0;
-    }
-    for (size_t i = 2; i < need; i++) {
-        if (s[i] < 0x80 || s[i] > 0xBF) {
-            return 0;
-        }
-    }
-    return need;
-}
-
 /* The kept output as valid UTF-8: each byte that starts no well-formed sequence becomes U+FFFD.
  * When older output was dropped, the cut may have split a character: its tail is skipped. */
 static void ring_text(const ring *r, aj_buf *txt) {
@@ -679,7 +645,7 @@ static void ring_text(const ring *r, aj_buf *txt) {
         }
     }
     while (i < lin.len) {
-        size_t k = utf8_seq(lin.p + i, lin.len - i);
+        size_t k = aj_utf8_seq(lin.p + i, lin.len - i);
         if (k == 0) {
             aj_buf_add(txt, "\xEF\xBF\xBD", 3);
             i++;

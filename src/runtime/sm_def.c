@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "aj.h"
+#include "core/json_def.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -114,16 +115,9 @@ static int target(const sm_def *d, json_t *v, const char *path, int *out) {
 
 static int duration_field(json_t *job, const char *key, const char *path, int64_t def,
                           int64_t *out) {
-    json_t *v = json_object_get(job, key);
-    if (v == NULL) {
-        *out = def;
-        return 0;
-    }
-    int64_t ms = 0;
-    if (!json_is_string(v) || aj_duration_parse(json_string_value(v), &ms) != 0 || ms <= 0) {
+    if (json_def_duration(json_object_get(job, key), def, 1, INT64_MAX, out) != 0) {
         return bad(path, "\"%s\" must be a positive duration like \"30s\"", key);
     }
-    *out = ms;
     return 0;
 }
 
@@ -348,13 +342,8 @@ static int parse_state(sm_def *d, size_t idx, json_t *s) {
         return bad(path, "a state needs \"jobs\" and \"on\" (transitions), or \"terminal\"");
     }
     json_t *wait = json_object_get(s, "wait");
-    if (wait != NULL) {
-        int64_t ms = 0;
-        if (!json_is_string(wait) || aj_duration_parse(json_string_value(wait), &ms) != 0 ||
-            ms <= 0 || ms > SM_WAIT_MAX) {
-            return bad(path, "\"wait\" must be a positive duration like \"30s\", at most 30d");
-        }
-        st->wait_ms = ms;
+    if (wait != NULL && json_def_duration(wait, 0, 1, SM_WAIT_MAX, &st->wait_ms) != 0) {
+        return bad(path, "\"wait\" must be a positive duration like \"30s\", at most 30d");
     }
     if (!json_is_array(jobs) || json_array_size(jobs) == 0) {
         return bad(path, "\"jobs\" must be a non-empty array");

@@ -39,8 +39,15 @@
 /* Shortest interval between ticks woken by store changes (bounds the cost under load). */
 #define TICK_MIN_INTERVAL_US 2000
 
+/* The ticker's duties, each run in its own transactions. */
+typedef enum duty_kind {
+    DUTY_PROMOTE, /* scheduled jobs that fell due become ready */
+    DUTY_REAP,    /* expired leases are taken back */
+    DUTY_COLLECT  /* finished records past retention, stale caches, replies, graphs and blobs */
+} duty_kind;
+
 typedef struct duty_ctx {
-    int which; /* 0 promote, 1 reap, 2 collect */
+    duty_kind which;
     size_t n;
     int64_t next;
     size_t ops_budget; /* writes one transaction may hold: half the store's limit */
@@ -54,10 +61,10 @@ static int duty_txn(kv_txn *t, const job_env *env, void *ud) {
     d->next = INT64_MAX;
     int rc;
     switch (d->which) {
-    case 0:
+    case DUTY_PROMOTE:
         rc = job_promote_due(t, env, ENG_DUTY_BATCH, &d->n, &d->next);
         break;
-    case 1: {
+    case DUTY_REAP: {
         job_env reap = *env;
         reap.now_ms -= d->hold_ms;
         reap.now_us -= d->hold_ms * 1000;
@@ -69,6 +76,7 @@ static int duty_txn(kv_txn *t, const job_env *env, void *ud) {
         }
         break;
     }
+    case DUTY_COLLECT:
     default:
         rc = job_collect(t, env, ENG_DUTY_BATCH, &d->n);
         if (rc == 0) {
@@ -104,7 +112,7 @@ static int duty_txn(kv_txn *t, const job_env *env, void *ud) {
 }
 
 /* Runs one duty until nothing more is due; returns the time the next entry falls due. */
-static int run_duty(aj_engine *e, int which, int64_t *next, int64_t hold_ms) {
+static int run_duty(aj_engine *e, duty_kind which, int64_t *next, int64_t hold_ms) {
     for (;;) {
         duty_ctx d = {which, 0, INT64_MAX, kv_store_limits(e->kv)->max_txn_ops / 2, e, hold_ms};
         int rc = eng_run(e, duty_txn, &d, KV_SYNC);
@@ -126,14 +134,14 @@ static int tick_once(aj_engine *e, int64_t *next, int64_t hold_ms) {
     /* Each duty runs whatever another one reported: a failing promoter must not stop the
      * reaper. The first error is returned. */
     *next = INT64_MAX;
-    int rc = run_duty(e, 0, next, 0);
-    int rc2 = run_duty(e, 1, next, hold_ms);
+    int rc = run_duty(e, DUTY_PROMOTE, next, 0);
+    int rc2 = run_duty(e, DUTY_REAP, next, hold_ms);
     rc = rc != 0 ? rc : rc2;
     rc2 = aj__wf_sweep_wakes(e); /* wake requests a crash left unfolded (core/wf_wakeq.h) */
     rc = rc != 0 ? rc : rc2;
     int64_t now = eng_now_ms(e);
     if (now - e->last_collect_ms >= ENG_COLLECT_EVERY_MS) {
-        rc2 = run_duty(e, 2, NULL, 0);
+        rc2 = run_duty(e, DUTY_COLLECT, NULL, 0);
         rc = rc != 0 ? rc : rc2;
         rc2 = eng_fold_counters(e);
         rc = rc != 0 ? rc : rc2;
@@ -152,7 +160,7 @@ int aj_engine_tick(aj_engine *e) {
     int rc = tick_once(e, &next, 0);
     if (rc == 0) {
         /* A test calling tick wants collection too, whatever the interval. */
-        rc = run_duty(e, 2, NULL, 0);
+        rc = run_duty(e, DUTY_COLLECT, NULL, 0);
         if (rc == 0) {
             rc = eng_fold_counters(e);
         }

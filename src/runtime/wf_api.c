@@ -10,9 +10,9 @@
 #include "core/history.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
+#include "runtime/eng_wait.h"
 #include "runtime/sm_def.h"
 #include "runtime/wf_exec.h"
-#include "util/clock.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -145,12 +145,9 @@ static int query_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
 }
 
 int aj_workflow_register(aj_engine *e, const char *type, aj_workflow_fn fn, void *ud) {
-    int rc = aj_name_check("workflow type", type);
+    int rc = wf_type_check(type);
     if (rc != 0) {
         return rc;
-    }
-    if (strlen(type) > WF_TYPE_MAX) {
-        return aj__err(AJ_EINVAL, "workflow type '%s' is longer than %d bytes", type, WF_TYPE_MAX);
     }
     if (fn == NULL) {
         return aj__err(AJ_EINVAL, "workflow function for '%s' is NULL", type);
@@ -273,8 +270,11 @@ int aj_wf_signal_with_start(aj_engine *e, const char *type, const char *id, cons
     return eng_run(e, start_txn, &s, KV_SYNC);
 }
 
+/* The operations on a running workflow that run_op carries out. */
+typedef enum wf_op_kind { WF_OP_SIGNAL, WF_OP_CANCEL, WF_OP_TERMINATE, WF_OP_RESUME } wf_op_kind;
+
 typedef struct op_ctx {
-    int kind; /* 0 signal, 1 cancel, 2 terminate, 3 resume */
+    wf_op_kind kind;
     const char *id;
     const char *name;
     aj_slice payload;
@@ -283,19 +283,20 @@ typedef struct op_ctx {
 static int op_txn(kv_txn *t, const job_env *env, void *ud) {
     op_ctx *o = ud;
     switch (o->kind) {
-    case 0:
+    case WF_OP_SIGNAL:
         return wf_signal(t, env, o->id, o->name, o->payload);
-    case 1:
+    case WF_OP_CANCEL:
         return wf_cancel(t, env, o->id);
-    case 2:
+    case WF_OP_TERMINATE:
         return wf_terminate(t, env, o->id, o->name);
+    case WF_OP_RESUME:
     default:
         return wf_resume(t, env, o->id);
     }
 }
 
-static int run_op(aj_engine *e, int kind, const char *id, const char *name, const void *payload,
-                  size_t len) {
+static int run_op(aj_engine *e, wf_op_kind kind, const char *id, const char *name,
+                  const void *payload, size_t len) {
     if (id == NULL) {
         return aj__err(AJ_EINVAL, "a workflow id is needed");
     }
@@ -311,19 +312,19 @@ int aj_wf_signal(aj_engine *e, const char *id, const char *name, const void *pay
     if (name == NULL) {
         return aj__err(AJ_EINVAL, "a signal needs a name");
     }
-    return run_op(e, 0, id, name, payload, len);
+    return run_op(e, WF_OP_SIGNAL, id, name, payload, len);
 }
 
 int aj_wf_cancel(aj_engine *e, const char *id) {
-    return run_op(e, 1, id, NULL, NULL, 0);
+    return run_op(e, WF_OP_CANCEL, id, NULL, NULL, 0);
 }
 
 int aj_wf_terminate(aj_engine *e, const char *id, const char *reason) {
-    return run_op(e, 2, id, reason ? reason : "terminated by an operator", NULL, 0);
+    return run_op(e, WF_OP_TERMINATE, id, reason ? reason : "terminated by an operator", NULL, 0);
 }
 
 int aj_wf_resume(aj_engine *e, const char *id) {
-    return run_op(e, 3, id, NULL, NULL, 0);
+    return run_op(e, WF_OP_RESUME, id, NULL, NULL, 0);
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -407,32 +408,35 @@ int aj_wf_list(aj_engine *e, const aj_wf_filter *f, aj_wf_info ***out, size_t *n
     return 0;
 }
 
-int aj_wf_wait(aj_engine *e, const char *id, int64_t timeout_ms, aj_wf_state *out_state) {
-    int64_t start = aj__mono_us();
-    for (;;) {
-        uint64_t seen = kv_change_seq(e->kv);
-        aj_wf_info *info = NULL;
-        int rc = aj_wf_get(e, id, &info);
-        if (rc != 0) {
-            return rc;
-        }
-        aj_wf_state s = info->state;
-        aj_wf_info_free(info);
-        if (aj_wf_state_is_final(s) || s == AJ_WF_PARKED) {
-            if (out_state != NULL) {
-                *out_state = s;
-            }
-            return 0;
-        }
-        int64_t left = 1000;
-        if (timeout_ms >= 0) {
-            left = timeout_ms - (aj__mono_us() - start) / 1000;
-            if (left <= 0) {
-                return aj__err(AJ_ETIMEDOUT, "workflow '%s' is still %s", id, aj_wf_state_name(s));
-            }
-        }
-        kv_wait_change(e->kv, seen, left < 1000 ? left : 1000);
+typedef struct wf_wait_ctx {
+    const char *id;
+    aj_wf_state state; /* as last read */
+} wf_wait_ctx;
+
+static int wf_wait_check(aj_engine *e, void *ud, eng_wait_step *step) {
+    wf_wait_ctx *w = ud;
+    aj_wf_info *info = NULL;
+    int rc = aj_wf_get(e, w->id, &info);
+    if (rc != 0) {
+        return rc;
     }
+    w->state = info->state;
+    aj_wf_info_free(info);
+    int settled = aj_wf_state_is_final(w->state) || w->state == AJ_WF_PARKED;
+    *step = settled ? ENG_WAIT_DONE : ENG_WAIT_MORE;
+    return 0;
+}
+
+int aj_wf_wait(aj_engine *e, const char *id, int64_t timeout_ms, aj_wf_state *out_state) {
+    wf_wait_ctx w = {id, AJ_WF_RUNNING};
+    int rc = eng_wait_until(e, timeout_ms, wf_wait_check, &w);
+    if (rc == ENG_WAIT_TIMEOUT) {
+        return aj__err(AJ_ETIMEDOUT, "workflow '%s' is still %s", id, aj_wf_state_name(w.state));
+    }
+    if (rc == 0 && out_state != NULL) {
+        *out_state = w.state;
+    }
+    return rc;
 }
 
 typedef struct hist_ctx {

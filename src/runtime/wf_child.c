@@ -70,13 +70,10 @@ int aj_child_start(aj_wf *wf, const char *name, const char *type, const void *in
      * nothing recorded. */
     int rc = aj_name_check("child", name);
     if (rc == 0) {
-        rc = aj_name_check("workflow type", type);
+        rc = wf_type_check(type);
     }
     if (rc != 0) {
         return rc;
-    }
-    if (strlen(type) > WF_TYPE_MAX) {
-        return aj__err(AJ_EINVAL, "workflow type '%s' is longer than %d bytes", type, WF_TYPE_MAX);
     }
     aj_parent_close policy =
         opts && opts->parent_close ? opts->parent_close : AJ_PARENT_CLOSE_TERMINATE;

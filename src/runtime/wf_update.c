@@ -12,7 +12,7 @@
 #include "core/wf_reply.h"
 #include "core/workflow.h"
 #include "runtime/engine.h"
-#include "util/clock.h"
+#include "runtime/eng_wait.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -41,7 +41,8 @@ typedef struct poll_ctx {
     int status;
     char *data;
     size_t len;
-    int ended; /* the run it was sent to is no longer running */
+    int ended;        /* the run it was sent to is no longer running */
+    int ended_before; /* an earlier check already saw it ended */
 } poll_ctx;
 
 static int poll_txn(kv_txn *t, const job_env *env, void *ud) {
@@ -82,6 +83,32 @@ static int poll_txn(kv_txn *t, const job_env *env, void *ud) {
     return ENG_READ_ONLY;
 }
 
+/* One check of the wait for the answer: ends it when the answer is there, fails it when the run
+ * ended without answering. */
+static int poll_check(aj_engine *e, void *ud, eng_wait_step *step) {
+    poll_ctx *p = ud;
+    int rc = eng_run(e, poll_txn, p, KV_SYNC);
+    if (rc != 0) {
+        return rc;
+    }
+    if (p->found) {
+        *step = ENG_WAIT_DONE;
+    } else if (p->ended) {
+        /* Checked twice: the answer of the task that ended the run commits with it. */
+        if (p->ended_before) {
+            return aj__err(AJ_ESTATE,
+                           "workflow '%s' finished before handling update '%s' (nothing was "
+                           "recorded)",
+                           p->s->id, p->s->name);
+        }
+        p->ended_before = 1;
+        *step = ENG_WAIT_NOW;
+    } else {
+        *step = ENG_WAIT_MORE;
+    }
+    return 0;
+}
+
 int aj_wf_update(aj_engine *e, const char *id, const char *name, const void *payload, size_t len,
                  int64_t timeout_ms, char **out, size_t *out_len) {
     if (id == NULL || name == NULL || out == NULL) {
@@ -101,41 +128,19 @@ int aj_wf_update(aj_engine *e, const char *id, const char *name, const void *pay
     if ((rc = eng_run(e, send_txn, &s, KV_SYNC)) != 0) {
         return rc;
     }
-    int64_t start = aj__mono_us();
-    poll_ctx p = {&s, 0, 0, NULL, 0, 0};
-    int ended_before = 0;
-    for (;;) {
-        uint64_t seen = kv_change_seq(e->kv);
-        rc = eng_run(e, poll_txn, &p, KV_SYNC);
-        if (rc != 0) {
-            free(p.data);
-            return rc;
-        }
-        if (p.found) {
-            break;
-        }
-        if (p.ended) {
-            /* Checked twice: the answer of the task that ended the run commits with it. */
-            if (ended_before) {
-                return aj__err(AJ_ESTATE,
-                               "workflow '%s' finished before handling update '%s' (nothing "
-                               "was recorded)",
-                               id, name);
-            }
-            ended_before = 1;
-            continue;
-        }
-        int64_t left = 1000;
-        if (timeout_ms >= 0) {
-            left = timeout_ms - (aj__mono_us() - start) / 1000;
-            if (left <= 0) {
-                return aj__err(AJ_ETIMEDOUT,
-                               "workflow '%s' did not answer update '%s' within %lld ms (it may "
-                               "still handle it)",
-                               id, name, (long long)timeout_ms);
-            }
-        }
-        kv_wait_change(e->kv, seen, left < 1000 ? left : 1000);
+    poll_ctx p = {&s, 0, 0, NULL, 0, 0, 0};
+    rc = eng_wait_until(e, timeout_ms, poll_check, &p);
+    if (rc != 0) {
+        free(p.data);
+    }
+    if (rc == ENG_WAIT_TIMEOUT) {
+        return aj__err(AJ_ETIMEDOUT,
+                       "workflow '%s' did not answer update '%s' within %lld ms (it may still "
+                       "handle it)",
+                       id, name, (long long)timeout_ms);
+    }
+    if (rc != 0) {
+        return rc;
     }
     switch (p.status) {
     case WF_REPLY_OK:

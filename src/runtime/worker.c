@@ -125,10 +125,17 @@ struct aj_job_ctx {
     char *error;
 };
 
+/* What a handler's run ends in (the transaction an outcome commits). */
+typedef enum outcome_kind {
+    OUTCOME_COMPLETE, /* job_complete */
+    OUTCOME_FAIL,     /* job_fail, retryable or not as `how` says */
+    OUTCOME_RELEASE   /* job_release: back to ready, the attempt not counted */
+} outcome_kind;
+
 /* An outcome handed to the committer; kept until it is known to be committed or stale. */
 typedef struct outcome {
     aj_pool *pool;
-    int kind; /* 0 complete, 1 fail, 2 release */
+    outcome_kind kind;
     uint64_t id, epoch;
     job_failure how;
     char *error;
@@ -282,10 +289,11 @@ static int outcome_txn(kv_txn *t, const job_env *env0, void *ud) {
         return rc;
     }
     switch (o->kind) {
-    case 0:
+    case OUTCOME_COMPLETE:
         return job_complete(t, env, o->id, o->epoch, result);
-    case 1:
+    case OUTCOME_FAIL:
         return job_fail(t, env, o->id, o->epoch, o->how, o->error, result);
+    case OUTCOME_RELEASE:
     default:
         return job_release(t, env, o->id, o->epoch, 0);
     }
@@ -380,14 +388,16 @@ static void outcome_done(void *ud, int rc) {
  * work, which an operator must be able to see (a stale epoch means that the job's lease expired
  * while it ran here, and it may run, or have run, again elsewhere). */
 static void log_refused(aj_pool *p, const outcome *o, int rc) {
-    static const char *const kinds[] = {"completion", "failure", "release"};
+    static const char *const kinds[] = {[OUTCOME_COMPLETE] = "completion",
+                                        [OUTCOME_FAIL] = "failure",
+                                        [OUTCOME_RELEASE] = "release"};
     const char *why = rc == AJ_ESTALE       ? "its lease expired and was taken back (stale epoch)"
                       : rc == AJ_ECANCELLED ? "the job was cancelled"
                                             : "the job no longer exists";
     aj__log(&p->e->log, rc == AJ_ESTALE ? AJ_LOG_WARN : AJ_LOG_INFO,
             "msg=\"job outcome refused: %s\" job=%llu epoch=%llu outcome=%s", why,
             (unsigned long long)o->id, (unsigned long long)o->epoch,
-            kinds[o->kind >= 0 && o->kind <= 2 ? o->kind : 0]);
+            kinds[o->kind <= OUTCOME_RELEASE ? o->kind : OUTCOME_COMPLETE]);
 }
 
 /* Builds the outcome transaction once and hands it to the committer without waiting. A large
@@ -588,7 +598,7 @@ static void slot_free(slot *s) {
 }
 
 /* Hands the slot's outcome to the committer and frees the slot. */
-static void finish_slot(aj_pool *p, slot *s, int kind, job_failure how, aj_job_ctx *ctx) {
+static void finish_slot(aj_pool *p, slot *s, outcome_kind kind, job_failure how, aj_job_ctx *ctx) {
     pthread_mutex_lock(&p->mu);
     while (s->beating) {
         pthread_cond_wait(&p->cv_freed, &p->mu);
@@ -614,7 +624,7 @@ static void finish_slot(aj_pool *p, slot *s, int kind, job_failure how, aj_job_c
         o->id = s->job->id;
         o->epoch = s->job->epoch;
         o->how = how;
-        if (kind == 0) {
+        if (kind == OUTCOME_COMPLETE) {
             eng_progress_complete(prog);
         }
         o->prog = prog;
@@ -673,7 +683,7 @@ static void run_slot(aj_pool *p, slot *s) {
     aj_job *job = s->job;
     stop_reason before = (stop_reason)atomic_load(&s->stop);
     if (before == STOP_SHUTDOWN) {
-        finish_slot(p, s, 2, JOB_FAIL_RETRYABLE, NULL);
+        finish_slot(p, s, OUTCOME_RELEASE, JOB_FAIL_RETRYABLE, NULL);
         return;
     }
     int64_t lease_ms = job_lease_len(s->job->lease_ms);
@@ -730,13 +740,14 @@ static void run_slot(aj_pool *p, slot *s) {
     pthread_mutex_unlock(&p->mu);
     stop_reason why = (stop_reason)atomic_load(&s->stop);
     if (!ctx.failed) {
-        finish_slot(p, s, 0, JOB_FAIL_RETRYABLE, &ctx);
+        finish_slot(p, s, OUTCOME_COMPLETE, JOB_FAIL_RETRYABLE, &ctx);
     } else if (why == STOP_SHUTDOWN) {
-        finish_slot(p, s, 2, JOB_FAIL_RETRYABLE, &ctx);
+        finish_slot(p, s, OUTCOME_RELEASE, JOB_FAIL_RETRYABLE, &ctx);
     } else if (why == STOP_TIMEOUT || aj__mono_us() >= s->deadline_us) {
-        finish_slot(p, s, 1, JOB_FAIL_TIMEOUT, &ctx);
+        finish_slot(p, s, OUTCOME_FAIL, JOB_FAIL_TIMEOUT, &ctx);
     } else {
-        finish_slot(p, s, 1, ctx.permanent ? JOB_FAIL_PERMANENT : JOB_FAIL_RETRYABLE, &ctx);
+        finish_slot(p, s, OUTCOME_FAIL, ctx.permanent ? JOB_FAIL_PERMANENT : JOB_FAIL_RETRYABLE,
+                    &ctx);
     }
     aj__free(ctx.error);
     aj_buf_free(&ctx.result);
@@ -867,10 +878,10 @@ static void flush_progress(aj_pool *p) {
     pthread_cond_broadcast(&p->cv_freed);
 }
 
-/* Writes (0), refreshes (1) or deletes (2) this pool's worker registry entry. A failure is
+/* Writes, refreshes or deletes this pool's worker registry entry. A failure is
  * logged and retried at the next refresh: the registry informs operators, routing does not
  * depend on it. */
-static void registry_op(aj_pool *p, int op) {
+static void registry_op(aj_pool *p, eng_registry_action op) {
     wreg_entry w = {p->worker_id, p->node,           p->host,      (const char *const *)p->tags,
                     p->n_tags,    (int64_t)getpid(), p->started_ms};
     int rc = eng_registry_op(p->e, &w, op);
@@ -895,7 +906,7 @@ static void *heartbeat_main(void *arg) {
         flush_progress(p);
         if (aj__mono_us() >= p->next_registry_us) {
             pthread_mutex_unlock(&p->mu);
-            registry_op(p, 1);
+            registry_op(p, ENG_REGISTRY_REFRESH);
             pthread_mutex_lock(&p->mu);
         }
         int64_t now_us = aj__mono_us();
@@ -1148,7 +1159,7 @@ static void release_queued(aj_pool *p) {
     while (list != NULL) {
         slot *s = list;
         list = s->next_queued;
-        finish_slot(p, s, 2, JOB_FAIL_RETRYABLE, NULL);
+        finish_slot(p, s, OUTCOME_RELEASE, JOB_FAIL_RETRYABLE, NULL);
     }
 }
 
@@ -1345,7 +1356,7 @@ int aj_workers_start(aj_engine *e, const aj_worker_opts *opts) {
     pthread_mutex_lock(&e->pool_mu);
     e->pool = p;
     pthread_mutex_unlock(&e->pool_mu);
-    registry_op(p, 0); /* visible to `aj workers` before the first claim */
+    registry_op(p, ENG_REGISTRY_WRITE); /* visible to `aj workers` before the first claim */
     for (uint32_t i = 0; i < o.concurrency; i++) {
         if (pthread_create(&p->threads[i], NULL, handler_main, p) != 0) {
             break;
@@ -1370,7 +1381,7 @@ int aj_workers_start(aj_engine *e, const aj_worker_opts *opts) {
         for (uint32_t i = 0; i < p->n_threads; i++) {
             pthread_join(p->threads[i], NULL);
         }
-        registry_op(p, 2);
+        registry_op(p, ENG_REGISTRY_DELETE);
         pthread_mutex_lock(&e->pool_mu);
         e->pool = NULL;
         pthread_mutex_unlock(&e->pool_mu);
@@ -1443,7 +1454,7 @@ int aj_workers_stop(aj_engine *e) {
     }
     pthread_mutex_unlock(&p->mu);
     pthread_join(p->heartbeater, NULL);
-    registry_op(p, 2);
+    registry_op(p, ENG_REGISTRY_DELETE);
     aj__log(&e->log, AJ_LOG_INFO, "msg=\"workers stopped\"");
     pthread_mutex_lock(&e->pool_mu);
     e->pool = NULL;

@@ -255,16 +255,6 @@ void kv_commit_stats(kv_store *s, uint64_t *batches, uint64_t *syncs, uint64_t *
  * Helpers: key order, arena, treap
  * ------------------------------------------------------------------------------------------- */
 
-/* memcmp order; a shorter key sorts before its extensions. */
-static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
-    size_t n = al < bl ? al : bl;
-    int c = n > 0 ? memcmp(a, b, n) : 0;
-    if (c != 0) {
-        return c;
-    }
-    return al < bl ? -1 : al > bl;
-}
-
 static uint64_t key_prio(const uint8_t *k, size_t n) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < n; i++) {
@@ -316,7 +306,7 @@ static void *arena_alloc(kv_txn *t, size_t n) {
 
 static kv_node *tree_find(kv_node *n, const uint8_t *key, size_t klen) {
     while (n != NULL) {
-        int c = key_cmp(key, klen, n->key, n->klen);
+        int c = kv__key_cmp(key, klen, n->key, n->klen);
         if (c == 0) {
             return n;
         }
@@ -329,7 +319,7 @@ static kv_node *tree_insert(kv_node *root, kv_node *x) {
     if (root == NULL) {
         return x;
     }
-    if (key_cmp(x->key, x->klen, root->key, root->klen) < 0) {
+    if (kv__key_cmp(x->key, x->klen, root->key, root->klen) < 0) {
         root->l = tree_insert(root->l, x);
         if (root->l->prio > root->prio) {
             kv_node *l = root->l;
@@ -353,7 +343,7 @@ static kv_node *tree_insert(kv_node *root, kv_node *x) {
 static kv_node *tree_succ(kv_node *n, const uint8_t *k, size_t kl, int strict) {
     kv_node *best = NULL;
     while (n != NULL) {
-        int c = key_cmp(n->key, n->klen, k, kl);
+        int c = kv__key_cmp(n->key, n->klen, k, kl);
         if (c > 0 || (c == 0 && !strict)) {
             best = n;
             n = n->l;
@@ -368,7 +358,7 @@ static kv_node *tree_succ(kv_node *n, const uint8_t *k, size_t kl, int strict) {
 static kv_node *tree_pred(kv_node *n, const uint8_t *k, size_t kl) {
     kv_node *best = NULL;
     while (n != NULL) {
-        if (key_cmp(n->key, n->klen, k, kl) < 0) {
+        if (kv__key_cmp(n->key, n->klen, k, kl) < 0) {
             best = n;
             n = n->r;
         } else {
@@ -773,7 +763,7 @@ static kv_node *own_next(const kv_scan_ctx *c) {
     if (!c->reverse) {
         n = c->pos != NULL ? tree_succ(root, c->pos, c->poslen, 1)
                            : tree_succ(root, c->lo, c->lolen, 0);
-        if (n != NULL && c->hi != NULL && key_cmp(n->key, n->klen, c->hi, c->hilen) >= 0) {
+        if (n != NULL && c->hi != NULL && kv__key_cmp(n->key, n->klen, c->hi, c->hilen) >= 0) {
             n = NULL;
         }
     } else {
@@ -784,7 +774,7 @@ static kv_node *own_next(const kv_scan_ctx *c) {
         } else {
             n = tree_max(root);
         }
-        if (n != NULL && key_cmp(n->key, n->klen, c->lo, c->lolen) < 0) {
+        if (n != NULL && kv__key_cmp(n->key, n->klen, c->lo, c->lolen) < 0) {
             n = NULL;
         }
     }
@@ -811,7 +801,7 @@ static void emit_own_before(kv_scan_ctx *c, const uint8_t *bk, size_t bklen) {
             return;
         }
         if (bk != NULL) {
-            int d = key_cmp(n->key, n->klen, bk, bklen);
+            int d = kv__key_cmp(n->key, n->klen, bk, bklen);
             if ((c->reverse ? -d : d) >= 0) {
                 return;
             }
@@ -930,7 +920,7 @@ static int scan(kv_txn *t, const void *start, size_t slen, const void *end, size
         .ud = ud,
         .peek = peek,
     };
-    if (c.hi != NULL && key_cmp(c.lo, c.lolen, c.hi, c.hilen) >= 0) {
+    if (c.hi != NULL && kv__key_cmp(c.lo, c.lolen, c.hi, c.hilen) >= 0) {
         return 0;
     }
     /* Each nesting level needs its own buffers: a callback may scan again. */
@@ -981,6 +971,22 @@ static int scan_prefix(kv_txn *t, const void *prefix, size_t plen, int reverse, 
 int kv_scan_prefix(kv_txn *t, const void *prefix, size_t plen, int reverse, size_t limit,
                    kv_scan_fn fn, void *ud) {
     return scan_prefix(t, prefix, plen, reverse, limit, fn, ud, 0);
+}
+
+static int count_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                    uint64_t version) {
+    (void)key;
+    (void)klen;
+    (void)val;
+    (void)vlen;
+    (void)version;
+    (*(uint64_t *)ud)++;
+    return 0;
+}
+
+int kv_count_prefix(kv_txn *t, const void *prefix, size_t plen, uint64_t *out) {
+    *out = 0;
+    return kv_scan_prefix(t, prefix, plen, 0, 0, count_cb, out);
 }
 
 int kv_peek_prefix(kv_txn *t, const void *prefix, size_t plen, size_t limit, kv_scan_fn fn,

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define KV_OPS_VERSION 1
 
@@ -151,6 +152,16 @@ int kv__store_new(kv_store **out, const kv_backend_ops *ops, void *st, uint32_t 
                   const kv_limits *limits);
 /* The backend state of `s` if its backend is `ops`, else NULL (for backend-specific hooks). */
 void *kv__store_state(kv_store *s, const kv_backend_ops *ops);
+/* The order of keys every backend keeps: memcmp order, a shorter key before its extensions.
+ * Inline: the in-memory backend and the transaction's write set compare on every step. */
+static inline int kv__key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
+    size_t n = al < bl ? al : bl;
+    int c = n > 0 ? memcmp(a, b, n) : 0;
+    if (c != 0) {
+        return c;
+    }
+    return al < bl ? -1 : al > bl;
+}
 
 /* A well-mixed 64-bit hash of a key (the transaction layer's treap priority; the PostgreSQL
  * backend's advisory lock ids). */
@@ -182,6 +193,8 @@ int kv_scan(kv_txn *t, const void *start, size_t slen, const void *end, size_t e
 /* Like kv_scan over every key starting with `prefix`. */
 int kv_scan_prefix(kv_txn *t, const void *prefix, size_t plen, int reverse, size_t limit,
                    kv_scan_fn fn, void *ud);
+/* The number of keys starting with `prefix`, into *out (a scan: the keys join the read set). */
+int kv_count_prefix(kv_txn *t, const void *prefix, size_t plen, uint64_t *out);
 /* Like kv_scan_prefix (forward), but the keys returned do not join the read set (as kv_peek). */
 int kv_peek_prefix(kv_txn *t, const void *prefix, size_t plen, size_t limit, kv_scan_fn fn,
                    void *ud);

@@ -95,15 +95,6 @@ typedef struct mem_prep {
     int fresh;
 } mem_prep;
 
-static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
-    size_t n = al < bl ? al : bl;
-    int c = n > 0 ? memcmp(a, b, n) : 0;
-    if (c != 0) {
-        return c;
-    }
-    return al < bl ? -1 : al > bl;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Skip list
  * ------------------------------------------------------------------------------------------- */
@@ -132,7 +123,8 @@ static mem_node *node_alloc(int height, const uint8_t *key, size_t klen) {
 static mem_node *find_lt(mem_store *ms, const uint8_t *k, size_t kl, mem_node **update) {
     mem_node *x = ms->head;
     for (int lvl = ms->height - 1; lvl >= 0; lvl--) {
-        while (x->next[lvl] != NULL && key_cmp(x->next[lvl]->key, x->next[lvl]->klen, k, kl) < 0) {
+        while (x->next[lvl] != NULL &&
+               kv__key_cmp(x->next[lvl]->key, x->next[lvl]->klen, k, kl) < 0) {
             x = x->next[lvl];
         }
         if (update != NULL) {
@@ -144,7 +136,7 @@ static mem_node *find_lt(mem_store *ms, const uint8_t *k, size_t kl, mem_node **
 
 static mem_node *find_eq(mem_store *ms, const uint8_t *k, size_t kl) {
     mem_node *x = find_lt(ms, k, kl, NULL)->next[0];
-    return x != NULL && key_cmp(x->key, x->klen, k, kl) == 0 ? x : NULL;
+    return x != NULL && kv__key_cmp(x->key, x->klen, k, kl) == 0 ? x : NULL;
 }
 
 static mem_node *find_last(mem_store *ms) {
@@ -418,7 +410,7 @@ static int mem_snap_scan(void *st, void *snap, const uint8_t *start, size_t slen
     if (rc == 0 && !reverse) {
         mem_node *x = find_lt(ms, start, slen, NULL)->next[0];
         for (; x != NULL; x = x->next[0]) {
-            if (end != NULL && key_cmp(x->key, x->klen, end, elen) >= 0) {
+            if (end != NULL && kv__key_cmp(x->key, x->klen, end, elen) >= 0) {
                 break;
             }
             const mem_ver *v = visible(x, s->seq);
@@ -432,7 +424,7 @@ static int mem_snap_scan(void *st, void *snap, const uint8_t *start, size_t slen
             x = NULL;
         }
         for (; x != NULL; x = x->prev) {
-            if (key_cmp(x->key, x->klen, start, slen) < 0) {
+            if (kv__key_cmp(x->key, x->klen, start, slen) < 0) {
                 break;
             }
             const mem_ver *v = visible(x, s->seq);

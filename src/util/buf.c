@@ -83,6 +83,10 @@ void aj_buf_add_varint(aj_buf *b, uint64_t v) {
     aj_buf_add(b, t, n);
 }
 
+void aj_buf_add_svarint(aj_buf *b, int64_t v) {
+    aj_buf_add_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
 void aj_buf_add_bytes(aj_buf *b, const void *p, size_t n) {
     aj_buf_add_varint(b, n);
     aj_buf_add(b, p, n);
@@ -182,6 +186,11 @@ uint64_t aj_rd_varint(aj_rd *r) {
     }
     r->bad = 1;
     return 0;
+}
+
+int64_t aj_rd_svarint(aj_rd *r) {
+    uint64_t u = aj_rd_varint(r);
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 }
 
 const uint8_t *aj_rd_bytes(aj_rd *r, size_t *len) {

@@ -33,6 +33,9 @@ void aj_buf_add_u64be(aj_buf *b, uint64_t v);
 void aj_buf_add_cstr0(aj_buf *b, const char *s);
 /* A varint (LEB128) length followed by the bytes. */
 void aj_buf_add_varint(aj_buf *b, uint64_t v);
+/* A signed value as a zig-zag varint, so that small negative values stay small and round-trip
+ * (the form every record codec uses for times and other int64 fields). */
+void aj_buf_add_svarint(aj_buf *b, int64_t v);
 void aj_buf_add_bytes(aj_buf *b, const void *p, size_t n);
 /* formatted text (no NUL) */
 void aj_buf_printf(aj_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -56,6 +59,8 @@ uint8_t aj_rd_u8(aj_rd *r);
 uint32_t aj_rd_u32be(aj_rd *r);
 uint64_t aj_rd_u64be(aj_rd *r);
 uint64_t aj_rd_varint(aj_rd *r);
+/* The inverse of aj_buf_add_svarint. */
+int64_t aj_rd_svarint(aj_rd *r);
 /* A varint-prefixed byte string: returns a pointer into the input and its length. */
 const uint8_t *aj_rd_bytes(aj_rd *r, size_t *len);
 /* Reads n raw bytes. */

@@ -22,8 +22,9 @@
  *    as POSIX time does, counts as the first second of the next minute; fractional seconds past
  *    milliseconds are truncated, never rounded into the next second.
  *
- * Layer: util; depends only on err.h and the public header.
+ * Layer: util; depends only on err.h, civil.h (calendar arithmetic) and the public header.
  */
+#include "util/civil.h"
 #include "util/err.h"
 
 #include <assert.h>
@@ -698,38 +699,6 @@ int64_t aj_backoff_delay(const aj_backoff *b, uint32_t attempt) {
  * Times
  * ------------------------------------------------------------------------------------------- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* The inverse of days_from_civil(). */
-static void civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d) {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
-static int is_leap(int64_t y) {
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int days_in_month(int64_t y, int64_t m) {
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : days[m - 1];
-}
-
 /* Reads exactly n digits at *p. */
 static int digits_n(const char **p, int n, int64_t *v) {
     int64_t r = 0;
@@ -821,11 +790,11 @@ int aj_time_parse(const char *text, int64_t *out_ms) {
         return aj__err(AJ_EINVAL, "invalid time '%s': month %02" PRId64 " is out of range (01-12)",
                        q, mo);
     }
-    if (d < 1 || d > days_in_month(y, mo)) {
+    if (d < 1 || d > aj__days_in_month(y, (int)mo)) {
         return aj__err(AJ_EINVAL,
                        "invalid time '%s': day %02" PRId64 " is out of range (%04" PRId64
                        "-%02" PRId64 " has %d days)",
-                       q, d, y, mo, days_in_month(y, mo));
+                       q, d, y, mo, aj__days_in_month(y, (int)mo));
     }
     if (h > 23) {
         return aj__err(AJ_EINVAL, "invalid time '%s': hour %02" PRId64 " is out of range (00-23)",
@@ -840,7 +809,8 @@ int aj_time_parse(const char *text, int64_t *out_ms) {
                        q, s);
     }
     /* Second 60 simply adds up to the next minute's first second, as in POSIX time. */
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - offset_min * 60;
+    int64_t secs =
+        aj__days_from_civil(y, (int)mo, (int)d) * 86400 + h * 3600 + mi * 60 + s - offset_min * 60;
     int64_t t = secs * 1000 + ms;
     /* An offset (or a leap second) can move a time past year 0000 or 9999 in UTC, where the
      * formatter could not write it back. */
@@ -859,8 +829,9 @@ size_t aj_time_format(int64_t ms, char *buf, size_t size) {
         rem += AJ_DAY;
         days--;
     }
-    int64_t y, mo, d;
-    civil_from_days(days, &y, &mo, &d);
+    int64_t y;
+    int mo, d;
+    aj__civil_from_days(days, &y, &mo, &d);
     text_out o;
     out_init(&o, buf, size);
     /* Years outside 0000..9999 get a sign (ISO 8601 expanded form); the parser rejects them. */
@@ -869,8 +840,8 @@ size_t aj_time_format(int64_t ms, char *buf, size_t size) {
     } else {
         out_fmt(&o, "%+05" PRId64, y);
     }
-    out_fmt(&o, "-%02" PRId64 "-%02" PRId64 "T%02" PRId64 ":%02" PRId64 ":%02" PRId64, mo, d,
-            rem / AJ_HOUR, rem / AJ_MINUTE % 60, rem / AJ_SECOND % 60);
+    out_fmt(&o, "-%02d-%02dT%02" PRId64 ":%02" PRId64 ":%02" PRId64, mo, d, rem / AJ_HOUR,
+            rem / AJ_MINUTE % 60, rem / AJ_SECOND % 60);
     if (rem % AJ_SECOND != 0) {
         out_fmt(&o, ".%03" PRId64, rem % AJ_SECOND);
     }

@@ -13,6 +13,7 @@
 
 #include "core/cron.h"
 #include "runtime/tz_cache.h"
+#include "util/civil.h"
 
 int main(void);
 
@@ -382,7 +383,7 @@ static void test_brute_force(void **state) {
             for (int64_t days = first_day; want < 0 && days < first_day + BRUTE_DAYS_MAX; days++) {
                 int64_t y;
                 int mo, d;
-                tz_civil_from_days(days, &y, &mo, &d);
+                aj__civil_from_days(days, &y, &mo, &d);
                 int wd = tz_weekday(days);
                 int dom = in_field(f[2], d, 1, 31), dow = in_field(f[4], wd, 0, 6);
                 int day = dom_star || dow_star ? dom && dow : dom || dow;

@@ -15,6 +15,7 @@
 
 #include "core/tz.h"
 #include "runtime/tz_cache.h"
+#include "util/civil.h"
 
 int main(void);
 
@@ -31,7 +32,7 @@ static int64_t utc(const char *rfc3339) {
 
 /* Local wall-clock seconds for a civil time. */
 static int64_t local(int y, int mo, int d, int h, int mi, int s) {
-    return tz_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
+    return aj__days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
 }
 
 static tz_zone *load(const char *name) {
