@@ -2,7 +2,9 @@
  * job_spec.c — validating a job spec before anything is stored.
  *
  * job_spec_check() is the one place that decides whether an aj_job_spec is acceptable: names,
- * sizes, times, attempts and metadata; every error names the field at fault.
+ * sizes, times, attempts, metadata, and (through route.c and deps.c, which own those fields)
+ * routing and dependencies. The runtime calls it once per spec; every error names the field at
+ * fault.
  */
 #include "core/job_internal.h"
 
@@ -11,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "core/deps.h"
 #include "util/err.h"
 
 /* Latest run-at time accepted (9999-12-31), so that adding any delay stays in range. */
@@ -83,5 +86,5 @@ int job_spec_check(const aj_job_spec *s) {
                            m ? "" : jerr.text);
         }
     }
-    return 0;
+    return deps_spec_check(s);
 }
