@@ -86,15 +86,15 @@ int blob_release(kv_txn *t, const job_env *env, aj_slice ref);
  * AJ_ECORRUPT naming the blob when something is missing or wrong. */
 int blob_read(kv_txn *t, aj_slice ref, aj_buf *out);
 
-/* For jobs.c: sets a new record's payload (a reference when it is over the threshold). `ref`
- * is storage for the reference that must outlive the record's encoding. */
+/* For the job_*.c files: sets a new record's payload (a reference when it is over the
+ * threshold). `ref` is storage for the reference that must outlive the record's encoding. */
 int blob_job_set_payload(kv_txn *t, const job_env *env, job_rec *r, aj_slice payload,
                          uint8_t ref[BLOB_REF_LEN]);
-/* For jobs.c: replaces r's result (r a copy of the stored record), dropping the reference of
- * the old one and taking one for the new. */
+/* For the job_*.c files: replaces r's result (r a copy of the stored record), dropping the
+ * reference of the old one and taking one for the new. */
 int blob_job_set_result(kv_txn *t, const job_env *env, job_rec *r, aj_slice result,
                         uint8_t ref[BLOB_REF_LEN]);
-/* For jobs.c: drops the references of a record that is being deleted. */
+/* For the job_*.c files: drops the references of a record that is being deleted. */
 int blob_job_release(kv_txn *t, const job_env *env, const job_rec *r);
 /* The public snapshot of a record, with blob references replaced by their content. */
 int blob_job_public(kv_txn *t, const job_rec *r, aj_job **out);

@@ -57,6 +57,25 @@ int aj_dep_policy_parse(const char *text, aj_dep_policy *out) {
                    text ? text : "");
 }
 
+int deps_spec_check(const aj_job_spec *s) {
+    if (aj_dep_policy_name(s->on_dep_failure) == NULL) {
+        return aj__err(AJ_EINVAL, "unknown dependency failure policy %d", (int)s->on_dep_failure);
+    }
+    if (s->n_after > AJ_DEPS_MAX) {
+        return aj__err(AJ_EINVAL, "a job may wait on at most %d jobs, not %zu", AJ_DEPS_MAX,
+                       s->n_after);
+    }
+    if (s->n_after > 0 && s->after == NULL) {
+        return aj__err(AJ_EINVAL, "after is NULL but n_after is %zu", s->n_after);
+    }
+    for (size_t i = 0; i < s->n_after; i++) {
+        if (s->after[i] == 0) {
+            return aj__err(AJ_EINVAL, "dependency id 0 is not a job id");
+        }
+    }
+    return 0;
+}
+
 /* ----------------------------------------------------------------------------------------- */
 /* Records                                                                                   */
 

@@ -47,6 +47,10 @@ typedef struct deps_hdr {
     int64_t run_at_ms; /* its own run-at (0: at once) for when it is released */
 } deps_hdr;
 
+/* Checks the dependency fields of a spec (policy, ids): AJ_EINVAL naming the problem. Called by
+ * job_spec_check(), which validates a whole spec in one call. */
+int deps_spec_check(const aj_job_spec *s);
+
 /* Reads a job's dependency header: 0 or AJ_ENOTFOUND (no dependencies). */
 int deps_read_hdr(kv_txn *t, uint64_t id, deps_hdr *out);
 /* The depth of an existing job (1 when it has no dependencies); AJ_ENOTFOUND naming the id

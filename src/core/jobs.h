@@ -77,7 +77,8 @@ typedef enum job_failure {
     JOB_FAIL_LEASE = 3,   /* its lease expired (the reaper) */
 } job_failure;
 
-/* Checks a spec without touching storage: AJ_EINVAL / AJ_ETOOBIG naming the problem. */
+/* Checks a whole spec without touching storage, its routing (route.h) and dependency (deps.h)
+ * fields included: AJ_EINVAL / AJ_ETOOBIG naming the problem. */
 int job_spec_check(const aj_job_spec *spec);
 
 /* Creates a job with id `id` (or, for a live idempotency key, finds the first one: *out_id is

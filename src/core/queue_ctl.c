@@ -2,7 +2,7 @@
  * queue_ctl.c — queue controls: records, the claim gate and listing (see queue_ctl.h).
  *
  * Invariant: a queue's usage count equals the number of its running jobs flagged JOB_FLAG_SLOT
- * (jobs.c flags on claim and unflags in the transition that ends the lease, both in the same
+ * (job_claim.c flags on claim and unflags in the transition that ends the lease, both in the same
  * transaction as the count). Setting a concurrency limit recounts and flags every running job
  * of the queue, so jobs claimed before a limit existed count too.
  *

@@ -1,6 +1,6 @@
 /*
  * route.c — encoding and evaluation of a job's routing (see route.h). Pure functions: the
- * claim (jobs.c) asks route_allows() about each candidate that carries a routing field.
+ * claim (job_claim.c) asks route_allows() about each candidate that carries a routing field.
  *
  * Encoding: a format byte, a presence byte, then the present fields in order (require tag,
  * preferred node, prefer wait as a varint of ms, avoided node), strings length-prefixed.

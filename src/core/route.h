@@ -26,7 +26,8 @@ typedef struct job_route {
     aj_slice avoid_node;
 } job_route;
 
-/* Checks the routing fields of a spec: AJ_EINVAL naming the field. */
+/* Checks the routing fields of a spec: AJ_EINVAL naming the field. Called by job_spec_check(),
+ * which validates a whole spec in one call. */
 int route_spec_check(const aj_job_spec *s);
 /* 1 when the spec asks for any routing. */
 int route_spec_has(const aj_job_spec *s);

@@ -31,25 +31,6 @@
 /* Bytes per dependency edge (two keys of 17 bytes and a status byte, with room). */
 #define DAG_EDGE_BYTES 64
 
-int eng_deps_spec_check(const aj_job_spec *s) {
-    if (aj_dep_policy_name(s->on_dep_failure) == NULL) {
-        return aj__err(AJ_EINVAL, "unknown dependency failure policy %d", (int)s->on_dep_failure);
-    }
-    if (s->n_after > AJ_DEPS_MAX) {
-        return aj__err(AJ_EINVAL, "a job may wait on at most %d jobs, not %zu", AJ_DEPS_MAX,
-                       s->n_after);
-    }
-    if (s->n_after > 0 && s->after == NULL) {
-        return aj__err(AJ_EINVAL, "after is NULL but n_after is %zu", s->n_after);
-    }
-    for (size_t i = 0; i < s->n_after; i++) {
-        if (s->after[i] == 0) {
-            return aj__err(AJ_EINVAL, "dependency id 0 is not a job id");
-        }
-    }
-    return 0;
-}
-
 /* ----------------------------------------------------------------------------------------- */
 /* Graph submit                                                                              */
 
@@ -170,9 +151,6 @@ static int dag_depth_txn(kv_txn *t, const job_env *env, void *ud) {
 static int dag_check_specs(aj_engine *e, const aj_dag_job *jobs, size_t n) {
     for (size_t i = 0; i < n; i++) {
         int rc = job_spec_check(&jobs[i].spec);
-        if (rc == 0) {
-            rc = eng_deps_spec_check(&jobs[i].spec);
-        }
         if (rc == 0 && jobs[i].spec.n_after + jobs[i].n_after_names > AJ_DEPS_MAX) {
             rc = aj__err(AJ_EINVAL, "it waits on more than %d jobs", AJ_DEPS_MAX);
         }

@@ -147,9 +147,6 @@ int eng_handler_find(aj_engine *e, aj_slice type, eng_handler *out);
 /* Looks up a workflow type (wf_api.c); 0 when found. */
 int eng_wf_find(aj_engine *e, aj_slice type, eng_wf_type *out);
 
-/* Checks a spec's dependency fields (dag_api.c). */
-int eng_deps_spec_check(const aj_job_spec *spec);
-
 /* Every queue registered in the store (free with eng_queue_names_free). */
 int eng_queue_names(aj_engine *e, char ***out, size_t *n);
 void eng_queue_names_free(char **names, size_t n);

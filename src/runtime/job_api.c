@@ -98,9 +98,6 @@ int aj_submit_batch(aj_engine *e, const aj_job_spec *specs, size_t n, uint64_t *
     }
     for (size_t i = 0; i < n; i++) {
         int rc = job_spec_check(&specs[i]);
-        if (rc == 0) {
-            rc = eng_deps_spec_check(&specs[i]);
-        }
         if (rc != 0) {
             return n > 1 ? aj__err_wrap(rc, "job %zu of the batch", i + 1) : rc;
         }

@@ -2,7 +2,8 @@
  * unreadable.c — what a process does about job records it cannot decode.
  *
  * A claim or a periodic duty that meets a record of a newer format (written by a newer aj during
- * a rolling upgrade) or a damaged one skips it and leaves it untouched (core/jobs.c). This file
+ * a rolling upgrade) or a damaged one skips it and leaves it untouched (core/job_claim.c,
+ * core/job_duties.c). This file
  * is the runtime's half: each such record is logged at warning level and counted
  * (`jobs_unreadable` in aj stats) once per process, not on every claim that passes it, so that a
  * worker that keeps meeting it neither floods its log nor inflates the counter. The ids already

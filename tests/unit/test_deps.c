@@ -683,6 +683,63 @@ static void test_collect_and_purge(void **state) {
 
 /* `aj check` covers the dependency records: a pending count that disagrees with the edges, and
  * a missing reverse edge, are each reported. */
+/* A spec's dependency fields are checked by the one call that checks the whole spec
+ * (job_spec_check), with the same messages through aj_submit and aj_submit_batch, and after the
+ * other fields (a spec wrong in two places names the same problem as before). */
+static void test_spec_check_covers_deps(void **state) {
+    fixture *f = *state;
+    static uint64_t many[AJ_DEPS_MAX + 1];
+    uint64_t zero = 0, one = 1;
+    char too_many[100];
+    snprintf(too_many, sizeof too_many, "a job may wait on at most %d jobs, not %d", AJ_DEPS_MAX,
+             AJ_DEPS_MAX + 1);
+    for (size_t i = 0; i < AJ_DEPS_MAX + 1; i++) {
+        many[i] = i + 1;
+    }
+    struct {
+        aj_dep_policy policy;
+        const uint64_t *after;
+        size_t n_after;
+        const char *msg;
+    } bad[] = {
+        {(aj_dep_policy)7, NULL, 0, "unknown dependency failure policy 7"},
+        {AJ_DEP_CASCADE, many, AJ_DEPS_MAX + 1, too_many},
+        {AJ_DEP_CASCADE, NULL, 2, "after is NULL but n_after is 2"},
+        {AJ_DEP_IGNORE, &zero, 1, "dependency id 0 is not a job id"},
+    };
+    uint64_t before = total_jobs(f);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        aj_job_spec s[2];
+        aj_job_spec_init(&s[0]);
+        s[0].type = "t";
+        s[0].on_dep_failure = bad[i].policy;
+        s[0].after = bad[i].after;
+        s[0].n_after = bad[i].n_after;
+        assert_int_equal(job_spec_check(&s[0]), AJ_EINVAL);
+        assert_string_equal(aj_errmsg(), bad[i].msg);
+        uint64_t ids[2];
+        assert_int_equal(aj_submit(f->e, &s[0], ids), AJ_EINVAL);
+        assert_string_equal(aj_errmsg(), bad[i].msg);
+        aj_job_spec_init(&s[1]);
+        s[1].type = "t";
+        s[1].after = &one;
+        s[1].n_after = 1;
+        aj_job_spec tmp = s[0];
+        s[0] = s[1];
+        s[1] = tmp;
+        assert_int_equal(aj_submit_batch(f->e, s, 2, ids), AJ_EINVAL);
+        char want[200];
+        snprintf(want, sizeof want, "job 2 of the batch: %s", bad[i].msg);
+        assert_string_equal(aj_errmsg(), want);
+        /* The other fields are checked first. */
+        tmp.avoid_node = "n";
+        tmp.prefer_node = "n";
+        assert_int_equal(job_spec_check(&tmp), AJ_EINVAL);
+        assert_string_equal(aj_errmsg(), "node 'n' is both preferred and avoided");
+    }
+    assert_int_equal(total_jobs(f), before);
+}
+
 static void test_check_finds_damage(void **state) {
     fixture *f = *state;
     uint64_t a = submit_after(f, NULL, 0, AJ_DEP_CASCADE);
@@ -810,6 +867,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_interrupted_release_is_swept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collect_and_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_finds_damage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spec_check_covers_deps, setup, teardown),
         cmocka_unit_test(test_parse),
     };
     return cmocka_run_group_tests_name("deps", tests, NULL, NULL);
