@@ -460,6 +460,16 @@ static int lines_to_specs(const char *path, char *buf, size_t len, const aj_job_
 }
 
 /* Waits for each job; exit 0 only if every one completed (the first failure is reported). */
+/* Sends the ids out before --wait waits. A failure is noted with its errno, which the wait
+ * would overwrite, for out_finish()'s report ("submitted ..., but writing the output failed");
+ * the wait still runs. */
+static void flush_before_wait(void) {
+    errno = 0;
+    if (fflush(stdout) != 0) {
+        (void)out_write_failed();
+    }
+}
+
 static int wait_all(cli *c, const uint64_t *ids, size_t n) {
     int result = CLI_EXIT_OK;
     for (size_t i = 0; i < n; i++) {
@@ -514,7 +524,7 @@ static int submit_lines(cli *c, const submit_args *a, const aj_job_spec *proto) 
         printf("%zu\n", n);
     }
     if (rc == 0 && a->wait) {
-        fflush(stdout);
+        flush_before_wait();
         rc = wait_all(c, ids, n);
     }
     free(ids);
@@ -708,7 +718,7 @@ int cmd_submit(cli *c, int argc, char **argv) {
                      : (printf("%" PRIu64 "\n", id), CLI_EXIT_OK);
     }
     if (rc == 0 && a.wait) {
-        fflush(stdout);
+        flush_before_wait();
         rc = wait_all(c, &id, 1);
     }
 done:

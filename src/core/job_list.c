@@ -245,14 +245,13 @@ static int list_emit(list_walk *w, const job_rec *r) {
 
 static int list_record_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
                           size_t vlen, uint64_t version) {
-    (void)key;
-    (void)klen;
     (void)version;
     list_walk *w = ud;
     job_rec r;
     int rc = job_rec_decode(val, vlen, &r);
     if (rc != 0) {
-        w->rc = rc;
+        /* Named, as a read of that one job names it: the operator must find the record. */
+        w->rc = aj__err_wrap(rc, "job %llu", (unsigned long long)key_tail_id(key, klen));
         return 1;
     }
     return list_emit(w, &r);

@@ -690,11 +690,31 @@ static void run_slot(aj_pool *p, slot *s) {
     pthread_mutex_lock(&p->mu);
     int64_t lease_left = (s->lease_until_us - aj__mono_us()) / 1000;
     pthread_mutex_unlock(&p->mu);
-    if (lease_left > 0 && lease_left < lease_ms / POOL_HEARTBEAT_DIVISOR) {
+    if (before != STOP_LOST && before != STOP_CANCELLED &&
+        lease_left < lease_ms / POOL_HEARTBEAT_DIVISOR) {
         /* Little of the lease is left (the heartbeat thread is behind): renew before starting,
-         * so the reaper does not hand the job to another worker while it runs here. */
+         * so the reaper does not hand the job to another worker while it runs here. None left
+         * by this pool's reckoning (its heartbeats failed: a full disk) is renewed too, and
+         * a store error is waited out: the epoch, not the clock, fences, so a renewal that
+         * succeeds proves no one else has the job, while dropping it would leave the reaper to
+         * expire an attempt that never ran (dead-lettered as lease_expired). */
         int64_t before_us = aj__mono_us();
         int rc = aj_heartbeat(e, s->job->id, s->job->epoch);
+        int64_t wait_ms = OUTCOME_RETRY_FIRST_MS;
+        while (rc != 0 && rc != AJ_ESTALE && rc != AJ_ECANCELLED && rc != AJ_ENOTFOUND &&
+               !atomic_load(&p->stop_requested) && !atomic_load(&e->closing) &&
+               atomic_load(&s->stop) == STOP_NONE) {
+            if (wait_ms == OUTCOME_RETRY_FIRST_MS) {
+                aj__log(&e->log, AJ_LOG_WARN,
+                        "msg=\"could not renew the lease of a job before starting it; keeping it "
+                        "and trying again\" job=%llu error=\"%s\"",
+                        (unsigned long long)s->job->id, aj_errmsg());
+            }
+            aj__sleep_ms(wait_ms);
+            wait_ms = wait_ms * 2 > OUTCOME_RETRY_MAX_MS ? OUTCOME_RETRY_MAX_MS : wait_ms * 2;
+            before_us = aj__mono_us();
+            rc = aj_heartbeat(e, s->job->id, s->job->epoch);
+        }
         pthread_mutex_lock(&p->mu);
         if (rc == 0) {
             s->lease_until_us = before_us + lease_ms * 1000;

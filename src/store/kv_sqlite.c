@@ -999,6 +999,15 @@ static int setup(sq_store *ss) {
     int64_t dummy = 0;
     const char *mode = NULL;
     int src = query_int(ss->writer, "PRAGMA journal_mode = WAL", &dummy, &mode);
+    /* A new file is switched to WAL under an exclusive lock. When another process opening it
+     * at the same moment holds a lock that waiting could deadlock on, SQLite answers BUSY at
+     * once without its busy handler: wait here instead, within the same bound. */
+    for (int n = 0; (src & 0xff) == SQLITE_BUSY || (src & 0xff) == SQLITE_LOCKED; n++) {
+        if (!sq_busy(NULL, n)) {
+            break;
+        }
+        src = query_int(ss->writer, "PRAGMA journal_mode = WAL", &dummy, &mode);
+    }
     if (src != SQLITE_OK || strcmp(mode, "wal") != 0) {
         return src != SQLITE_OK ? sq_err(ss->writer->db, src, "switching to WAL mode")
                                 : aj__err(AJ_EIO, "store '%s' cannot use WAL mode", ss->path);
