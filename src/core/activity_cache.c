@@ -24,12 +24,12 @@ static uint64_t lane(uint64_t h, const char *type, const char *version, aj_slice
     for (int i = 0; i < 2; i++) {
         uint8_t n[8];
         size_t len = strlen(fields[i]);
-        aj_put_u64be(n, len);
+        aj__put_u64be(n, len);
         h = aj__fnv1a(h, n, 8);
         h = aj__fnv1a(h, fields[i], len);
     }
     uint8_t n[8];
-    aj_put_u64be(n, input.n);
+    aj__put_u64be(n, input.n);
     h = aj__fnv1a(h, n, 8);
     return aj__fnv1a(h, input.p, input.n);
 }
@@ -38,8 +38,8 @@ void act_cache_hash(const char *type, const char *version, aj_slice input,
                     uint8_t out[ACT_CACHE_HASH]) {
     type = type ? type : "";
     version = version ? version : "";
-    aj_put_u64be(out, lane(AJ_FNV_INIT, type, version, input));
-    aj_put_u64be(out + 8, lane(ACT_CACHE_LANE2, type, version, input));
+    aj__put_u64be(out, lane(AJ_FNV_INIT, type, version, input));
+    aj__put_u64be(out + 8, lane(ACT_CACHE_LANE2, type, version, input));
 }
 
 /* The entry key without its "ke" prefix: scope, hash, [wf id]. */
@@ -67,7 +67,7 @@ static void key_entry(akey *k, const uint8_t *rest, size_t n) {
 static void key_expiry(akey *k, int64_t expires, const uint8_t *rest, size_t n) {
     k->b[0] = 'k';
     k->b[1] = 'x';
-    aj_put_u64be(k->b + 2, (uint64_t)(expires < 0 ? 0 : expires));
+    aj__put_u64be(k->b + 2, (uint64_t)(expires < 0 ? 0 : expires));
     memcpy(k->b + 10, rest, n);
     k->n = 10 + n;
 }
@@ -81,7 +81,7 @@ static int decode_entry(const uint8_t *v, size_t n, entry_val *out) {
     if (n < 9 || v[0] != ACT_CACHE_FORMAT) {
         return aj__err(AJ_ECORRUPT, "activity cache entry is corrupt (%zu bytes)", n);
     }
-    out->expires = (int64_t)aj_get_u64be(v + 1);
+    out->expires = (int64_t)aj__get_u64be(v + 1);
     out->result.p = v + 9;
     out->result.n = n - 9;
     return 0;
@@ -137,14 +137,14 @@ int act_cache_put(kv_txn *t, const job_env *env, const act_cache_ref *r, int64_t
     }
     int64_t expires = env->now_ms + ttl_ms;
     aj_buf b = AJ_BUF_INIT;
-    aj_buf_add_u8(&b, ACT_CACHE_FORMAT);
-    aj_buf_add_u64be(&b, (uint64_t)expires);
-    aj_buf_add(&b, result.p, result.n);
+    aj__buf_add_u8(&b, ACT_CACHE_FORMAT);
+    aj__buf_add_u64be(&b, (uint64_t)expires);
+    aj__buf_add(&b, result.p, result.n);
     if (rc == 0) {
         rc = b.oom ? aj__err(AJ_ENOMEM, "out of memory filling the activity cache")
                    : kv_put(t, k.b, k.n, b.p, b.len);
     }
-    aj_buf_free(&b);
+    aj__buf_free(&b);
     if (rc == 0) {
         key_expiry(&x, expires, rest, n);
         rc = kv_put(t, x.b, x.n, "", 0);
@@ -261,7 +261,7 @@ int act_cache_on_complete(kv_txn *t, const job_env *env, aj_slice wf_id, aj_slic
         return 0;
     }
     r.wf_id = wf_id;
-    return act_cache_put(t, env, &r, ttl, result.p ? result : aj_slice_str(""));
+    return act_cache_put(t, env, &r, ttl, result.p ? result : aj__slice_str(""));
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -318,7 +318,7 @@ static int check_index_cb(void *ud, const uint8_t *key, size_t klen, const uint8
     size_t n;
     entry_val e = {0, {NULL, 0}};
     if (kv_get(c->t, k.b, k.n, &v, &n) != 0 || decode_entry(v, n, &e) != 0 ||
-        (uint64_t)e.expires != aj_get_u64be(key + 2)) {
+        (uint64_t)e.expires != aj__get_u64be(key + 2)) {
         problem(c, "expiry index entry has no matching entry", key, klen);
     }
     return 0;

@@ -47,7 +47,7 @@ static void key_blob(akey *k, const uint8_t hash[AJ_SHA256_LEN]) {
 static void key_blob_gc(akey *k, int64_t due, const uint8_t hash[AJ_SHA256_LEN]) {
     k->b[0] = KEY_BLOB;
     k->b[1] = BLOB_SUB_GC;
-    aj_put_u64be(k->b + 2, due < 0 ? 0 : (uint64_t)due);
+    aj__put_u64be(k->b + 2, due < 0 ? 0 : (uint64_t)due);
     memcpy(k->b + 10, hash, AJ_SHA256_LEN);
     k->n = 10 + AJ_SHA256_LEN;
 }
@@ -55,7 +55,7 @@ static void key_blob_gc(akey *k, int64_t due, const uint8_t hash[AJ_SHA256_LEN])
 static void key_chunk(akey *k, const uint8_t hash[AJ_SHA256_LEN], uint32_t index) {
     k->b[0] = KEY_CHUNK;
     memcpy(k->b + 1, hash, AJ_SHA256_LEN);
-    aj_put_u32be(k->b + 1 + AJ_SHA256_LEN, index);
+    aj__put_u32be(k->b + 1 + AJ_SHA256_LEN, index);
     k->n = 1 + AJ_SHA256_LEN + 4;
 }
 
@@ -72,12 +72,12 @@ static int rec_decode(const uint8_t *v, size_t n, blob_rec *out) {
         return aj__err(AJ_ECORRUPT, "blob record is corrupt (%zu bytes)", n);
     }
     out->flags = v[1];
-    out->refs = aj_get_u64be(v + 2);
-    out->len = aj_get_u64be(v + 10);
-    out->chunk = aj_get_u32be(v + 18);
-    out->n_chunks = aj_get_u32be(v + 22);
-    out->gc_due = (int64_t)aj_get_u64be(v + 26);
-    out->created_ms = (int64_t)aj_get_u64be(v + 34);
+    out->refs = aj__get_u64be(v + 2);
+    out->len = aj__get_u64be(v + 10);
+    out->chunk = aj__get_u32be(v + 18);
+    out->n_chunks = aj__get_u32be(v + 22);
+    out->gc_due = (int64_t)aj__get_u64be(v + 26);
+    out->created_ms = (int64_t)aj__get_u64be(v + 34);
     if (out->chunk == 0 || (uint64_t)out->n_chunks != (out->len + out->chunk - 1) / out->chunk) {
         return aj__err(AJ_ECORRUPT, "blob record is corrupt (length and chunks disagree)");
     }
@@ -87,12 +87,12 @@ static int rec_decode(const uint8_t *v, size_t n, blob_rec *out) {
 static void rec_encode(const blob_rec *r, uint8_t v[BLOB_RECORD_LEN]) {
     v[0] = BLOB_RECORD_FORMAT;
     v[1] = r->flags;
-    aj_put_u64be(v + 2, r->refs);
-    aj_put_u64be(v + 10, r->len);
-    aj_put_u32be(v + 18, r->chunk);
-    aj_put_u32be(v + 22, r->n_chunks);
-    aj_put_u64be(v + 26, (uint64_t)r->gc_due);
-    aj_put_u64be(v + 34, (uint64_t)r->created_ms);
+    aj__put_u64be(v + 2, r->refs);
+    aj__put_u64be(v + 10, r->len);
+    aj__put_u32be(v + 18, r->chunk);
+    aj__put_u32be(v + 22, r->n_chunks);
+    aj__put_u64be(v + 26, (uint64_t)r->gc_due);
+    aj__put_u64be(v + 34, (uint64_t)r->created_ms);
 }
 
 /* Reads a blob record: 0, AJ_ENOTFOUND (no message), or an error naming the blob. */
@@ -232,7 +232,7 @@ int blob_acquire(kv_txn *t, const job_env *env, aj_slice data, uint8_t ref[BLOB_
         return rc;
     }
     memcpy(ref, hash, AJ_SHA256_LEN);
-    aj_put_u64be(ref + AJ_SHA256_LEN, data.n);
+    aj__put_u64be(ref + AJ_SHA256_LEN, data.n);
     return 0;
 }
 
@@ -276,7 +276,7 @@ static int chunk_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *va
                     uint64_t version) {
     (void)version;
     chunk_walk *w = ud;
-    if (klen != 1 + AJ_SHA256_LEN + 4 || aj_get_u32be(key + 1 + AJ_SHA256_LEN) != w->next) {
+    if (klen != 1 + AJ_SHA256_LEN + 4 || aj__get_u32be(key + 1 + AJ_SHA256_LEN) != w->next) {
         w->bad = 1;
         return 1;
     }
@@ -285,7 +285,7 @@ static int chunk_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *va
         w->bad = 1;
         return 1;
     }
-    aj_buf_add(w->out, val, vlen);
+    aj__buf_add(w->out, val, vlen);
     w->next++;
     return w->next == w->n_chunks;
 }
@@ -305,11 +305,11 @@ int blob_read(kv_txn *t, aj_slice ref, aj_buf *out) {
     if (rc != 0) {
         return rc;
     }
-    if (!(r.flags & BLOB_COMPLETE) || r.len != aj_get_u64be(ref.p + AJ_SHA256_LEN)) {
+    if (!(r.flags & BLOB_COMPLETE) || r.len != aj__get_u64be(ref.p + AJ_SHA256_LEN)) {
         return aj__err(AJ_ECORRUPT, "blob %s is incomplete or of another length", hex);
     }
     size_t start = out->len;
-    if (r.len > SIZE_MAX - start || aj_buf_reserve(out, (size_t)r.len + 1) != 0) {
+    if (r.len > SIZE_MAX - start || aj__buf_reserve(out, (size_t)r.len + 1) != 0) {
         return aj__err(AJ_ENOMEM, "out of memory reading blob %s (%llu bytes)", hex,
                        (unsigned long long)r.len);
     }
@@ -410,8 +410,8 @@ int blob_job_public(kv_txn *t, const job_rec *r, aj_job **out) {
             rc = aj__err(AJ_ENOMEM, "out of memory reading job %llu", (unsigned long long)r->id);
         }
     }
-    aj_buf_free(&payload);
-    aj_buf_free(&result);
+    aj__buf_free(&payload);
+    aj__buf_free(&result);
     return rc;
 }
 
@@ -481,7 +481,7 @@ static int gc_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, 
     if (klen != 10 + AJ_SHA256_LEN) {
         return 0;
     }
-    d->due[d->n] = (int64_t)aj_get_u64be(key + 2);
+    d->due[d->n] = (int64_t)aj__get_u64be(key + 2);
     memcpy(d->hashes[d->n++], key + 10, AJ_SHA256_LEN);
     return d->n == 64;
 }

@@ -36,10 +36,10 @@ static void key_children(akey *k, aj_slice parent, int with_run, uint32_t run, u
     k->b[2 + parent.n] = 0;
     k->n = 3 + parent.n;
     if (with_run) {
-        aj_put_u32be(k->b + k->n, run);
+        aj__put_u32be(k->b + k->n, run);
         k->n += 4;
         if (seq != 0) {
-            aj_put_u64be(k->b + k->n, seq);
+            aj__put_u64be(k->b + k->n, seq);
             k->n += 8;
         }
     }
@@ -48,24 +48,24 @@ static void key_children(akey *k, aj_slice parent, int with_run, uint32_t run, u
 int wf_child_link(kv_txn *t, aj_slice parent, uint32_t run, uint64_t seq, aj_slice child,
                   aj_slice name, uint8_t policy) {
     aj_buf b = AJ_BUF_INIT;
-    aj_buf_add_u8(&b, WF_LINK_FORMAT);
-    aj_buf_add_bytes(&b, parent.p, parent.n);
-    aj_buf_add_varint(&b, run);
-    aj_buf_add_varint(&b, seq);
-    aj_buf_add_u8(&b, policy);
-    aj_buf_add_bytes(&b, name.p, name.n);
+    aj__buf_add_u8(&b, WF_LINK_FORMAT);
+    aj__buf_add_bytes(&b, parent.p, parent.n);
+    aj__buf_add_varint(&b, run);
+    aj__buf_add_varint(&b, seq);
+    aj__buf_add_u8(&b, policy);
+    aj__buf_add_bytes(&b, name.p, name.n);
     akey k;
     key_link(&k, child);
     int rc = b.oom ? AJ_ENOMEM : kv_put(t, k.b, k.n, b.p, b.len);
-    aj_buf_reset(&b);
-    aj_buf_add_u8(&b, policy);
-    aj_buf_add_bytes(&b, child.p, child.n);
-    aj_buf_add_bytes(&b, name.p, name.n);
+    aj__buf_reset(&b);
+    aj__buf_add_u8(&b, policy);
+    aj__buf_add_bytes(&b, child.p, child.n);
+    aj__buf_add_bytes(&b, name.p, name.n);
     key_children(&k, parent, 1, run, seq);
     if (rc == 0) {
         rc = b.oom ? AJ_ENOMEM : kv_put(t, k.b, k.n, b.p, b.len);
     }
-    aj_buf_free(&b);
+    aj__buf_free(&b);
     return rc;
 }
 
@@ -83,14 +83,14 @@ int wf_child_parent(kv_txn *t, aj_slice child, wf_link *out) {
         return rc;
     }
     aj_rd r;
-    aj_rd_init(&r, v, n);
+    aj__rd_init(&r, v, n);
     wf_link l;
-    uint8_t format = aj_rd_u8(&r);
-    l.other.p = aj_rd_bytes(&r, &l.other.n);
-    l.run = (uint32_t)aj_rd_varint(&r);
-    l.seq = aj_rd_varint(&r);
-    l.policy = aj_rd_u8(&r);
-    l.name.p = aj_rd_bytes(&r, &l.name.n);
+    uint8_t format = aj__rd_u8(&r);
+    l.other.p = aj__rd_bytes(&r, &l.other.n);
+    l.run = (uint32_t)aj__rd_varint(&r);
+    l.seq = aj__rd_varint(&r);
+    l.policy = aj__rd_u8(&r);
+    l.name.p = aj__rd_bytes(&r, &l.name.n);
     if (r.bad || r.off != n || format != WF_LINK_FORMAT) {
         return aj__err(AJ_ECORRUPT, "parent link of workflow '%.*s' is corrupt", (int)child.n,
                        (const char *)child.p);
@@ -112,16 +112,16 @@ static int list_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
     list_walk *w = ud;
     wf_link l;
     aj_rd r;
-    aj_rd_init(&r, val, vlen);
-    l.policy = aj_rd_u8(&r);
-    l.other.p = aj_rd_bytes(&r, &l.other.n);
-    l.name.p = aj_rd_bytes(&r, &l.name.n);
+    aj__rd_init(&r, val, vlen);
+    l.policy = aj__rd_u8(&r);
+    l.other.p = aj__rd_bytes(&r, &l.other.n);
+    l.name.p = aj__rd_bytes(&r, &l.name.n);
     if (r.bad || r.off != vlen || klen != w->plen + 12) {
         w->rc = aj__err(AJ_ECORRUPT, "a workflow's list of children is corrupt");
         return 1;
     }
-    l.run = aj_get_u32be(key + w->plen);
-    l.seq = aj_get_u64be(key + w->plen + 4);
+    l.run = aj__get_u32be(key + w->plen);
+    l.seq = aj__get_u64be(key + w->plen + 4);
     int rc = w->fn(w->ud, &l);
     if (rc != 0) {
         w->rc = rc;
@@ -220,12 +220,12 @@ int wf_child_closed(kv_txn *t, const job_env *env, const wf_rec *w, int notify_p
                                     l.seq,
                                     (uint64_t)w->state,
                                     l.name,
-                                    aj_slice_str("")};
+                                    aj__slice_str("")};
                 if (ok && w->result.p != NULL) {
                     e.data = w->result;
                 } else if (!ok) {
                     e.data =
-                        w->error.p != NULL ? w->error : aj_slice_str(aj_wf_state_name(w->state));
+                        w->error.p != NULL ? w->error : aj__slice_str(aj_wf_state_name(w->state));
                 }
                 rc = wf_inbox_add(t, env, &p, &e, 1);
             }

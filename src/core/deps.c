@@ -25,10 +25,10 @@
 
 static void key_pair(akey *k, uint8_t kind, uint64_t a, uint64_t b, int with_b) {
     k->b[0] = kind;
-    aj_put_u64be(k->b + 1, a);
+    aj__put_u64be(k->b + 1, a);
     k->n = 9;
     if (with_b) {
-        aj_put_u64be(k->b + 9, b);
+        aj__put_u64be(k->b + 9, b);
         k->n = 17;
     }
 }
@@ -93,10 +93,10 @@ int deps_read_hdr(kv_txn *t, uint64_t id, deps_hdr *out) {
                        (unsigned long long)id);
     }
     out->policy = (aj_dep_policy)v[1];
-    out->pending = aj_get_u32be(v + 2);
-    out->depth = aj_get_u32be(v + 6);
-    out->graph = aj_get_u64be(v + 10);
-    out->run_at_ms = (int64_t)aj_get_u64be(v + 18);
+    out->pending = aj__get_u32be(v + 2);
+    out->depth = aj__get_u32be(v + 6);
+    out->graph = aj__get_u64be(v + 10);
+    out->run_at_ms = (int64_t)aj__get_u64be(v + 18);
     return 0;
 }
 
@@ -104,10 +104,10 @@ static int put_hdr(kv_txn *t, uint64_t id, const deps_hdr *h) {
     uint8_t v[DEPS_HDR_LEN];
     v[0] = DEPS_HDR_FORMAT;
     v[1] = (uint8_t)h->policy;
-    aj_put_u32be(v + 2, h->pending);
-    aj_put_u32be(v + 6, h->depth);
-    aj_put_u64be(v + 10, h->graph);
-    aj_put_u64be(v + 18, (uint64_t)h->run_at_ms);
+    aj__put_u32be(v + 2, h->pending);
+    aj__put_u32be(v + 6, h->depth);
+    aj__put_u64be(v + 10, h->graph);
+    aj__put_u64be(v + 18, (uint64_t)h->run_at_ms);
     akey k;
     key_pair(&k, KEY_DEPS, id, 0, 0);
     return kv_put(t, k.b, k.n, v, sizeof v);
@@ -151,8 +151,8 @@ static int read_graph(kv_txn *t, uint64_t graph, graph_rec *out) {
         return aj__err(AJ_ECORRUPT, "graph record %llu is corrupt", (unsigned long long)graph);
     }
     out->state = v[1];
-    out->created_ms = (int64_t)aj_get_u64be(v + 2);
-    out->n_jobs = aj_get_u32be(v + 10);
+    out->created_ms = (int64_t)aj__get_u64be(v + 2);
+    out->n_jobs = aj__get_u32be(v + 10);
     return 0;
 }
 
@@ -160,8 +160,8 @@ static int put_graph(kv_txn *t, uint64_t graph, const graph_rec *g) {
     uint8_t v[DEPS_GRAPH_LEN];
     v[0] = DEPS_GRAPH_FORMAT;
     v[1] = (uint8_t)g->state;
-    aj_put_u64be(v + 2, (uint64_t)g->created_ms);
-    aj_put_u32be(v + 10, g->n_jobs);
+    aj__put_u64be(v + 2, (uint64_t)g->created_ms);
+    aj__put_u32be(v + 10, g->n_jobs);
     akey k;
     key_pair(&k, KEY_GRAPH, graph, 0, 0);
     return kv_put(t, k.b, k.n, v, sizeof v);
@@ -239,7 +239,7 @@ static int id_list_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *
         l->v = nv;
         l->cap = cap;
     }
-    l->v[l->n++] = aj_get_u64be(key + 9);
+    l->v[l->n++] = aj__get_u64be(key + 9);
     return l->limit != 0 && l->n >= l->limit;
 }
 
@@ -597,7 +597,7 @@ static uint64_t release_cursor(kv_txn *t, uint64_t graph) {
     key_pair(&k, KEY_DEPS_REV, 0, graph, 1);
     const uint8_t *v;
     size_t n;
-    return kv_get(t, k.b, k.n, &v, &n) == 0 && n == 8 ? aj_get_u64be(v) : 0;
+    return kv_get(t, k.b, k.n, &v, &n) == 0 && n == 8 ? aj__get_u64be(v) : 0;
 }
 
 int deps_graph_release(kv_txn *t, const job_env *env, uint64_t graph, uint64_t *cursor,
@@ -634,7 +634,7 @@ int deps_graph_release(kv_txn *t, const job_env *env, uint64_t graph, uint64_t *
     } else if (rc == 0) {
         /* Where the sweep resumes if this process stops here. */
         uint8_t v[8];
-        aj_put_u64be(v, next);
+        aj__put_u64be(v, next);
         akey k;
         key_pair(&k, KEY_DEPS_REV, 0, graph, 1);
         rc = kv_put(t, k.b, k.n, v, sizeof v);
@@ -753,7 +753,7 @@ static int dcheck_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *v
                      uint64_t version) {
     (void)version;
     dcheck *c = ud;
-    uint64_t id = klen >= 9 ? aj_get_u64be(key + 1) : 0;
+    uint64_t id = klen >= 9 ? aj__get_u64be(key + 1) : 0;
     if (klen == 9) {
         dcheck_close(c);
         c->records++;
@@ -773,7 +773,7 @@ static int dcheck_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *v
         check_problem(&c->rep, "a dependency entry is malformed");
         return 0;
     }
-    uint64_t dep = aj_get_u64be(key + 9);
+    uint64_t dep = aj__get_u64be(key + 9);
     if (!c->have_cur || c->cur != id) {
         check_problem(&c->rep, "job %llu: an edge to %llu without a dependency header",
                       (unsigned long long)id, (unsigned long long)dep);
@@ -809,7 +809,7 @@ static int dcheck_held_cb(void *ud, const uint8_t *key, size_t klen, const uint8
     if (klen != 17) {
         return 0;
     }
-    uint64_t id = aj_get_u64be(key + 9);
+    uint64_t id = aj__get_u64be(key + 9);
     deps_hdr h = {AJ_DEP_CASCADE, 0, 0, 0, 0};
     int released = 1;
     if (deps_read_hdr(c->t, id, &h) != 0) {

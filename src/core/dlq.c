@@ -382,7 +382,7 @@ int dlq_acc_add(dlq_acc *a, const job_rec *r) {
     size_t glen = group_of(r->error.p != NULL ? r->error.p : (const uint8_t *)"", r->error.n, group,
                            sizeof group);
     aj_slice none = {NULL, 0};
-    aj_slice example = r->error.p != NULL ? r->error : aj_slice_str("");
+    aj_slice example = r->error.p != NULL ? r->error : aj__slice_str("");
     /* A table that fails (out of memory) leaves the counts of the others off by one at worst;
      * the caller abandons the analysis on any error. */
     int rc = table_count(&a->queues, (const char *)r->queue.p, r->queue.n, r, dead_ms, none);

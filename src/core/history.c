@@ -56,7 +56,7 @@ const char *wf_event_name(int type) {
 
 static uint64_t hash_u64(uint64_t h, uint64_t v) {
     uint8_t b[8];
-    aj_put_u64be(b, v);
+    aj__put_u64be(b, v);
     return aj__fnv1a(h, b, 8);
 }
 
@@ -75,38 +75,38 @@ uint64_t hist_event_id(const wf_event *ev) {
 }
 
 int hist_encode(const wf_event *ev, aj_buf *b) {
-    aj_buf_add_u8(b, HIST_FORMAT);
-    aj_buf_add_u8(b, ev->type);
-    aj_buf_add_varint(b, ev->seq);
-    aj_buf_add_u64be(b, ev->hlc);
-    aj_buf_add_u64be(b, ev->id);
-    aj_buf_add_u64be(b, ev->prev_id);
-    aj_buf_add_varint(b, ev->aux);
-    aj_buf_add_varint(b, ev->ref);
-    aj_buf_add_bytes(b, ev->name.p, ev->name.n);
-    aj_buf_add_bytes(b, ev->data.p, ev->data.n);
+    aj__buf_add_u8(b, HIST_FORMAT);
+    aj__buf_add_u8(b, ev->type);
+    aj__buf_add_varint(b, ev->seq);
+    aj__buf_add_u64be(b, ev->hlc);
+    aj__buf_add_u64be(b, ev->id);
+    aj__buf_add_u64be(b, ev->prev_id);
+    aj__buf_add_varint(b, ev->aux);
+    aj__buf_add_varint(b, ev->ref);
+    aj__buf_add_bytes(b, ev->name.p, ev->name.n);
+    aj__buf_add_bytes(b, ev->data.p, ev->data.n);
     return b->oom ? AJ_ENOMEM : 0;
 }
 
 int hist_decode(const uint8_t *p, size_t n, wf_event *out) {
     aj_rd r;
-    aj_rd_init(&r, p, n);
+    aj__rd_init(&r, p, n);
     wf_event ev;
     memset(&ev, 0, sizeof ev);
-    uint8_t format = aj_rd_u8(&r);
+    uint8_t format = aj__rd_u8(&r);
     if (!r.bad && format > HIST_FORMAT) {
         return aj__err(AJ_EFORMAT, "history event format %u is newer than this aj supports (%d)",
                        format, HIST_FORMAT);
     }
-    ev.type = aj_rd_u8(&r);
-    ev.seq = aj_rd_varint(&r);
-    ev.hlc = aj_rd_u64be(&r);
-    ev.id = aj_rd_u64be(&r);
-    ev.prev_id = aj_rd_u64be(&r);
-    ev.aux = aj_rd_varint(&r);
-    ev.ref = aj_rd_varint(&r);
-    ev.name.p = aj_rd_bytes(&r, &ev.name.n);
-    ev.data.p = aj_rd_bytes(&r, &ev.data.n);
+    ev.type = aj__rd_u8(&r);
+    ev.seq = aj__rd_varint(&r);
+    ev.hlc = aj__rd_u64be(&r);
+    ev.id = aj__rd_u64be(&r);
+    ev.prev_id = aj__rd_u64be(&r);
+    ev.aux = aj__rd_varint(&r);
+    ev.ref = aj__rd_varint(&r);
+    ev.name.p = aj__rd_bytes(&r, &ev.name.n);
+    ev.data.p = aj__rd_bytes(&r, &ev.data.n);
     if (r.bad || r.off != n || wf_event_name(ev.type) == NULL) {
         return aj__err(AJ_ECORRUPT, "history event is corrupt (%zu bytes)", n);
     }
@@ -122,13 +122,13 @@ void key_event_run_prefix(akey *k, aj_slice wf_id, uint32_t run) {
     k->b[0] = 'E';
     memcpy(k->b + 1, wf_id.p, wf_id.n);
     k->b[1 + wf_id.n] = 0;
-    aj_put_u32be(k->b + 2 + wf_id.n, run);
+    aj__put_u32be(k->b + 2 + wf_id.n, run);
     k->n = 6 + wf_id.n;
 }
 
 void key_event(akey *k, aj_slice wf_id, uint32_t run, uint64_t seq) {
     key_event_run_prefix(k, wf_id, run);
-    aj_put_u64be(k->b + k->n, seq);
+    aj__put_u64be(k->b + k->n, seq);
     k->n += 8;
 }
 

@@ -52,9 +52,9 @@ static int cand_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
     }
     const uint8_t *p = key + c->prefix_len;
     candidate *d = &c->v[c->n++];
-    d->prio = aj_get_u32be(p);
-    d->ready_us = (int64_t)aj_get_u64be(p + 4);
-    d->id = aj_get_u64be(p + 12);
+    d->prio = aj__get_u32be(p);
+    d->ready_us = (int64_t)aj__get_u64be(p + 4);
+    d->id = aj__get_u64be(p + 12);
     d->q = c->q;
     return 0;
 }
@@ -210,7 +210,7 @@ int job_claim(kv_txn *t, const job_env *env, const char *const *queues, size_t n
         r.epoch++;
         r.started_ms = r.updated_ms = env->now_ms;
         r.lease_expires_ms = env->now_ms + job_lease_len(r.lease_ms);
-        r.worker = aj_slice_str(worker);
+        r.worker = aj__slice_str(worker);
         if (g->c.concurrency > 0) {
             r.flags |= JOB_FLAG_SLOT;
             limited++;
@@ -259,7 +259,7 @@ static int slot_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
     if (rc == AJ_ENOTFOUND || rc == AJ_ECORRUPT || rc == AJ_EFORMAT) {
         return 0; /* aj check reports it; the reaper repairs it */
     }
-    if (rc == 0 && r.state == AJ_STATE_RUNNING && aj_slice_eq(r.queue, w->queue)) {
+    if (rc == 0 && r.state == AJ_STATE_RUNNING && aj__slice_eq(r.queue, w->queue)) {
         w->n++;
         if (!(r.flags & JOB_FLAG_SLOT)) {
             r.flags |= JOB_FLAG_SLOT;

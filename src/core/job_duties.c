@@ -166,7 +166,7 @@ int job_reap_expired(kv_txn *t, const job_env *env, size_t limit, size_t *out_n,
         snprintf(msg, sizeof msg, "lease expired: worker %.*s stopped heartbeating",
                  (int)(before.worker.n > 200 ? 200 : before.worker.n),
                  before.worker.p ? (const char *)before.worker.p : "?");
-        r.error = aj_slice_str(msg);
+        r.error = aj__slice_str(msg);
         COUNT(env, lease_expired);
         job_apply_failure(env, &r, JOB_FAIL_LEASE);
         rc = job_transition(t, env, &before, &r);

@@ -43,8 +43,8 @@ static uint64_t job_fingerprint_v1(const char *type, const void *payload, size_t
 int job_idem_decode(const uint8_t *v, size_t n, idem_rec *out) {
     if (n == IDEM_REC_LEN_V1) {
         out->format = 1;
-        out->id = aj_get_u64be(v);
-        out->expires = (int64_t)aj_get_u64be(v + 8);
+        out->id = aj__get_u64be(v);
+        out->expires = (int64_t)aj__get_u64be(v + 8);
         out->fp = v + 16;
         return 0;
     }
@@ -57,8 +57,8 @@ int job_idem_decode(const uint8_t *v, size_t n, idem_rec *out) {
         return AJ_ECORRUPT;
     }
     out->format = IDEM_FORMAT;
-    out->id = aj_get_u64be(v + 1);
-    out->expires = (int64_t)aj_get_u64be(v + 9);
+    out->id = aj__get_u64be(v + 1);
+    out->expires = (int64_t)aj__get_u64be(v + 9);
     out->fp = v + 17;
     return 0;
 }
@@ -66,7 +66,7 @@ int job_idem_decode(const uint8_t *v, size_t n, idem_rec *out) {
 /* 1 when a record's fingerprint is the spec's. */
 static int idem_same_job(const idem_rec *r, const aj_job_spec *s, const uint8_t *fp) {
     if (r->format == 1) {
-        return aj_get_u64be(r->fp) == job_fingerprint_v1(s->type, s->payload, s->payload_len);
+        return aj__get_u64be(r->fp) == job_fingerprint_v1(s->type, s->payload, s->payload_len);
     }
     return memcmp(r->fp, fp, AJ_SHA256_LEN) == 0;
 }
@@ -121,8 +121,8 @@ int job_idem_store(kv_txn *t, const job_env *env, const aj_job_spec *s, const ch
     int64_t expires = env->now_ms + env->idempotency_ttl_ms;
     uint8_t v[IDEM_REC_LEN];
     v[0] = IDEM_FORMAT;
-    aj_put_u64be(v + 1, id);
-    aj_put_u64be(v + 9, (uint64_t)expires);
+    aj__put_u64be(v + 1, id);
+    aj__put_u64be(v + 9, (uint64_t)expires);
     memcpy(v + 17, fp, AJ_SHA256_LEN);
     key_idem(&k, queue, qlen, s->idempotency_key, ilen);
     if ((rc = kv_put(t, k.b, k.n, v, sizeof v)) != 0) {

@@ -26,7 +26,7 @@ int job_put_rec(kv_txn *t, const job_rec *r) {
         key_job(&k, r->id);
         rc = kv_put(t, k.b, k.n, b.p, b.len);
     }
-    aj_buf_free(&b);
+    aj__buf_free(&b);
     return rc;
 }
 

@@ -60,7 +60,7 @@ int job_complete(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, aj_
     r.finished_ms = r.updated_ms = env->now_ms;
     r.lease_expires_ms = 0;
     uint8_t ref[BLOB_REF_LEN]; /* a large result's reference (blob.h) */
-    rc = blob_job_set_result(t, env, &r, result.p ? result : aj_slice_str(""), ref);
+    rc = blob_job_set_result(t, env, &r, result.p ? result : aj__slice_str(""), ref);
     if (rc != 0) {
         return rc;
     }
@@ -123,7 +123,7 @@ void job_apply_failure(const job_env *env, job_rec *r, job_failure how) {
 
 /* Keeps at most AJ_ERROR_MAX bytes of an error message, cut at a UTF-8 character boundary. */
 aj_slice job_error_slice(const char *error) {
-    aj_slice s = aj_slice_str(error ? error : "failed");
+    aj_slice s = aj__slice_str(error ? error : "failed");
     if (s.n > AJ_ERROR_MAX) {
         s.n = AJ_ERROR_MAX;
         while (s.n > 0 && (s.p[s.n] & 0xc0) == 0x80) {

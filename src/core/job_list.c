@@ -120,7 +120,7 @@ static int queue_served(const pending_walk *w, aj_slice queue) {
         return 1;
     }
     for (size_t i = 0; i < w->n_queues; i++) {
-        if (aj_slice_eq(queue, w->queues[i])) {
+        if (aj__slice_eq(queue, w->queues[i])) {
             return 1;
         }
     }
@@ -221,8 +221,8 @@ static int slice_contains(aj_slice hay, const char *needle) {
 
 static int list_matches(const list_walk *w, const job_rec *r) {
     const aj_job_filter *f = w->f;
-    return r->id > f->after_id && (f->queue == NULL || aj_slice_eq(r->queue, f->queue)) &&
-           (f->type == NULL || aj_slice_eq(r->type, f->type)) &&
+    return r->id > f->after_id && (f->queue == NULL || aj__slice_eq(r->queue, f->queue)) &&
+           (f->type == NULL || aj__slice_eq(r->type, f->type)) &&
            (f->state == 0 || r->state == f->state) &&
            (f->dead_reason == AJ_DEAD_NONE || r->dead_reason == f->dead_reason) &&
            (f->error_contains == NULL || slice_contains(r->error, f->error_contains)) &&

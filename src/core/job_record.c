@@ -25,7 +25,7 @@ enum {
 
 static void add_opt(aj_buf *b, aj_slice s) {
     if (s.p != NULL) {
-        aj_buf_add_bytes(b, s.p, s.n);
+        aj__buf_add_bytes(b, s.p, s.n);
     }
 }
 
@@ -34,32 +34,32 @@ int job_rec_encode(const job_rec *r, aj_buf *b) {
                                 (r->error.p ? HAS_ERROR : 0) | (r->idem_key.p ? HAS_IDEM : 0) |
                                 (r->metadata.p ? HAS_META : 0) | (r->owner.p ? HAS_OWNER : 0) |
                                 (r->route.p ? HAS_ROUTE : 0));
-    aj_buf_add_u8(b, r->flags != 0 || r->route.p != NULL ? JOB_RECORD_FORMAT
+    aj__buf_add_u8(b, r->flags != 0 || r->route.p != NULL ? JOB_RECORD_FORMAT
                                                          : JOB_RECORD_FORMAT_PLAIN);
-    aj_buf_add_varint(b, r->id);
-    aj_buf_add_u8(b, (uint8_t)r->state);
-    aj_buf_add_u8(b, (uint8_t)r->dead_reason);
-    aj_buf_add_varint(b, r->priority);
-    aj_buf_add_varint(b, r->attempts);
-    aj_buf_add_varint(b, r->max_attempts);
-    aj_buf_add_varint(b, r->redrives);
-    aj_buf_add_varint(b, r->flags);
-    aj_buf_add_varint(b, r->epoch);
-    aj_buf_add_svarint(b, r->timeout_ms);
-    aj_buf_add_svarint(b, r->lease_ms);
-    aj_buf_add_svarint(b, r->created_ms);
-    aj_buf_add_svarint(b, r->run_at_ms);
-    aj_buf_add_svarint(b, r->ready_us);
-    aj_buf_add_svarint(b, r->started_ms);
-    aj_buf_add_svarint(b, r->finished_ms);
-    aj_buf_add_svarint(b, r->updated_ms);
-    aj_buf_add_svarint(b, r->lease_expires_ms);
-    aj_buf_add_svarint(b, r->dead_ms);
+    aj__buf_add_varint(b, r->id);
+    aj__buf_add_u8(b, (uint8_t)r->state);
+    aj__buf_add_u8(b, (uint8_t)r->dead_reason);
+    aj__buf_add_varint(b, r->priority);
+    aj__buf_add_varint(b, r->attempts);
+    aj__buf_add_varint(b, r->max_attempts);
+    aj__buf_add_varint(b, r->redrives);
+    aj__buf_add_varint(b, r->flags);
+    aj__buf_add_varint(b, r->epoch);
+    aj__buf_add_svarint(b, r->timeout_ms);
+    aj__buf_add_svarint(b, r->lease_ms);
+    aj__buf_add_svarint(b, r->created_ms);
+    aj__buf_add_svarint(b, r->run_at_ms);
+    aj__buf_add_svarint(b, r->ready_us);
+    aj__buf_add_svarint(b, r->started_ms);
+    aj__buf_add_svarint(b, r->finished_ms);
+    aj__buf_add_svarint(b, r->updated_ms);
+    aj__buf_add_svarint(b, r->lease_expires_ms);
+    aj__buf_add_svarint(b, r->dead_ms);
     job_backoff_encode(b, &r->backoff);
-    aj_buf_add_bytes(b, r->queue.p, r->queue.n);
-    aj_buf_add_bytes(b, r->type.p, r->type.n);
-    aj_buf_add_bytes(b, r->payload.p, r->payload.n);
-    aj_buf_add_u8(b, present);
+    aj__buf_add_bytes(b, r->queue.p, r->queue.n);
+    aj__buf_add_bytes(b, r->type.p, r->type.n);
+    aj__buf_add_bytes(b, r->payload.p, r->payload.n);
+    aj__buf_add_u8(b, present);
     add_opt(b, r->result);
     add_opt(b, r->worker);
     add_opt(b, r->error);
@@ -72,7 +72,7 @@ int job_rec_encode(const job_rec *r, aj_buf *b) {
 
 aj_slice job_rd_slice(aj_rd *r) {
     aj_slice s;
-    s.p = aj_rd_bytes(r, &s.n);
+    s.p = aj__rd_bytes(r, &s.n);
     if (s.p == NULL && !r->bad) {
         s.p = (const uint8_t *)"";
     }
@@ -80,31 +80,31 @@ aj_slice job_rd_slice(aj_rd *r) {
 }
 
 void job_backoff_encode(aj_buf *b, const aj_backoff *bo) {
-    aj_buf_add_u8(b, (uint8_t)bo->kind);
-    aj_buf_add_svarint(b, bo->initial_ms);
-    aj_buf_add(b, &bo->factor, sizeof bo->factor);
-    aj_buf_add_svarint(b, bo->max_ms);
-    aj_buf_add_varint(b, bo->n_delays);
+    aj__buf_add_u8(b, (uint8_t)bo->kind);
+    aj__buf_add_svarint(b, bo->initial_ms);
+    aj__buf_add(b, &bo->factor, sizeof bo->factor);
+    aj__buf_add_svarint(b, bo->max_ms);
+    aj__buf_add_varint(b, bo->n_delays);
     for (uint32_t i = 0; i < bo->n_delays && i < AJ_BACKOFF_LIST_MAX; i++) {
-        aj_buf_add_svarint(b, bo->delays_ms[i]);
+        aj__buf_add_svarint(b, bo->delays_ms[i]);
     }
 }
 
 void job_backoff_decode(aj_rd *r, aj_backoff *bo) {
-    bo->kind = (aj_backoff_kind)aj_rd_u8(r);
-    bo->initial_ms = aj_rd_svarint(r);
-    const uint8_t *f = aj_rd_raw(r, sizeof bo->factor);
+    bo->kind = (aj_backoff_kind)aj__rd_u8(r);
+    bo->initial_ms = aj__rd_svarint(r);
+    const uint8_t *f = aj__rd_raw(r, sizeof bo->factor);
     if (f != NULL) {
         memcpy(&bo->factor, f, sizeof bo->factor);
     }
-    bo->max_ms = aj_rd_svarint(r);
-    uint64_t nd = aj_rd_varint(r);
+    bo->max_ms = aj__rd_svarint(r);
+    uint64_t nd = aj__rd_varint(r);
     if (nd > AJ_BACKOFF_LIST_MAX) {
         r->bad = 1;
     }
     bo->n_delays = (uint32_t)nd;
     for (uint32_t i = 0; i < bo->n_delays && !r->bad; i++) {
-        bo->delays_ms[i] = aj_rd_svarint(r);
+        bo->delays_ms[i] = aj__rd_svarint(r);
     }
 }
 
@@ -115,38 +115,38 @@ static aj_slice rd_opt(aj_rd *r, uint8_t present, uint8_t bit) {
 
 int job_rec_decode(const uint8_t *p, size_t n, job_rec *out) {
     aj_rd r;
-    aj_rd_init(&r, p, n);
+    aj__rd_init(&r, p, n);
     job_rec v;
     memset(&v, 0, sizeof v);
-    uint8_t format = aj_rd_u8(&r);
+    uint8_t format = aj__rd_u8(&r);
     if (!r.bad && format > JOB_RECORD_FORMAT) {
         return aj__err(AJ_EFORMAT, "job record format %u is newer than this aj supports (%d)",
                        format, JOB_RECORD_FORMAT);
     }
-    v.id = aj_rd_varint(&r);
-    v.state = (aj_job_state)aj_rd_u8(&r);
-    v.dead_reason = (aj_dead_reason)aj_rd_u8(&r);
-    v.priority = (uint32_t)aj_rd_varint(&r);
-    v.attempts = (uint32_t)aj_rd_varint(&r);
-    v.max_attempts = (uint32_t)aj_rd_varint(&r);
-    v.redrives = (uint32_t)aj_rd_varint(&r);
-    v.flags = (uint32_t)aj_rd_varint(&r);
-    v.epoch = aj_rd_varint(&r);
-    v.timeout_ms = aj_rd_svarint(&r);
-    v.lease_ms = aj_rd_svarint(&r);
-    v.created_ms = aj_rd_svarint(&r);
-    v.run_at_ms = aj_rd_svarint(&r);
-    v.ready_us = aj_rd_svarint(&r);
-    v.started_ms = aj_rd_svarint(&r);
-    v.finished_ms = aj_rd_svarint(&r);
-    v.updated_ms = aj_rd_svarint(&r);
-    v.lease_expires_ms = aj_rd_svarint(&r);
-    v.dead_ms = aj_rd_svarint(&r);
+    v.id = aj__rd_varint(&r);
+    v.state = (aj_job_state)aj__rd_u8(&r);
+    v.dead_reason = (aj_dead_reason)aj__rd_u8(&r);
+    v.priority = (uint32_t)aj__rd_varint(&r);
+    v.attempts = (uint32_t)aj__rd_varint(&r);
+    v.max_attempts = (uint32_t)aj__rd_varint(&r);
+    v.redrives = (uint32_t)aj__rd_varint(&r);
+    v.flags = (uint32_t)aj__rd_varint(&r);
+    v.epoch = aj__rd_varint(&r);
+    v.timeout_ms = aj__rd_svarint(&r);
+    v.lease_ms = aj__rd_svarint(&r);
+    v.created_ms = aj__rd_svarint(&r);
+    v.run_at_ms = aj__rd_svarint(&r);
+    v.ready_us = aj__rd_svarint(&r);
+    v.started_ms = aj__rd_svarint(&r);
+    v.finished_ms = aj__rd_svarint(&r);
+    v.updated_ms = aj__rd_svarint(&r);
+    v.lease_expires_ms = aj__rd_svarint(&r);
+    v.dead_ms = aj__rd_svarint(&r);
     job_backoff_decode(&r, &v.backoff);
     v.queue = job_rd_slice(&r);
     v.type = job_rd_slice(&r);
     v.payload = job_rd_slice(&r);
-    uint8_t present = aj_rd_u8(&r);
+    uint8_t present = aj__rd_u8(&r);
     v.result = rd_opt(&r, present, HAS_RESULT);
     v.worker = rd_opt(&r, present, HAS_WORKER);
     v.error = rd_opt(&r, present, HAS_ERROR);
@@ -169,13 +169,13 @@ int job_rec_decode(const uint8_t *p, size_t n, job_rec *out) {
     return 0;
 }
 
-int aj_slice_eq(aj_slice a, const char *s) {
+int aj__slice_eq(aj_slice a, const char *s) {
     size_t n = strlen(s);
     return a.p != NULL && a.n == n && memcmp(a.p, s, n) == 0;
 }
 
 /* Lays a slice out as a NUL-terminated copy inside the single allocation. */
-char *aj_slice_place(char **cursor, aj_slice s) {
+char *aj__slice_place(char **cursor, aj_slice s) {
     if (s.p == NULL) {
         return NULL;
     }
@@ -204,28 +204,28 @@ aj_job *job_rec_to_public(const job_rec *r) {
     char *cursor = (char *)(j + 1);
     j->id = r->id;
     j->state = r->state;
-    j->queue = aj_slice_place(&cursor, r->queue);
-    j->type = aj_slice_place(&cursor, r->type);
+    j->queue = aj__slice_place(&cursor, r->queue);
+    j->type = aj__slice_place(&cursor, r->type);
     aj_slice payload = r->payload;
     if (payload.p == NULL) {
         payload.p = (const uint8_t *)"";
     }
-    j->payload = aj_slice_place(&cursor, payload);
+    j->payload = aj__slice_place(&cursor, payload);
     j->payload_len = r->payload.n;
-    j->result = aj_slice_place(&cursor, r->result);
+    j->result = aj__slice_place(&cursor, r->result);
     j->result_len = r->result.n;
-    j->worker = aj_slice_place(&cursor, r->worker);
-    j->error = aj_slice_place(&cursor, r->error);
-    j->idempotency_key = aj_slice_place(&cursor, r->idem_key);
-    j->metadata = aj_slice_place(&cursor, r->metadata);
+    j->worker = aj__slice_place(&cursor, r->worker);
+    j->error = aj__slice_place(&cursor, r->error);
+    j->idempotency_key = aj__slice_place(&cursor, r->idem_key);
+    j->metadata = aj__slice_place(&cursor, r->metadata);
     /* The routing strings are shorter than their encoding, which was counted above. A field
      * that does not decode is shown as absent (aj check reports the record). */
     job_route route;
     if (r->route.p != NULL && route_decode(r->route, &route) == 0) {
-        j->require_tag = aj_slice_place(&cursor, route.require_tag);
-        j->prefer_node = aj_slice_place(&cursor, route.prefer_node);
+        j->require_tag = aj__slice_place(&cursor, route.require_tag);
+        j->prefer_node = aj__slice_place(&cursor, route.prefer_node);
         j->prefer_wait_ms = route.prefer_wait_ms;
-        j->avoid_node = aj_slice_place(&cursor, route.avoid_node);
+        j->avoid_node = aj__slice_place(&cursor, route.avoid_node);
     }
     j->priority = r->priority;
     j->attempts = r->attempts;

@@ -36,7 +36,7 @@ typedef struct aj_slice {
     size_t n;
 } aj_slice;
 
-static inline aj_slice aj_slice_str(const char *s);
+static inline aj_slice aj__slice_str(const char *s);
 
 typedef struct job_rec {
     uint64_t id;
@@ -87,7 +87,7 @@ void job_backoff_decode(aj_rd *r, aj_backoff *bo);
 /* Copies a record into one owned public aj_job allocation (free with aj_job_free). */
 aj_job *job_rec_to_public(const job_rec *r);
 
-static inline aj_slice aj_slice_str(const char *s) {
+static inline aj_slice aj__slice_str(const char *s) {
     aj_slice v = {(const uint8_t *)s, 0};
     if (s != NULL) {
         const char *e = s;
@@ -100,10 +100,10 @@ static inline aj_slice aj_slice_str(const char *s) {
 }
 
 /* 1 when the slice equals the C string. */
-int aj_slice_eq(aj_slice a, const char *s);
+int aj__slice_eq(aj_slice a, const char *s);
 /* Copies a slice as a NUL-terminated string at *cursor and advances it (NULL for an absent
  * slice): how the public snapshots (jobs, workflows, schedules) lay their strings out in one
  * allocation after the struct. */
-char *aj_slice_place(char **cursor, aj_slice s);
+char *aj__slice_place(char **cursor, aj_slice s);
 
 #endif

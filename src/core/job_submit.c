@@ -57,20 +57,20 @@ int job_submit_owned(kv_txn *t, const job_env *env, const aj_job_spec *s, uint64
         r.run_at_ms = env->now_ms;
         r.ready_us = env->now_us;
     }
-    r.queue = aj_slice_str(queue);
-    r.type = aj_slice_str(s->type);
+    r.queue = aj__slice_str(queue);
+    r.type = aj__slice_str(s->type);
     aj_slice payload = {s->payload_len ? s->payload : (const void *)"", s->payload_len};
     uint8_t ref[BLOB_REF_LEN]; /* a large payload's reference (blob.h) */
     if ((rc = blob_job_set_payload(t, env, &r, payload, ref)) != 0) {
         return rc;
     }
-    r.idem_key = aj_slice_str(s->idempotency_key);
-    r.metadata = aj_slice_str(s->metadata);
+    r.idem_key = aj__slice_str(s->idempotency_key);
+    r.metadata = aj__slice_str(s->metadata);
     r.owner = owner;
     aj_buf route = AJ_BUF_INIT;
     if (route_spec_has(s)) {
         if ((rc = route_encode(s, &route)) != 0) {
-            aj_buf_free(&route);
+            aj__buf_free(&route);
             return rc;
         }
         r.route.p = route.p;
@@ -80,7 +80,7 @@ int job_submit_owned(kv_txn *t, const job_env *env, const aj_job_spec *s, uint64
     if (rc == 0) {
         rc = job_put_rec(t, &r);
     }
-    aj_buf_free(&route);
+    aj__buf_free(&route);
     if (rc != 0) {
         return rc;
     }

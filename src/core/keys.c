@@ -15,7 +15,7 @@ static void add(akey *k, const void *p, size_t n) {
 
 static void add_u64(akey *k, uint64_t v) {
     assert(k->n + 8 <= KEY_MAX);
-    aj_put_u64be(k->b + k->n, v);
+    aj__put_u64be(k->b + k->n, v);
     k->n += 8;
 }
 
@@ -59,7 +59,7 @@ void key_ready(akey *k, const char *queue, size_t qlen, uint32_t prio, int64_t r
                uint64_t id) {
     key_ready_prefix(k, queue, qlen);
     uint8_t p[4];
-    aj_put_u32be(p, prio);
+    aj__put_u32be(p, prio);
     add(k, p, 4);
     add_u64(k, time_bits(ready_us));
     add_u64(k, id);
@@ -106,12 +106,12 @@ void key_meta(akey *k, const char *name) {
 
 uint64_t key_tail_id(const uint8_t *key, size_t klen) {
     assert(klen >= 9);
-    return aj_get_u64be(key + klen - 8);
+    return aj__get_u64be(key + klen - 8);
 }
 
 int64_t key_time(const uint8_t *key, size_t klen) {
     assert(klen >= 9);
-    return (int64_t)aj_get_u64be(key + 1);
+    return (int64_t)aj__get_u64be(key + 1);
 }
 
 int key_batch_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,

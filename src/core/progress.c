@@ -517,39 +517,39 @@ int progress_line_parse(const char *line, size_t len, progress_line *out) {
 /* Encoding                                                                                   */
 
 static void put_ts(aj_buf *b, aj_hlc_ts ts) {
-    aj_buf_add_varint(b, (uint64_t)ts.ms);
-    aj_buf_add_varint(b, ts.logical);
+    aj__buf_add_varint(b, (uint64_t)ts.ms);
+    aj__buf_add_varint(b, ts.logical);
 }
 
 static void put_lww(aj_buf *b, const progress_lww *r) {
     put_ts(b, r->ts);
-    aj_buf_add_varint(b, r->writer);
-    aj_buf_add_bytes(b, r->text, r->len);
+    aj__buf_add_varint(b, r->writer);
+    aj__buf_add_bytes(b, r->text, r->len);
 }
 
 static void put_gc(aj_buf *b, const progress_gcounter *g) {
-    aj_buf_add_varint(b, g->n);
+    aj__buf_add_varint(b, g->n);
     for (uint32_t i = 0; i < g->n; i++) {
-        aj_buf_add_varint(b, g->w[i].writer);
-        aj_buf_add_varint(b, g->w[i].value);
+        aj__buf_add_varint(b, g->w[i].writer);
+        aj__buf_add_varint(b, g->w[i].value);
     }
 }
 
 int progress_encode(const progress_state *s, aj_buf *b) {
-    aj_buf_add_u8(b, PROGRESS_FORMAT);
-    aj_buf_add_varint(b, s->has_percent);
-    aj_buf_add_varint(b, s->percent);
+    aj__buf_add_u8(b, PROGRESS_FORMAT);
+    aj__buf_add_varint(b, s->has_percent);
+    aj__buf_add_varint(b, s->percent);
     put_ts(b, s->updated);
     put_lww(b, &s->message);
     put_lww(b, &s->step);
-    aj_buf_add_varint(b, s->n_done);
+    aj__buf_add_varint(b, s->n_done);
     for (uint32_t i = 0; i < s->n_done; i++) {
-        aj_buf_add_bytes(b, s->done[i].name, s->done[i].len);
+        aj__buf_add_bytes(b, s->done[i].name, s->done[i].len);
         put_ts(b, s->done[i].ts);
     }
-    aj_buf_add_varint(b, s->n_counters);
+    aj__buf_add_varint(b, s->n_counters);
     for (uint32_t i = 0; i < s->n_counters; i++) {
-        aj_buf_add_bytes(b, s->counters[i].name, s->counters[i].len);
+        aj__buf_add_bytes(b, s->counters[i].name, s->counters[i].len);
         put_gc(b, &s->counters[i].g);
     }
     put_gc(b, &s->malformed);
@@ -563,7 +563,7 @@ typedef struct dec {
 } dec;
 
 static uint64_t get_num(dec *d, uint64_t max) {
-    uint64_t v = aj_rd_varint(&d->r);
+    uint64_t v = aj__rd_varint(&d->r);
     if (v > max) {
         d->bad = 1;
     }
@@ -580,7 +580,7 @@ static aj_hlc_ts get_ts(dec *d) {
 /* A byte string of 0..max bytes (min..max) copied into out, NUL-terminated. */
 static size_t get_text(dec *d, char *out, size_t min, size_t max) {
     size_t n = 0;
-    const uint8_t *p = aj_rd_bytes(&d->r, &n);
+    const uint8_t *p = aj__rd_bytes(&d->r, &n);
     if (d->r.bad || p == NULL || n < min || n > max) {
         d->bad = 1;
         out[0] = '\0';
@@ -611,8 +611,8 @@ static void get_gc(dec *d, progress_gcounter *g) {
 int progress_decode(const uint8_t *p, size_t n, progress_state *s) {
     progress_init(s);
     dec d = {{0}, 0};
-    aj_rd_init(&d.r, p, n);
-    uint8_t format = aj_rd_u8(&d.r);
+    aj__rd_init(&d.r, p, n);
+    uint8_t format = aj__rd_u8(&d.r);
     if (!d.r.bad && format > PROGRESS_FORMAT) {
         return aj__err(AJ_EFORMAT, "progress record format %u is newer than this aj supports (%d)",
                        format, PROGRESS_FORMAT);
@@ -659,7 +659,7 @@ int progress_decode(const uint8_t *p, size_t n, progress_state *s) {
 
 static void progress_key(akey *k, uint64_t id) {
     key_prefix(k, KEY_PROGRESS);
-    aj_put_u64be(k->b + 1, id);
+    aj__put_u64be(k->b + 1, id);
     k->n = 9;
 }
 
@@ -715,7 +715,7 @@ int progress_merge_into_store(kv_txn *t, uint64_t id, const progress_state *delt
         progress_key(&k, id);
         rc = kv_put(t, k.b, k.n, b.p, b.len);
     }
-    aj_buf_free(&b);
+    aj__buf_free(&b);
     return rc;
 }
 

@@ -31,16 +31,16 @@ static void qkey(akey *k, uint8_t kind, const char *queue, size_t qlen) {
 
 static int ctl_decode(const uint8_t *v, size_t n, qctl *out) {
     aj_rd r;
-    aj_rd_init(&r, v, n);
-    uint8_t format = aj_rd_u8(&r);
+    aj__rd_init(&r, v, n);
+    uint8_t format = aj__rd_u8(&r);
     if (!r.bad && format > QCTL_FORMAT) {
         return aj__err(AJ_EFORMAT, "queue control format %u is newer than this aj supports (%d)",
                        format, QCTL_FORMAT);
     }
-    uint8_t flags = aj_rd_u8(&r);
-    uint64_t conc = aj_rd_varint(&r);
-    uint64_t rn = aj_rd_varint(&r);
-    uint64_t win = aj_rd_varint(&r);
+    uint8_t flags = aj__rd_u8(&r);
+    uint64_t conc = aj__rd_varint(&r);
+    uint64_t rn = aj__rd_varint(&r);
+    uint64_t win = aj__rd_varint(&r);
     if (r.bad || r.off != n || conc > AJ_QUEUE_CONCURRENCY_MAX || rn > AJ_QUEUE_RATE_MAX ||
         win > (uint64_t)AJ_QUEUE_RATE_WINDOW_MAX || (rn > 0 && win == 0)) {
         return aj__err(AJ_ECORRUPT, "queue control record is corrupt (%zu bytes)", n);
@@ -75,13 +75,13 @@ static int ctl_put(kv_txn *t, const char *queue, const qctl *c) {
         return kv_del(t, k.b, k.n); /* no control left: a queue like any other */
     }
     aj_buf buf = AJ_BUF_INIT;
-    aj_buf_add_u8(&buf, QCTL_FORMAT);
-    aj_buf_add_u8(&buf, c->paused ? QCTL_PAUSED : 0);
-    aj_buf_add_varint(&buf, c->concurrency);
-    aj_buf_add_varint(&buf, c->rate_n);
-    aj_buf_add_varint(&buf, (uint64_t)c->rate_window_ms);
+    aj__buf_add_u8(&buf, QCTL_FORMAT);
+    aj__buf_add_u8(&buf, c->paused ? QCTL_PAUSED : 0);
+    aj__buf_add_varint(&buf, c->concurrency);
+    aj__buf_add_varint(&buf, c->rate_n);
+    aj__buf_add_varint(&buf, (uint64_t)c->rate_window_ms);
     int rc = buf.oom ? AJ_ENOMEM : kv_put(t, k.b, k.n, buf.p, buf.len);
-    aj_buf_free(&buf);
+    aj__buf_free(&buf);
     return rc;
 }
 
@@ -101,10 +101,10 @@ static int use_get(kv_txn *t, const char *queue, qctl_gate *g) {
         return rc;
     }
     aj_rd r;
-    aj_rd_init(&r, v, n);
-    uint8_t format = aj_rd_u8(&r);
-    uint64_t running = aj_rd_varint(&r);
-    uint64_t nt = aj_rd_varint(&r);
+    aj__rd_init(&r, v, n);
+    uint8_t format = aj__rd_u8(&r);
+    uint64_t running = aj__rd_varint(&r);
+    uint64_t nt = aj__rd_varint(&r);
     if (r.bad || format > QCTL_FORMAT || running > UINT32_MAX || nt > AJ_QUEUE_RATE_MAX) {
         return aj__err(AJ_ECORRUPT, "queue '%s': usage record is corrupt (%zu bytes)", queue, n);
     }
@@ -115,7 +115,7 @@ static int use_get(kv_txn *t, const char *queue, qctl_gate *g) {
         }
     }
     for (uint64_t i = 0; i < nt; i++) {
-        g->times[i] = (int64_t)aj_rd_varint(&r);
+        g->times[i] = (int64_t)aj__rd_varint(&r);
     }
     if (r.bad || r.off != n) {
         return aj__err(AJ_ECORRUPT, "queue '%s': usage record is corrupt (%zu bytes)", queue, n);
@@ -132,14 +132,14 @@ static int use_put(kv_txn *t, const char *queue, size_t qlen, const qctl_gate *g
         return kv_del(t, k.b, k.n);
     }
     aj_buf b = AJ_BUF_INIT;
-    aj_buf_add_u8(&b, QCTL_FORMAT);
-    aj_buf_add_varint(&b, g->running);
-    aj_buf_add_varint(&b, g->n_times);
+    aj__buf_add_u8(&b, QCTL_FORMAT);
+    aj__buf_add_varint(&b, g->running);
+    aj__buf_add_varint(&b, g->n_times);
     for (uint32_t i = 0; i < g->n_times; i++) {
-        aj_buf_add_varint(&b, (uint64_t)g->times[i]);
+        aj__buf_add_varint(&b, (uint64_t)g->times[i]);
     }
     int rc = b.oom ? AJ_ENOMEM : kv_put(t, k.b, k.n, b.p, b.len);
-    aj_buf_free(&b);
+    aj__buf_free(&b);
     return rc;
 }
 

@@ -45,17 +45,17 @@ int route_encode(const aj_job_spec *s, aj_buf *b) {
     uint8_t present =
         (uint8_t)((s->require_tag ? HAS_REQUIRE : 0) | (s->prefer_node ? HAS_PREFER : 0) |
                   (s->avoid_node ? HAS_AVOID : 0));
-    aj_buf_add_u8(b, ROUTE_FORMAT);
-    aj_buf_add_u8(b, present);
+    aj__buf_add_u8(b, ROUTE_FORMAT);
+    aj__buf_add_u8(b, present);
     if (s->require_tag != NULL) {
-        aj_buf_add_bytes(b, s->require_tag, strlen(s->require_tag));
+        aj__buf_add_bytes(b, s->require_tag, strlen(s->require_tag));
     }
     if (s->prefer_node != NULL) {
-        aj_buf_add_bytes(b, s->prefer_node, strlen(s->prefer_node));
-        aj_buf_add_varint(b, (uint64_t)s->prefer_wait_ms);
+        aj__buf_add_bytes(b, s->prefer_node, strlen(s->prefer_node));
+        aj__buf_add_varint(b, (uint64_t)s->prefer_wait_ms);
     }
     if (s->avoid_node != NULL) {
-        aj_buf_add_bytes(b, s->avoid_node, strlen(s->avoid_node));
+        aj__buf_add_bytes(b, s->avoid_node, strlen(s->avoid_node));
     }
     return b->oom ? AJ_ENOMEM : 0;
 }
@@ -64,19 +64,19 @@ int route_decode(aj_slice enc, job_route *out) {
     job_route v;
     memset(&v, 0, sizeof v);
     aj_rd r;
-    aj_rd_init(&r, enc.p, enc.n);
-    uint8_t format = aj_rd_u8(&r);
+    aj__rd_init(&r, enc.p, enc.n);
+    uint8_t format = aj__rd_u8(&r);
     if (!r.bad && format > ROUTE_FORMAT) {
         return aj__err(AJ_EFORMAT, "job routing format %u is newer than this aj supports (%d)",
                        format, ROUTE_FORMAT);
     }
-    uint8_t present = aj_rd_u8(&r);
+    uint8_t present = aj__rd_u8(&r);
     if (present & HAS_REQUIRE) {
         v.require_tag = job_rd_slice(&r);
     }
     if (present & HAS_PREFER) {
         v.prefer_node = job_rd_slice(&r);
-        uint64_t w = aj_rd_varint(&r);
+        uint64_t w = aj__rd_varint(&r);
         if (w > (uint64_t)ROUTE_WAIT_MAX) {
             r.bad = 1;
         }
@@ -98,16 +98,16 @@ int route_allows(const job_route *r, const route_claimer *who, int64_t now_us, i
     if (r->require_tag.p != NULL) {
         int found = 0;
         for (size_t i = 0; who != NULL && i < who->n_tags && !found; i++) {
-            found = aj_slice_eq(r->require_tag, who->tags[i]);
+            found = aj__slice_eq(r->require_tag, who->tags[i]);
         }
         if (!found) {
             return 0;
         }
     }
-    if (r->avoid_node.p != NULL && node != NULL && aj_slice_eq(r->avoid_node, node)) {
+    if (r->avoid_node.p != NULL && node != NULL && aj__slice_eq(r->avoid_node, node)) {
         return 0;
     }
-    if (r->prefer_node.p != NULL && !(node != NULL && aj_slice_eq(r->prefer_node, node))) {
+    if (r->prefer_node.p != NULL && !(node != NULL && aj__slice_eq(r->prefer_node, node))) {
         int64_t open_us = ready_us + r->prefer_wait_ms * 1000;
         if (now_us < open_us) {
             int64_t at_ms = (open_us + 999) / 1000;

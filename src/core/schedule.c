@@ -64,7 +64,7 @@ static void key_sched(akey *k, aj_slice name) {
 static void key_due(akey *k, int64_t due, aj_slice name) {
     k->b[0] = KEY_SCHEDULE_DUE;
     k->n = 1;
-    aj_put_u64be(k->b + 1, due < 0 ? 0 : (uint64_t)due);
+    aj__put_u64be(k->b + 1, due < 0 ? 0 : (uint64_t)due);
     k->n += 8;
     key_add(k, name.p, name.n);
 }
@@ -226,7 +226,7 @@ int sched_fire_times(const job_env *env, const sched_rec *r, int64_t after_ms, i
 
 int sched_read(kv_txn *t, const char *name, sched_rec *out) {
     akey k;
-    key_sched(&k, aj_slice_str(name));
+    key_sched(&k, aj__slice_str(name));
     const uint8_t *v;
     size_t n;
     int rc = kv_get(t, k.b, k.n, &v, &n);
@@ -268,7 +268,7 @@ static int put_state(kv_txn *t, const sched_rec *before, const sched_rec *after)
     if (rc == 0 && wait_active(after) &&
         (!wait_active(before) || before->wait_job != after->wait_job)) {
         uint8_t v[8];
-        aj_put_u64be(v, after->wait_job);
+        aj__put_u64be(v, after->wait_job);
         key_wait(&k, after->name);
         rc = kv_put(t, k.b, k.n, v, sizeof v);
     }
@@ -279,7 +279,7 @@ static int put_state(kv_txn *t, const sched_rec *before, const sched_rec *after)
             key_sched(&k, after->name);
             rc = kv_put(t, k.b, k.n, b.p, b.len);
         }
-        aj_buf_free(&b);
+        aj__buf_free(&b);
     }
     return rc;
 }
@@ -550,12 +550,12 @@ int sched_add(kv_txn *t, const job_env *env, const aj_schedule_spec *s) {
     rc = 0;
     sched_rec r;
     memset(&r, 0, sizeof r);
-    r.name = aj_slice_str(s->name);
+    r.name = aj__slice_str(s->name);
     r.kind = s->cron != NULL    ? AJ_SCHEDULE_CRON
              : s->every_ms != 0 ? AJ_SCHEDULE_EVERY
                                 : AJ_SCHEDULE_AT;
-    r.cron = aj_slice_str(s->cron != NULL ? s->cron : "");
-    r.tz = aj_slice_str(s->tz != NULL ? s->tz : "UTC");
+    r.cron = aj__slice_str(s->cron != NULL ? s->cron : "");
+    r.tz = aj__slice_str(s->tz != NULL ? s->tz : "UTC");
     r.every_ms = s->every_ms;
     r.at_ms = s->at_ms;
     r.jitter_ms = s->jitter_ms;
@@ -563,11 +563,11 @@ int sched_add(kv_txn *t, const job_env *env, const aj_schedule_spec *s) {
     r.catch_up_limit = s->catch_up_limit;
     r.overlap = s->overlap;
     r.created_ms = r.updated_ms = env->now_ms;
-    r.queue = aj_slice_str(s->job.queue != NULL ? s->job.queue : "default");
-    r.type = aj_slice_str(s->job.type);
+    r.queue = aj__slice_str(s->job.queue != NULL ? s->job.queue : "default");
+    r.type = aj__slice_str(s->job.type);
     r.payload.p = s->job.payload_len ? s->job.payload : (const void *)"";
     r.payload.n = s->job.payload_len;
-    r.metadata = aj_slice_str(s->job.metadata);
+    r.metadata = aj__slice_str(s->job.metadata);
     r.priority = s->job.priority;
     r.timeout_ms = s->job.timeout_ms;
     r.lease_ms = s->job.lease_ms;
@@ -576,7 +576,7 @@ int sched_add(kv_txn *t, const job_env *env, const aj_schedule_spec *s) {
     aj_buf route = AJ_BUF_INIT;
     if (route_spec_has(&s->job)) {
         if ((rc = route_encode(&s->job, &route)) != 0) {
-            aj_buf_free(&route);
+            aj__buf_free(&route);
             return rc;
         }
         r.route.p = route.p;
@@ -599,7 +599,7 @@ int sched_add(kv_txn *t, const job_env *env, const aj_schedule_spec *s) {
         r.due_ms = r.next_ms + jitter(env, &r);
         rc = put_state(t, NULL, &r);
     }
-    aj_buf_free(&route);
+    aj__buf_free(&route);
     return rc;
 }
 
@@ -886,7 +886,7 @@ static int due_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
     if (klen < 10 || !name_of(key + 9, klen - 9, name)) {
         return 0; /* not an entry this code wrote; sched_check reports it */
     }
-    int64_t due = (int64_t)aj_get_u64be(key + 1);
+    int64_t due = (int64_t)aj__get_u64be(key + 1);
     if (due > p->now) {
         p->next = due;
         return 1;
@@ -909,7 +909,7 @@ static int wait_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
         return 0;
     }
     int active = 0;
-    p->rc = job_active(p->t, aj_get_u64be(val), &active);
+    p->rc = job_active(p->t, aj__get_u64be(val), &active);
     if (p->rc == 0 && !active) {
         p->rc = p->fn(p->ud, name);
     }
@@ -963,7 +963,7 @@ static int check_rec(void *ud, const sched_rec *r) {
     if (wait_active(r)) {
         key_wait(&k, r->name);
         int rc = kv_get(c->t, k.b, k.n, &v, &vlen);
-        if (rc == AJ_ENOTFOUND || (rc == 0 && (vlen != 8 || aj_get_u64be(v) != r->wait_job))) {
+        if (rc == AJ_ENOTFOUND || (rc == 0 && (vlen != 8 || aj__get_u64be(v) != r->wait_job))) {
             check_problem(&c->rep,
                           "schedule '%.*s' buffers a fire for job %llu but its wait entry is %s", n,
                           name, (unsigned long long)r->wait_job, rc == 0 ? "wrong" : "missing");
@@ -998,7 +998,7 @@ static int check_index_cb(void *ud, const uint8_t *key, size_t klen, const uint8
     if (c->rc != 0) {
         return 1;
     }
-    if (due && (!due_active(&r) || (int64_t)aj_get_u64be(key + 1) != r.due_ms)) {
+    if (due && (!due_active(&r) || (int64_t)aj__get_u64be(key + 1) != r.due_ms)) {
         check_problem(&c->rep, "due-index entry of schedule '%s' does not match its record", name);
     }
     if (!due && !wait_active(&r)) {

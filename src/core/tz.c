@@ -453,17 +453,17 @@ typedef struct tzif_counts {
 } tzif_counts;
 
 static int tzif_header(const char *name, aj_rd *r, uint8_t *version, tzif_counts *c) {
-    const uint8_t *h = aj_rd_raw(r, TZIF_HEADER);
+    const uint8_t *h = aj__rd_raw(r, TZIF_HEADER);
     if (h == NULL || memcmp(h, "TZif", 4) != 0) {
         return aj__err(AJ_EINVAL, "time zone file for '%s' is not a TZif file", name);
     }
     *version = h[4];
-    c->isut = aj_get_u32be(h + 20);
-    c->isstd = aj_get_u32be(h + 24);
-    c->leap = aj_get_u32be(h + 28);
-    c->time = aj_get_u32be(h + 32);
-    c->type = aj_get_u32be(h + 36);
-    c->chars = aj_get_u32be(h + 40);
+    c->isut = aj__get_u32be(h + 20);
+    c->isstd = aj__get_u32be(h + 24);
+    c->leap = aj__get_u32be(h + 28);
+    c->time = aj__get_u32be(h + 32);
+    c->type = aj__get_u32be(h + 36);
+    c->chars = aj__get_u32be(h + 40);
     if (c->time > TZ_TRANSITIONS_MAX || c->type == 0 || c->type > TZ_TYPES_MAX ||
         c->leap > TZ_TRANSITIONS_MAX || c->chars > TZ_FILE_MAX ||
         (c->isut != 0 && c->isut != c->type) || (c->isstd != 0 && c->isstd != c->type)) {
@@ -480,7 +480,7 @@ static size_t block_len(const tzif_counts *c, size_t tsize) {
 
 int tz_parse(const char *name, const uint8_t *data, size_t len, tz_zone **out) {
     aj_rd r;
-    aj_rd_init(&r, data, len);
+    aj__rd_init(&r, data, len);
     uint8_t version = 0;
     tzif_counts c;
     int rc = tzif_header(name, &r, &version, &c);
@@ -493,7 +493,7 @@ int tz_parse(const char *name, const uint8_t *data, size_t len, tz_zone **out) {
                        "is needed",
                        name);
     }
-    if (aj_rd_raw(&r, block_len(&c, 4)) == NULL) { /* the version 1 block */
+    if (aj__rd_raw(&r, block_len(&c, 4)) == NULL) { /* the version 1 block */
         return aj__err(AJ_EINVAL, "time zone file for '%s' is truncated", name);
     }
     if ((rc = tzif_header(name, &r, &version, &c)) != 0) {
@@ -504,10 +504,10 @@ int tz_parse(const char *name, const uint8_t *data, size_t len, tz_zone **out) {
                        "time zone '%s' counts leap seconds (a right/ zone); use the plain zone",
                        name);
     }
-    const uint8_t *times = aj_rd_raw(&r, (size_t)c.time * 8);
-    const uint8_t *idx = aj_rd_raw(&r, c.time);
-    const uint8_t *types = aj_rd_raw(&r, (size_t)c.type * TZIF_TYPE_LEN);
-    aj_rd_raw(&r, (size_t)c.chars + c.isstd + c.isut);
+    const uint8_t *times = aj__rd_raw(&r, (size_t)c.time * 8);
+    const uint8_t *idx = aj__rd_raw(&r, c.time);
+    const uint8_t *types = aj__rd_raw(&r, (size_t)c.type * TZIF_TYPE_LEN);
+    aj__rd_raw(&r, (size_t)c.chars + c.isstd + c.isut);
     if (r.bad) {
         return aj__err(AJ_EINVAL, "time zone file for '%s' is truncated", name);
     }
@@ -526,7 +526,7 @@ int tz_parse(const char *name, const uint8_t *data, size_t len, tz_zone **out) {
     footer[nl - foot - 1] = '\0';
     int32_t offs[TZ_TYPES_MAX];
     for (uint32_t i = 0; i < c.type; i++) {
-        offs[i] = (int32_t)aj_get_u32be(types + i * TZIF_TYPE_LEN);
+        offs[i] = (int32_t)aj__get_u32be(types + i * TZIF_TYPE_LEN);
         if (offs[i] < -TZ_OFFSET_MAX_S || offs[i] > TZ_OFFSET_MAX_S) {
             return aj__err(AJ_EINVAL, "time zone file for '%s' has an offset out of range", name);
         }
@@ -537,7 +537,7 @@ int tz_parse(const char *name, const uint8_t *data, size_t len, tz_zone **out) {
     }
     z->first_off = offs[0];
     for (uint32_t i = 0; i < c.time; i++) {
-        z->at[i] = (int64_t)aj_get_u64be(times + (size_t)i * 8);
+        z->at[i] = (int64_t)aj__get_u64be(times + (size_t)i * 8);
         if (idx[i] >= c.type || (i > 0 && z->at[i] <= z->at[i - 1]) || z->at[i] < INT64_MIN / 2 ||
             z->at[i] > INT64_MAX / 2) {
             tz_free(z);

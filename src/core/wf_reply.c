@@ -11,20 +11,20 @@
 
 static void key_reply(akey *k, int64_t sent_ms, uint64_t req) {
     k->b[0] = 'y';
-    aj_put_u64be(k->b + 1, (uint64_t)(sent_ms < 0 ? 0 : sent_ms));
-    aj_put_u64be(k->b + 9, req);
+    aj__put_u64be(k->b + 1, (uint64_t)(sent_ms < 0 ? 0 : sent_ms));
+    aj__put_u64be(k->b + 9, req);
     k->n = 17;
 }
 
 int wf_reply_put(kv_txn *t, int64_t sent_ms, uint64_t req, int status, aj_slice data) {
     aj_buf b = AJ_BUF_INIT;
-    aj_buf_add_u8(&b, (uint8_t)status);
-    aj_buf_add(&b, data.p, data.n);
+    aj__buf_add_u8(&b, (uint8_t)status);
+    aj__buf_add(&b, data.p, data.n);
     akey k;
     key_reply(&k, sent_ms, req);
     int rc = b.oom ? aj__err(AJ_ENOMEM, "out of memory answering an update")
                    : kv_put(t, k.b, k.n, b.p, b.len);
-    aj_buf_free(&b);
+    aj__buf_free(&b);
     return rc;
 }
 

@@ -33,11 +33,11 @@ typedef struct copy_ctx {
 
 static void copy_free(copy_ctx *c) {
     for (size_t i = 0; i < c->n; i++) {
-        aj_buf_free(&c->vals[i]);
+        aj__buf_free(&c->vals[i]);
     }
     aj__free(c->vals);
     aj__free(c->open);
-    aj_buf_free(&c->open_names);
+    aj__buf_free(&c->open_names);
 }
 
 static int is_outcome(const wf_event *ev) {
@@ -88,7 +88,7 @@ static int copy_cb(void *ud, const wf_event *ev) {
     aj_buf b = AJ_BUF_INIT;
     int rc = hist_encode(ev, &b);
     if (rc != 0 || b.oom) {
-        aj_buf_free(&b);
+        aj__buf_free(&b);
         return rc != 0 ? rc : aj__err(AJ_ENOMEM, "out of memory copying a history");
     }
     c->vals[c->n++] = b;
@@ -150,7 +150,7 @@ int wf_reset(kv_txn *t, const job_env *env, const char *id, uint64_t to_seq, con
         return aj__err(AJ_EINVAL, "a reset reason is at most %d bytes", WF_RESET_REASON_MAX);
     }
     wf_rec before;
-    aj_slice sid = aj_slice_str(id);
+    aj_slice sid = aj__slice_str(id);
     if ((rc = wf_read(t, sid, &before)) != 0) {
         return rc;
     }
@@ -185,7 +185,7 @@ int wf_reset(kv_txn *t, const job_env *env, const char *id, uint64_t to_seq, con
     wf_rec old = before;
     if (!aj_wf_state_is_final(before.state)) {
         /* The running (or parked) run ends here; its jobs' outcomes no longer reach anyone. */
-        rc = wf_append(t, env, &old, EV_WORKFLOW_TERMINATED, aj_slice_str(""), aj_slice_str(why), 0,
+        rc = wf_append(t, env, &old, EV_WORKFLOW_TERMINATED, aj__slice_str(""), aj__slice_str(why), 0,
                        0, 1);
         if (rc == 0) {
             /* Its children get their parent-close policy like at any other end of a run; the
@@ -213,7 +213,7 @@ int wf_reset(kv_txn *t, const job_env *env, const char *id, uint64_t to_seq, con
     if (rc == 0) {
         w.seq = c.n;
         w.last_id = c.last_id;
-        rc = wf_append(t, env, &w, EV_WORKFLOW_RESET, aj_slice_str(""), aj_slice_str(reason),
+        rc = wf_append(t, env, &w, EV_WORKFLOW_RESET, aj__slice_str(""), aj__slice_str(reason),
                        before.run, to_seq, 0);
     }
     uint64_t prefix_last = c.last_id;

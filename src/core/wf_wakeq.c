@@ -22,7 +22,7 @@ static void key_request(akey *k, aj_slice id, int with_seq, uint64_t seq) {
     k->b[1 + id.n] = 0;
     k->n = 2 + id.n;
     if (with_seq) {
-        aj_put_u64be(k->b + k->n, seq);
+        aj__put_u64be(k->b + k->n, seq);
         k->n += 8;
     }
 }
@@ -42,20 +42,20 @@ void wf_woken_note(wf_woken *w, aj_slice id) {
         w->overflow = 1;
         return;
     }
-    aj_buf_add_bytes(&w->ids, id.p, id.n);
+    aj__buf_add_bytes(&w->ids, id.p, id.n);
     w->overflow = w->ids.oom;
     w->n += !w->ids.oom;
 }
 
 void wf_woken_reset(wf_woken *w) {
-    aj_buf_reset(&w->ids);
+    aj__buf_reset(&w->ids);
     w->ids.oom = 0;
     w->n = 0;
     w->overflow = 0;
 }
 
 void wf_woken_free(wf_woken *w) {
-    aj_buf_free(&w->ids);
+    aj__buf_free(&w->ids);
     w->n = 0;
     w->overflow = 0;
 }
@@ -69,8 +69,8 @@ int wf_woken_next(const wf_woken *w, size_t *pos, aj_slice *id) {
         return 0;
     }
     aj_rd r;
-    aj_rd_init(&r, w->ids.p + *pos, w->ids.len - *pos);
-    id->p = aj_rd_bytes(&r, &id->n);
+    aj__rd_init(&r, w->ids.p + *pos, w->ids.len - *pos);
+    id->p = aj__rd_bytes(&r, &id->n);
     assert(!r.bad); /* written by wf_woken_note alone */
     *pos += r.off;
     return 1;
@@ -152,7 +152,7 @@ static int sweep_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *va
     if (klen < 11 || klen - 8 > KEY_MAX || key[klen - 9] != 0) {
         return 0; /* not a request this version writes: left alone */
     }
-    int64_t at_us = (int64_t)(aj_get_u64be(key + klen - 8) >> 10);
+    int64_t at_us = (int64_t)(aj__get_u64be(key + klen - 8) >> 10);
     size_t plen = klen - 8;
     if (at_us > w->cutoff_us) {
         return 0;

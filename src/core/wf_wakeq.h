@@ -36,7 +36,7 @@
 /* The workflows one transaction wrote wake requests for (job_env.woken). Not thread-safe: it
  * belongs to the transaction's runner. */
 typedef struct wf_woken {
-    aj_buf ids;   /* each id as aj_buf_add_bytes: varint length, bytes */
+    aj_buf ids;   /* each id as aj__buf_add_bytes: varint length, bytes */
     size_t n;     /* distinct ids in `ids` */
     int overflow; /* more than WF_WOKEN_MAX (or out of memory): fold every request instead */
 } wf_woken;

@@ -34,18 +34,18 @@ int wreg_put(kv_txn *t, const job_env *env, const wreg_entry *w) {
         return rc;
     }
     aj_buf b = AJ_BUF_INIT;
-    aj_buf_add_u8(&b, WREG_FORMAT);
-    aj_buf_add_varint(&b, (uint64_t)w->pid);
-    aj_buf_add_varint(&b, (uint64_t)w->started_ms);
-    aj_buf_add_varint(&b, (uint64_t)env->now_ms);
-    aj_buf_add_bytes(&b, w->node, strlen(w->node));
-    aj_buf_add_bytes(&b, w->host, strlen(w->host));
-    aj_buf_add_varint(&b, w->n_tags);
+    aj__buf_add_u8(&b, WREG_FORMAT);
+    aj__buf_add_varint(&b, (uint64_t)w->pid);
+    aj__buf_add_varint(&b, (uint64_t)w->started_ms);
+    aj__buf_add_varint(&b, (uint64_t)env->now_ms);
+    aj__buf_add_bytes(&b, w->node, strlen(w->node));
+    aj__buf_add_bytes(&b, w->host, strlen(w->host));
+    aj__buf_add_varint(&b, w->n_tags);
     for (size_t i = 0; i < w->n_tags; i++) {
-        aj_buf_add_bytes(&b, w->tags[i], strlen(w->tags[i]));
+        aj__buf_add_bytes(&b, w->tags[i], strlen(w->tags[i]));
     }
     rc = b.oom ? AJ_ENOMEM : kv_put(t, k.b, k.n, b.p, b.len);
-    aj_buf_free(&b);
+    aj__buf_free(&b);
     return rc;
 }
 
@@ -65,14 +65,14 @@ typedef struct wreg_rec {
 
 static int wreg_decode(const uint8_t *v, size_t n, wreg_rec *out) {
     aj_rd r;
-    aj_rd_init(&r, v, n);
-    uint8_t format = aj_rd_u8(&r);
-    out->pid = (int64_t)aj_rd_varint(&r);
-    out->started_ms = (int64_t)aj_rd_varint(&r);
-    out->seen_ms = (int64_t)aj_rd_varint(&r);
+    aj__rd_init(&r, v, n);
+    uint8_t format = aj__rd_u8(&r);
+    out->pid = (int64_t)aj__rd_varint(&r);
+    out->started_ms = (int64_t)aj__rd_varint(&r);
+    out->seen_ms = (int64_t)aj__rd_varint(&r);
     out->node = job_rd_slice(&r);
     out->host = job_rd_slice(&r);
-    uint64_t nt = aj_rd_varint(&r);
+    uint64_t nt = aj__rd_varint(&r);
     if (nt > AJ_WORKER_TAGS_MAX) {
         r.bad = 1;
     }

@@ -55,59 +55,59 @@ int aj_wf_state_is_final(aj_wf_state s) {
 enum { HAS_RESULT = 1, HAS_ERROR = 2 };
 
 int wf_rec_encode(const wf_rec *w, aj_buf *b) {
-    aj_buf_add_u8(b, WF_RECORD_FORMAT);
-    aj_buf_add_bytes(b, w->id.p, w->id.n);
-    aj_buf_add_bytes(b, w->type.p, w->type.n);
-    aj_buf_add_varint(b, w->run);
-    aj_buf_add_u8(b, (uint8_t)w->state);
-    aj_buf_add_varint(b, w->flags);
-    aj_buf_add_varint(b, w->seq);
-    aj_buf_add_u64be(b, w->last_id);
-    aj_buf_add_u64be(b, w->hlc);
-    aj_buf_add_svarint(b, w->created_ms);
-    aj_buf_add_svarint(b, w->updated_ms);
-    aj_buf_add_svarint(b, w->finished_ms);
-    aj_buf_add_svarint(b, w->deadline_ms);
-    aj_buf_add_bytes(b, w->input.p, w->input.n);
-    aj_buf_add_u8(b, (uint8_t)((w->result.p ? HAS_RESULT : 0) | (w->error.p ? HAS_ERROR : 0)));
+    aj__buf_add_u8(b, WF_RECORD_FORMAT);
+    aj__buf_add_bytes(b, w->id.p, w->id.n);
+    aj__buf_add_bytes(b, w->type.p, w->type.n);
+    aj__buf_add_varint(b, w->run);
+    aj__buf_add_u8(b, (uint8_t)w->state);
+    aj__buf_add_varint(b, w->flags);
+    aj__buf_add_varint(b, w->seq);
+    aj__buf_add_u64be(b, w->last_id);
+    aj__buf_add_u64be(b, w->hlc);
+    aj__buf_add_svarint(b, w->created_ms);
+    aj__buf_add_svarint(b, w->updated_ms);
+    aj__buf_add_svarint(b, w->finished_ms);
+    aj__buf_add_svarint(b, w->deadline_ms);
+    aj__buf_add_bytes(b, w->input.p, w->input.n);
+    aj__buf_add_u8(b, (uint8_t)((w->result.p ? HAS_RESULT : 0) | (w->error.p ? HAS_ERROR : 0)));
     if (w->result.p) {
-        aj_buf_add_bytes(b, w->result.p, w->result.n);
+        aj__buf_add_bytes(b, w->result.p, w->result.n);
     }
     if (w->error.p) {
-        aj_buf_add_bytes(b, w->error.p, w->error.n);
+        aj__buf_add_bytes(b, w->error.p, w->error.n);
     }
     return b->oom ? AJ_ENOMEM : 0;
 }
 
 int wf_rec_decode(const uint8_t *p, size_t n, wf_rec *out) {
     aj_rd r;
-    aj_rd_init(&r, p, n);
+    aj__rd_init(&r, p, n);
     wf_rec w;
     memset(&w, 0, sizeof w);
-    uint8_t format = aj_rd_u8(&r);
+    uint8_t format = aj__rd_u8(&r);
     if (!r.bad && format > WF_RECORD_FORMAT) {
         return aj__err(AJ_EFORMAT, "workflow record format %u is newer than this aj supports (%d)",
                        format, WF_RECORD_FORMAT);
     }
-    w.id.p = aj_rd_bytes(&r, &w.id.n);
-    w.type.p = aj_rd_bytes(&r, &w.type.n);
-    w.run = (uint32_t)aj_rd_varint(&r);
-    w.state = (aj_wf_state)aj_rd_u8(&r);
-    w.flags = (uint32_t)aj_rd_varint(&r);
-    w.seq = aj_rd_varint(&r);
-    w.last_id = aj_rd_u64be(&r);
-    w.hlc = aj_rd_u64be(&r);
-    w.created_ms = aj_rd_svarint(&r);
-    w.updated_ms = aj_rd_svarint(&r);
-    w.finished_ms = aj_rd_svarint(&r);
-    w.deadline_ms = aj_rd_svarint(&r);
-    w.input.p = aj_rd_bytes(&r, &w.input.n);
-    uint8_t present = aj_rd_u8(&r);
+    w.id.p = aj__rd_bytes(&r, &w.id.n);
+    w.type.p = aj__rd_bytes(&r, &w.type.n);
+    w.run = (uint32_t)aj__rd_varint(&r);
+    w.state = (aj_wf_state)aj__rd_u8(&r);
+    w.flags = (uint32_t)aj__rd_varint(&r);
+    w.seq = aj__rd_varint(&r);
+    w.last_id = aj__rd_u64be(&r);
+    w.hlc = aj__rd_u64be(&r);
+    w.created_ms = aj__rd_svarint(&r);
+    w.updated_ms = aj__rd_svarint(&r);
+    w.finished_ms = aj__rd_svarint(&r);
+    w.deadline_ms = aj__rd_svarint(&r);
+    w.input.p = aj__rd_bytes(&r, &w.input.n);
+    uint8_t present = aj__rd_u8(&r);
     if (present & HAS_RESULT) {
-        w.result.p = aj_rd_bytes(&r, &w.result.n);
+        w.result.p = aj__rd_bytes(&r, &w.result.n);
     }
     if (present & HAS_ERROR) {
-        w.error.p = aj_rd_bytes(&r, &w.error.n);
+        w.error.p = aj__rd_bytes(&r, &w.error.n);
     }
     if (r.bad || r.off != n || aj_wf_state_name(w.state) == NULL) {
         return aj__err(AJ_ECORRUPT, "workflow record is corrupt (%zu bytes)", n);
@@ -143,7 +143,7 @@ static void key_wf_state(akey *k, aj_wf_state s, aj_slice id) {
 
 static void key_wf_finished(akey *k, int64_t at, aj_slice id) {
     k->b[0] = 'N';
-    aj_put_u64be(k->b + 1, (uint64_t)(at < 0 ? 0 : at));
+    aj__put_u64be(k->b + 1, (uint64_t)(at < 0 ? 0 : at));
     memcpy(k->b + 9, id.p, id.n);
     k->n = 9 + id.n;
 }
@@ -156,7 +156,7 @@ static void key_inbox(akey *k, aj_slice id, uint8_t kind, int with_seq, uint64_t
     k->b[2 + id.n] = kind;
     k->n = 3 + id.n;
     if (with_seq) {
-        aj_put_u64be(k->b + k->n, seq);
+        aj__put_u64be(k->b + k->n, seq);
         k->n += 8;
     }
 }
@@ -236,7 +236,7 @@ int wf_write(kv_txn *t, const wf_rec *before, const wf_rec *after) {
         if (rc == 0) {
             rc = kv_put(t, k.b, k.n, b.p, b.len);
         }
-        aj_buf_free(&b);
+        aj__buf_free(&b);
     }
     return rc;
 }
@@ -286,8 +286,8 @@ int wf_append(kv_txn *t, const job_env *env, wf_rec *w, uint8_t type, aj_slice n
     ev.type = type;
     ev.hlc = hlc_next(w->hlc, env->now_ms);
     ev.prev_id = w->last_id;
-    ev.name = name.p ? name : aj_slice_str("");
-    ev.data = data.p ? data : aj_slice_str("");
+    ev.name = name.p ? name : aj__slice_str("");
+    ev.data = data.p ? data : aj__slice_str("");
     ev.aux = aux;
     ev.ref = ref;
     ev.id = hist_event_id(&ev);
@@ -298,7 +298,7 @@ int wf_append(kv_txn *t, const job_env *env, wf_rec *w, uint8_t type, aj_slice n
         key_event(&k, w->id, w->run, ev.seq);
         rc = kv_put(t, k.b, k.n, b.p, b.len);
     }
-    aj_buf_free(&b);
+    aj__buf_free(&b);
     if (rc == 0) {
         w->seq = ev.seq;
         w->last_id = ev.id;
@@ -370,7 +370,7 @@ static int wake(kv_txn *t, const job_env *env, aj_slice id, aj_slice type, int64
     int rc = kv_get(t, k.b, k.n, &v, &n);
     if (rc == 0 && n == 8) {
         job_rec task;
-        int trc = read_task(t, aj_get_u64be(v), &task, settled);
+        int trc = read_task(t, aj__get_u64be(v), &task, settled);
         if (trc == 0 && task.state == AJ_STATE_READY) {
             return 0; /* a task that has not started yet will see everything */
         }
@@ -384,7 +384,7 @@ static int wake(kv_txn *t, const job_env *env, aj_slice id, aj_slice type, int64
     rc = submit_task(t, env, id, type, 0, &job);
     if (rc == 0) {
         uint8_t b[8];
-        aj_put_u64be(b, job);
+        aj__put_u64be(b, job);
         rc = kv_put(t, k.b, k.n, b, sizeof b);
     }
     return rc;
@@ -414,7 +414,7 @@ int wf_start(kv_txn *t, const job_env *env, const char *type, const char *id, aj
         return aj__err(AJ_ETOOBIG, "workflow input is %zu bytes, over the %zu-byte limit", input.n,
                        AJ_WF_DATA_MAX);
     }
-    aj_slice sid = aj_slice_str(id);
+    aj_slice sid = aj__slice_str(id);
     wf_rec before, w;
     int exists = 0;
     rc = wf_read(t, sid, &before);
@@ -435,16 +435,16 @@ int wf_start(kv_txn *t, const job_env *env, const char *type, const char *id, aj
     }
     memset(&w, 0, sizeof w);
     w.id = sid;
-    w.type = aj_slice_str(type);
+    w.type = aj__slice_str(type);
     w.run = exists ? before.run + 1 : 1;
     w.state = AJ_WF_RUNNING;
     w.flags = WF_FLAG_WAIT_POINTS; /* recorded by this version from the start */
     w.created_ms = w.updated_ms = env->now_ms;
-    w.input = input.p ? input : aj_slice_str("");
+    w.input = input.p ? input : aj__slice_str("");
     if (opts != NULL && opts->execution_timeout_ms > 0) {
         w.deadline_ms = env->now_ms + opts->execution_timeout_ms;
     }
-    rc = wf_append(t, env, &w, EV_WORKFLOW_STARTED, aj_slice_str(type), w.input, 0, 0, 0);
+    rc = wf_append(t, env, &w, EV_WORKFLOW_STARTED, aj__slice_str(type), w.input, 0, 0, 0);
     if (rc == 0) {
         rc = wf_write(t, exists ? &before : NULL, &w);
     }
@@ -476,14 +476,14 @@ int wf_inbox_add(kv_txn *t, const job_env *env, const wf_rec *w, const wf_inbox_
     }
     aj__err_clear();
     aj_buf b = AJ_BUF_INIT;
-    aj_buf_add_u8(&b, e->type);
-    aj_buf_add_varint(&b, e->run);
-    aj_buf_add_varint(&b, e->ref);
-    aj_buf_add_varint(&b, e->aux);
-    aj_buf_add_bytes(&b, e->name.p, e->name.n);
-    aj_buf_add_bytes(&b, e->data.p, e->data.n);
+    aj__buf_add_u8(&b, e->type);
+    aj__buf_add_varint(&b, e->run);
+    aj__buf_add_varint(&b, e->ref);
+    aj__buf_add_varint(&b, e->aux);
+    aj__buf_add_bytes(&b, e->name.p, e->name.n);
+    aj__buf_add_bytes(&b, e->data.p, e->data.n);
     int rc = b.oom ? AJ_ENOMEM : kv_put(t, k.b, k.n, b.p, b.len);
-    aj_buf_free(&b);
+    aj__buf_free(&b);
     if (rc == 0 && wake) {
         rc = wf_wakeq_add(t, env, w->id, seq);
     }
@@ -494,7 +494,7 @@ int wf_inbox_add(kv_txn *t, const job_env *env, const wf_rec *w, const wf_inbox_
  * the record is peeked with its state fenced (wf_peek_state), so the workflow's tasks do not make
  * it conflict, its end does. A caller that writes the record reads it (wf_read). */
 static int read_live(kv_txn *t, const char *id, wf_rec *w, int peek) {
-    int rc = peek ? wf_peek_state(t, aj_slice_str(id), w) : wf_read(t, aj_slice_str(id), w);
+    int rc = peek ? wf_peek_state(t, aj__slice_str(id), w) : wf_read(t, aj__slice_str(id), w);
     if (rc == 0 && aj_wf_state_is_final(w->state)) {
         return aj__err(AJ_ESTATE, "workflow '%s' has finished (%s)", id,
                        aj_wf_state_name(w->state));
@@ -519,8 +519,8 @@ int wf_signal(kv_txn *t, const job_env *env, const char *id, const char *name, a
                         w.run,
                         0,
                         0,
-                        aj_slice_str(name),
-                        payload.p ? payload : aj_slice_str("")};
+                        aj__slice_str(name),
+                        payload.p ? payload : aj__slice_str("")};
     return wf_inbox_add(t, env, &w, &e, 1);
 }
 
@@ -541,7 +541,7 @@ int wf_update_request(kv_txn *t, const job_env *env, const char *id, const char 
     /* Never moved into the history: the task validates it first (wf_replay.c). */
     wf_inbox_entry e = {EV_UPDATE_REQUESTED,   w.run,
                         (uint64_t)env->now_ms, req,
-                        aj_slice_str(name),    payload.p ? payload : aj_slice_str("")};
+                        aj__slice_str(name),    payload.p ? payload : aj__slice_str("")};
     *out_run = w.run;
     return wf_inbox_add(t, env, &w, &e, 1);
 }
@@ -552,7 +552,7 @@ int wf_cancel(kv_txn *t, const job_env *env, const char *id) {
     if (rc != 0) {
         return rc;
     }
-    wf_inbox_entry e = {EV_CANCEL_REQUESTED, w.run, 0, 0, aj_slice_str(""), aj_slice_str("")};
+    wf_inbox_entry e = {EV_CANCEL_REQUESTED, w.run, 0, 0, aj__slice_str(""), aj__slice_str("")};
     rc = wf_inbox_add(t, env, &w, &e, 1);
     if (rc == 0) {
         rc = wf_child_cancel_children(t, env, &w); /* children under the `cancel` policy */
@@ -567,8 +567,8 @@ int wf_terminate(kv_txn *t, const job_env *env, const char *id, const char *reas
         return rc;
     }
     w = before;
-    aj_slice why = aj_slice_str(reason ? reason : "terminated");
-    rc = wf_append(t, env, &w, EV_WORKFLOW_TERMINATED, aj_slice_str(""), why, 0, 0, 1);
+    aj_slice why = aj__slice_str(reason ? reason : "terminated");
+    rc = wf_append(t, env, &w, EV_WORKFLOW_TERMINATED, aj__slice_str(""), why, 0, 0, 1);
     if (rc == 0) {
         w.state = AJ_WF_TERMINATED;
         w.error = why;
@@ -583,7 +583,7 @@ int wf_terminate(kv_txn *t, const job_env *env, const char *id, const char *reas
 
 int wf_resume(kv_txn *t, const job_env *env, const char *id) {
     wf_rec before, w;
-    int rc = wf_read(t, aj_slice_str(id), &before);
+    int rc = wf_read(t, aj__slice_str(id), &before);
     if (rc != 0) {
         return rc;
     }
@@ -592,7 +592,7 @@ int wf_resume(kv_txn *t, const job_env *env, const char *id) {
                        aj_wf_state_name(before.state));
     }
     w = before;
-    rc = wf_append(t, env, &w, EV_WORKFLOW_RESUMED, aj_slice_str(""), aj_slice_str(""), 0, 0, 0);
+    rc = wf_append(t, env, &w, EV_WORKFLOW_RESUMED, aj__slice_str(""), aj__slice_str(""), 0, 0, 0);
     if (rc == 0) {
         w.state = AJ_WF_RUNNING;
         w.error.p = NULL;
@@ -624,14 +624,14 @@ static int drain_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *va
     (void)version;
     drain_walk *w = ud;
     aj_rd r;
-    aj_rd_init(&r, val, vlen);
+    aj__rd_init(&r, val, vlen);
     wf_inbox_entry e;
-    e.type = aj_rd_u8(&r);
-    e.run = (uint32_t)aj_rd_varint(&r);
-    e.ref = aj_rd_varint(&r);
-    e.aux = aj_rd_varint(&r);
-    e.name.p = aj_rd_bytes(&r, &e.name.n);
-    e.data.p = aj_rd_bytes(&r, &e.data.n);
+    e.type = aj__rd_u8(&r);
+    e.run = (uint32_t)aj__rd_varint(&r);
+    e.ref = aj__rd_varint(&r);
+    e.aux = aj__rd_varint(&r);
+    e.name.p = aj__rd_bytes(&r, &e.name.n);
+    e.data.p = aj__rd_bytes(&r, &e.data.n);
     int rc = 0;
     if (r.bad || r.off != vlen) {
         rc = aj__err(AJ_ECORRUPT, "workflow inbox entry is corrupt");
@@ -661,10 +661,10 @@ int wf_inbox_drain(kv_txn *t, aj_slice id, int (*fn)(void *ud, const wf_inbox_en
 /* Activities                                                                                 */
 
 void wf_owner(aj_buf *b, aj_slice id, uint32_t run, uint64_t seq) {
-    aj_buf_add(b, id.p, id.n);
-    aj_buf_add_u8(b, 0);
-    aj_buf_add_u32be(b, run);
-    aj_buf_add_u64be(b, seq);
+    aj__buf_add(b, id.p, id.n);
+    aj__buf_add_u8(b, 0);
+    aj__buf_add_u32be(b, run);
+    aj__buf_add_u64be(b, seq);
 }
 
 static int owner_parse(aj_slice owner, aj_slice *id, uint32_t *run, uint64_t *seq) {
@@ -673,8 +673,8 @@ static int owner_parse(aj_slice owner, aj_slice *id, uint32_t *run, uint64_t *se
     }
     id->p = owner.p;
     id->n = owner.n - 13;
-    *run = aj_get_u32be(owner.p + owner.n - 12);
-    *seq = aj_get_u64be(owner.p + owner.n - 8);
+    *run = aj__get_u32be(owner.p + owner.n - 12);
+    *seq = aj__get_u64be(owner.p + owner.n - 8);
     return 0;
 }
 
@@ -712,31 +712,31 @@ int wf_on_job_transition(kv_txn *t, const job_env *env, const job_rec *before,
         return rc == AJ_ENOTFOUND ? 0 : rc;
     }
     int compensation = sched.type == EV_COMPENSATION_STARTED;
-    wf_inbox_entry e = {0, run, seq, after->attempts, sched.name, aj_slice_str("")};
+    wf_inbox_entry e = {0, run, seq, after->attempts, sched.name, aj__slice_str("")};
     int wake = 0;
     aj_buf big = AJ_BUF_INIT; /* a result stored as a blob, read back (blob.h) */
     char why[128];
     if (after->state == AJ_STATE_RUNNING && before->state != AJ_STATE_RUNNING) {
         e.type = EV_ACTIVITY_STARTED;
     } else if (after->state == AJ_STATE_COMPLETED && (after->flags & JOB_FLAG_RESULT_BLOB) != 0 &&
-               aj_get_u64be(after->result.p + JOB_BLOB_REF_LEN - 8) > AJ_WF_DATA_MAX) {
+               aj__get_u64be(after->result.p + JOB_BLOB_REF_LEN - 8) > AJ_WF_DATA_MAX) {
         /* Results up to AJ_PAYLOAD_MAX are fine for jobs, but a workflow's history keeps
          * data up to AJ_WF_DATA_MAX: the activity fails, for good, naming both sizes. */
         snprintf(why, sizeof why,
                  "activity result is %llu bytes, over the %zu-byte limit of "
                  "workflow data",
-                 (unsigned long long)aj_get_u64be(after->result.p + JOB_BLOB_REF_LEN - 8),
+                 (unsigned long long)aj__get_u64be(after->result.p + JOB_BLOB_REF_LEN - 8),
                  AJ_WF_DATA_MAX);
         e.type = EV_ACTIVITY_FAILED;
-        e.data = aj_slice_str(why);
+        e.data = aj__slice_str(why);
         e.aux |= WF_AUX_FINAL;
         wake = 1;
     } else if (after->state == AJ_STATE_COMPLETED) {
         e.type = EV_ACTIVITY_COMPLETED;
-        e.data = after->result.p ? after->result : aj_slice_str("");
+        e.data = after->result.p ? after->result : aj__slice_str("");
         if (after->flags & JOB_FLAG_RESULT_BLOB) {
             if ((rc = blob_read(t, after->result, &big)) != 0) {
-                aj_buf_free(&big);
+                aj__buf_free(&big);
                 return rc;
             }
             e.data.p = big.p ? big.p : (const uint8_t *)"";
@@ -751,14 +751,14 @@ int wf_on_job_transition(kv_txn *t, const job_env *env, const job_rec *before,
                (after->state == AJ_STATE_SCHEDULED || after->state == AJ_STATE_READY ||
                 after->state == AJ_STATE_DEAD)) {
         e.type = EV_ACTIVITY_FAILED;
-        e.data = after->error.p ? after->error : aj_slice_str("failed");
+        e.data = after->error.p ? after->error : aj__slice_str("failed");
         if (after->state == AJ_STATE_DEAD) {
             e.aux |= WF_AUX_FINAL;
             wake = 1;
         }
     } else if (after->state == AJ_STATE_DEAD || after->state == AJ_STATE_CANCELLED) {
         e.type = EV_ACTIVITY_FAILED;
-        e.data = aj_slice_str(after->state == AJ_STATE_CANCELLED ? "activity job was cancelled"
+        e.data = aj__slice_str(after->state == AJ_STATE_CANCELLED ? "activity job was cancelled"
                                                                  : "activity job died");
         e.aux |= WF_AUX_FINAL;
         wake = 1;
@@ -776,7 +776,7 @@ int wf_on_job_transition(kv_txn *t, const job_env *env, const job_rec *before,
             e.type == EV_ACTIVITY_COMPLETED ? EV_COMPENSATION_COMPLETED : EV_COMPENSATION_FAILED;
     }
     rc = wf_inbox_add(t, env, &w, &e, wake);
-    aj_buf_free(&big);
+    aj__buf_free(&big);
     return rc;
 }
 
@@ -796,7 +796,7 @@ int wf_collect(kv_txn *t, const job_env *env, size_t limit, size_t *out_n) {
     akey start, end;
     start.b[0] = 'N';
     start.n = 1;
-    key_wf_finished(&end, env->now_ms - env->retention_ms, aj_slice_str(""));
+    key_wf_finished(&end, env->now_ms - env->retention_ms, aj__slice_str(""));
     key_batch l = {.n = 0};
     int rc = kv_scan(t, start.b, start.n, end.b, end.n, 0,
                      limit < KEY_BATCH_MAX ? limit : KEY_BATCH_MAX, key_batch_cb, &l);
@@ -874,7 +874,7 @@ static int wf_list_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *
         return 1;
     }
     if ((w->f->state != 0 && r.state != w->f->state) ||
-        (w->f->type != NULL && !aj_slice_eq(r.type, w->f->type))) {
+        (w->f->type != NULL && !aj__slice_eq(r.type, w->f->type))) {
         return 0;
     }
     if ((rc = w->fn(w->ud, &r)) != 0) {
@@ -900,13 +900,13 @@ aj_wf_info *wf_rec_to_public(const wf_rec *w) {
         return NULL;
     }
     char *cursor = (char *)(i + 1);
-    i->id = aj_slice_place(&cursor, w->id);
-    i->type = aj_slice_place(&cursor, w->type);
-    i->input = aj_slice_place(&cursor, w->input.p ? w->input : aj_slice_str(""));
+    i->id = aj__slice_place(&cursor, w->id);
+    i->type = aj__slice_place(&cursor, w->type);
+    i->input = aj__slice_place(&cursor, w->input.p ? w->input : aj__slice_str(""));
     i->input_len = w->input.n;
-    i->result = aj_slice_place(&cursor, w->result);
+    i->result = aj__slice_place(&cursor, w->result);
     i->result_len = w->result.n;
-    i->error = aj_slice_place(&cursor, w->error);
+    i->error = aj__slice_place(&cursor, w->error);
     i->run = w->run;
     i->state = w->state;
     i->events = w->seq;

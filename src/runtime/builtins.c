@@ -101,7 +101,7 @@ static int shell_handler(aj_job_ctx *ctx, const aj_job *job, void *ud) {
         return aj_ctx_fail(ctx, msg, 0);
     }
     rc = aj_ctx_set_result(ctx, res.json.p, res.json.len);
-    aj_buf_free(&res.json);
+    aj__buf_free(&res.json);
     if (rc != 0) {
         snprintf(msg, sizeof msg, "could not keep the result: %s", aj_errmsg());
         return aj_ctx_fail(ctx, msg, 0);

@@ -48,33 +48,33 @@ static void sub_from(aj_counters *a, const aj_counters *b) {
 
 static void encode_counters(const aj_counters *c, int64_t updated_ms, aj_buf *b) {
     const uint64_t *v = (const uint64_t *)c;
-    aj_buf_add_u8(b, COUNTERS_FORMAT);
-    aj_buf_add_varint(b, COUNTERS_N);
+    aj__buf_add_u8(b, COUNTERS_FORMAT);
+    aj__buf_add_varint(b, COUNTERS_N);
     for (size_t i = 0; i < COUNTERS_N; i++) {
-        aj_buf_add_varint(b, v[i]);
+        aj__buf_add_varint(b, v[i]);
     }
-    aj_buf_add_varint(b, (uint64_t)updated_ms);
+    aj__buf_add_varint(b, (uint64_t)updated_ms);
 }
 
 static int decode_counters(const uint8_t *p, size_t len, aj_counters *out, int64_t *updated_ms) {
     aj_rd r;
-    aj_rd_init(&r, p, len);
+    aj__rd_init(&r, p, len);
     memset(out, 0, sizeof *out);
     *updated_ms = 0;
-    uint8_t format = aj_rd_u8(&r);
+    uint8_t format = aj__rd_u8(&r);
     if (format != COUNTERS_FORMAT && format != COUNTERS_FORMAT_OLD) {
         return AJ_ECORRUPT;
     }
-    uint64_t n = aj_rd_varint(&r);
+    uint64_t n = aj__rd_varint(&r);
     uint64_t *v = (uint64_t *)out;
     for (uint64_t i = 0; i < n && !r.bad; i++) {
-        uint64_t x = aj_rd_varint(&r);
+        uint64_t x = aj__rd_varint(&r);
         if (i < COUNTERS_N) {
             v[i] = x; /* fields added later are appended; older records leave them 0 */
         }
     }
     if (format == COUNTERS_FORMAT) {
-        *updated_ms = (int64_t)aj_rd_varint(&r);
+        *updated_ms = (int64_t)aj__rd_varint(&r);
     }
     return r.bad ? AJ_ECORRUPT : 0;
 }
@@ -104,7 +104,7 @@ static int write_record(kv_txn *t, uint64_t instance, const aj_counters *c, int6
         key_counters(&k, instance);
         rc = kv_put(t, k.b, k.n, b.p, b.len);
     }
-    aj_buf_free(&b);
+    aj__buf_free(&b);
     return rc;
 }
 

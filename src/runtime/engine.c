@@ -59,7 +59,7 @@ int64_t eng_now_us(aj_engine *e) {
 
 uint64_t eng_rand(aj_engine *e) {
     pthread_mutex_lock(&e->mu);
-    uint64_t r = aj_rng_next(&e->rng);
+    uint64_t r = aj__rng_next(&e->rng);
     pthread_mutex_unlock(&e->mu);
     return r;
 }
@@ -234,14 +234,14 @@ static int reserve_ids_txn(kv_txn *t, const job_env *env, void *ud) {
     uint64_t next = 1;
     int rc = kv_get(t, k.b, k.n, &v, &n);
     if (rc == 0 && n == 8) {
-        next = aj_get_u64be(v);
+        next = aj__get_u64be(v);
     } else if (rc == 0) {
         return aj__err(AJ_ECORRUPT, "id counter record is corrupt");
     } else if (rc != AJ_ENOTFOUND) {
         return rc;
     }
     uint8_t out[8];
-    aj_put_u64be(out, next + r->count);
+    aj__put_u64be(out, next + r->count);
     r->first = next;
     return kv_put(t, k.b, k.n, out, sizeof out);
 }
@@ -383,7 +383,7 @@ static int format_txn(kv_txn *t, const job_env *env, void *ud) {
         if (n != 4) {
             return aj__err(AJ_ECORRUPT, "engine format record is corrupt");
         }
-        uint32_t f = aj_get_u32be(v);
+        uint32_t f = aj__get_u32be(v);
         if (f > ENG_FORMAT) {
             return aj__err(AJ_EFORMAT,
                            "store holds engine format %u, newer than this aj supports (%d): "
@@ -396,7 +396,7 @@ static int format_txn(kv_txn *t, const job_env *env, void *ud) {
         return rc;
     }
     uint8_t out[4];
-    aj_put_u32be(out, ENG_FORMAT);
+    aj__put_u32be(out, ENG_FORMAT);
     return kv_put(t, k.b, k.n, out, sizeof out);
 }
 
@@ -437,11 +437,11 @@ static int engine_open(aj_engine **out, const char *url, kv_store *kv, const aj_
     pthread_mutex_init(&e->flush_mu, NULL);
     pthread_mutex_init(&e->pool_mu, NULL);
     if (e->opts.seed != 0) {
-        aj_rng_seed(&e->rng, e->opts.seed);
+        aj__rng_seed(&e->rng, e->opts.seed);
     } else {
-        aj_rng_seed_os(&e->rng);
+        aj__rng_seed_os(&e->rng);
     }
-    e->instance = aj_rng_next(&e->rng) | 1;
+    e->instance = aj__rng_next(&e->rng) | 1;
     int rc = aj__tz_cache_new(&e->zones);
     if (rc != 0) {
         /* nothing else is set up yet */
@@ -561,7 +561,7 @@ int eng_handler_find(aj_engine *e, aj_slice type, eng_handler *out) {
     int rc = AJ_ENOTFOUND;
     pthread_mutex_lock(&e->mu);
     for (size_t i = 0; i < e->n_handlers; i++) {
-        if (aj_slice_eq(type, e->handlers[i].type)) {
+        if (aj__slice_eq(type, e->handlers[i].type)) {
             *out = e->handlers[i];
             rc = 0;
             break;

@@ -631,11 +631,11 @@ static int ring_read(ring *r, int fd) {
 static void ring_text(const ring *r, aj_buf *txt) {
     aj_buf lin = AJ_BUF_INIT;
     size_t start = r->len == AJ__SHELL_OUTPUT_MAX ? r->pos : 0;
-    aj_buf_add(&lin, r->p + start, r->len - start);
-    aj_buf_add(&lin, r->p, start);
+    aj__buf_add(&lin, r->p + start, r->len - start);
+    aj__buf_add(&lin, r->p, start);
     if (lin.oom) {
         txt->oom = 1;
-        aj_buf_free(&lin);
+        aj__buf_free(&lin);
         return;
     }
     size_t i = 0;
@@ -647,14 +647,14 @@ static void ring_text(const ring *r, aj_buf *txt) {
     while (i < lin.len) {
         size_t k = aj_utf8_seq(lin.p + i, lin.len - i);
         if (k == 0) {
-            aj_buf_add(txt, "\xEF\xBF\xBD", 3);
+            aj__buf_add(txt, "\xEF\xBF\xBD", 3);
             i++;
         } else {
-            aj_buf_add(txt, lin.p + i, k);
+            aj__buf_add(txt, lin.p + i, k);
             i += k;
         }
     }
-    aj_buf_free(&lin);
+    aj__buf_free(&lin);
 }
 
 /* Builds {"exit_code":N,"signal":S,"output":"..."} into out->json. */
@@ -662,17 +662,17 @@ static int build_result(const ring *r, aj__shell_result *res) {
     aj_buf txt = AJ_BUF_INIT;
     ring_text(r, &txt);
     if (txt.oom) {
-        aj_buf_free(&txt);
+        aj__buf_free(&txt);
         return aj__err(AJ_ENOMEM, "out of memory building a shell job's result");
     }
     json_t *o = json_pack("{s:i,s:i,s:s%}", "exit_code", res->exit_code, "signal", res->signal,
                           "output", txt.p != NULL ? (const char *)txt.p : "", txt.len);
-    aj_buf_free(&txt);
+    aj__buf_free(&txt);
     /* Dumped straight into our buffer: no allocation of jansson's to free with its allocator. */
     size_t need = o != NULL ? json_dumpb(o, NULL, 0, JSON_COMPACT) : 0;
-    if (need == 0 || aj_buf_reserve(&res->json, need) != 0) {
+    if (need == 0 || aj__buf_reserve(&res->json, need) != 0) {
         json_decref(o);
-        aj_buf_free(&res->json);
+        aj__buf_free(&res->json);
         return aj__err(AJ_ENOMEM, "out of memory building a shell job's result");
     }
     res->json.len = json_dumpb(o, (char *)res->json.p, need, JSON_COMPACT);

@@ -66,7 +66,7 @@ typedef struct aj__shell_result {
     int signal;    /* 0 unless killed by a signal */
     int timed_out; /* killed because deadline_mono_us passed */
     int stopped;   /* killed because should_stop returned nonzero */
-    aj_buf json;   /* {"exit_code":N,"signal":S,"output":"..."}; owned, free with aj_buf_free() */
+    aj_buf json;   /* {"exit_code":N,"signal":S,"output":"..."}; owned, free with aj__buf_free() */
 } aj__shell_result;
 
 /*

@@ -34,7 +34,7 @@ int wfx_schedule_job(aj_wf *wf, const aj_job_spec *spec, uint64_t *out_job) {
         aj_slice o = {owner.p, owner.len};
         rc = job_submit_owned(wf->t, wf->env, spec, id, o, out_job, &created);
     }
-    aj_buf_free(&owner);
+    aj__buf_free(&owner);
     return rc;
 }
 

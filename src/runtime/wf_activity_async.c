@@ -48,7 +48,7 @@ static int name_check(const char *name) {
 static const wf_event *scheduled_event(const aj__wf_view *v, const char *name) {
     for (size_t i = 0; i < v->cursor && i < v->n_events; i++) {
         const wf_event *ev = &v->events[i];
-        if (ev->type == EV_ACTIVITY_SCHEDULED && aj_slice_eq(ev->name, name)) {
+        if (ev->type == EV_ACTIVITY_SCHEDULED && aj__slice_eq(ev->name, name)) {
             return ev;
         }
     }

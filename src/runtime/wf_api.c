@@ -23,7 +23,7 @@ int eng_wf_find(aj_engine *e, aj_slice type, eng_wf_type *out) {
     int rc = AJ_ENOTFOUND;
     pthread_mutex_lock(&e->mu);
     for (size_t i = 0; i < e->n_wf_types; i++) {
-        if (aj_slice_eq(type, e->wf_types[i].type)) {
+        if (aj__slice_eq(type, e->wf_types[i].type)) {
             *out = e->wf_types[i];
             rc = 0;
             break;
@@ -198,7 +198,7 @@ static int start_txn(kv_txn *t, const job_env *env, void *ud) {
     start_ctx *s = ud;
     if (s->signal != NULL) {
         wf_rec w;
-        int rc = wf_read(t, aj_slice_str(s->id), &w);
+        int rc = wf_read(t, aj__slice_str(s->id), &w);
         if (rc != 0 && rc != AJ_ENOTFOUND) {
             return rc;
         }
@@ -249,7 +249,7 @@ int aj_wf_start(aj_engine *e, const char *type, const void *input, size_t len,
     }
     start_ctx s = {type, id, {input, len}, opts, NULL, {NULL, 0}};
     if (input == NULL) {
-        s.input = aj_slice_str("");
+        s.input = aj__slice_str("");
     }
     int rc = eng_run(e, start_txn, &s, KV_SYNC);
     if (rc == 0 && out_id != NULL) {
@@ -339,7 +339,7 @@ static int get_txn(kv_txn *t, const job_env *env, void *ud) {
     (void)env;
     get_ctx *g = ud;
     wf_rec w;
-    int rc = wf_read(t, aj_slice_str(g->id), &w);
+    int rc = wf_read(t, aj__slice_str(g->id), &w);
     if (rc != 0) {
         return rc;
     }
@@ -460,7 +460,7 @@ static int hist_txn(kv_txn *t, const job_env *env, void *ud) {
     (void)env;
     hist_ctx *h = ud;
     wf_rec w;
-    int rc = wf_read(t, aj_slice_str(h->id), &w);
+    int rc = wf_read(t, aj__slice_str(h->id), &w);
     if (rc != 0) {
         return rc;
     }
@@ -500,7 +500,7 @@ static int query_txn(kv_txn *t, const job_env *env, void *ud) {
     free(q->out);
     q->out = NULL;
     wf_rec w;
-    int rc = wf_read(t, aj_slice_str(q->id), &w);
+    int rc = wf_read(t, aj__slice_str(q->id), &w);
     if (rc != 0) {
         return rc;
     }
@@ -512,7 +512,7 @@ static int query_txn(kv_txn *t, const job_env *env, void *ud) {
     }
     q->local = 1;
     aj_wf *wf;
-    rc = aj__wf_load(q->e, t, env, aj_slice_str(q->id), 1, &wf);
+    rc = aj__wf_load(q->e, t, env, aj__slice_str(q->id), 1, &wf);
     if (rc == 0) {
         rc = aj__wf_query_run(wf, h.fn, h.ud, q->name, &q->out, &q->len);
         aj__wf_free(wf);
@@ -626,7 +626,7 @@ static int check_txn(kv_txn *t, const job_env *env, void *ud) {
     aj__free(c->report);
     c->report = NULL;
     aj_wf *wf;
-    int rc = aj__wf_load(c->e, t, env, aj_slice_str(c->id), 1, &wf);
+    int rc = aj__wf_load(c->e, t, env, aj__slice_str(c->id), 1, &wf);
     if (rc == 0) {
         rc = aj__wf_replay_check(wf, c->fn, c->ud, &c->report);
         aj__wf_free(wf);

@@ -53,7 +53,7 @@ static const wf_event *started_event(const aj__wf_view *v, const char *name, siz
         const wf_event *ev = &v->events[i];
         if (ev->type == EV_CHILD_STARTED || (ev->type == EV_CHILD_FAILED && ev->ref == 0)) {
             n++;
-            if (found == NULL && aj_slice_eq(ev->name, name)) {
+            if (found == NULL && aj__slice_eq(ev->name, name)) {
                 found = ev;
             }
         }
@@ -145,8 +145,8 @@ int aj_child_start(aj_wf *wf, const char *name, const char *type, const void *in
     }
     if (rc == 0) {
         /* The links name the event recorded next. */
-        rc = wf_child_link(v.t, v.w->id, v.w->run, v.w->seq + 1, aj_slice_str(id),
-                           aj_slice_str(name), (uint8_t)policy);
+        rc = wf_child_link(v.t, v.w->id, v.w->run, v.w->seq + 1, aj__slice_str(id),
+                           aj__slice_str(name), (uint8_t)policy);
     }
     if (rc == 0) {
         rc = aj__wf_record(wf, EV_CHILD_STARTED, name, idb, (uint64_t)policy, 0);
@@ -230,7 +230,7 @@ static int parent_txn(kv_txn *t, const job_env *env, void *ud) {
     (void)env;
     links_ctx *c = ud;
     wf_link l;
-    int rc = wf_child_parent(t, aj_slice_str(c->id), &l);
+    int rc = wf_child_parent(t, aj__slice_str(c->id), &l);
     if (rc == 0) {
         link_to_public(&l, c->v);
     }
@@ -269,7 +269,7 @@ static int children_txn(kv_txn *t, const job_env *env, void *ud) {
     (void)env;
     links_ctx *c = ud;
     c->n = 0;
-    int rc = wf_child_list(t, aj_slice_str(c->id), 0, child_add, c);
+    int rc = wf_child_list(t, aj__slice_str(c->id), 0, child_add, c);
     return rc != 0 ? rc : ENG_READ_ONLY;
 }
 

@@ -66,8 +66,8 @@ static int keep_event(aj_wf *wf, const wf_event *ev) {
         wf->cap_events = cap;
     }
     wf_event copy = *ev;
-    copy.name.p = aj_arena_dup(&wf->arena, ev->name.p, ev->name.n);
-    copy.data.p = aj_arena_dup(&wf->arena, ev->data.p, ev->data.n);
+    copy.name.p = aj__arena_dup(&wf->arena, ev->name.p, ev->name.n);
+    copy.data.p = aj__arena_dup(&wf->arena, ev->data.p, ev->data.n);
     if (copy.name.p == NULL || copy.data.p == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory loading a workflow history");
     }
@@ -83,7 +83,7 @@ static int load_cb(void *ud, const wf_event *ev) {
 /* Appends a new event (live) and keeps it in memory. */
 int wfx_record(aj_wf *wf, uint8_t type, const char *name, aj_bytes data, uint64_t aux, uint64_t ref,
                int final) {
-    aj_slice n = aj_slice_str(name ? name : "");
+    aj_slice n = aj__slice_str(name ? name : "");
     aj_slice d = {data.data ? data.data : (const void *)"", data.len};
     int rc = wf_append(wf->t, wf->env, &wf->w, type, n, d, aux, ref, final);
     if (rc != 0) {
@@ -154,10 +154,10 @@ int wfx_next_command(aj_wf *wf, uint8_t type, uint8_t alt, const char *name, con
             continue;
         }
         if (ev->type == EV_VERSION_MARKER &&
-            (type != EV_VERSION_MARKER || !aj_slice_eq(ev->name, name))) {
+            (type != EV_VERSION_MARKER || !aj__slice_eq(ev->name, name))) {
             continue; /* markers the code does not ask about here are skipped (wf_patch.c) */
         }
-        if ((ev->type != type && ev->type != alt) || !aj_slice_eq(ev->name, name)) {
+        if ((ev->type != type && ev->type != alt) || !aj__slice_eq(ev->name, name)) {
             return wfx_diverged(
                 wf,
                 "non-determinism in workflow '%.*s': history event %llu is %s '%.*s' "
@@ -223,7 +223,7 @@ int aj_wf_set_result(aj_wf *wf, const void *data, size_t len) {
         return aj__err(AJ_ETOOBIG, "workflow result is %zu bytes, over the %zu-byte limit", len,
                        AJ_WF_DATA_MAX);
     }
-    void *copy = aj_arena_dup(&wf->scratch, data, len);
+    void *copy = aj__arena_dup(&wf->scratch, data, len);
     if (copy == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory keeping a workflow result");
     }
@@ -252,8 +252,8 @@ void aj__wf_free(aj_wf *wf) {
     aj__free(wf->park_msg);
     aj__free(wf->error);
     aj__free(wf->pending);
-    aj_arena_free(&wf->arena);
-    aj_arena_free(&wf->scratch);
+    aj__arena_free(&wf->arena);
+    aj__arena_free(&wf->scratch);
     aj__free(wf);
 }
 
@@ -291,14 +291,14 @@ int aj__wf_load(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, int qu
     }
     if (rc == 0) {
         /* Keep the record's strings: the transaction's buffers change as it writes. */
-        wf->w.id.p = aj_arena_dup(&wf->scratch, wf->w.id.p, wf->w.id.n);
-        wf->w.type.p = aj_arena_dup(&wf->scratch, wf->w.type.p, wf->w.type.n);
-        wf->w.input.p = aj_arena_dup(&wf->scratch, wf->w.input.p, wf->w.input.n);
+        wf->w.id.p = aj__arena_dup(&wf->scratch, wf->w.id.p, wf->w.id.n);
+        wf->w.type.p = aj__arena_dup(&wf->scratch, wf->w.type.p, wf->w.type.n);
+        wf->w.input.p = aj__arena_dup(&wf->scratch, wf->w.input.p, wf->w.input.n);
         if (wf->w.result.p) {
-            wf->w.result.p = aj_arena_dup(&wf->scratch, wf->w.result.p, wf->w.result.n);
+            wf->w.result.p = aj__arena_dup(&wf->scratch, wf->w.result.p, wf->w.result.n);
         }
         if (wf->w.error.p) {
-            wf->w.error.p = aj_arena_dup(&wf->scratch, wf->w.error.p, wf->w.error.n);
+            wf->w.error.p = aj__arena_dup(&wf->scratch, wf->w.error.p, wf->w.error.n);
         }
         if (wf->w.id.p == NULL || wf->w.type.p == NULL || wf->w.input.p == NULL) {
             rc = aj__err(AJ_ENOMEM, "out of memory running a workflow");

@@ -51,7 +51,7 @@ int wfx_continue_run(aj_wf *wf, const wf_rec *before) {
         n_carry += wf->events[i].type == EV_SIGNAL_RECEIVED && !wf->consumed[i];
     }
     if (n_carry > 0) {
-        carry = aj_arena_alloc(&wf->scratch, n_carry * sizeof *carry);
+        carry = aj__arena_alloc(&wf->scratch, n_carry * sizeof *carry);
         if (carry == NULL) {
             return aj__err(AJ_ENOMEM, "out of memory continuing a workflow");
         }
@@ -60,8 +60,8 @@ int wfx_continue_run(aj_wf *wf, const wf_rec *before) {
             const wf_event *ev = &wf->events[i];
             if (ev->type == EV_SIGNAL_RECEIVED && !wf->consumed[i]) {
                 carry[n_carry] = *ev;
-                carry[n_carry].name.p = aj_arena_dup(&wf->scratch, ev->name.p, ev->name.n);
-                carry[n_carry].data.p = aj_arena_dup(&wf->scratch, ev->data.p, ev->data.n);
+                carry[n_carry].name.p = aj__arena_dup(&wf->scratch, ev->name.p, ev->name.n);
+                carry[n_carry].data.p = aj__arena_dup(&wf->scratch, ev->data.p, ev->data.n);
                 if (carry[n_carry].name.p == NULL || carry[n_carry].data.p == NULL) {
                     return aj__err(AJ_ENOMEM, "out of memory continuing a workflow");
                 }
@@ -83,7 +83,7 @@ int wfx_continue_run(aj_wf *wf, const wf_rec *before) {
     /* The old run's events leave the context (and the cache) with it. */
     wf->n_events = 0;
     wf->cursor = 0;
-    aj_arena_free(&wf->arena);
+    aj__arena_free(&wf->arena);
     memset(&wf->arena, 0, sizeof wf->arena);
     char type[AJ_NAME_MAX + 1];
     snprintf(type, sizeof type, "%.*s", (int)wf->w.type.n, (const char *)wf->w.type.p);
@@ -108,7 +108,7 @@ int aj_wf_continue_as_new(aj_wf *wf, const void *input, size_t len) {
         return aj__err(AJ_ETOOBIG, "continue-as-new input is %zu bytes, over the %zu-byte limit",
                        len, AJ_WF_DATA_MAX);
     }
-    void *copy = aj_arena_dup(&wf->scratch, input ? input : "", len);
+    void *copy = aj__arena_dup(&wf->scratch, input ? input : "", len);
     if (copy == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory keeping a continue-as-new input");
     }

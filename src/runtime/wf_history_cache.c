@@ -36,7 +36,7 @@ void wfx_cache_entry_free(wf_cache_entry *c) {
     aj__free(c->id);
     aj__free(c->events);
     aj__free(c->consumed);
-    aj_arena_free(&c->arena);
+    aj__arena_free(&c->arena);
     memset(c, 0, sizeof *c);
 }
 
@@ -70,7 +70,7 @@ int wfx_cache_take(aj__wf_cache *c, aj_slice id, wf_cache_entry *out) {
     int found = 0;
     pthread_mutex_lock(&c->mu);
     for (size_t i = 0; i < c->n; i++) {
-        if (aj_slice_eq(id, c->entries[i].id)) {
+        if (aj__slice_eq(id, c->entries[i].id)) {
             *out = c->entries[i];
             c->events -= out->n;
             c->entries[i] = c->entries[--c->n];

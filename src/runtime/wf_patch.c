@@ -34,7 +34,7 @@ static int decided(const aj__wf_view *v, const char *patch_id) {
 
 static int remember(const aj__wf_view *v, const char *patch_id, int value) {
     if (*v->n_patches % 8 == 0) {
-        aj__wf_patch *nv = aj_arena_alloc(v->scratch, (*v->n_patches + 8) * sizeof *nv);
+        aj__wf_patch *nv = aj__arena_alloc(v->scratch, (*v->n_patches + 8) * sizeof *nv);
         if (nv == NULL) {
             return aj__err(AJ_ENOMEM, "out of memory keeping a patch decision");
         }
@@ -43,7 +43,7 @@ static int remember(const aj__wf_view *v, const char *patch_id, int value) {
         }
         *v->patches = nv;
     }
-    const char *copy = aj_arena_dup(v->scratch, patch_id, strlen(patch_id));
+    const char *copy = aj__arena_dup(v->scratch, patch_id, strlen(patch_id));
     if (copy == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory keeping a patch decision");
     }
@@ -57,7 +57,7 @@ static int marker_ahead(const aj__wf_view *v, const char *patch_id) {
     for (size_t i = v->cursor; i < v->n_events; i++) {
         const wf_event *ev = &v->events[i];
         if (ev->type == EV_VERSION_MARKER) {
-            if (aj_slice_eq(ev->name, patch_id)) {
+            if (aj__slice_eq(ev->name, patch_id)) {
                 return 1;
             }
             continue; /* another patch's marker */

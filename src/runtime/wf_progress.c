@@ -65,7 +65,7 @@ int aj__wf_wait_marker(aj_wf *wf, const char *kind, const char *name) {
         return 0;
     }
     char label[WF_WAIT_LABEL_MAX];
-    if (label_of(kind, name, label) != 0 || !aj_slice_eq(next->name, label)) {
+    if (label_of(kind, name, label) != 0 || !aj__slice_eq(next->name, label)) {
         aj__err_clear();
         return 0;
     }
@@ -88,7 +88,7 @@ int aj__wf_suspend_at(aj_wf *wf, const char *kind, const char *name, int implied
         return aj__wf_diverged(wf, msg);
     }
     if (v.wait->kind == NULL) {
-        const char *copy = aj_arena_dup(v.scratch, name, strlen(name) + 1);
+        const char *copy = aj__arena_dup(v.scratch, name, strlen(name) + 1);
         if (copy == NULL) {
             return aj__err(AJ_ENOMEM, "out of memory noting where a workflow waits");
         }

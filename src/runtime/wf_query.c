@@ -41,7 +41,7 @@ int aj_wf_set_query(aj_wf *wf, const char *name, aj_query_fn fn, void *ud) {
     if (wf->n_queries == WF_QUERIES_MAX) {
         return aj__err(AJ_ETOOBIG, "a workflow may set at most %d query handlers", WF_QUERIES_MAX);
     }
-    char *copy = aj_arena_dup(&wf->scratch, name, strlen(name));
+    char *copy = aj__arena_dup(&wf->scratch, name, strlen(name));
     if (copy == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory setting a query handler");
     }

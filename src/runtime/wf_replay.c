@@ -33,7 +33,7 @@ static int drain_inbox_cb(void *ud, const wf_inbox_entry *e) {
     if (e->type == EV_UPDATE_REQUESTED) {
         if (e->run != wf->w.run) {
             return wf_reply_put(wf->t, (int64_t)e->ref, e->aux, WF_REPLY_GONE,
-                                aj_slice_str("the workflow run it was sent to has ended"));
+                                aj__slice_str("the workflow run it was sent to has ended"));
         }
         return wfx_pending_add(wf, e); /* validated where the code waits; recorded if accepted */
     }
@@ -103,7 +103,7 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
         if (rc == 0) {
             wf->w.state = AJ_WF_TIMED_OUT;
             wf->w.finished_ms = env->now_ms;
-            wf->w.error = aj_slice_str("execution timeout");
+            wf->w.error = aj__slice_str("execution timeout");
             rc = wf_write(t, &before, &wf->w);
         }
         if (rc == 0) {
@@ -197,7 +197,7 @@ int aj__wf_advance(aj_engine *e, kv_txn *t, const job_env *env, aj_slice id, aj_
             if (msg[0] == '\0') {
                 msg = aj_strerror(fr);
             }
-            data.data = aj_arena_dup(&wf->scratch, msg, strlen(msg));
+            data.data = aj__arena_dup(&wf->scratch, msg, strlen(msg));
             data.len = strlen(msg);
         }
         rc = wfx_record(wf, ev, "", data, 0, 0, 1);
@@ -249,8 +249,8 @@ int aj__wf_park(kv_txn *t, const job_env *env, aj_slice id, const char *msg) {
         return rc;
     }
     w = before;
-    aj_slice m = aj_slice_str(msg);
-    rc = wf_append(t, env, &w, EV_WORKFLOW_PARKED, aj_slice_str(""), m, 0, 0, 1);
+    aj_slice m = aj__slice_str(msg);
+    rc = wf_append(t, env, &w, EV_WORKFLOW_PARKED, aj__slice_str(""), m, 0, 0, 1);
     if (rc == 0) {
         w.state = AJ_WF_PARKED;
         w.error = m;

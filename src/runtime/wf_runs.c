@@ -68,7 +68,7 @@ static int run_txn(kv_txn *t, const job_env *env, void *ud) {
     c->info = NULL;
     c->seen = 0;
     wf_rec w;
-    int rc = wf_read(t, aj_slice_str(c->id), &w);
+    int rc = wf_read(t, aj__slice_str(c->id), &w);
     if (rc != 0) {
         return rc;
     }
@@ -96,7 +96,7 @@ static int run_txn(kv_txn *t, const job_env *env, void *ud) {
     r.created_ms = hlc_ms(c->first.hlc);
     r.updated_ms = hlc_ms(c->last.hlc);
     r.finished_ms = aj_wf_state_is_final(r.state) ? r.updated_ms : 0;
-    r.input = c->first.type == EV_WORKFLOW_STARTED ? c->first.data : aj_slice_str("");
+    r.input = c->first.type == EV_WORKFLOW_STARTED ? c->first.data : aj__slice_str("");
     r.result.p = r.error.p = NULL;
     r.result.n = r.error.n = 0;
     if (is_result) {

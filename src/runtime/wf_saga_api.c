@@ -34,8 +34,8 @@ int aj_saga_push(aj_wf *wf, const char *name, aj_step_fn fn, void *ud, aj_bytes 
     }
     saga_entry *s = &wf->saga[wf->n_saga];
     memset(s, 0, sizeof *s);
-    s->name = aj_arena_dup(&wf->scratch, name, strlen(name));
-    s->data.data = aj_arena_dup(&wf->scratch, data.data, data.len);
+    s->name = aj__arena_dup(&wf->scratch, name, strlen(name));
+    s->data.data = aj__arena_dup(&wf->scratch, data.data, data.len);
     s->data.len = data.len;
     if (s->name == NULL || s->data.data == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory pushing a compensation");
@@ -48,7 +48,7 @@ int aj_saga_push(aj_wf *wf, const char *name, aj_step_fn fn, void *ud, aj_bytes 
 }
 
 static const char *arena_str(aj_wf *wf, const char *s) {
-    return s ? aj_arena_dup(&wf->scratch, s, strlen(s)) : NULL;
+    return s ? aj__arena_dup(&wf->scratch, s, strlen(s)) : NULL;
 }
 
 int aj_saga_push_job(aj_wf *wf, const char *name, const aj_job_spec *spec) {
@@ -64,7 +64,7 @@ int aj_saga_push_job(aj_wf *wf, const char *name, const aj_job_spec *spec) {
     s->spec = *spec;
     s->spec.queue = arena_str(wf, spec->queue);
     s->spec.type = arena_str(wf, spec->type);
-    s->spec.payload = aj_arena_dup(&wf->scratch, spec->payload, spec->payload_len);
+    s->spec.payload = aj__arena_dup(&wf->scratch, spec->payload, spec->payload_len);
     s->spec.idempotency_key = NULL;
     s->spec.metadata = arena_str(wf, spec->metadata);
     if (s->name == NULL || s->spec.type == NULL || s->spec.payload == NULL ||

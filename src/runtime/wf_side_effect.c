@@ -38,28 +38,28 @@ static int side_effect(aj_wf *wf, const char *name, void *value, size_t len) {
 
 int aj_wf_now(aj_wf *wf, int64_t *out_ms) {
     uint8_t b[8];
-    aj_put_u64be(b, (uint64_t)wf->env->now_ms);
+    aj__put_u64be(b, (uint64_t)wf->env->now_ms);
     int rc = side_effect(wf, "now", b, 8);
     if (rc == 0) {
-        *out_ms = (int64_t)aj_get_u64be(b);
+        *out_ms = (int64_t)aj__get_u64be(b);
     }
     return rc;
 }
 
 int aj_wf_random(aj_wf *wf, uint64_t *out) {
     uint8_t b[8];
-    aj_put_u64be(b, eng_rand(wf->e));
+    aj__put_u64be(b, eng_rand(wf->e));
     int rc = side_effect(wf, "random", b, 8);
     if (rc == 0) {
-        *out = aj_get_u64be(b);
+        *out = aj__get_u64be(b);
     }
     return rc;
 }
 
 int aj_wf_uuid(aj_wf *wf, char out[37]) {
     uint8_t b[16];
-    aj_put_u64be(b, eng_rand(wf->e));
-    aj_put_u64be(b + 8, eng_rand(wf->e));
+    aj__put_u64be(b, eng_rand(wf->e));
+    aj__put_u64be(b + 8, eng_rand(wf->e));
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     int rc = side_effect(wf, "uuid", b, 16);

@@ -34,7 +34,7 @@ again:;
     }
     for (size_t i = 0; i < wf->n_events && wf->events[i].seq < before; i++) {
         const wf_event *ev = &wf->events[i];
-        if (ev->type == EV_SIGNAL_RECEIVED && !wf->consumed[i] && aj_slice_eq(ev->name, name)) {
+        if (ev->type == EV_SIGNAL_RECEIVED && !wf->consumed[i] && aj__slice_eq(ev->name, name)) {
             wf->consumed[i] = 1;
             int urc = wfx_updates_replay(wf, ev->seq);
             if (urc != 0) {

@@ -32,8 +32,8 @@ int aj_step_set_result(aj_step_ctx *ctx, const void *data, size_t len) {
         return aj__err(AJ_ETOOBIG, "step result is %zu bytes, over the %zu-byte limit", len,
                        AJ_WF_DATA_MAX);
     }
-    aj_buf_reset(&ctx->result);
-    aj_buf_add(&ctx->result, data, len);
+    aj__buf_reset(&ctx->result);
+    aj__buf_add(&ctx->result, data, len);
     return ctx->result.oom ? aj__err(AJ_ENOMEM, "out of memory keeping a step result") : 0;
 }
 
@@ -62,13 +62,13 @@ static int check_user_key(size_t klen) {
 static int own_write(const aj_step_ctx *ctx, const void *key, size_t klen, aj_bytes *out,
                      int *deleted) {
     aj_rd r;
-    aj_rd_init(&r, ctx->writes.p, ctx->writes.len);
+    aj__rd_init(&r, ctx->writes.p, ctx->writes.len);
     int found = 0;
     while (r.off < r.len && !r.bad) {
-        uint8_t op = aj_rd_u8(&r);
+        uint8_t op = aj__rd_u8(&r);
         size_t kl, vl;
-        const uint8_t *k = aj_rd_bytes(&r, &kl);
-        const uint8_t *v = aj_rd_bytes(&r, &vl);
+        const uint8_t *k = aj__rd_bytes(&r, &kl);
+        const uint8_t *v = aj__rd_bytes(&r, &vl);
         if (!r.bad && kl == klen && memcmp(k, key, klen) == 0) {
             found = 1; /* the last write wins: keep scanning */
             *deleted = op == 0;
@@ -115,9 +115,9 @@ static int step_write(aj_step_ctx *ctx, uint8_t op, const void *key, size_t klen
     if (vlen > AJ_WF_DATA_MAX) {
         return aj__err(AJ_ETOOBIG, "a record value must be at most %zu bytes", AJ_WF_DATA_MAX);
     }
-    aj_buf_add_u8(&ctx->writes, op);
-    aj_buf_add_bytes(&ctx->writes, key, klen);
-    aj_buf_add_bytes(&ctx->writes, val, vlen);
+    aj__buf_add_u8(&ctx->writes, op);
+    aj__buf_add_bytes(&ctx->writes, key, klen);
+    aj__buf_add_bytes(&ctx->writes, val, vlen);
     return ctx->writes.oom ? aj__err(AJ_ENOMEM, "out of memory buffering a record") : 0;
 }
 
@@ -132,13 +132,13 @@ int aj_step_del(aj_step_ctx *ctx, const void *key, size_t klen) {
 /* Applies a successful attempt's record writes to the task's transaction. */
 static int apply_writes(aj_wf *wf, const aj_step_ctx *ctx) {
     aj_rd r;
-    aj_rd_init(&r, ctx->writes.p, ctx->writes.len);
+    aj__rd_init(&r, ctx->writes.p, ctx->writes.len);
     int rc = 0;
     while (rc == 0 && r.off < r.len && !r.bad) {
-        uint8_t op = aj_rd_u8(&r);
+        uint8_t op = aj__rd_u8(&r);
         size_t kl, vl;
-        const uint8_t *k = aj_rd_bytes(&r, &kl);
-        const uint8_t *v = aj_rd_bytes(&r, &vl);
+        const uint8_t *k = aj__rd_bytes(&r, &kl);
+        const uint8_t *v = aj__rd_bytes(&r, &vl);
         if (r.bad) {
             break;
         }
@@ -165,17 +165,17 @@ int wfx_run_inline(aj_wf *wf, const aj_step_policy *p, aj_step_fn fn, void *ud, 
         if (!ctx.failed) {
             rc = apply_writes(wf, &ctx);
             if (rc == 0) {
-                out->data = aj_arena_dup(&wf->scratch, ctx.result.p, ctx.result.len);
+                out->data = aj__arena_dup(&wf->scratch, ctx.result.p, ctx.result.len);
                 out->len = ctx.result.len;
                 rc = out->data ? 0 : aj__err(AJ_ENOMEM, "out of memory keeping a step result");
             }
-            aj_buf_free(&ctx.result);
-            aj_buf_free(&ctx.writes);
+            aj__buf_free(&ctx.result);
+            aj__buf_free(&ctx.writes);
             aj__free(ctx.error);
             return rc;
         }
-        aj_buf_free(&ctx.result);
-        aj_buf_free(&ctx.writes);
+        aj__buf_free(&ctx.result);
+        aj__buf_free(&ctx.writes);
         if (ctx.permanent || attempt >= p->max_attempts) {
             *err = ctx.error;
             return AJ_EFAILED;

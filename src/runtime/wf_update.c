@@ -69,7 +69,7 @@ static int poll_txn(kv_txn *t, const job_env *env, void *ud) {
         return rc;
     }
     wf_rec w;
-    rc = wf_read(t, aj_slice_str(p->s->id), &w);
+    rc = wf_read(t, aj__slice_str(p->s->id), &w);
     if (rc == AJ_ENOTFOUND) {
         p->ended = 1;
         return ENG_READ_ONLY;

@@ -37,7 +37,7 @@
 
 static const update_entry *find_update(const aj_wf *wf, aj_slice name) {
     for (size_t i = 0; i < wf->n_updates; i++) {
-        if (aj_slice_eq(name, wf->updates[i].name)) {
+        if (aj__slice_eq(name, wf->updates[i].name)) {
             return &wf->updates[i];
         }
     }
@@ -62,7 +62,7 @@ int aj_wf_set_update(aj_wf *wf, const char *name, aj_update_validate_fn validate
     if (wf->n_updates == WF_UPDATES_MAX) {
         return aj__err(AJ_ETOOBIG, "a workflow may set at most %d update handlers", WF_UPDATES_MAX);
     }
-    char *copy = aj_arena_dup(&wf->scratch, name, strlen(name) + 1);
+    char *copy = aj__arena_dup(&wf->scratch, name, strlen(name) + 1);
     if (copy == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory setting an update handler");
     }
@@ -76,8 +76,8 @@ int wfx_pending_add(aj_wf *wf, const wf_inbox_entry *e) {
         return aj__err(AJ_ENOMEM, "out of memory taking an update");
     }
     wf->pending = nv;
-    char *name = aj_arena_dup(&wf->scratch, e->name.p, e->name.n + 1);
-    void *data = aj_arena_dup(&wf->scratch, e->data.p, e->data.n);
+    char *name = aj__arena_dup(&wf->scratch, e->name.p, e->name.n + 1);
+    void *data = aj__arena_dup(&wf->scratch, e->data.p, e->data.n);
     if (name == NULL || data == NULL) {
         return aj__err(AJ_ENOMEM, "out of memory taking an update");
     }
@@ -119,12 +119,12 @@ static int reply(aj_wf *wf, const update_req *p, int status, const char *fmt, ..
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return wf_reply_put(wf->t, p->sent_ms, p->req, status, aj_slice_str(msg));
+    return wf_reply_put(wf->t, p->sent_ms, p->req, status, aj__slice_str(msg));
 }
 
 /* Handles one pending request at the live edge. */
 static int update_live(aj_wf *wf, const update_req *p) {
-    const update_entry *u = find_update(wf, aj_slice_str(p->name));
+    const update_entry *u = find_update(wf, aj__slice_str(p->name));
     if (u == NULL) {
         return reply(wf, p, WF_REPLY_REJECTED,
                      "workflow '%s' has no update handler '%s' where it waits now", aj_wf_id(wf),

@@ -205,8 +205,8 @@ int aj_ctx_set_result(aj_job_ctx *ctx, const void *data, size_t len) {
         return aj__err(AJ_ETOOBIG, "result is %zu bytes, over the %zu-byte limit", len,
                        AJ_PAYLOAD_MAX);
     }
-    aj_buf_reset(&ctx->result);
-    aj_buf_add(&ctx->result, data, len);
+    aj__buf_reset(&ctx->result);
+    aj__buf_add(&ctx->result, data, len);
     if (ctx->result.oom) {
         return aj__err(AJ_ENOMEM, "out of memory keeping a result");
     }
@@ -268,7 +268,7 @@ static void outcome_free(outcome *o) {
     wf_woken_free(&o->woken);
     eng_progress_free(o->prog);
     aj__free(o->error);
-    aj_buf_free(&o->result);
+    aj__buf_free(&o->result);
     aj__free(o->hints);
     aj__free(o);
 }
@@ -770,7 +770,7 @@ static void run_slot(aj_pool *p, slot *s) {
                     &ctx);
     }
     aj__free(ctx.error);
-    aj_buf_free(&ctx.result);
+    aj__buf_free(&ctx.result);
 }
 
 static void *handler_main(void *arg) {
@@ -1066,7 +1066,7 @@ static int served_queues(aj_pool *p, char ***names, size_t *n_names, const char 
         eng_wf_type h;
         char *q = (*names)[i];
         if (strncmp(q, WF_QUEUE_PREFIX, plen) == 0 &&
-            eng_wf_find(p->e, aj_slice_str(q + plen), &h)) {
+            eng_wf_find(p->e, aj__slice_str(q + plen), &h)) {
             aj__free(q);
             continue;
         }

@@ -478,8 +478,8 @@ static void txn_free(kv_txn *t) {
         c = next;
     }
     for (size_t i = 0; i < KV_SCAN_NEST_CACHED; i++) {
-        aj_buf_free(&t->smem[i].batch);
-        aj_buf_free(&t->smem[i].cont);
+        aj__buf_free(&t->smem[i].batch);
+        aj__buf_free(&t->smem[i].cont);
     }
     aj__free(t);
 }
@@ -718,7 +718,7 @@ static int fill_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
                    uint64_t version) {
     kv_fill *f = ud;
     size_t need = sizeof(kv_bent) + pad8(klen + vlen);
-    if (aj_buf_reserve(f->b, need) != 0) {
+    if (aj__buf_reserve(f->b, need) != 0) {
         f->oom = 1;
         return 1;
     }
@@ -857,9 +857,9 @@ static int scan_run(kv_scan_ctx *c, kv_scanmem *m) {
         size_t slen = c->lolen, elen = c->hilen;
         if (c->pos != NULL && !c->reverse) {
             /* The smallest key after pos is pos followed by a zero byte. */
-            aj_buf_reset(&m->cont);
-            aj_buf_add(&m->cont, c->pos, c->poslen);
-            aj_buf_add_u8(&m->cont, 0);
+            aj__buf_reset(&m->cont);
+            aj__buf_add(&m->cont, c->pos, c->poslen);
+            aj__buf_add_u8(&m->cont, 0);
             if (m->cont.oom) {
                 return aj__err(AJ_ENOMEM, "out of memory continuing a scan");
             }
@@ -869,7 +869,7 @@ static int scan_run(kv_scan_ctx *c, kv_scanmem *m) {
             end = c->pos;
             elen = c->poslen;
         }
-        aj_buf_reset(&m->batch);
+        aj__buf_reset(&m->batch);
         kv_fill f = {&m->batch, 0, KV_SCAN_BATCH, 0, 0};
         if (c->limit != 0 && c->limit - c->emitted < f.want) {
             f.want = c->limit - c->emitted;
@@ -929,8 +929,8 @@ static int scan(kv_txn *t, const void *start, size_t slen, const void *end, size
     t->scan_depth++;
     int rc = scan_run(&c, m);
     t->scan_depth--;
-    aj_buf_free(&local.batch);
-    aj_buf_free(&local.cont);
+    aj__buf_free(&local.batch);
+    aj__buf_free(&local.cont);
     return rc;
 }
 

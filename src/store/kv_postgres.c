@@ -169,10 +169,10 @@ static int pg_snap_scan(void *st, void *snap, const uint8_t *start, size_t slen,
     c->lent = NULL;
     int q = reverse ? (end != NULL ? Q_SCAN_RE : Q_SCAN_R) : (end != NULL ? Q_SCAN_FE : Q_SCAN_F);
     aj_buf lo = AJ_BUF_INIT, hi = AJ_BUF_INIT;
-    aj_buf_add(&lo, start != NULL ? start : kv__pg_empty, slen);
-    aj_buf_add(&hi, end != NULL ? end : kv__pg_empty, end != NULL ? elen : 0);
-    aj_buf_nul(&lo); /* so that an empty bound still has a pointer */
-    aj_buf_nul(&hi);
+    aj__buf_add(&lo, start != NULL ? start : kv__pg_empty, slen);
+    aj__buf_add(&hi, end != NULL ? end : kv__pg_empty, end != NULL ? elen : 0);
+    aj__buf_nul(&lo); /* so that an empty bound still has a pointer */
+    aj__buf_nul(&hi);
     int64_t page = PG_SCAN_PAGE_MIN;
     int rc = 0;
     for (int more = 1; more && rc == 0;) {
@@ -181,7 +181,7 @@ static int pg_snap_scan(void *st, void *snap, const uint8_t *start, size_t slen,
             break;
         }
         uint8_t lim[8];
-        aj_put_u64be(lim, (uint64_t)page);
+        aj__put_u64be(lim, (uint64_t)page);
         const char *vals[3] = {(const char *)lo.p, (const char *)hi.p, (const char *)lim};
         int lens[3] = {(int)lo.len, (int)hi.len, 8};
         if (end == NULL) {
@@ -208,12 +208,12 @@ static int pg_snap_scan(void *st, void *snap, const uint8_t *start, size_t slen,
                 /* The next page starts after this key: forward, the key plus a zero byte (the
                  * smallest key above it); in reverse, the key is the new exclusive end. */
                 aj_buf *bound = reverse ? &hi : &lo;
-                aj_buf_reset(bound);
-                aj_buf_add(bound, k, kl);
+                aj__buf_reset(bound);
+                aj__buf_add(bound, k, kl);
                 if (!reverse) {
-                    aj_buf_add_u8(bound, 0);
+                    aj__buf_add_u8(bound, 0);
                 }
-                aj_buf_nul(bound);
+                aj__buf_nul(bound);
             }
         }
         PQclear(r);
@@ -226,8 +226,8 @@ static int pg_snap_scan(void *st, void *snap, const uint8_t *start, size_t slen,
             page *= 4;
         }
     }
-    aj_buf_free(&lo);
-    aj_buf_free(&hi);
+    aj__buf_free(&lo);
+    aj__buf_free(&hi);
     return rc;
 }
 

@@ -87,7 +87,7 @@ static int resolve(pg_store *ps, int64_t token) {
         int rc = kv__pg_conn_open(ps, 1, &c);
         if (rc == 0) {
             uint8_t tok[8];
-            aj_put_u64be(tok, (uint64_t)token);
+            aj__put_u64be(tok, (uint64_t)token);
             const char *vals[1] = {(const char *)tok};
             int lens[1] = {8}, fmts[1] = {1};
             /* Waits for the batch's transaction if the server is still finishing it. */
@@ -227,7 +227,7 @@ static int batch_once(pg_store *ps, kv_cq_req *reqs, size_t n, int *retry) {
     kv__pg_arr_begin(&a2, OID_BOOL, nl);
     for (size_t i = 0; i < nl; i++) {
         uint8_t h[8];
-        aj_put_u64be(h, order[i]->hash);
+        aj__put_u64be(h, order[i]->hash);
         kv__pg_arr_bytes(&a1, h, 8);
         uint8_t x = (uint8_t)order[i]->exclusive;
         kv__pg_arr_bytes(&a2, &x, 1);
@@ -355,8 +355,8 @@ static int batch_once(pg_store *ps, kv_cq_req *reqs, size_t n, int *retry) {
     }
     int64_t token = next_token(ps);
     uint8_t tok[8], prev[8];
-    aj_put_u64be(tok, (uint64_t)token);
-    aj_put_u64be(prev, (uint64_t)ps->prev_token);
+    aj__put_u64be(tok, (uint64_t)token);
+    aj__put_u64be(prev, (uint64_t)ps->prev_token);
     {
         const char *vals[5] = {(const char *)a1.p, (const char *)a2.p, (const char *)a3.p,
                                (const char *)tok, (const char *)prev};
@@ -414,9 +414,9 @@ out:
     PQclear(r);
     aj__free(ks.slots);
     aj__free(order);
-    aj_buf_free(&a1);
-    aj_buf_free(&a2);
-    aj_buf_free(&a3);
+    aj__buf_free(&a1);
+    aj__buf_free(&a2);
+    aj__buf_free(&a3);
     return wrote;
 }
 

@@ -252,7 +252,7 @@ uint64_t kv__pg_u64(const PGresult *r, int row, int col) {
     if (PQgetlength(r, row, col) != 8) {
         return 0;
     }
-    return aj_get_u64be((const uint8_t *)PQgetvalue(r, row, col));
+    return aj__get_u64be((const uint8_t *)PQgetvalue(r, row, col));
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -260,19 +260,19 @@ uint64_t kv__pg_u64(const PGresult *r, int row, int col) {
  * ------------------------------------------------------------------------------------------- */
 
 void kv__pg_arr_begin(aj_buf *b, uint32_t oid, size_t n) {
-    aj_buf_reset(b);
-    aj_buf_add_u32be(b, n > 0 ? 1 : 0); /* dimensions */
-    aj_buf_add_u32be(b, 0);             /* no NULLs */
-    aj_buf_add_u32be(b, oid);
+    aj__buf_reset(b);
+    aj__buf_add_u32be(b, n > 0 ? 1 : 0); /* dimensions */
+    aj__buf_add_u32be(b, 0);             /* no NULLs */
+    aj__buf_add_u32be(b, oid);
     if (n > 0) {
-        aj_buf_add_u32be(b, (uint32_t)n);
-        aj_buf_add_u32be(b, 1); /* lower bound */
+        aj__buf_add_u32be(b, (uint32_t)n);
+        aj__buf_add_u32be(b, 1); /* lower bound */
     }
 }
 
 void kv__pg_arr_bytes(aj_buf *b, const uint8_t *p, size_t n) {
-    aj_buf_add_u32be(b, (uint32_t)n);
-    aj_buf_add(b, p, n);
+    aj__buf_add_u32be(b, (uint32_t)n);
+    aj__buf_add(b, p, n);
 }
 
 /* ---------------------------------------------------------------------------------------------

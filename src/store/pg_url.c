@@ -52,7 +52,7 @@ int kv__pg_parse_url(pg_store *ps, const char *url) {
     }
     aj_buf b = AJ_BUF_INIT;
     const char *q = strchr(url, '?');
-    aj_buf_add(&b, url, q != NULL ? (size_t)(q - url) : len);
+    aj__buf_add(&b, url, q != NULL ? (size_t)(q - url) : len);
     int rc = 0;
     char sep = '?';
     for (const char *p = q != NULL ? q + 1 : NULL; rc == 0 && p != NULL && *p != '\0';) {
@@ -83,13 +83,13 @@ int kv__pg_parse_url(pg_store *ps, const char *url) {
                              (int)kn, p);
             }
         } else if (n > 0) {
-            aj_buf_add_u8(&b, (uint8_t)sep);
-            aj_buf_add(&b, p, n);
+            aj__buf_add_u8(&b, (uint8_t)sep);
+            aj__buf_add(&b, p, n);
             sep = '&';
         }
         p = amp != NULL ? amp + 1 : NULL;
     }
-    aj_buf_nul(&b);
+    aj__buf_nul(&b);
     if (rc == 0 && b.oom) {
         rc = aj__err(AJ_ENOMEM, "out of memory parsing a store URL");
     }
@@ -135,6 +135,6 @@ int kv__pg_parse_url(pg_store *ps, const char *url) {
     }
     PQconninfoFree(opts);
     PQfreemem(err);
-    aj_buf_free(&b);
+    aj__buf_free(&b);
     return rc;
 }

@@ -14,7 +14,7 @@ struct aj_arena_chunk {
     max_align_t data[];
 };
 
-void *aj_arena_alloc(aj_arena *a, size_t n) {
+void *aj__arena_alloc(aj_arena *a, size_t n) {
     size_t align = sizeof(max_align_t);
     n = (n + align - 1) / align * align;
     if (a->head == NULL || a->cap - a->used < n) {
@@ -39,8 +39,8 @@ void *aj_arena_alloc(aj_arena *a, size_t n) {
     return p;
 }
 
-void *aj_arena_dup(aj_arena *a, const void *p, size_t n) {
-    char *d = aj_arena_alloc(a, n + 1);
+void *aj__arena_dup(aj_arena *a, const void *p, size_t n) {
+    char *d = aj__arena_alloc(a, n + 1);
     if (d == NULL) {
         return NULL;
     }
@@ -51,7 +51,7 @@ void *aj_arena_dup(aj_arena *a, const void *p, size_t n) {
     return d;
 }
 
-void aj_arena_free(aj_arena *a) {
+void aj__arena_free(aj_arena *a) {
     aj_arena_chunk *c = a->head;
     while (c != NULL) {
         aj_arena_chunk *next = c->next;

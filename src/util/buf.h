@@ -21,31 +21,31 @@ typedef struct aj_buf {
 #define AJ_BUF_INIT                                                                                \
     { NULL, 0, 0, 0 }
 
-void aj_buf_free(aj_buf *b);
-void aj_buf_reset(aj_buf *b);
+void aj__buf_free(aj_buf *b);
+void aj__buf_reset(aj_buf *b);
 /* Ensures room for n more bytes: 0 or AJ_ENOMEM (and sets oom). */
-int aj_buf_reserve(aj_buf *b, size_t n);
-void aj_buf_add(aj_buf *b, const void *p, size_t n);
-void aj_buf_add_u8(aj_buf *b, uint8_t v);
-void aj_buf_add_u32be(aj_buf *b, uint32_t v);
-void aj_buf_add_u64be(aj_buf *b, uint64_t v);
+int aj__buf_reserve(aj_buf *b, size_t n);
+void aj__buf_add(aj_buf *b, const void *p, size_t n);
+void aj__buf_add_u8(aj_buf *b, uint8_t v);
+void aj__buf_add_u32be(aj_buf *b, uint32_t v);
+void aj__buf_add_u64be(aj_buf *b, uint64_t v);
 /* A string followed by a NUL separator (for variable-length parts of keys). */
-void aj_buf_add_cstr0(aj_buf *b, const char *s);
+void aj__buf_add_cstr0(aj_buf *b, const char *s);
 /* A varint (LEB128) length followed by the bytes. */
-void aj_buf_add_varint(aj_buf *b, uint64_t v);
+void aj__buf_add_varint(aj_buf *b, uint64_t v);
 /* A signed value as a zig-zag varint, so that small negative values stay small and round-trip
  * (the form every record codec uses for times and other int64 fields). */
-void aj_buf_add_svarint(aj_buf *b, int64_t v);
-void aj_buf_add_bytes(aj_buf *b, const void *p, size_t n);
+void aj__buf_add_svarint(aj_buf *b, int64_t v);
+void aj__buf_add_bytes(aj_buf *b, const void *p, size_t n);
 /* formatted text (no NUL) */
-void aj_buf_printf(aj_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void aj__buf_printf(aj_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends a NUL without counting it in len, so b->p is a C string. */
-void aj_buf_nul(aj_buf *b);
+void aj__buf_nul(aj_buf *b);
 
-void aj_put_u32be(uint8_t *p, uint32_t v);
-void aj_put_u64be(uint8_t *p, uint64_t v);
-uint32_t aj_get_u32be(const uint8_t *p);
-uint64_t aj_get_u64be(const uint8_t *p);
+void aj__put_u32be(uint8_t *p, uint32_t v);
+void aj__put_u64be(uint8_t *p, uint64_t v);
+uint32_t aj__get_u32be(const uint8_t *p);
+uint64_t aj__get_u64be(const uint8_t *p);
 
 typedef struct aj_rd {
     const uint8_t *p;
@@ -54,16 +54,16 @@ typedef struct aj_rd {
     int bad;
 } aj_rd;
 
-void aj_rd_init(aj_rd *r, const void *p, size_t len);
-uint8_t aj_rd_u8(aj_rd *r);
-uint32_t aj_rd_u32be(aj_rd *r);
-uint64_t aj_rd_u64be(aj_rd *r);
-uint64_t aj_rd_varint(aj_rd *r);
-/* The inverse of aj_buf_add_svarint. */
-int64_t aj_rd_svarint(aj_rd *r);
+void aj__rd_init(aj_rd *r, const void *p, size_t len);
+uint8_t aj__rd_u8(aj_rd *r);
+uint32_t aj__rd_u32be(aj_rd *r);
+uint64_t aj__rd_u64be(aj_rd *r);
+uint64_t aj__rd_varint(aj_rd *r);
+/* The inverse of aj__buf_add_svarint. */
+int64_t aj__rd_svarint(aj_rd *r);
 /* A varint-prefixed byte string: returns a pointer into the input and its length. */
-const uint8_t *aj_rd_bytes(aj_rd *r, size_t *len);
+const uint8_t *aj__rd_bytes(aj_rd *r, size_t *len);
 /* Reads n raw bytes. */
-const uint8_t *aj_rd_raw(aj_rd *r, size_t n);
+const uint8_t *aj__rd_raw(aj_rd *r, size_t n);
 
 #endif

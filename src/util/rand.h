@@ -11,11 +11,11 @@ typedef struct aj_rng {
     uint64_t s[4];
 } aj_rng;
 
-void aj_rng_seed(aj_rng *r, uint64_t seed);
+void aj__rng_seed(aj_rng *r, uint64_t seed);
 /* Seeds from the OS (getrandom), falling back to time and pid. */
-void aj_rng_seed_os(aj_rng *r);
-uint64_t aj_rng_next(aj_rng *r);
+void aj__rng_seed_os(aj_rng *r);
+uint64_t aj__rng_next(aj_rng *r);
 /* Uniform in [0, n); n > 0. */
-uint64_t aj_rng_below(aj_rng *r, uint64_t n);
+uint64_t aj__rng_below(aj_rng *r, uint64_t n);
 
 #endif

@@ -72,7 +72,7 @@ static void fuzz_decode(const uint8_t *p, size_t n) {
         CHECK(progress_encode(s, &b) == 0);
         CHECK(progress_decode(b.p, b.len, t) == 0);
         CHECK(progress_equal(s, t));
-        aj_buf_free(&b);
+        aj__buf_free(&b);
         *t = *s;
         progress_merge(t, s);
         CHECK(progress_equal(t, s));

@@ -68,8 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK((r2.route.p == NULL) == (r.route.p == NULL));
     CHECK(sched_rec_encode(&r2, &b) == 0);
     CHECK(a.len == b.len && memcmp(a.p, b.p, a.len) == 0);
-    aj_buf_free(&a);
-    aj_buf_free(&b);
+    aj__buf_free(&a);
+    aj__buf_free(&b);
     free(copy);
     return 0;
 }

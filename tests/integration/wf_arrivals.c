@@ -177,7 +177,7 @@ static void *send_signals(void *arg) {
             eng_env(s->e, &env, NULL, &ids);
             wf_woken woken = WF_WOKEN_INIT;
             env.woken = &woken;
-            int rc = wf_signal(t, &env, "sink", "s", aj_slice_str(payload));
+            int rc = wf_signal(t, &env, "sink", "s", aj__slice_str(payload));
             if (rc != 0) {
                 kv_abort(t);
                 CHECK(0, "signal %s: %s", payload, aj_errmsg());

@@ -129,7 +129,7 @@ struct sim {
 /* Plumbing: randomness, trace, violations                                                   */
 
 static uint64_t rnd(sim *s, uint64_t n) {
-    return aj_rng_below(&s->rng, n);
+    return aj__rng_below(&s->rng, n);
 }
 
 static int chance(sim *s, int percent) {
@@ -1198,7 +1198,7 @@ int main(int argc, char **argv) {
     if (!have_seed) {
         return usage("--seed is required");
     }
-    aj_rng_seed(&s.rng, s.seed);
+    aj__rng_seed(&s.rng, s.seed);
     s.hash = AJ_FNV_INIT;
     s.now = SIM_START_MS;
     if (kv_mem_open(&s.kv) != 0) {

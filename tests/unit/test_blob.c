@@ -435,7 +435,7 @@ static int busy_release_txn(kv_txn *t, const job_env *env, void *ud) {
     release_args *r = ud;
     for (uint32_t i = 0; i < BLOB_FREE_INLINE_OPS; i++) {
         uint8_t k[5] = {'u', 0, 0, 0, 0};
-        aj_put_u32be(k + 1, i);
+        aj__put_u32be(k + 1, i);
         int rc = kv_put(t, k, sizeof k, "", 0);
         if (rc != 0) {
             return rc;
@@ -533,7 +533,7 @@ static void test_damaged_chunk(void **state) {
     uint8_t k[1 + AJ_SHA256_LEN + 4];
     k[0] = KEY_CHUNK;
     memcpy(k + 1, hash, AJ_SHA256_LEN);
-    aj_put_u32be(k + 1 + AJ_SHA256_LEN, 2);
+    aj__put_u32be(k + 1 + AJ_SHA256_LEN, 2);
     kv_txn *t;
     assert_int_equal(kv_begin(f->e->kv, &t), 0);
     assert_int_equal(kv_del(t, k, sizeof k), 0);

@@ -750,28 +750,28 @@ static void test_check_finds_damage(void **state) {
     assert_int_equal(kv_begin(f->kv, &t), 0);
     uint8_t rev[17];
     rev[0] = KEY_DEPS_REV;
-    aj_put_u64be(rev + 1, a);
-    aj_put_u64be(rev + 9, b);
+    aj__put_u64be(rev + 1, a);
+    aj__put_u64be(rev + 9, b);
     assert_int_equal(kv_del(t, rev, sizeof rev), 0);
     deps_hdr h;
     assert_int_equal(deps_read_hdr(t, b, &h), 0);
     assert_int_equal(h.pending, 1);
     uint8_t hk[9];
     hk[0] = KEY_DEPS;
-    aj_put_u64be(hk + 1, b);
+    aj__put_u64be(hk + 1, b);
     const uint8_t *v = NULL;
     size_t n = 0;
     assert_int_equal(kv_get(t, hk, sizeof hk, &v, &n), 0);
     uint8_t damaged[64];
     memcpy(damaged, v, n);
-    aj_put_u32be(damaged + 2, 0); /* pending 0 while the edge is pending */
+    aj__put_u32be(damaged + 2, 0); /* pending 0 while the edge is pending */
     assert_int_equal(kv_put(t, hk, sizeof hk, damaged, n), 0);
     assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
     assert_int_equal(aj_check(f->e, NULL, NULL, &records), AJ_ECORRUPT);
     /* Undo, so the teardown's check passes. */
     assert_int_equal(kv_begin(f->kv, &t), 0);
     assert_int_equal(kv_put(t, rev, sizeof rev, "", 0), 0);
-    aj_put_u32be(damaged + 2, 1);
+    aj__put_u32be(damaged + 2, 1);
     assert_int_equal(kv_put(t, hk, sizeof hk, damaged, n), 0);
     assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
 }

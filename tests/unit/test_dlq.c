@@ -69,9 +69,9 @@ static void dead(recs *r, const char *queue, const char *type, const char *error
     x->id = 100 + r->n;
     x->state = AJ_STATE_DEAD;
     x->dead_reason = redrives > 0 ? AJ_DEAD_MAX_ATTEMPTS : AJ_DEAD_PERMANENT;
-    x->queue = aj_slice_str(queue);
-    x->type = aj_slice_str(type);
-    x->error = aj_slice_str(error);
+    x->queue = aj__slice_str(queue);
+    x->type = aj__slice_str(type);
+    x->error = aj__slice_str(error);
     x->dead_ms = x->updated_ms = T0 - age_ms;
     x->redrives = redrives;
     r->n++;
@@ -321,9 +321,9 @@ static void test_many_names(void **state) {
         snprintf(err, sizeof err, "error %c%c%c", 'a' + i % 26, 'a' + i / 26 % 26,
                  'a' + i / 676 % 26);
         x.id = (uint64_t)i + 1;
-        x.queue = aj_slice_str(q);
-        x.type = aj_slice_str("t");
-        x.error = aj_slice_str(err);
+        x.queue = aj__slice_str(q);
+        x.type = aj__slice_str("t");
+        x.error = aj__slice_str(err);
         assert_int_equal(dlq_acc_add(a, &x), 0);
     }
     aj_dlq_stats *s = NULL;

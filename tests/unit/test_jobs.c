@@ -411,10 +411,10 @@ static void test_idempotency_fingerprint_formats(void **state) {
 
     /* A format 1 record: id, expiry, FNV-1a of type and payload. */
     uint8_t old[24];
-    aj_put_u64be(old, 777);
-    aj_put_u64be(old + 8, (uint64_t)(T0 + AJ_HOUR));
+    aj__put_u64be(old, 777);
+    aj__put_u64be(old + 8, (uint64_t)(T0 + AJ_HOUR));
     uint64_t fnv = aj__fnv1a(aj__fnv1a(AJ_FNV_INIT, "echo", 5), s.payload, s.payload_len);
-    aj_put_u64be(old + 16, fnv);
+    aj__put_u64be(old + 16, fnv);
     put_idem(f, "old", old, sizeof old);
     s.idempotency_key = "old";
     uint64_t b;

@@ -83,26 +83,26 @@ static void test_hlc_observe(void **state) {
 /* --- random states -------------------------------------------------------------------------- */
 
 static void gen_name(aj_rng *r, const char *prefix, unsigned pool, char *out, size_t size) {
-    snprintf(out, size, "%s%u", prefix, (unsigned)aj_rng_below(r, pool));
+    snprintf(out, size, "%s%u", prefix, (unsigned)aj__rng_below(r, pool));
 }
 
 static aj_hlc_ts gen_ts(aj_rng *r) {
     /* A small range, so that equal stamps from different writers happen. */
-    aj_hlc_ts ts = {1 + (int64_t)aj_rng_below(r, 50), (uint32_t)aj_rng_below(r, 3)};
+    aj_hlc_ts ts = {1 + (int64_t)aj__rng_below(r, 50), (uint32_t)aj__rng_below(r, 3)};
     return ts;
 }
 
 /* A state built from random operations of a few writers. */
 static void gen_ops(aj_rng *r, progress_state *s) {
     progress_init(s);
-    unsigned n = (unsigned)aj_rng_below(r, 120);
+    unsigned n = (unsigned)aj__rng_below(r, 120);
     for (unsigned i = 0; i < n; i++) {
-        uint64_t w = 1 + aj_rng_below(r, GEN_WRITERS);
+        uint64_t w = 1 + aj__rng_below(r, GEN_WRITERS);
         aj_hlc_ts ts = gen_ts(r);
         char name[32];
-        switch (aj_rng_below(r, 6)) {
+        switch (aj__rng_below(r, 6)) {
         case 0:
-            progress_op_percent(s, ts, (uint32_t)aj_rng_below(r, PROGRESS_PERCENT_MAX + 1));
+            progress_op_percent(s, ts, (uint32_t)aj__rng_below(r, PROGRESS_PERCENT_MAX + 1));
             break;
         case 1:
             gen_name(r, "msg ", 20, name, sizeof name);
@@ -114,7 +114,7 @@ static void gen_ops(aj_rng *r, progress_state *s) {
             break;
         case 3:
             gen_name(r, "c", GEN_COUNTER_NAMES, name, sizeof name);
-            (void)progress_op_count(s, ts, w, name, strlen(name), aj_rng_below(r, 1000));
+            (void)progress_op_count(s, ts, w, name, strlen(name), aj__rng_below(r, 1000));
             break;
         case 4:
             progress_op_malformed(s, ts, w);
@@ -131,7 +131,7 @@ static void gen_state(aj_rng *r, progress_state *s) {
     progress_state *part = malloc(sizeof *part);
     assert_non_null(part);
     gen_ops(r, s);
-    unsigned parts = (unsigned)aj_rng_below(r, 4);
+    unsigned parts = (unsigned)aj__rng_below(r, 4);
     for (unsigned i = 0; i < parts; i++) {
         gen_ops(r, part);
         progress_merge(s, part);
@@ -160,7 +160,7 @@ static void check_round_trip(const progress_state *s, uint64_t seed) {
                  rc != 0 ? aj_errmsg() : "different");
     }
     free(back);
-    aj_buf_free(&b);
+    aj__buf_free(&b);
 }
 
 typedef struct trio {
@@ -175,7 +175,7 @@ static void test_merge_properties(void **state) {
     for (int i = 0; i < cases(); i++) {
         uint64_t seed = base + (uint64_t)i;
         aj_rng r;
-        aj_rng_seed(&r, seed);
+        aj__rng_seed(&r, seed);
         gen_state(&r, &t->a);
         gen_state(&r, &t->b);
         gen_state(&r, &t->c);
@@ -377,7 +377,7 @@ static void test_decode_rejects(void **state) {
     extra[0] = PROGRESS_FORMAT + 1;
     assert_int_equal(progress_decode(extra, b.len, out), AJ_EFORMAT);
     free(extra);
-    aj_buf_free(&b);
+    aj__buf_free(&b);
     /* Not canonical: two completed steps out of order. */
     progress_init(s);
     s->n_done = 2;
@@ -387,7 +387,7 @@ static void test_decode_rejects(void **state) {
     s->done[1].len = 1;
     assert_int_equal(progress_encode(s, &b), 0);
     assert_int_equal(progress_decode(b.p, b.len, out), AJ_ECORRUPT);
-    aj_buf_free(&b);
+    aj__buf_free(&b);
     free(s);
     free(out);
 }

@@ -108,10 +108,10 @@ static void test_route_pure(void **state) {
     aj_slice enc = {b.p, b.len};
     job_route r;
     assert_int_equal(route_decode(enc, &r), 0);
-    assert_true(aj_slice_eq(r.require_tag, "gpu"));
-    assert_true(aj_slice_eq(r.prefer_node, "n1"));
+    assert_true(aj__slice_eq(r.require_tag, "gpu"));
+    assert_true(aj__slice_eq(r.prefer_node, "n1"));
     assert_int_equal(r.prefer_wait_ms, 5000);
-    assert_true(aj_slice_eq(r.avoid_node, "n9"));
+    assert_true(aj__slice_eq(r.avoid_node, "n9"));
 
     const char *gpu[] = {"ssd", "gpu"};
     const char *ssd[] = {"ssd"};
@@ -134,7 +134,7 @@ static void test_route_pure(void **state) {
     uint8_t newer[] = {9, 0};
     aj_slice nv = {newer, sizeof newer};
     assert_int_equal(route_decode(nv, &r), AJ_EFORMAT);
-    aj_buf_free(&b);
+    aj__buf_free(&b);
 }
 
 static void test_bad_routing_refused(void **state) {
@@ -263,7 +263,7 @@ static void test_damaged_routing_skipped_and_reported(void **state) {
     kv_txn *t;
     assert_int_equal(kv_begin(f->e->kv, &t), 0);
     uint8_t key[9] = {'J'};
-    aj_put_u64be(key + 1, bad);
+    aj__put_u64be(key + 1, bad);
     const uint8_t *v;
     size_t n;
     assert_int_equal(kv_get(t, key, sizeof key, &v, &n), 0);
@@ -275,7 +275,7 @@ static void test_damaged_routing_skipped_and_reported(void **state) {
     aj_buf b = AJ_BUF_INIT;
     assert_int_equal(job_rec_encode(&r, &b), 0);
     assert_int_equal(kv_put(t, key, sizeof key, b.p, b.len), 0);
-    aj_buf_free(&b);
+    aj__buf_free(&b);
     assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
     /* Claims skip it (it stays ready) and still take the next job. */
     const char *gpu[] = {"gpu"};

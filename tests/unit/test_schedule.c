@@ -912,7 +912,7 @@ static void test_check_finds_index_damage(void **state) {
     int64_t due = g->next_due_ms;
     aj_schedule_free(g);
     uint8_t key[64] = {'H'};
-    aj_put_u64be(key + 1, (uint64_t)due);
+    aj__put_u64be(key + 1, (uint64_t)due);
     memcpy(key + 9, "chk", 3);
     kv_txn *t = NULL;
     assert_int_equal(kv_begin(f->kv, &t), 0);

@@ -104,7 +104,7 @@ static char *run_argv(const char *const *argv, json_t *env, const char *cwd,
     }
     free(pl);
     char *out = result_output(res, NULL);
-    aj_buf_free(&res->json);
+    aj__buf_free(&res->json);
     return out;
 }
 
@@ -299,7 +299,7 @@ static void test_output_invalid_utf8(void **state) {
     assert_int_equal(len, sizeof want - 1);
     assert_memory_equal(out, want, sizeof want - 1);
     free(out);
-    aj_buf_free(&res.json);
+    aj__buf_free(&res.json);
     free(pl);
 }
 
@@ -350,7 +350,7 @@ static void test_env(void **state) {
     char *out = result_output(&res, NULL);
     assert_string_equal(out, "1234567890123|3|emails|from-worker|from-payload|extra|a b;c\n");
     free(out);
-    aj_buf_free(&res.json);
+    aj__buf_free(&res.json);
     free(pl);
     unsetenv("AJ_TEST_INHERITED");
     unsetenv("AJ_TEST_OVERRIDDEN");
@@ -368,7 +368,7 @@ static void expect_env_output(const aj__shell_env *policy, const char *want) {
     char *out = result_output(&res, NULL);
     assert_string_equal(out, want);
     free(out);
-    aj_buf_free(&res.json);
+    aj__buf_free(&res.json);
     free(pl);
 }
 
@@ -468,7 +468,7 @@ static void test_stdin_from_payload(void **state) {
     char *out = result_output(&res, &n);
     assert_string_equal(out, " a \\t b \\n\n");
     free(out);
-    aj_buf_free(&res.json);
+    aj__buf_free(&res.json);
 
     size_t big = (size_t)1 << 20;
     char *p = malloc(big + 64);
@@ -481,7 +481,7 @@ static void test_stdin_from_payload(void **state) {
     out = result_output(&res, &n);
     assert_string_equal(out, "1048576\n");
     free(out);
-    aj_buf_free(&res.json);
+    aj__buf_free(&res.json);
     free(p);
 }
 
@@ -541,7 +541,7 @@ static char *run_with_progress(const char *script, lines_seen *l, aj__shell_resu
     }
     free(pl);
     char *out = result_output(res, NULL);
-    aj_buf_free(&res->json);
+    aj__buf_free(&res->json);
     return out;
 }
 
@@ -680,7 +680,7 @@ static void test_timeout_kills_group(void **state) {
     assert_true(read_pids(pidfile, &sh, &bg, 0));
     assert_true(wait_gone(bg, 0, WAIT_MS) >= 0);
     assert_false(pid_alive(sh));
-    aj_buf_free(&res.json);
+    aj__buf_free(&res.json);
     free(pl);
     free(script);
     free(pidfile);
@@ -707,7 +707,7 @@ static void test_timeout_sigkill_after_grace(void **state) {
     char *out = result_output(&res, NULL);
     assert_null(strstr(out, "survived"));
     free(out);
-    aj_buf_free(&res.json);
+    aj__buf_free(&res.json);
     free(pl);
 }
 
@@ -763,7 +763,7 @@ static void test_should_stop_kills(void **state) {
     /* Polled about every AJ__SHELL_POLL_MS: the stop is noticed within a few polls. */
     assert_true(took_ms >= 200 && took_ms < 200 + 10 * AJ__SHELL_POLL_MS + 200);
     assert_true(s.calls >= 200 / AJ__SHELL_POLL_MS / 2);
-    aj_buf_free(&res.json);
+    aj__buf_free(&res.json);
     free(pl);
 }
 
@@ -818,7 +818,7 @@ static void *death_job_main(void *p) {
     job_init(&j, a->payload);
     aj__shell_result res;
     if (aj__shell_run(&j, &res) == 0) {
-        aj_buf_free(&res.json);
+        aj__buf_free(&res.json);
     }
     return NULL;
 }
@@ -961,7 +961,7 @@ static void test_allocation_failures(void **state) {
             char *out = result_output(&res, NULL);
             assert_string_equal(out, "hello\n");
             free(out);
-            aj_buf_free(&res.json);
+            aj__buf_free(&res.json);
             succeeded = 1;
         } else if (rc != AJ_ENOMEM) {
             fail_msg("allocation %lu failing gave %s: %s", n, aj_err_name(rc), aj_errmsg());
@@ -998,7 +998,7 @@ static void *conc_main(void *p) {
     a->took_ms = (aj__mono_us() - start) / 1000;
     if (a->rc == 0) {
         snprintf(a->out, sizeof a->out, "%.*s", (int)res.json.len, (const char *)res.json.p);
-        aj_buf_free(&res.json);
+        aj__buf_free(&res.json);
     }
     free(pl);
     return NULL;

@@ -322,16 +322,16 @@ static void test_patch_child_wait(void **state) {
  * a: workflow_started, step_completed a, and no wait point. */
 static int legacy_txn(kv_txn *t, const job_env *env, void *ud) {
     (void)ud;
-    int rc = wf_start(t, env, "mover", "legacy", aj_slice_str("signal"), NULL);
+    int rc = wf_start(t, env, "mover", "legacy", aj__slice_str("signal"), NULL);
     wf_rec before, w;
     if (rc == 0) {
-        rc = wf_read(t, aj_slice_str("legacy"), &before);
+        rc = wf_read(t, aj__slice_str("legacy"), &before);
     }
     if (rc == 0) {
         w = before;
         w.flags &= ~(uint32_t)WF_FLAG_WAIT_POINTS;
         rc =
-            wf_append(t, env, &w, EV_STEP_COMPLETED, aj_slice_str("a"), aj_slice_str("a"), 0, 0, 0);
+            wf_append(t, env, &w, EV_STEP_COMPLETED, aj__slice_str("a"), aj__slice_str("a"), 0, 0, 0);
     }
     return rc != 0 ? rc : wf_write(t, &before, &w);
 }

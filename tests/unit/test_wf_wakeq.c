@@ -75,8 +75,8 @@ static kv_txn *arrival(fixture *f, job_env *env, int now, uint64_t rand) {
     env->rand = rand;
     assert_int_equal(kv_begin(f->kv, &t), 0);
     wf_rec w;
-    assert_int_equal(wf_peek(t, aj_slice_str("w"), &w), 0);
-    wf_inbox_entry e = {EV_SIGNAL_RECEIVED, w.run, 0, 0, aj_slice_str("s"), aj_slice_str("")};
+    assert_int_equal(wf_peek(t, aj__slice_str("w"), &w), 0);
+    wf_inbox_entry e = {EV_SIGNAL_RECEIVED, w.run, 0, 0, aj__slice_str("s"), aj__slice_str("")};
     assert_int_equal(wf_inbox_add(t, env, &w, &e, !now), 0);
     if (now) {
         assert_int_equal(wf_wake(t, env, w.id, w.type, 0), 0);
@@ -90,7 +90,7 @@ static void test_deferred_arrivals_do_not_conflict(void **state) {
     job_env env;
     eng_env(f->e, &env, NULL, &f->ids);
     assert_int_equal(kv_begin(f->kv, &t), 0);
-    assert_int_equal(wf_start(t, &env, "p", "w", aj_slice_str(""), NULL), 0);
+    assert_int_equal(wf_start(t, &env, "p", "w", aj__slice_str(""), NULL), 0);
     assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
     /* The start's task is ready: wake-ups that read it and the marker find it. Make it not
      * ready (as when a worker has claimed it) by deleting the marker: now each immediate
@@ -134,12 +134,12 @@ static void test_fold_of_a_gone_workflow(void **state) {
     job_env env;
     eng_env(f->e, &env, NULL, &f->ids);
     assert_int_equal(kv_begin(f->kv, &t), 0);
-    assert_int_equal(wf_wakeq_add(t, &env, aj_slice_str("nobody"), 1), 0);
+    assert_int_equal(wf_wakeq_add(t, &env, aj__slice_str("nobody"), 1), 0);
     assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
     size_t jobs = keys_with(f, "J");
     assert_int_equal(kv_begin(f->kv, &t), 0);
     size_t n = 0;
-    assert_int_equal(wf_wakeq_fold(t, &env, aj_slice_str("nobody"), &n), 0);
+    assert_int_equal(wf_wakeq_fold(t, &env, aj__slice_str("nobody"), &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(kv_commit(t, KV_SYNC, NULL, NULL, NULL), 0);
     assert_int_equal(keys_with(f, "g"), 0);
