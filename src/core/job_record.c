@@ -35,7 +35,7 @@ int job_rec_encode(const job_rec *r, aj_buf *b) {
                                 (r->metadata.p ? HAS_META : 0) | (r->owner.p ? HAS_OWNER : 0) |
                                 (r->route.p ? HAS_ROUTE : 0));
     aj__buf_add_u8(b, r->flags != 0 || r->route.p != NULL ? JOB_RECORD_FORMAT
-                                                         : JOB_RECORD_FORMAT_PLAIN);
+                                                          : JOB_RECORD_FORMAT_PLAIN);
     aj__buf_add_varint(b, r->id);
     aj__buf_add_u8(b, (uint8_t)r->state);
     aj__buf_add_u8(b, (uint8_t)r->dead_reason);

@@ -1,6 +1,7 @@
 /*
  * json_def.h — field readers shared by the JSON definition parsers: graph definitions
- * (core/dag_def.c), declarative sagas and state machines (runtime/saga_builtin.c, runtime/sm_def.c).
+ * (core/dag_def.c), declarative sagas and state machines (runtime/saga_builtin.c,
+ * runtime/sm_def.c).
  *
  * Each parser words its own errors (they name the step, state or job in the parser's terms), so
  * these readers only say whether a field is acceptable; the caller names the place.

@@ -185,8 +185,8 @@ int wf_reset(kv_txn *t, const job_env *env, const char *id, uint64_t to_seq, con
     wf_rec old = before;
     if (!aj_wf_state_is_final(before.state)) {
         /* The running (or parked) run ends here; its jobs' outcomes no longer reach anyone. */
-        rc = wf_append(t, env, &old, EV_WORKFLOW_TERMINATED, aj__slice_str(""), aj__slice_str(why), 0,
-                       0, 1);
+        rc = wf_append(t, env, &old, EV_WORKFLOW_TERMINATED, aj__slice_str(""), aj__slice_str(why),
+                       0, 0, 1);
         if (rc == 0) {
             /* Its children get their parent-close policy like at any other end of a run; the
              * id goes on in the new run, so a parent of this workflow is not told. */

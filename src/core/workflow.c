@@ -541,7 +541,7 @@ int wf_update_request(kv_txn *t, const job_env *env, const char *id, const char 
     /* Never moved into the history: the task validates it first (wf_replay.c). */
     wf_inbox_entry e = {EV_UPDATE_REQUESTED,   w.run,
                         (uint64_t)env->now_ms, req,
-                        aj__slice_str(name),    payload.p ? payload : aj__slice_str("")};
+                        aj__slice_str(name),   payload.p ? payload : aj__slice_str("")};
     *out_run = w.run;
     return wf_inbox_add(t, env, &w, &e, 1);
 }
@@ -759,7 +759,7 @@ int wf_on_job_transition(kv_txn *t, const job_env *env, const job_rec *before,
     } else if (after->state == AJ_STATE_DEAD || after->state == AJ_STATE_CANCELLED) {
         e.type = EV_ACTIVITY_FAILED;
         e.data = aj__slice_str(after->state == AJ_STATE_CANCELLED ? "activity job was cancelled"
-                                                                 : "activity job died");
+                                                                  : "activity job died");
         e.aux |= WF_AUX_FINAL;
         wake = 1;
     } else {

@@ -181,13 +181,13 @@ struct aj_pool {
     slot *queued_head, *queued_tail;
     size_t inflight; /* slots in any state */
     size_t outstanding_outcomes;
-    outcome *redo;        /* outcomes whose async commit failed, to record synchronously */
-    outcome *folds;       /* outcomes committed whose workflows are still to wake */
+    outcome *redo;          /* outcomes whose async commit failed, to record synchronously */
+    outcome *folds;         /* outcomes committed whose workflows are still to wake */
     int64_t unreachable_ms; /* the current backoff while the store is unreachable (0: reachable) */
     int unreachable_n;      /* failures in a row against an unreachable store */
-    int exiting;          /* handler threads exit when nothing is queued */
-    int64_t run_us_avg;   /* moving average of handler run time */
-    int64_t claim_us_avg; /* moving average of a claim's commit time */
+    int exiting;            /* handler threads exit when nothing is queued */
+    int64_t run_us_avg;     /* moving average of handler run time */
+    int64_t claim_us_avg;   /* moving average of a claim's commit time */
     int64_t stop_deadline_us;
 
     atomic_int stop_requested;

@@ -133,9 +133,10 @@ typedef struct kv_open_opts {
     const char *vfs; /* SQLite: a registered VFS to open the file through; NULL: the default */
 } kv_open_opts;
 
-/* Opens "sqlite:PATH", "sqlite:PATH?vfs=NAME", "mem:", or a PostgreSQL URL: "postgres://..." or "postgresql://..." in
- * libpq's URI form (unset parts come from the PG* environment variables, "postgres://" alone
- * takes everything from them), plus aj_ options in the query string (kv_postgres.c). */
+/* Opens "sqlite:PATH", "sqlite:PATH?vfs=NAME", "mem:", or a PostgreSQL URL: "postgres://..." or
+ * "postgresql://..." in libpq's URI form (unset parts come from the PG* environment variables,
+ * "postgres://" alone takes everything from them), plus aj_ options in the query string
+ * (kv_postgres.c). */
 int kv_open(kv_store **out, const char *url, const kv_open_opts *opts);
 void kv_close(kv_store *s);
 const char *kv_backend_name(const kv_store *s);

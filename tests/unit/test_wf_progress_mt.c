@@ -330,8 +330,8 @@ static int legacy_txn(kv_txn *t, const job_env *env, void *ud) {
     if (rc == 0) {
         w = before;
         w.flags &= ~(uint32_t)WF_FLAG_WAIT_POINTS;
-        rc =
-            wf_append(t, env, &w, EV_STEP_COMPLETED, aj__slice_str("a"), aj__slice_str("a"), 0, 0, 0);
+        rc = wf_append(t, env, &w, EV_STEP_COMPLETED, aj__slice_str("a"), aj__slice_str("a"), 0, 0,
+                       0);
     }
     return rc != 0 ? rc : wf_write(t, &before, &w);
 }
