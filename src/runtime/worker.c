@@ -695,15 +695,15 @@ static void run_slot(aj_pool *p, slot *s) {
         /* Little of the lease is left (the heartbeat thread is behind): renew before starting,
          * so the reaper does not hand the job to another worker while it runs here. None left
          * by this pool's reckoning (its heartbeats failed: a full disk) is renewed too, and
-         * a store error is waited out: the epoch, not the clock, fences, so a renewal that
+         * a store error is then waited out: the epoch, not the clock, fences, so a renewal that
          * succeeds proves no one else has the job, while dropping it would leave the reaper to
          * expire an attempt that never ran (dead-lettered as lease_expired). */
         int64_t before_us = aj__mono_us();
         int rc = aj_heartbeat(e, s->job->id, s->job->epoch);
         int64_t wait_ms = OUTCOME_RETRY_FIRST_MS;
-        while (rc != 0 && rc != AJ_ESTALE && rc != AJ_ECANCELLED && rc != AJ_ENOTFOUND &&
-               !atomic_load(&p->stop_requested) && !atomic_load(&e->closing) &&
-               atomic_load(&s->stop) == STOP_NONE) {
+        while (lease_left <= 0 && rc != 0 && rc != AJ_ESTALE && rc != AJ_ECANCELLED &&
+               rc != AJ_ENOTFOUND && !atomic_load(&p->stop_requested) &&
+               !atomic_load(&e->closing) && atomic_load(&s->stop) == STOP_NONE) {
             if (wait_ms == OUTCOME_RETRY_FIRST_MS) {
                 aj__log(&e->log, AJ_LOG_WARN,
                         "msg=\"could not renew the lease of a job before starting it; keeping it "
