@@ -1041,12 +1041,21 @@ const char *aj_catch_up_name(aj_catch_up c) {
     return c >= AJ_CATCH_UP_SKIP && c <= AJ_CATCH_UP_ALL ? catch_up_names[c] : NULL;
 }
 
-int aj_catch_up_parse(const char *text, aj_catch_up *out) {
-    for (int i = AJ_CATCH_UP_SKIP; i <= AJ_CATCH_UP_ALL; i++) {
-        if (text != NULL && strcmp(text, catch_up_names[i]) == 0) {
-            *out = (aj_catch_up)i;
-            return 0;
+/* The index in names[lo..hi] of text, or -1: both policy parsers look their word up here. */
+static int policy_index(const char *const names[], int lo, int hi, const char *text) {
+    for (int i = lo; text != NULL && i <= hi; i++) {
+        if (strcmp(text, names[i]) == 0) {
+            return i;
         }
+    }
+    return -1;
+}
+
+int aj_catch_up_parse(const char *text, aj_catch_up *out) {
+    int i = policy_index(catch_up_names, AJ_CATCH_UP_SKIP, AJ_CATCH_UP_ALL, text);
+    if (i >= 0) {
+        *out = (aj_catch_up)i;
+        return 0;
     }
     return aj__err(AJ_EINVAL, "catch-up policy '%s' is not skip, once or all",
                    text != NULL ? text : "");
@@ -1057,11 +1066,10 @@ const char *aj_overlap_name(aj_overlap o) {
 }
 
 int aj_overlap_parse(const char *text, aj_overlap *out) {
-    for (int i = AJ_OVERLAP_SKIP; i <= AJ_OVERLAP_CANCEL; i++) {
-        if (text != NULL && strcmp(text, overlap_names[i]) == 0) {
-            *out = (aj_overlap)i;
-            return 0;
-        }
+    int i = policy_index(overlap_names, AJ_OVERLAP_SKIP, AJ_OVERLAP_CANCEL, text);
+    if (i >= 0) {
+        *out = (aj_overlap)i;
+        return 0;
     }
     return aj__err(AJ_EINVAL, "overlap policy '%s' is not skip, buffer, allow or cancel",
                    text != NULL ? text : "");
