@@ -225,6 +225,15 @@ int args_parse_id(cli *c, const arg_spec *spec, int argc, char **argv, uint64_t 
     return rc == 0 ? ARGS_PROCEED : rc;
 }
 
+int args_parse_flags(cli *c, const arg_spec *spec, int argc, char **argv) {
+    arg_result r;
+    int rc = args_parse(c, spec, argc, argv, &r);
+    if (rc == ARGS_PROCEED) {
+        args_free(&r);
+    }
+    return rc;
+}
+
 int args_parse_names(cli *c, const arg_spec *spec, int argc, char **argv, const char *const *what,
                      const char **out) {
     arg_result r;

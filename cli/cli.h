@@ -60,6 +60,8 @@ int cli_parse_duration(const char *flag, const char *text, int64_t *out_ms);
 /* Reports that the library's parser refused `text` for `flag`: "FLAG: <the parser's message>",
  * or "FLAG 'TEXT' is not WHAT" when it left none. Returns CLI_EXIT_USAGE. */
 int cli_bad_value(const char *flag, const char *text, const char *what);
+/* Checks the --queue and --type filters of a job list (NULL: not given); same convention. */
+int cli_check_queue_type(const char *queue, const char *type);
 
 /* Longest duration any flag takes: 100 years. The library adds durations to the current time,
  * and longer ones (up to what a duration can spell, 2^63 ms) would overflow that sum. It is

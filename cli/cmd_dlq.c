@@ -103,11 +103,9 @@ static int filters_given(const dlq_filter_args *a) {
 int dlq_filter(const dlq_filter_args *a, aj_job_filter *f) {
     memset(f, 0, sizeof *f);
     f->state = AJ_STATE_DEAD;
-    if (a->queue != NULL && aj_name_check("queue", a->queue) != 0) {
-        return cli_fail(AJ_EINVAL, "--queue");
-    }
-    if (a->type != NULL && aj_name_check("type", a->type) != 0) {
-        return cli_fail(AJ_EINVAL, "--type");
+    int rc = cli_check_queue_type(a->queue, a->type);
+    if (rc != 0) {
+        return rc;
     }
     if (a->reason != NULL &&
         (aj_dead_reason_parse(a->reason, &f->dead_reason) != 0 || f->dead_reason == AJ_DEAD_NONE)) {
@@ -132,12 +130,10 @@ int cmd_dlq_ls(cli *c, int argc, char **argv) {
     const char *limit = NULL;
     const arg_flag flags[] = {DLQ_FILTER_FLAGS(a), {"--limit", &limit, NULL}, {NULL, NULL, NULL}};
     const arg_spec spec = {"aj dlq ls", ls_help, flags, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    int rc = args_parse_flags(c, &spec, argc, argv);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    args_free(&r);
     aj_job_filter f;
     uint64_t max = DLQ_LS_DEFAULT_LIMIT;
     rc = dlq_filter(&a, &f);
@@ -150,11 +146,7 @@ int cmd_dlq_ls(cli *c, int argc, char **argv) {
     if (rc != 0) {
         return rc;
     }
-    out_list list;
-    out_list_begin(&list, c->json, OUT_TABLE_DEAD);
-    rc = cli_list_pages(c, &f, (size_t)max, out_list_visit, &list);
-    out_list_end(&list);
-    return rc;
+    return out_list_jobs(c, &f, (size_t)max, c->json, OUT_TABLE_DEAD);
 }
 
 int cmd_dlq_show(cli *c, int argc, char **argv) {
@@ -339,12 +331,10 @@ int cmd_dlq_export(cli *c, int argc, char **argv) {
     memset(&a, 0, sizeof a);
     const arg_flag flags[] = {DLQ_FILTER_FLAGS(a), {NULL, NULL, NULL}};
     const arg_spec spec = {"aj dlq export", export_help, flags, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    int rc = args_parse_flags(c, &spec, argc, argv);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    args_free(&r);
     aj_job_filter f;
     rc = dlq_filter(&a, &f);
     if (rc == 0) {
@@ -353,9 +343,5 @@ int cmd_dlq_export(cli *c, int argc, char **argv) {
     if (rc != 0) {
         return rc;
     }
-    out_list list;
-    out_list_begin(&list, 1, OUT_TABLE_DEAD); /* always JSON: an export is for programs */
-    rc = cli_list_pages(c, &f, 0, out_list_visit, &list);
-    out_list_end(&list);
-    return rc;
+    return out_list_jobs(c, &f, 0, 1, OUT_TABLE_DEAD); /* always JSON: an export is for programs */
 }

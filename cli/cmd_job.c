@@ -220,20 +220,15 @@ int cmd_job_ls(cli *c, int argc, char **argv) {
         {"--limit", &limit, NULL}, {NULL, NULL, NULL},
     };
     const arg_spec spec = {"aj job ls", ls_help, flags, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    int rc = args_parse_flags(c, &spec, argc, argv);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    args_free(&r);
     aj_job_filter f;
     memset(&f, 0, sizeof f);
     uint64_t max = JOB_LS_DEFAULT_LIMIT;
-    if (queue != NULL && aj_name_check("queue", queue) != 0) {
-        return cli_fail(AJ_EINVAL, "--queue");
-    }
-    if (type != NULL && aj_name_check("type", type) != 0) {
-        return cli_fail(AJ_EINVAL, "--type");
+    if ((rc = cli_check_queue_type(queue, type)) != 0) {
+        return rc;
     }
     if (state != NULL && aj_state_parse(state, &f.state) != 0) {
         return cli_error(CLI_EXIT_USAGE,
@@ -250,11 +245,7 @@ int cmd_job_ls(cli *c, int argc, char **argv) {
     if (rc != 0) {
         return rc;
     }
-    out_list list;
-    out_list_begin(&list, c->json, OUT_TABLE_JOBS);
-    rc = cli_list_pages(c, &f, (size_t)max, out_list_visit, &list);
-    out_list_end(&list);
-    return rc;
+    return out_list_jobs(c, &f, (size_t)max, c->json, OUT_TABLE_JOBS);
 }
 
 int cmd_job_cancel(cli *c, int argc, char **argv) {

@@ -394,12 +394,10 @@ int cmd_wf_ls(cli *c, int argc, char **argv) {
                               {"--limit", &limit_text, NULL},
                               {NULL, NULL, NULL}};
     const arg_spec spec = {"aj wf ls", ls_help, flags, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    int rc = args_parse_flags(c, &spec, argc, argv);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    args_free(&r);
     aj_wf_filter f = {0, type, 0};
     if (state != NULL && aj_wf_state_parse(state, &f.state) != 0) {
         return cli_error(CLI_EXIT_USAGE, "--state: %s", aj_errmsg());

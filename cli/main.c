@@ -405,6 +405,16 @@ int cli_bad_value(const char *flag, const char *text, const char *what) {
     return cli_error(CLI_EXIT_USAGE, "%s '%s' is not %s", flag, text, what);
 }
 
+int cli_check_queue_type(const char *queue, const char *type) {
+    if (queue != NULL && aj_name_check("queue", queue) != 0) {
+        return cli_fail(AJ_EINVAL, "--queue");
+    }
+    if (type != NULL && aj_name_check("type", type) != 0) {
+        return cli_fail(AJ_EINVAL, "--type");
+    }
+    return 0;
+}
+
 int cli_parse_duration(const char *flag, const char *text, int64_t *out_ms) {
     int64_t ms = 0;
     if (aj_duration_parse(text, &ms) != 0) {
