@@ -124,6 +124,19 @@ int dlq_filter(const dlq_filter_args *a, aj_job_filter *f) {
     return CLI_EXIT_OK;
 }
 
+int dlq_parse_filter(cli *c, const char *cmd, const char *help, int argc, char **argv,
+                     aj_job_filter *f) {
+    dlq_filter_args a;
+    memset(&a, 0, sizeof a);
+    const arg_flag flags[] = {DLQ_FILTER_FLAGS(a), {NULL, NULL, NULL}};
+    const arg_spec spec = {cmd, help, flags, NULL, 0, 0, 0};
+    int rc = args_parse_flags(c, &spec, argc, argv);
+    if (rc == ARGS_PROCEED && (rc = dlq_filter(&a, f)) == 0) {
+        rc = ARGS_PROCEED;
+    }
+    return rc;
+}
+
 int cmd_dlq_ls(cli *c, int argc, char **argv) {
     dlq_filter_args a;
     memset(&a, 0, sizeof a);
@@ -140,13 +153,7 @@ int cmd_dlq_ls(cli *c, int argc, char **argv) {
     if (rc == 0 && limit != NULL) {
         rc = cli_parse_uint("--limit", limit, 0, SIZE_MAX, &max);
     }
-    if (rc == 0) {
-        rc = cli_open(c, NULL);
-    }
-    if (rc != 0) {
-        return rc;
-    }
-    return out_list_jobs(c, &f, (size_t)max, c->json, OUT_TABLE_DEAD);
+    return rc != 0 ? rc : out_list_jobs(c, &f, (size_t)max, c->json, OUT_TABLE_DEAD);
 }
 
 int cmd_dlq_show(cli *c, int argc, char **argv) {
@@ -327,20 +334,9 @@ int cmd_dlq_purge(cli *c, int argc, char **argv) {
 }
 
 int cmd_dlq_export(cli *c, int argc, char **argv) {
-    dlq_filter_args a;
-    memset(&a, 0, sizeof a);
-    const arg_flag flags[] = {DLQ_FILTER_FLAGS(a), {NULL, NULL, NULL}};
-    const arg_spec spec = {"aj dlq export", export_help, flags, NULL, 0, 0, 0};
-    int rc = args_parse_flags(c, &spec, argc, argv);
-    if (rc != ARGS_PROCEED) {
-        return rc;
-    }
     aj_job_filter f;
-    rc = dlq_filter(&a, &f);
-    if (rc == 0) {
-        rc = cli_open(c, NULL);
-    }
-    if (rc != 0) {
+    int rc = dlq_parse_filter(c, "aj dlq export", export_help, argc, argv, &f);
+    if (rc != ARGS_PROCEED) {
         return rc;
     }
     return out_list_jobs(c, &f, 0, 1, OUT_TABLE_DEAD); /* always JSON: an export is for programs */

@@ -241,10 +241,6 @@ int cmd_job_ls(cli *c, int argc, char **argv) {
     }
     f.queue = queue;
     f.type = type;
-    rc = cli_open(c, NULL);
-    if (rc != 0) {
-        return rc;
-    }
     return out_list_jobs(c, &f, (size_t)max, c->json, OUT_TABLE_JOBS);
 }
 
