@@ -60,6 +60,10 @@ int cli_parse_duration(const char *flag, const char *text, int64_t *out_ms);
 /* Reports that the library's parser refused `text` for `flag`: "FLAG: <the parser's message>",
  * or "FLAG 'TEXT' is not WHAT" when it left none. Returns CLI_EXIT_USAGE. */
 int cli_bad_value(const char *flag, const char *text, const char *what);
+/* Reads a whole file ("-": stdin) of at most `max` bytes into a NUL-terminated buffer the caller
+ * frees. Problems name the file, after `flag` when not NULL ("cannot read --payload-file 'x':
+ * ..."); same convention. */
+int cli_read_file(const char *flag, const char *path, size_t max, char **out, size_t *out_len);
 /* Checks the --queue and --type filters of a job list (NULL: not given); same convention. */
 int cli_check_queue_type(const char *queue, const char *type);
 
