@@ -916,19 +916,24 @@ static int wait_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
     return p->rc != 0;
 }
 
+/* Scans the due index with `due` and then, unless the callback has failed (*cb_rc, which the
+ * callbacks set in ud), the wait index with `wait`: the walk of sched_poll and sched_check.
+ * Returns the scan's error, or else *cb_rc. */
+static int scan_indexes(kv_txn *t, kv_scan_fn due, kv_scan_fn wait, void *ud, const int *cb_rc) {
+    akey k;
+    key_prefix(&k, KEY_SCHEDULE_DUE);
+    int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, due, ud);
+    if (rc == 0 && *cb_rc == 0) {
+        key_prefix(&k, KEY_SCHEDULE_WAIT);
+        rc = kv_scan_prefix(t, k.b, k.n, 0, 0, wait, ud);
+    }
+    return rc != 0 ? rc : *cb_rc;
+}
+
 int sched_poll(kv_txn *t, int64_t now, size_t limit, int (*fn)(void *ud, const char *name),
                void *ud, int64_t *out_next) {
     poll_ctx p = {t, now, limit, 0, fn, ud, INT64_MAX, 0};
-    akey k;
-    key_prefix(&k, KEY_SCHEDULE_DUE);
-    int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, due_cb, &p);
-    if (rc == 0 && p.rc == 0) {
-        key_prefix(&k, KEY_SCHEDULE_WAIT);
-        rc = kv_scan_prefix(t, k.b, k.n, 0, 0, wait_cb, &p);
-    }
-    if (rc == 0) {
-        rc = p.rc;
-    }
+    int rc = scan_indexes(t, due_cb, wait_cb, &p, &p.rc);
     if (rc == 0) {
         *out_next = p.next;
     }
@@ -1012,17 +1017,8 @@ int sched_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
                 uint64_t *out_records, uint64_t *out_problems) {
     check_ctx c = {t, {report, ud, 0}, 0, 0};
     int rc = sched_list(t, check_rec, &c);
-    akey k;
     if (rc == 0) {
-        key_prefix(&k, KEY_SCHEDULE_DUE);
-        rc = kv_scan_prefix(t, k.b, k.n, 0, 0, check_index_cb, &c);
-    }
-    if (rc == 0 && c.rc == 0) {
-        key_prefix(&k, KEY_SCHEDULE_WAIT);
-        rc = kv_scan_prefix(t, k.b, k.n, 0, 0, check_index_cb, &c);
-    }
-    if (rc == 0) {
-        rc = c.rc;
+        rc = scan_indexes(t, check_index_cb, check_index_cb, &c, &c.rc);
     }
     if (rc == 0) {
         *out_records += c.records;
