@@ -228,16 +228,12 @@ static int id_list_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *
     if (klen != 17) {
         return 0;
     }
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        uint64_t *nv = aj__realloc(l->v, cap * sizeof *nv);
-        if (nv == NULL) {
-            l->rc = aj__err(AJ_ENOMEM, "out of memory reading dependencies");
-            return 1;
-        }
-        l->v = nv;
-        l->cap = cap;
+    uint64_t *nv = aj__grow(l->v, &l->cap, l->n, sizeof *nv);
+    if (nv == NULL) {
+        l->rc = aj__err(AJ_ENOMEM, "out of memory reading dependencies");
+        return 1;
     }
+    l->v = nv;
     l->v[l->n++] = aj__get_u64be(key + 9);
     return l->limit != 0 && l->n >= l->limit;
 }
