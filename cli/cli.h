@@ -79,6 +79,9 @@ int cli_check_queue_type(const char *queue, const char *type);
 
 /* Reports a failed call about job `id`: "job N not found" (exit 3) or "cannot VERB job N: ..." */
 int cli_job_error(int aj_rc, uint64_t id, const char *verb);
+/* Opens the store and reads job `id` into *job (the caller frees it): 0, or the exit code after
+ * printing the problem (as cli_job_error words it). */
+int cli_open_job(cli *c, uint64_t id, aj_job **job);
 /* The exit code of a job that finished: 0 if completed; else prints "job N ended dead
  * (reason): error" and returns CLI_EXIT_STATE. */
 int cli_job_outcome(const aj_job *job);

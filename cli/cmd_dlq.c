@@ -164,11 +164,7 @@ int cmd_dlq_show(cli *c, int argc, char **argv) {
         return rc;
     }
     aj_job *job = NULL;
-    rc = cli_open(c, NULL);
-    if (rc == 0) {
-        int arc = aj_job_get(c->engine, id, &job);
-        rc = arc != 0 ? cli_job_error(arc, id, "read") : 0;
-    }
+    rc = cli_open_job(c, id, &job);
     if (rc == 0 && job->state != AJ_STATE_DEAD) {
         rc = cli_error(CLI_EXIT_NOTFOUND,
                        "job %" PRIu64 " is not in the dead-letter queue (it is %s)", id,

@@ -93,6 +93,15 @@ int cli_job_error(int aj_rc, uint64_t id, const char *verb) {
     return cli_fail(aj_rc, "cannot %s job %" PRIu64, verb, id);
 }
 
+int cli_open_job(cli *c, uint64_t id, aj_job **job) {
+    int rc = cli_open(c, NULL);
+    if (rc == 0) {
+        int arc = aj_job_get(c->engine, id, job);
+        rc = arc != 0 ? cli_job_error(arc, id, "read") : 0;
+    }
+    return rc;
+}
+
 int cli_job_outcome(const aj_job *job) {
     if (job->state == AJ_STATE_COMPLETED) {
         return CLI_EXIT_OK;
@@ -144,11 +153,7 @@ int cmd_job_show(cli *c, int argc, char **argv) {
         return rc;
     }
     aj_job *job = NULL;
-    rc = cli_open(c, NULL);
-    if (rc == 0) {
-        int arc = aj_job_get(c->engine, id, &job);
-        rc = arc != 0 ? cli_job_error(arc, id, "read") : 0;
-    }
+    rc = cli_open_job(c, id, &job);
     if (rc == 0 && c->json) {
         /* The job's object, with the dependency fields spliced in before its closing brace. */
         char *text = out_job_text(job);
