@@ -159,12 +159,11 @@ int cmd_dlq_ls(cli *c, int argc, char **argv) {
 int cmd_dlq_show(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj dlq show", show_help, NULL, "ID", 1, 1, 0};
     uint64_t id = 0;
+    aj_job *job = NULL;
     int rc = args_parse_id(c, &spec, argc, argv, &id);
-    if (rc != ARGS_PROCEED) {
+    if (rc != ARGS_PROCEED || (rc = cli_open_job(c, id, &job)) != 0) {
         return rc;
     }
-    aj_job *job = NULL;
-    rc = cli_open_job(c, id, &job);
     if (rc == 0 && job->state != AJ_STATE_DEAD) {
         rc = cli_error(CLI_EXIT_NOTFOUND,
                        "job %" PRIu64 " is not in the dead-letter queue (it is %s)", id,

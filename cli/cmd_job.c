@@ -148,12 +148,11 @@ int cli_list_pages(cli *c, const aj_job_filter *filter, size_t limit, cli_visit_
 int cmd_job_show(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj job show", show_help, NULL, "ID", 1, 1, 0};
     uint64_t id = 0;
+    aj_job *job = NULL;
     int rc = args_parse_id(c, &spec, argc, argv, &id);
-    if (rc != ARGS_PROCEED) {
+    if (rc != ARGS_PROCEED || (rc = cli_open_job(c, id, &job)) != 0) {
         return rc;
     }
-    aj_job *job = NULL;
-    rc = cli_open_job(c, id, &job);
     if (rc == 0 && c->json) {
         /* The job's object, with the dependency fields spliced in before its closing brace. */
         char *text = out_job_text(job);
