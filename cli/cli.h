@@ -141,6 +141,10 @@ int cmd_queue_resume(cli *c, int argc, char **argv);
 int cmd_queue_limit(cli *c, int argc, char **argv);
 int cmd_workers(cli *c, int argc, char **argv);
 int cmd_wf_update(cli *c, int argc, char **argv);
+/* Checks that bytes are one JSON value within a workflow's data limit (AJ_WF_DATA_MAX): 0, or
+ * CLI_EXIT_USAGE after naming `what` and the problem (wf start's input, signal and update
+ * payloads). */
+int wf_check_json(const char *what, const char *text, size_t len);
 int cmd_wf_reset(cli *c, int argc, char **argv);
 
 #endif

@@ -233,8 +233,7 @@ static int read_all(const char *path, size_t max, char **out, size_t *len) {
     return 0;
 }
 
-/* Checks that bytes are one JSON value within the input limit. */
-static int check_json(const char *what, const char *text, size_t len) {
+int wf_check_json(const char *what, const char *text, size_t len) {
     if (len > AJ_WF_DATA_MAX) {
         return cli_error(CLI_EXIT_USAGE, "%s is %zu bytes, over the 1 MiB limit", what, len);
     }
@@ -303,11 +302,11 @@ int cmd_wf_start(cli *c, int argc, char **argv) {
     size_t len = 0;
     if (input != NULL) {
         len = strlen(input);
-        rc = check_json("--input", input, len);
+        rc = wf_check_json("--input", input, len);
     } else if (input_file != NULL) {
         rc = read_all(input_file, WF_INPUT_FILE_MAX, &buf, &len);
         if (rc == 0) {
-            rc = check_json(input_file, buf, len);
+            rc = wf_check_json(input_file, buf, len);
         }
         input = buf;
     } else if (input_lines != NULL) {
@@ -695,7 +694,7 @@ int cmd_wf_signal(cli *c, int argc, char **argv) {
     if (payload == NULL) {
         payload = "null";
     }
-    if ((rc = check_json("--payload", payload, strlen(payload))) != 0 ||
+    if ((rc = wf_check_json("--payload", payload, strlen(payload))) != 0 ||
         (rc = cli_open(c, NULL)) != 0) {
         return rc;
     }

@@ -61,17 +61,7 @@ int cmd_wf_update(cli *c, int argc, char **argv) {
         payload = "null";
     }
     size_t len = strlen(payload);
-    if (len > AJ_WF_DATA_MAX) {
-        return cli_error(CLI_EXIT_USAGE, "--payload is %zu bytes, over the 1 MiB limit", len);
-    }
-    json_error_t err;
-    json_t *v = json_loadb(payload, len, JSON_DECODE_ANY, &err);
-    if (v == NULL) {
-        return cli_error(CLI_EXIT_USAGE, "--payload is not valid JSON (line %d, column %d: %s)",
-                         err.line, err.column, err.text);
-    }
-    json_decref(v);
-    if ((rc = cli_open(c, NULL)) != 0) {
+    if ((rc = wf_check_json("--payload", payload, len)) != 0 || (rc = cli_open(c, NULL)) != 0) {
         return rc;
     }
     char *out = NULL;
