@@ -1037,24 +1037,27 @@ const char *aj_catch_up_name(aj_catch_up c) {
     return c >= AJ_CATCH_UP_SKIP && c <= AJ_CATCH_UP_ALL ? catch_up_names[c] : NULL;
 }
 
-/* The index in names[lo..hi] of text, or -1: both policy parsers look their word up here. */
-static int policy_index(const char *const names[], int lo, int hi, const char *text) {
+/* Looks text up in names[lo..hi] (both policy parsers): 0 with its index in *out, or
+ * AJ_EINVAL naming the `what` policy and its `choices`. */
+static int policy_parse(const char *const names[], int lo, int hi, const char *what,
+                        const char *choices, const char *text, int *out) {
     for (int i = lo; text != NULL && i <= hi; i++) {
         if (strcmp(text, names[i]) == 0) {
-            return i;
+            *out = i;
+            return 0;
         }
     }
-    return -1;
+    return aj__err(AJ_EINVAL, "%s policy '%s' is not %s", what, text != NULL ? text : "", choices);
 }
 
 int aj_catch_up_parse(const char *text, aj_catch_up *out) {
-    int i = policy_index(catch_up_names, AJ_CATCH_UP_SKIP, AJ_CATCH_UP_ALL, text);
-    if (i >= 0) {
+    int i = 0;
+    int rc = policy_parse(catch_up_names, AJ_CATCH_UP_SKIP, AJ_CATCH_UP_ALL, "catch-up",
+                          "skip, once or all", text, &i);
+    if (rc == 0) {
         *out = (aj_catch_up)i;
-        return 0;
     }
-    return aj__err(AJ_EINVAL, "catch-up policy '%s' is not skip, once or all",
-                   text != NULL ? text : "");
+    return rc;
 }
 
 const char *aj_overlap_name(aj_overlap o) {
@@ -1062,11 +1065,11 @@ const char *aj_overlap_name(aj_overlap o) {
 }
 
 int aj_overlap_parse(const char *text, aj_overlap *out) {
-    int i = policy_index(overlap_names, AJ_OVERLAP_SKIP, AJ_OVERLAP_CANCEL, text);
-    if (i >= 0) {
+    int i = 0;
+    int rc = policy_parse(overlap_names, AJ_OVERLAP_SKIP, AJ_OVERLAP_CANCEL, "overlap",
+                          "skip, buffer, allow or cancel", text, &i);
+    if (rc == 0) {
         *out = (aj_overlap)i;
-        return 0;
     }
-    return aj__err(AJ_EINVAL, "overlap policy '%s' is not skip, buffer, allow or cancel",
-                   text != NULL ? text : "");
+    return rc;
 }
