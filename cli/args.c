@@ -225,6 +225,34 @@ int args_parse_id(cli *c, const arg_spec *spec, int argc, char **argv, uint64_t 
     return rc == 0 ? ARGS_PROCEED : rc;
 }
 
+int args_parse_flags(cli *c, const arg_spec *spec, int argc, char **argv) {
+    arg_result r;
+    int rc = args_parse(c, spec, argc, argv, &r);
+    if (rc == ARGS_PROCEED) {
+        args_free(&r);
+    }
+    return rc;
+}
+
+int args_parse_names(cli *c, const arg_spec *spec, int argc, char **argv, const char *const *what,
+                     const char **out) {
+    arg_result r;
+    int rc = args_parse(c, spec, argc, argv, &r);
+    if (rc != ARGS_PROCEED) {
+        return rc;
+    }
+    for (size_t i = 0; i < spec->max_pos; i++) {
+        out[i] = r.pos[i]; /* an argv string: it outlives r */
+    }
+    args_free(&r);
+    for (size_t i = 0; i < spec->max_pos; i++) {
+        if (aj_name_check(what[i], out[i]) != 0) {
+            return cli_error(CLI_EXIT_USAGE, "%s", aj_errmsg());
+        }
+    }
+    return ARGS_PROCEED;
+}
+
 void args_free(arg_result *r) {
     free(r->pos);
     free(r->rest);

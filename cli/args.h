@@ -57,6 +57,15 @@ void args_free(arg_result *r);
  * it into *id. Returns ARGS_PROCEED, or the exit code to return at once (a bad id is a usage
  * error, reported as cli_parse_id does). */
 int args_parse_id(cli *c, const arg_spec *spec, int argc, char **argv, uint64_t *id);
+/* args_parse for a command that takes flags only (spec->pos_name NULL). Returns ARGS_PROCEED, or
+ * the exit code to return at once. */
+int args_parse_flags(cli *c, const arg_spec *spec, int argc, char **argv);
+/* args_parse for a command whose positional arguments are all names (spec->min_pos ==
+ * spec->max_pos of them, a workflow id, a signal name...): out[i] is the i-th, checked with
+ * aj_name_check(what[i]) in order. Returns ARGS_PROCEED, or the exit code to return at once (a
+ * bad name is a usage error naming the problem). */
+int args_parse_names(cli *c, const arg_spec *spec, int argc, char **argv, const char *const *what,
+                     const char **out);
 
 /* Prints "aj: MESSAGE (see 'CMD --help')" as one line and returns CLI_EXIT_USAGE. */
 int args_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -60,6 +60,12 @@ int cli_parse_duration(const char *flag, const char *text, int64_t *out_ms);
 /* Reports that the library's parser refused `text` for `flag`: "FLAG: <the parser's message>",
  * or "FLAG 'TEXT' is not WHAT" when it left none. Returns CLI_EXIT_USAGE. */
 int cli_bad_value(const char *flag, const char *text, const char *what);
+/* Reads a whole file ("-": stdin) of at most `max` bytes into a NUL-terminated buffer the caller
+ * frees. Problems name the file, after `flag` when not NULL ("cannot read --payload-file 'x':
+ * ..."); same convention. */
+int cli_read_file(const char *flag, const char *path, size_t max, char **out, size_t *out_len);
+/* Checks the --queue and --type filters of a job list (NULL: not given); same convention. */
+int cli_check_queue_type(const char *queue, const char *type);
 
 /* Longest duration any flag takes: 100 years. The library adds durations to the current time,
  * and longer ones (up to what a duration can spell, 2^63 ms) would overflow that sum. It is
@@ -73,6 +79,9 @@ int cli_bad_value(const char *flag, const char *text, const char *what);
 
 /* Reports a failed call about job `id`: "job N not found" (exit 3) or "cannot VERB job N: ..." */
 int cli_job_error(int aj_rc, uint64_t id, const char *verb);
+/* Opens the store and reads job `id` into *job (the caller frees it): 0, or the exit code after
+ * printing the problem (as cli_job_error words it). */
+int cli_open_job(cli *c, uint64_t id, aj_job **job);
 /* The exit code of a job that finished: 0 if completed; else prints "job N ended dead
  * (reason): error" and returns CLI_EXIT_STATE. */
 int cli_job_outcome(const aj_job *job);
@@ -132,6 +141,10 @@ int cmd_queue_resume(cli *c, int argc, char **argv);
 int cmd_queue_limit(cli *c, int argc, char **argv);
 int cmd_workers(cli *c, int argc, char **argv);
 int cmd_wf_update(cli *c, int argc, char **argv);
+/* Checks that bytes are one JSON value within a workflow's data limit (AJ_WF_DATA_MAX): 0, or
+ * CLI_EXIT_USAGE after naming `what` and the problem (wf start's input, signal and update
+ * payloads). */
+int wf_check_json(const char *what, const char *text, size_t len);
 int cmd_wf_reset(cli *c, int argc, char **argv);
 
 #endif

@@ -113,14 +113,8 @@ static void report_line(void *ud, const char *line) {
 
 int cmd_check(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj check", check_help, NULL, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
-    if (rc != ARGS_PROCEED) {
-        return rc;
-    }
-    args_free(&r);
-    rc = cli_open(c, NULL);
-    if (rc != 0) {
+    int rc = args_parse_flags(c, &spec, argc, argv);
+    if (rc != ARGS_PROCEED || (rc = cli_open(c, NULL)) != 0) {
         return rc;
     }
     check_report rep = {c->json, json_array(), 0};

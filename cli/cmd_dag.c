@@ -4,7 +4,6 @@
  * adds. The definition is parsed and its shape checked (aj_dag_parse, aj_dag_check) before the
  * store is opened, so a bad file exits 2 and changes nothing.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,47 +65,6 @@ static const char dag_show_help[] =
     "Example:\n"
     "  aj dag show 42 --json\n";
 
-static int read_file(const char *path, char **out, size_t *out_len) {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (f == NULL) {
-        return cli_error(CLI_EXIT_USAGE, "cannot read '%s': %s", path, strerror(errno));
-    }
-    int rc = CLI_EXIT_OK;
-    size_t cap = 0, len = 0;
-    char *buf = NULL;
-    for (;;) {
-        if (len + 1 >= cap) {
-            size_t ncap = cap == 0 ? 64 * 1024 : cap * 2;
-            char *nbuf = ncap <= DAG_FILE_MAX + 1 ? realloc(buf, ncap) : NULL;
-            if (nbuf == NULL) {
-                rc = cli_error(CLI_EXIT_USAGE, "'%s' is too large to read", path);
-                break;
-            }
-            buf = nbuf;
-            cap = ncap;
-        }
-        size_t n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0) {
-            break;
-        }
-    }
-    if (rc == 0 && ferror(f)) {
-        rc = cli_error(CLI_EXIT_USAGE, "cannot read '%s': %s", path, strerror(errno));
-    }
-    if (f != stdin) {
-        fclose(f);
-    }
-    if (rc != 0) {
-        free(buf);
-        return rc;
-    }
-    buf[len] = '\0';
-    *out = buf;
-    *out_len = len;
-    return CLI_EXIT_OK;
-}
-
 int cmd_dag_submit(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj dag submit", dag_submit_help, NULL, "FILE.json", 1, 1, 0};
     arg_result r;
@@ -118,7 +76,7 @@ int cmd_dag_submit(cli *c, int argc, char **argv) {
     size_t len = 0;
     aj_dag *dag = NULL;
     uint64_t *ids = NULL;
-    rc = read_file(r.pos[0], &text, &len);
+    rc = cli_read_file(NULL, r.pos[0], DAG_FILE_MAX, &text, &len);
     if (rc == 0 && aj_dag_parse(text, len, &dag) != 0) {
         rc = cli_error(CLI_EXIT_USAGE, "%s: %s", r.pos[0], aj_errmsg());
     }

@@ -389,12 +389,10 @@ int cmd_demo(cli *c, int argc, char **argv) {
     const arg_flag flags[] = {
         {"--jobs", &jobs, NULL}, {"--concurrency", &concurrency, NULL}, {NULL, NULL, NULL}};
     const arg_spec spec = {"aj demo", demo_help, flags, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    int rc = args_parse_flags(c, &spec, argc, argv);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    args_free(&r);
     uint64_t n_jobs = DEMO_DEFAULT_JOBS;
     uint64_t n_conc = DEMO_DEFAULT_CONCURRENCY;
     if (jobs != NULL && cli_parse_uint("--jobs", jobs, 0, DEMO_JOBS_MAX, &n_jobs) != 0) {

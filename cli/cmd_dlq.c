@@ -103,11 +103,9 @@ static int filters_given(const dlq_filter_args *a) {
 int dlq_filter(const dlq_filter_args *a, aj_job_filter *f) {
     memset(f, 0, sizeof *f);
     f->state = AJ_STATE_DEAD;
-    if (a->queue != NULL && aj_name_check("queue", a->queue) != 0) {
-        return cli_fail(AJ_EINVAL, "--queue");
-    }
-    if (a->type != NULL && aj_name_check("type", a->type) != 0) {
-        return cli_fail(AJ_EINVAL, "--type");
+    int rc = cli_check_queue_type(a->queue, a->type);
+    if (rc != 0) {
+        return rc;
     }
     if (a->reason != NULL &&
         (aj_dead_reason_parse(a->reason, &f->dead_reason) != 0 || f->dead_reason == AJ_DEAD_NONE)) {
@@ -126,49 +124,45 @@ int dlq_filter(const dlq_filter_args *a, aj_job_filter *f) {
     return CLI_EXIT_OK;
 }
 
+int dlq_parse_filter(cli *c, const char *cmd, const char *help, int argc, char **argv,
+                     aj_job_filter *f) {
+    dlq_filter_args a;
+    memset(&a, 0, sizeof a);
+    const arg_flag flags[] = {DLQ_FILTER_FLAGS(a), {NULL, NULL, NULL}};
+    const arg_spec spec = {cmd, help, flags, NULL, 0, 0, 0};
+    int rc = args_parse_flags(c, &spec, argc, argv);
+    if (rc == ARGS_PROCEED && (rc = dlq_filter(&a, f)) == 0) {
+        rc = ARGS_PROCEED;
+    }
+    return rc;
+}
+
 int cmd_dlq_ls(cli *c, int argc, char **argv) {
     dlq_filter_args a;
     memset(&a, 0, sizeof a);
     const char *limit = NULL;
     const arg_flag flags[] = {DLQ_FILTER_FLAGS(a), {"--limit", &limit, NULL}, {NULL, NULL, NULL}};
     const arg_spec spec = {"aj dlq ls", ls_help, flags, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    int rc = args_parse_flags(c, &spec, argc, argv);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    args_free(&r);
     aj_job_filter f;
     uint64_t max = DLQ_LS_DEFAULT_LIMIT;
     rc = dlq_filter(&a, &f);
     if (rc == 0 && limit != NULL) {
         rc = cli_parse_uint("--limit", limit, 0, SIZE_MAX, &max);
     }
-    if (rc == 0) {
-        rc = cli_open(c, NULL);
-    }
-    if (rc != 0) {
-        return rc;
-    }
-    out_list list;
-    out_list_begin(&list, c->json, OUT_TABLE_DEAD);
-    rc = cli_list_pages(c, &f, (size_t)max, out_list_visit, &list);
-    out_list_end(&list);
-    return rc;
+    return rc != 0 ? rc : out_list_jobs(c, &f, (size_t)max, c->json, OUT_TABLE_DEAD);
 }
 
 int cmd_dlq_show(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj dlq show", show_help, NULL, "ID", 1, 1, 0};
     uint64_t id = 0;
-    int rc = args_parse_id(c, &spec, argc, argv, &id);
-    if (rc != ARGS_PROCEED) {
-        return rc;
-    }
     aj_job *job = NULL;
-    rc = cli_open(c, NULL);
-    if (rc == 0) {
-        int arc = aj_job_get(c->engine, id, &job);
-        rc = arc != 0 ? cli_job_error(arc, id, "read") : 0;
+    int rc = args_parse_id(c, &spec, argc, argv, &id);
+    if (rc != ARGS_PROCEED || (rc = cli_open_job(c, id, &job)) != 0) {
+        return rc;
     }
     if (rc == 0 && job->state != AJ_STATE_DEAD) {
         rc = cli_error(CLI_EXIT_NOTFOUND,
@@ -335,27 +329,10 @@ int cmd_dlq_purge(cli *c, int argc, char **argv) {
 }
 
 int cmd_dlq_export(cli *c, int argc, char **argv) {
-    dlq_filter_args a;
-    memset(&a, 0, sizeof a);
-    const arg_flag flags[] = {DLQ_FILTER_FLAGS(a), {NULL, NULL, NULL}};
-    const arg_spec spec = {"aj dlq export", export_help, flags, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    aj_job_filter f;
+    int rc = dlq_parse_filter(c, "aj dlq export", export_help, argc, argv, &f);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    args_free(&r);
-    aj_job_filter f;
-    rc = dlq_filter(&a, &f);
-    if (rc == 0) {
-        rc = cli_open(c, NULL);
-    }
-    if (rc != 0) {
-        return rc;
-    }
-    out_list list;
-    out_list_begin(&list, 1, OUT_TABLE_DEAD); /* always JSON: an export is for programs */
-    rc = cli_list_pages(c, &f, 0, out_list_visit, &list);
-    out_list_end(&list);
-    return rc;
+    return out_list_jobs(c, &f, 0, 1, OUT_TABLE_DEAD); /* always JSON: an export is for programs */
 }

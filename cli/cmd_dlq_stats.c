@@ -90,22 +90,9 @@ static void counts_human(const char *title, const aj_dlq_count *v, size_t n) {
 }
 
 int cmd_dlq_stats(cli *c, int argc, char **argv) {
-    dlq_filter_args a;
-    memset(&a, 0, sizeof a);
-    const arg_flag flags[] = {DLQ_FILTER_FLAGS(a), {NULL, NULL, NULL}};
-    const arg_spec spec = {"aj dlq stats", stats_help, flags, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
-    if (rc != ARGS_PROCEED) {
-        return rc;
-    }
-    args_free(&r);
     aj_job_filter f;
-    rc = dlq_filter(&a, &f);
-    if (rc == 0) {
-        rc = cli_open(c, NULL);
-    }
-    if (rc != 0) {
+    int rc = dlq_parse_filter(c, "aj dlq stats", stats_help, argc, argv, &f);
+    if (rc != ARGS_PROCEED || (rc = cli_open(c, NULL)) != 0) {
         return rc;
     }
     aj_dlq_stats *s = NULL;
@@ -238,12 +225,10 @@ int cmd_dlq_analyze(cli *c, int argc, char **argv) {
                               {"--top", &top, NULL},
                               {NULL, NULL, NULL}};
     const arg_spec spec = {"aj dlq analyze", analyze_help, flags, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    int rc = args_parse_flags(c, &spec, argc, argv);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    args_free(&r);
     aj_job_filter f;
     aj_dlq_analyze_opts o;
     aj_dlq_analyze_opts_init(&o);

@@ -93,6 +93,15 @@ int cli_job_error(int aj_rc, uint64_t id, const char *verb) {
     return cli_fail(aj_rc, "cannot %s job %" PRIu64, verb, id);
 }
 
+int cli_open_job(cli *c, uint64_t id, aj_job **job) {
+    int rc = cli_open(c, NULL);
+    if (rc == 0) {
+        int arc = aj_job_get(c->engine, id, job);
+        rc = arc != 0 ? cli_job_error(arc, id, "read") : 0;
+    }
+    return rc;
+}
+
 int cli_job_outcome(const aj_job *job) {
     if (job->state == AJ_STATE_COMPLETED) {
         return CLI_EXIT_OK;
@@ -139,15 +148,10 @@ int cli_list_pages(cli *c, const aj_job_filter *filter, size_t limit, cli_visit_
 int cmd_job_show(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj job show", show_help, NULL, "ID", 1, 1, 0};
     uint64_t id = 0;
-    int rc = args_parse_id(c, &spec, argc, argv, &id);
-    if (rc != ARGS_PROCEED) {
-        return rc;
-    }
     aj_job *job = NULL;
-    rc = cli_open(c, NULL);
-    if (rc == 0) {
-        int arc = aj_job_get(c->engine, id, &job);
-        rc = arc != 0 ? cli_job_error(arc, id, "read") : 0;
+    int rc = args_parse_id(c, &spec, argc, argv, &id);
+    if (rc != ARGS_PROCEED || (rc = cli_open_job(c, id, &job)) != 0) {
+        return rc;
     }
     if (rc == 0 && c->json) {
         /* The job's object, with the dependency fields spliced in before its closing brace. */
@@ -220,20 +224,15 @@ int cmd_job_ls(cli *c, int argc, char **argv) {
         {"--limit", &limit, NULL}, {NULL, NULL, NULL},
     };
     const arg_spec spec = {"aj job ls", ls_help, flags, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    int rc = args_parse_flags(c, &spec, argc, argv);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    args_free(&r);
     aj_job_filter f;
     memset(&f, 0, sizeof f);
     uint64_t max = JOB_LS_DEFAULT_LIMIT;
-    if (queue != NULL && aj_name_check("queue", queue) != 0) {
-        return cli_fail(AJ_EINVAL, "--queue");
-    }
-    if (type != NULL && aj_name_check("type", type) != 0) {
-        return cli_fail(AJ_EINVAL, "--type");
+    if ((rc = cli_check_queue_type(queue, type)) != 0) {
+        return rc;
     }
     if (state != NULL && aj_state_parse(state, &f.state) != 0) {
         return cli_error(CLI_EXIT_USAGE,
@@ -246,26 +245,14 @@ int cmd_job_ls(cli *c, int argc, char **argv) {
     }
     f.queue = queue;
     f.type = type;
-    rc = cli_open(c, NULL);
-    if (rc != 0) {
-        return rc;
-    }
-    out_list list;
-    out_list_begin(&list, c->json, OUT_TABLE_JOBS);
-    rc = cli_list_pages(c, &f, (size_t)max, out_list_visit, &list);
-    out_list_end(&list);
-    return rc;
+    return out_list_jobs(c, &f, (size_t)max, c->json, OUT_TABLE_JOBS);
 }
 
 int cmd_job_cancel(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj job cancel", cancel_help, NULL, "ID", 1, 1, 0};
     uint64_t id = 0;
     int rc = args_parse_id(c, &spec, argc, argv, &id);
-    if (rc != ARGS_PROCEED) {
-        return rc;
-    }
-    rc = cli_open(c, NULL);
-    if (rc != 0) {
+    if (rc != ARGS_PROCEED || (rc = cli_open(c, NULL)) != 0) {
         return rc;
     }
     int arc = aj_job_cancel(c->engine, id);

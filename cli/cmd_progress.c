@@ -203,11 +203,7 @@ int cmd_job_progress(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj job progress", progress_help, flags, "ID", 1, 1, 0};
     uint64_t id = 0;
     int rc = args_parse_id(c, &spec, argc, argv, &id);
-    if (rc != ARGS_PROCEED) {
-        return rc;
-    }
-    rc = cli_open(c, NULL);
-    if (rc != 0) {
+    if (rc != ARGS_PROCEED || (rc = cli_open(c, NULL)) != 0) {
         return rc;
     }
     if (want_follow) {

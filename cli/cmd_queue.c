@@ -161,13 +161,8 @@ static void print_table(const aj_queue_info *v, size_t n) {
 
 int cmd_queue_ls(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj queue ls", ls_help, NULL, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
-    if (rc != ARGS_PROCEED) {
-        return rc;
-    }
-    args_free(&r);
-    if ((rc = cli_open(c, NULL)) != 0) {
+    int rc = args_parse_flags(c, &spec, argc, argv);
+    if (rc != ARGS_PROCEED || (rc = cli_open(c, NULL)) != 0) {
         return rc;
     }
     aj_queue_info *v = NULL;

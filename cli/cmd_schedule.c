@@ -595,12 +595,10 @@ int cmd_schedule_add(cli *c, int argc, char **argv) {
 
 int cmd_schedule_ls(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj schedule ls", ls_help, NULL, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    int rc = args_parse_flags(c, &spec, argc, argv);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    args_free(&r);
     rc = cli_open(c, NULL);
     aj_schedule **list = NULL;
     size_t n = 0;

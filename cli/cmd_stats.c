@@ -184,14 +184,8 @@ static void print_human(const aj_stats *s, const aj_blob_stats *b) {
 
 int cmd_stats(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj stats", stats_help, NULL, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
-    if (rc != ARGS_PROCEED) {
-        return rc;
-    }
-    args_free(&r);
-    rc = cli_open(c, NULL);
-    if (rc != 0) {
+    int rc = args_parse_flags(c, &spec, argc, argv);
+    if (rc != ARGS_PROCEED || (rc = cli_open(c, NULL)) != 0) {
         return rc;
     }
     aj_stats s;

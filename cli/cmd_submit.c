@@ -115,49 +115,6 @@ static void size_text(size_t bytes, char *buf, size_t size) {
     }
 }
 
-/* Reads a whole file ("-": stdin) into a NUL-terminated buffer owned by the caller. */
-static int read_input(const char *flag, const char *path, char **out, size_t *out_len) {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (f == NULL) {
-        return cli_error(CLI_EXIT_USAGE, "cannot read %s '%s': %s", flag, path, strerror(errno));
-    }
-    int rc = CLI_EXIT_OK;
-    size_t cap = 0;
-    size_t len = 0;
-    char *buf = NULL;
-    for (;;) {
-        if (len + 1 >= cap) {
-            size_t ncap = cap == 0 ? 64 * 1024 : cap * 2;
-            char *nbuf = ncap <= SUBMIT_INPUT_MAX + 1 ? realloc(buf, ncap) : NULL;
-            if (nbuf == NULL) {
-                rc = cli_error(CLI_EXIT_USAGE, "%s '%s' is too large to read", flag, path);
-                goto done;
-            }
-            buf = nbuf;
-            cap = ncap;
-        }
-        size_t n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0) {
-            break;
-        }
-    }
-    if (ferror(f)) {
-        rc = cli_error(CLI_EXIT_USAGE, "cannot read %s '%s': %s", flag, path, strerror(errno));
-        goto done;
-    }
-    buf[len] = '\0';
-    *out = buf;
-    *out_len = len;
-    buf = NULL;
-done:
-    free(buf);
-    if (f != stdin) {
-        fclose(f);
-    }
-    return rc;
-}
-
 /* Checks the shape the built-in shell type needs, by the rules its runner applies, so a typo
  * fails now rather than as a dead job at run time. */
 static int shell_payload_ok(const char *data, size_t len, char *why, size_t size) {
@@ -496,7 +453,7 @@ static int submit_lines(cli *c, const submit_args *a, const aj_job_spec *proto) 
     aj_job_spec *specs = NULL;
     uint64_t *ids = NULL;
     size_t n = 0;
-    int rc = read_input("--payload-lines", a->payload_lines, &buf, &len);
+    int rc = cli_read_file("--payload-lines", a->payload_lines, SUBMIT_INPUT_MAX, &buf, &len);
     if (rc == 0) {
         rc = lines_to_specs(a->payload_lines, buf, len, proto, &specs, &n);
     }
@@ -580,7 +537,7 @@ static int load_payload(const submit_args *a, const arg_result *r, char **payloa
         return *payload != NULL ? CLI_EXIT_OK : cli_error(CLI_EXIT_ERROR, "out of memory");
     }
     if (a->payload_file != NULL) {
-        return read_input("--payload-file", a->payload_file, payload, len);
+        return cli_read_file("--payload-file", a->payload_file, SUBMIT_INPUT_MAX, payload, len);
     }
     if (r->dashes) {
         int rc = argv_payload(r->rest, r->n_rest, payload);

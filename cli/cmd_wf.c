@@ -183,6 +183,9 @@ static int wf_error(int rc, const char *id, const char *verb) {
     return cli_fail(rc, "cannot %s workflow '%s'", verb, id);
 }
 
+/* What args_parse_names checks a lone workflow id as. */
+static const char *const wf_id_what[] = {"workflow id"};
+
 static int check_id(const char *id) {
     if (aj_name_check("workflow id", id) != 0) {
         return cli_error(CLI_EXIT_USAGE, "%s", aj_errmsg());
@@ -230,8 +233,7 @@ static int read_all(const char *path, size_t max, char **out, size_t *len) {
     return 0;
 }
 
-/* Checks that bytes are one JSON value within the input limit. */
-static int check_json(const char *what, const char *text, size_t len) {
+int wf_check_json(const char *what, const char *text, size_t len) {
     if (len > AJ_WF_DATA_MAX) {
         return cli_error(CLI_EXIT_USAGE, "%s is %zu bytes, over the 1 MiB limit", what, len);
     }
@@ -300,11 +302,11 @@ int cmd_wf_start(cli *c, int argc, char **argv) {
     size_t len = 0;
     if (input != NULL) {
         len = strlen(input);
-        rc = check_json("--input", input, len);
+        rc = wf_check_json("--input", input, len);
     } else if (input_file != NULL) {
         rc = read_all(input_file, WF_INPUT_FILE_MAX, &buf, &len);
         if (rc == 0) {
-            rc = check_json(input_file, buf, len);
+            rc = wf_check_json(input_file, buf, len);
         }
         input = buf;
     } else if (input_lines != NULL) {
@@ -391,12 +393,10 @@ int cmd_wf_ls(cli *c, int argc, char **argv) {
                               {"--limit", &limit_text, NULL},
                               {NULL, NULL, NULL}};
     const arg_spec spec = {"aj wf ls", ls_help, flags, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    int rc = args_parse_flags(c, &spec, argc, argv);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    args_free(&r);
     aj_wf_filter f = {0, type, 0};
     if (state != NULL && aj_wf_state_parse(state, &f.state) != 0) {
         return cli_error(CLI_EXIT_USAGE, "--state: %s", aj_errmsg());
@@ -527,27 +527,36 @@ static json_t *child_json(cli *c, const aj_wf_link *l) {
                      aj_parent_close_name(l->parent_close), "state", child_state(c, l));
 }
 
-int cmd_wf_show(cli *c, int argc, char **argv) {
+/* `aj wf show` and `aj wf history` take one workflow id and an optional --run: parses them and
+ * opens the store. Returns ARGS_PROCEED, or the exit code to return at once. */
+static int id_run_open(cli *c, const char *cmd, const char *help, int argc, char **argv,
+                       const char **id, uint32_t *run) {
     const char *run_text = NULL;
     const arg_flag flags[] = {{"--run", &run_text, NULL}, {NULL, NULL, NULL}};
-    const arg_spec spec = {"aj wf show", show_help, flags, "ID", 1, 1, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    const arg_spec spec = {cmd, help, flags, "ID", 1, 1, 0};
+    int rc = args_parse_names(c, &spec, argc, argv, wf_id_what, id);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    const char *id = r.pos[0];
-    args_free(&r);
-    uint64_t run = 0;
-    if ((rc = check_id(id)) != 0 ||
-        (run_text != NULL && (rc = cli_parse_uint("--run", run_text, 1, UINT32_MAX, &run)))) {
+    uint64_t n = 0;
+    if ((run_text != NULL && (rc = cli_parse_uint("--run", run_text, 1, UINT32_MAX, &n))) ||
+        (rc = cli_open(c, NULL)) != 0) {
         return rc;
     }
-    if ((rc = cli_open(c, NULL)) != 0) {
+    *run = (uint32_t)n;
+    return ARGS_PROCEED;
+}
+
+int cmd_wf_show(cli *c, int argc, char **argv) {
+    const char *id;
+    uint32_t run;
+    int rc = id_run_open(c, "aj wf show", show_help, argc, argv, &id, &run);
+    if (rc != ARGS_PROCEED) {
         return rc;
     }
+    rc = CLI_EXIT_OK;
     aj_wf_info *w = NULL;
-    int arc = aj_wf_get_run(c->engine, id, (uint32_t)run, &w);
+    int arc = aj_wf_get_run(c->engine, id, run, &w);
     if (arc != 0) {
         return wf_error(arc, id, "read");
     }
@@ -582,7 +591,7 @@ int cmd_wf_show(cli *c, int argc, char **argv) {
             json_array_append_new(kids, child_json(c, &children[i]));
         }
         json_object_set_new(o, "children", kids);
-        arc = aj_wf_history(c->engine, id, (uint32_t)run, show_event, &s);
+        arc = aj_wf_history(c->engine, id, run, show_event, &s);
         if (arc == 0 && s.events != NULL) {
             memcpy(s.events + s.len, "]", 2); /* show_event keeps room for it */
         }
@@ -616,7 +625,7 @@ int cmd_wf_show(cli *c, int argc, char **argv) {
             }
         }
         printf("history:\n");
-        arc = aj_wf_history(c->engine, id, (uint32_t)run, show_event, &s);
+        arc = aj_wf_history(c->engine, id, run, show_event, &s);
     }
     aj_free(children);
     aj_wf_info_free(w);
@@ -632,16 +641,13 @@ int cmd_wf_result(cli *c, int argc, char **argv) {
     const arg_flag flags[] = {
         {"--wait", NULL, &wait}, {"--timeout", &timeout_text, NULL}, {NULL, NULL, NULL}};
     const arg_spec spec = {"aj wf result", result_help, flags, "ID", 1, 1, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    const char *id;
+    int rc = args_parse_names(c, &spec, argc, argv, wf_id_what, &id);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    const char *id = r.pos[0];
-    args_free(&r);
     int64_t timeout = -1;
-    if ((rc = check_id(id)) != 0 ||
-        (timeout_text != NULL && (rc = cli_parse_duration("--timeout", timeout_text, &timeout)))) {
+    if ((timeout_text != NULL && (rc = cli_parse_duration("--timeout", timeout_text, &timeout)))) {
         return rc;
     }
     if ((rc = cli_open(c, NULL)) != 0) {
@@ -678,23 +684,17 @@ int cmd_wf_signal(cli *c, int argc, char **argv) {
     const char *payload = NULL;
     const arg_flag flags[] = {{"--payload", &payload, NULL}, {NULL, NULL, NULL}};
     const arg_spec spec = {"aj wf signal", signal_help, flags, "ID NAME", 2, 2, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    static const char *const what[] = {"workflow id", "signal name"};
+    const char *pos[2];
+    int rc = args_parse_names(c, &spec, argc, argv, what, pos);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    const char *id = r.pos[0], *name = r.pos[1];
-    args_free(&r);
-    if ((rc = check_id(id)) != 0) {
-        return rc;
-    }
-    if (aj_name_check("signal name", name) != 0) {
-        return cli_error(CLI_EXIT_USAGE, "%s", aj_errmsg());
-    }
+    const char *id = pos[0], *name = pos[1];
     if (payload == NULL) {
         payload = "null";
     }
-    if ((rc = check_json("--payload", payload, strlen(payload))) != 0 ||
+    if ((rc = wf_check_json("--payload", payload, strlen(payload))) != 0 ||
         (rc = cli_open(c, NULL)) != 0) {
         return rc;
     }
@@ -711,19 +711,13 @@ int cmd_wf_signal(cli *c, int argc, char **argv) {
 
 int cmd_wf_query(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj wf query", query_help, NULL, "ID NAME", 2, 2, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    static const char *const what[] = {"workflow id", "query name"};
+    const char *pos[2];
+    int rc = args_parse_names(c, &spec, argc, argv, what, pos);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    const char *id = r.pos[0], *name = r.pos[1];
-    args_free(&r);
-    if ((rc = check_id(id)) != 0) {
-        return rc;
-    }
-    if (aj_name_check("query name", name) != 0) {
-        return cli_error(CLI_EXIT_USAGE, "%s", aj_errmsg());
-    }
+    const char *id = pos[0], *name = pos[1];
     if ((rc = cli_open(c, NULL)) != 0) {
         return rc;
     }
@@ -749,14 +743,9 @@ static int simple(cli *c, int argc, char **argv, const char *cmd, const char *he
     const char *reason = NULL;
     const arg_flag flags[] = {{"--reason", &reason, NULL}, {NULL, NULL, NULL}};
     const arg_spec spec = {cmd, help, kind == 1 ? flags : NULL, "ID", 1, 1, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
-    if (rc != ARGS_PROCEED) {
-        return rc;
-    }
-    const char *id = r.pos[0];
-    args_free(&r);
-    if ((rc = check_id(id)) != 0 || (rc = cli_open(c, NULL)) != 0) {
+    const char *id;
+    int rc = args_parse_names(c, &spec, argc, argv, wf_id_what, &id);
+    if (rc != ARGS_PROCEED || (rc = cli_open(c, NULL)) != 0) {
         return rc;
     }
     static const char *const verbs[] = {"cancel", "terminate", "resume"};
@@ -805,22 +794,12 @@ static int history_line(void *ud, const aj_wf_event *ev) {
 }
 
 int cmd_wf_history(cli *c, int argc, char **argv) {
-    const char *run_text = NULL;
-    const arg_flag flags[] = {{"--run", &run_text, NULL}, {NULL, NULL, NULL}};
-    const arg_spec spec = {"aj wf history", history_help, flags, "ID", 1, 1, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    const char *id;
+    uint32_t run;
+    int rc = id_run_open(c, "aj wf history", history_help, argc, argv, &id, &run);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    const char *id = r.pos[0];
-    args_free(&r);
-    uint64_t run = 0;
-    if ((rc = check_id(id)) != 0 ||
-        (run_text != NULL && (rc = cli_parse_uint("--run", run_text, 1, UINT32_MAX, &run))) ||
-        (rc = cli_open(c, NULL)) != 0) {
-        return rc;
-    }
-    int arc = aj_wf_history(c->engine, id, (uint32_t)run, history_line, NULL);
+    int arc = aj_wf_history(c->engine, id, run, history_line, NULL);
     return arc != 0 ? wf_error(arc, id, "read the history of") : CLI_EXIT_OK;
 }

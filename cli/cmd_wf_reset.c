@@ -38,15 +38,11 @@ int cmd_wf_reset(cli *c, int argc, char **argv) {
     const arg_flag flags[] = {
         {"--to-event", &seq_text, NULL}, {"--reason", &reason, NULL}, {NULL, NULL, NULL}};
     const arg_spec spec = {"aj wf reset", reset_help, flags, "ID", 1, 1, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    static const char *const what[] = {"workflow id"};
+    const char *id;
+    int rc = args_parse_names(c, &spec, argc, argv, what, &id);
     if (rc != ARGS_PROCEED) {
         return rc;
-    }
-    const char *id = r.pos[0];
-    args_free(&r);
-    if (aj_name_check("workflow id", id) != 0) {
-        return cli_error(CLI_EXIT_USAGE, "%s", aj_errmsg());
     }
     if (seq_text == NULL) {
         return args_usage_error("aj wf reset", "--to-event SEQ is required");

@@ -42,16 +42,13 @@ int cmd_wf_update(cli *c, int argc, char **argv) {
     const arg_flag flags[] = {
         {"--payload", &payload, NULL}, {"--timeout", &timeout_text, NULL}, {NULL, NULL, NULL}};
     const arg_spec spec = {"aj wf update", update_help, flags, "ID NAME", 2, 2, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
+    static const char *const what[] = {"workflow id", "update name"};
+    const char *pos[2];
+    int rc = args_parse_names(c, &spec, argc, argv, what, pos);
     if (rc != ARGS_PROCEED) {
         return rc;
     }
-    const char *id = r.pos[0], *name = r.pos[1];
-    args_free(&r);
-    if (aj_name_check("workflow id", id) != 0 || aj_name_check("update name", name) != 0) {
-        return cli_error(CLI_EXIT_USAGE, "%s", aj_errmsg());
-    }
+    const char *id = pos[0], *name = pos[1];
     int64_t timeout = WF_UPDATE_DEFAULT_TIMEOUT_MS;
     if (timeout_text != NULL &&
         (rc = cli_parse_duration("--timeout", timeout_text, &timeout)) != 0) {
@@ -64,17 +61,7 @@ int cmd_wf_update(cli *c, int argc, char **argv) {
         payload = "null";
     }
     size_t len = strlen(payload);
-    if (len > AJ_WF_DATA_MAX) {
-        return cli_error(CLI_EXIT_USAGE, "--payload is %zu bytes, over the 1 MiB limit", len);
-    }
-    json_error_t err;
-    json_t *v = json_loadb(payload, len, JSON_DECODE_ANY, &err);
-    if (v == NULL) {
-        return cli_error(CLI_EXIT_USAGE, "--payload is not valid JSON (line %d, column %d: %s)",
-                         err.line, err.column, err.text);
-    }
-    json_decref(v);
-    if ((rc = cli_open(c, NULL)) != 0) {
+    if ((rc = wf_check_json("--payload", payload, len)) != 0 || (rc = cli_open(c, NULL)) != 0) {
         return rc;
     }
     char *out = NULL;

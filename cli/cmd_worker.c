@@ -123,22 +123,24 @@ static const char *signal_name(int sig) {
     return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "signal";
 }
 
-/* Splits "a,b" in place into names, checking each. */
-static int split_queues(char *list, const char **names, size_t *n) {
+/* Splits the value of `flag`, "a,b", in place into at most `max` names of kind `what` (a name
+ * for aj_name_check; `empty` and `plural` word the messages), checking each. A name given twice
+ * is kept once: the library does not merge duplicate queues (its claim would meet the same ready
+ * job twice in one transaction and fail every claim). */
+static int split_names(char *list, const char *flag, const char *what, const char *empty,
+                       const char *plural, size_t max, const char **names, size_t *n) {
     *n = 0;
     char *save = NULL;
     if (list[0] == '\0' || list[0] == ',' || list[strlen(list) - 1] == ',' ||
         strstr(list, ",,") != NULL) {
-        return cli_error(CLI_EXIT_USAGE, "--queue '%s' has an empty queue name", list);
+        return cli_error(CLI_EXIT_USAGE, "%s '%s' has an empty %s", flag, list, empty);
     }
     for (char *q = strtok_r(list, ",", &save); q != NULL; q = strtok_r(NULL, ",", &save)) {
-        int rc = aj_name_check("queue", q);
+        int rc = aj_name_check(what, q);
         if (rc != 0) {
-            cli_fail(rc, "--queue");
+            cli_fail(rc, "%s", flag);
             return CLI_EXIT_USAGE;
         }
-        /* A queue named twice is served once. The library does not merge duplicates: its claim
-         * would meet the same ready job twice in one transaction and fail every claim. */
         int seen = 0;
         for (size_t i = 0; i < *n && !seen; i++) {
             seen = strcmp(names[i], q) == 0;
@@ -146,40 +148,10 @@ static int split_queues(char *list, const char **names, size_t *n) {
         if (seen) {
             continue;
         }
-        if (*n == WORKER_QUEUES_MAX) {
-            return cli_error(CLI_EXIT_USAGE, "--queue names more than %d queues",
-                             WORKER_QUEUES_MAX);
+        if (*n == max) {
+            return cli_error(CLI_EXIT_USAGE, "%s names more than %zu %s", flag, max, plural);
         }
         names[(*n)++] = q;
-    }
-    return CLI_EXIT_OK;
-}
-
-/* Splits "a,b" in place into tags, checking each; a tag named twice is kept once. */
-static int split_tags(char *list, const char **names, size_t *n) {
-    *n = 0;
-    char *save = NULL;
-    if (list[0] == '\0' || list[0] == ',' || list[strlen(list) - 1] == ',' ||
-        strstr(list, ",,") != NULL) {
-        return cli_error(CLI_EXIT_USAGE, "--tag '%s' has an empty tag", list);
-    }
-    for (char *t = strtok_r(list, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
-        int rc = aj_name_check("tag", t);
-        if (rc != 0) {
-            cli_fail(rc, "--tag");
-            return CLI_EXIT_USAGE;
-        }
-        int seen = 0;
-        for (size_t i = 0; i < *n && !seen; i++) {
-            seen = strcmp(names[i], t) == 0;
-        }
-        if (seen) {
-            continue;
-        }
-        if (*n == AJ_WORKER_TAGS_MAX) {
-            return cli_error(CLI_EXIT_USAGE, "--tag names more than %d tags", AJ_WORKER_TAGS_MAX);
-        }
-        names[(*n)++] = t;
     }
     return CLI_EXIT_OK;
 }
@@ -302,7 +274,8 @@ int cmd_worker(cli *c, int argc, char **argv) {
         return cli_error(CLI_EXIT_ERROR, "out of memory");
     }
     if (queue_list != NULL) {
-        rc = split_queues(queue_list, names, &wopts.n_queues);
+        rc = split_names(queue_list, "--queue", "queue", "queue name", "queues", WORKER_QUEUES_MAX,
+                         names, &wopts.n_queues);
         wopts.queues = names;
     }
     const char *tags[AJ_WORKER_TAGS_MAX];
@@ -312,7 +285,8 @@ int cmd_worker(cli *c, int argc, char **argv) {
         return cli_error(CLI_EXIT_ERROR, "out of memory");
     }
     if (rc == 0 && tag_list != NULL) {
-        rc = split_tags(tag_list, tags, &wopts.n_tags);
+        rc = split_names(tag_list, "--tag", "tag", "tag", "tags", AJ_WORKER_TAGS_MAX, tags,
+                         &wopts.n_tags);
         wopts.tags = tags;
     }
     if (rc == 0 && node != NULL) {

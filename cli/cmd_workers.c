@@ -63,13 +63,8 @@ static json_t *worker_json(const aj_worker_info *w, int64_t now_ms) {
 
 int cmd_workers(cli *c, int argc, char **argv) {
     const arg_spec spec = {"aj workers", workers_help, NULL, NULL, 0, 0, 0};
-    arg_result r;
-    int rc = args_parse(c, &spec, argc, argv, &r);
-    if (rc != ARGS_PROCEED) {
-        return rc;
-    }
-    args_free(&r);
-    if ((rc = cli_open(c, NULL)) != 0) {
+    int rc = args_parse_flags(c, &spec, argc, argv);
+    if (rc != ARGS_PROCEED || (rc = cli_open(c, NULL)) != 0) {
         return rc;
     }
     aj_worker_info *v = NULL;

@@ -8,6 +8,7 @@
 #define AJ_CLI_DLQ_H
 
 #include "aj.h"
+#include "cli.h"
 
 #define DLQ_FILTER_HELP                                                                            \
     "  --queue Q          only jobs of queue Q\n"                                                  \
@@ -36,5 +37,9 @@ typedef struct dlq_filter_args {
 /* Checks the filter flags and builds the filter of dead jobs they select: 0, or the exit code
  * after printing the problem. */
 int dlq_filter(const dlq_filter_args *a, aj_job_filter *f);
+/* Parses the arguments of a dlq command that takes the filter flags alone (export, stats) into
+ * *f. Returns ARGS_PROCEED, or the exit code to return at once. */
+int dlq_parse_filter(cli *c, const char *cmd, const char *help, int argc, char **argv,
+                     aj_job_filter *f);
 
 #endif

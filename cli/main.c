@@ -405,6 +405,63 @@ int cli_bad_value(const char *flag, const char *text, const char *what) {
     return cli_error(CLI_EXIT_USAGE, "%s '%s' is not %s", flag, text, what);
 }
 
+int cli_read_file(const char *flag, const char *path, size_t max, char **out, size_t *out_len) {
+    /* "FLAG 'PATH'" or "'PATH'": how every message names the file. */
+    const char *sep = flag != NULL ? " " : "";
+    flag = flag != NULL ? flag : "";
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        return cli_error(CLI_EXIT_USAGE, "cannot read %s%s'%s': %s", flag, sep, path,
+                         strerror(errno));
+    }
+    int rc = CLI_EXIT_OK;
+    size_t cap = 0;
+    size_t len = 0;
+    char *buf = NULL;
+    for (;;) {
+        if (len + 1 >= cap) {
+            size_t ncap = cap == 0 ? 64 * 1024 : cap * 2;
+            char *nbuf = ncap <= max + 1 ? realloc(buf, ncap) : NULL;
+            if (nbuf == NULL) {
+                rc = cli_error(CLI_EXIT_USAGE, "%s%s'%s' is too large to read", flag, sep, path);
+                goto done;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0) {
+            break;
+        }
+    }
+    if (ferror(f)) {
+        rc =
+            cli_error(CLI_EXIT_USAGE, "cannot read %s%s'%s': %s", flag, sep, path, strerror(errno));
+        goto done;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+done:
+    free(buf);
+    if (f != stdin) {
+        fclose(f);
+    }
+    return rc;
+}
+
+int cli_check_queue_type(const char *queue, const char *type) {
+    if (queue != NULL && aj_name_check("queue", queue) != 0) {
+        return cli_fail(AJ_EINVAL, "--queue");
+    }
+    if (type != NULL && aj_name_check("type", type) != 0) {
+        return cli_fail(AJ_EINVAL, "--type");
+    }
+    return 0;
+}
+
 int cli_parse_duration(const char *flag, const char *text, int64_t *out_ms) {
     int64_t ms = 0;
     if (aj_duration_parse(text, &ms) != 0) {

@@ -470,6 +470,19 @@ void out_list_end(out_list *l) {
     }
 }
 
+int out_list_jobs(cli *c, const aj_job_filter *filter, size_t limit, int json,
+                  out_table_kind kind) {
+    int rc = cli_open(c, NULL);
+    if (rc != 0) {
+        return rc;
+    }
+    out_list list;
+    out_list_begin(&list, json, kind);
+    rc = cli_list_pages(c, filter, limit, out_list_visit, &list);
+    out_list_end(&list);
+    return rc;
+}
+
 /* ----------------------------------------------------------------------------------------- */
 /* Output that fails after a commit                                                          */
 

@@ -86,6 +86,9 @@ void out_list_begin(out_list *l, int json, out_table_kind kind);
 /* A cli_visit_fn: prints a page of jobs to the out_list `ud`. */
 int out_list_visit(cli *c, aj_job *const *jobs, size_t n, void *ud);
 void out_list_end(out_list *l);
+/* Opens the store and prints the jobs `filter` selects (at most `limit`, 0: all) as an out_list
+ * of `kind`: `aj job ls`, `aj dlq ls` and `aj dlq export`. Returns the exit code. */
+int out_list_jobs(cli *c, const aj_job_filter *filter, size_t limit, int json, out_table_kind kind);
 
 /* Output that fails after a commit. A command that changed the store calls out_committed() (or
  * out_committed_ids()) right after the commit and before printing the outcome; when writing

@@ -1,7 +1,7 @@
 /*
- * check_report.h — how the store's integrity checks (blobs, dependencies, schedules, queue
- * controls, the activity cache) report what they find: each problem is counted and handed, as one
- * line of text, to the reporter the caller of `aj check` passed in.
+ * check_report.h — how the store's integrity checks (job records and indexes, blobs,
+ * dependencies, schedules, queue controls, the activity cache) report what they find: each problem
+ * is counted and handed, as one line of text, to the reporter the caller of `aj check` passed in.
  */
 #ifndef AJ_CORE_CHECK_REPORT_H
 #define AJ_CORE_CHECK_REPORT_H

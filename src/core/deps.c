@@ -33,6 +33,21 @@ static void key_pair(akey *k, uint8_t kind, uint64_t a, uint64_t b, int with_b) 
     }
 }
 
+/* Point reads and writes of one dependency record, keyed as key_pair lays it out. */
+static int get_pair(kv_txn *t, uint8_t kind, uint64_t a, uint64_t b, int with_b, const uint8_t **v,
+                    size_t *n) {
+    akey k;
+    key_pair(&k, kind, a, b, with_b);
+    return kv_get(t, k.b, k.n, v, n);
+}
+
+static int put_pair(kv_txn *t, uint8_t kind, uint64_t a, uint64_t b, int with_b, const void *v,
+                    size_t n) {
+    akey k;
+    key_pair(&k, kind, a, b, with_b);
+    return kv_put(t, k.b, k.n, v, n);
+}
+
 const char *aj_dep_policy_name(aj_dep_policy p) {
     switch (p) {
     case AJ_DEP_CASCADE:
@@ -80,11 +95,9 @@ int deps_spec_check(const aj_job_spec *s) {
 /* Records                                                                                   */
 
 int deps_read_hdr(kv_txn *t, uint64_t id, deps_hdr *out) {
-    akey k;
-    key_pair(&k, KEY_DEPS, id, 0, 0);
     const uint8_t *v;
     size_t n;
-    int rc = kv_get(t, k.b, k.n, &v, &n);
+    int rc = get_pair(t, KEY_DEPS, id, 0, 0, &v, &n);
     if (rc != 0) {
         return rc;
     }
@@ -108,18 +121,14 @@ static int put_hdr(kv_txn *t, uint64_t id, const deps_hdr *h) {
     aj__put_u32be(v + 6, h->depth);
     aj__put_u64be(v + 10, h->graph);
     aj__put_u64be(v + 18, (uint64_t)h->run_at_ms);
-    akey k;
-    key_pair(&k, KEY_DEPS, id, 0, 0);
-    return kv_put(t, k.b, k.n, v, sizeof v);
+    return put_pair(t, KEY_DEPS, id, 0, 0, v, sizeof v);
 }
 
 /* Reads an edge's state: 0, or AJ_ENOTFOUND. */
 static int get_edge(kv_txn *t, uint64_t id, uint64_t dep, uint8_t *out) {
-    akey k;
-    key_pair(&k, KEY_DEPS, id, dep, 1);
     const uint8_t *v;
     size_t n;
-    int rc = kv_get(t, k.b, k.n, &v, &n);
+    int rc = get_pair(t, KEY_DEPS, id, dep, 1, &v, &n);
     if (rc == 0) {
         *out = n == 1 ? v[0] : DEPS_EDGE_PENDING;
     }
@@ -127,9 +136,7 @@ static int get_edge(kv_txn *t, uint64_t id, uint64_t dep, uint8_t *out) {
 }
 
 static int put_edge(kv_txn *t, uint64_t id, uint64_t dep, uint8_t state) {
-    akey k;
-    key_pair(&k, KEY_DEPS, id, dep, 1);
-    return kv_put(t, k.b, k.n, &state, 1);
+    return put_pair(t, KEY_DEPS, id, dep, 1, &state, 1);
 }
 
 typedef struct graph_rec {
@@ -139,11 +146,9 @@ typedef struct graph_rec {
 } graph_rec;
 
 static int read_graph(kv_txn *t, uint64_t graph, graph_rec *out) {
-    akey k;
-    key_pair(&k, KEY_GRAPH, graph, 0, 0);
     const uint8_t *v;
     size_t n;
-    int rc = kv_get(t, k.b, k.n, &v, &n);
+    int rc = get_pair(t, KEY_GRAPH, graph, 0, 0, &v, &n);
     if (rc != 0) {
         return rc;
     }
@@ -162,9 +167,7 @@ static int put_graph(kv_txn *t, uint64_t graph, const graph_rec *g) {
     v[1] = (uint8_t)g->state;
     aj__put_u64be(v + 2, (uint64_t)g->created_ms);
     aj__put_u32be(v + 10, g->n_jobs);
-    akey k;
-    key_pair(&k, KEY_GRAPH, graph, 0, 0);
-    return kv_put(t, k.b, k.n, v, sizeof v);
+    return put_pair(t, KEY_GRAPH, graph, 0, 0, v, sizeof v);
 }
 
 /* The sweep's work list: 'U' 0 graph. */
@@ -180,17 +183,13 @@ static int mark_unfinished(kv_txn *t, uint64_t graph, int on) {
  * commit as if the edge did not exist: it would never release the dependent). It also lets a
  * job with no dependents finish with one point read instead of a scan. */
 static int touch_dependents(kv_txn *t, uint64_t dep) {
-    akey k;
-    key_pair(&k, KEY_DEPS_REV, dep, 0, 0);
-    return kv_put(t, k.b, k.n, "", 0);
+    return put_pair(t, KEY_DEPS_REV, dep, 0, 0, "", 0);
 }
 
 static int has_dependents(kv_txn *t, uint64_t dep, int *out) {
-    akey k;
-    key_pair(&k, KEY_DEPS_REV, dep, 0, 0);
     const uint8_t *v;
     size_t n;
-    int rc = kv_get(t, k.b, k.n, &v, &n);
+    int rc = get_pair(t, KEY_DEPS_REV, dep, 0, 0, &v, &n);
     *out = rc == 0;
     return rc == AJ_ENOTFOUND ? 0 : rc;
 }
@@ -229,16 +228,12 @@ static int id_list_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *
     if (klen != 17) {
         return 0;
     }
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        uint64_t *nv = aj__realloc(l->v, cap * sizeof *nv);
-        if (nv == NULL) {
-            l->rc = aj__err(AJ_ENOMEM, "out of memory reading dependencies");
-            return 1;
-        }
-        l->v = nv;
-        l->cap = cap;
+    uint64_t *nv = aj__grow(l->v, &l->cap, l->n, sizeof *nv);
+    if (nv == NULL) {
+        l->rc = aj__err(AJ_ENOMEM, "out of memory reading dependencies");
+        return 1;
     }
+    l->v = nv;
     l->v[l->n++] = aj__get_u64be(key + 9);
     return l->limit != 0 && l->n >= l->limit;
 }

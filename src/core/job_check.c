@@ -4,35 +4,19 @@
  */
 #include "core/job_internal.h"
 
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
+#include "core/check_report.h"
 #include "core/keys.h"
 
 typedef struct check_walk {
     kv_txn *t;
-    void (*report)(void *ud, const char *line);
-    void *ud;
-    uint64_t records, problems;
+    check_report rep;
+    uint64_t records;
     int rc;
     uint8_t kind;
 } check_walk;
-
-static void problem(check_walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void problem(check_walk *w, const char *fmt, ...) {
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    w->problems++;
-    if (w->report != NULL) {
-        w->report(w->ud, line);
-    }
-}
 
 static int check_record_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
                            size_t vlen, uint64_t version) {
@@ -42,16 +26,18 @@ static int check_record_cb(void *ud, const uint8_t *key, size_t klen, const uint
     job_rec r;
     uint64_t id = klen == 9 ? key_tail_id(key, klen) : 0;
     if (klen != 9 || job_rec_decode(val, vlen, &r) != 0) {
-        problem(w, "job %llu: record cannot be decoded: %s", (unsigned long long)id, aj_errmsg());
+        check_problem(&w->rep, "job %llu: record cannot be decoded: %s", (unsigned long long)id,
+                      aj_errmsg());
         return 0;
     }
     if (r.id != id) {
-        problem(w, "job %llu: record carries id %llu", (unsigned long long)id,
-                (unsigned long long)r.id);
+        check_problem(&w->rep, "job %llu: record carries id %llu", (unsigned long long)id,
+                      (unsigned long long)r.id);
     }
     job_route route;
     if (r.route.p != NULL && route_decode(r.route, &route) != 0) {
-        problem(w, "job %llu: routing cannot be decoded: %s", (unsigned long long)id, aj_errmsg());
+        check_problem(&w->rep, "job %llu: routing cannot be decoded: %s", (unsigned long long)id,
+                      aj_errmsg());
     }
     akey k;
     job_index_key(&k, &r);
@@ -59,14 +45,14 @@ static int check_record_cb(void *ud, const uint8_t *key, size_t klen, const uint
     size_t n;
     int rc = kv_get(w->t, k.b, k.n, &v, &n);
     if (rc == AJ_ENOTFOUND) {
-        problem(w, "job %llu (%s): its index entry is missing", (unsigned long long)id,
-                aj_state_name(r.state));
+        check_problem(&w->rep, "job %llu (%s): its index entry is missing", (unsigned long long)id,
+                      aj_state_name(r.state));
     } else if (rc != 0) {
         w->rc = rc;
         return 1;
     } else if (n != 1 || v[0] != (uint8_t)r.state) {
-        problem(w, "job %llu (%s): its index entry names another state", (unsigned long long)id,
-                aj_state_name(r.state));
+        check_problem(&w->rep, "job %llu (%s): its index entry names another state",
+                      (unsigned long long)id, aj_state_name(r.state));
     }
     return 0;
 }
@@ -77,7 +63,7 @@ static int check_index_cb(void *ud, const uint8_t *key, size_t klen, const uint8
     (void)version;
     check_walk *w = ud;
     if (klen < 9 || vlen != 1) {
-        problem(w, "an index entry of kind '%c' is malformed", w->kind);
+        check_problem(&w->rep, "an index entry of kind '%c' is malformed", w->kind);
         return 0;
     }
     uint64_t id = key_tail_id(key, klen);
@@ -88,8 +74,8 @@ static int check_index_cb(void *ud, const uint8_t *key, size_t klen, const uint8
         return 0; /* the record itself is reported once, by check_record_cb */
     }
     if (rc == AJ_ENOTFOUND) {
-        problem(w, "index '%c' names job %llu, which does not exist", w->kind,
-                (unsigned long long)id);
+        check_problem(&w->rep, "index '%c' names job %llu, which does not exist", w->kind,
+                      (unsigned long long)id);
         return 0;
     }
     if (rc != 0) {
@@ -99,15 +85,15 @@ static int check_index_cb(void *ud, const uint8_t *key, size_t klen, const uint8
     akey want;
     job_index_key(&want, &r);
     if (r.state != (aj_job_state)val[0] || want.n != klen || memcmp(want.b, key, klen) != 0) {
-        problem(w, "index '%c' entry for job %llu does not match the record (%s)", w->kind,
-                (unsigned long long)id, aj_state_name(r.state));
+        check_problem(&w->rep, "index '%c' entry for job %llu does not match the record (%s)",
+                      w->kind, (unsigned long long)id, aj_state_name(r.state));
     }
     return 0;
 }
 
 int job_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
               uint64_t *out_records, uint64_t *out_problems) {
-    check_walk w = {t, report, ud, 0, 0, 0, KEY_JOB};
+    check_walk w = {t, {report, ud, 0}, 0, 0, KEY_JOB};
     akey k;
     key_prefix(&k, KEY_JOB);
     int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, check_record_cb, &w);
@@ -122,7 +108,7 @@ int job_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
     }
     if (rc == 0) {
         *out_records = w.records;
-        *out_problems = w.problems;
+        *out_problems = w.rep.problems;
     }
     return rc;
 }

@@ -45,13 +45,19 @@ int job_heartbeat(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch) {
     return job_transition(t, env, &before, &r);
 }
 
-int job_complete(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, aj_slice result) {
+/* A worker finishing a job (complete or fail) hands in a result within the limit and must hold
+ * the lease. */
+static int read_finishing(kv_txn *t, uint64_t id, uint64_t epoch, aj_slice result, job_rec *out) {
     if (result.n > AJ_PAYLOAD_MAX) {
         return aj__err(AJ_ETOOBIG, "result is %zu bytes, over the %zu-byte limit", result.n,
                        AJ_PAYLOAD_MAX);
     }
+    return read_leased(t, id, epoch, out);
+}
+
+int job_complete(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, aj_slice result) {
     job_rec before, r;
-    int rc = read_leased(t, id, epoch, &before);
+    int rc = read_finishing(t, id, epoch, result, &before);
     if (rc != 0) {
         return rc;
     }
@@ -135,12 +141,8 @@ aj_slice job_error_slice(const char *error) {
 
 int job_fail(kv_txn *t, const job_env *env, uint64_t id, uint64_t epoch, job_failure how,
              const char *error, aj_slice result) {
-    if (result.n > AJ_PAYLOAD_MAX) {
-        return aj__err(AJ_ETOOBIG, "result is %zu bytes, over the %zu-byte limit", result.n,
-                       AJ_PAYLOAD_MAX);
-    }
     job_rec before, r;
-    int rc = read_leased(t, id, epoch, &before);
+    int rc = read_finishing(t, id, epoch, result, &before);
     if (rc != 0) {
         return rc;
     }

@@ -63,6 +63,16 @@ typedef struct job_env {
     struct wf_woken *woken;
 } job_env;
 
+/* env0 with the blob hashes a caller computed before its transaction (the submit, a worker's
+ * outcome, an operation's result). */
+static inline job_env job_env_hinted(const job_env *env0, const struct blob_hint *hints,
+                                     size_t n_hints) {
+    job_env e = *env0;
+    e.blob_hints = hints;
+    e.n_blob_hints = n_hints;
+    return e;
+}
+
 /* The lease length a job gets: its own, but never under AJ_LEASE_MIN_MS (records written before
  * the floor existed may hold less). */
 static inline int64_t job_lease_len(int64_t lease_ms) {

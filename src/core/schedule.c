@@ -916,19 +916,24 @@ static int wait_cb(void *ud, const uint8_t *key, size_t klen, const uint8_t *val
     return p->rc != 0;
 }
 
+/* Scans the due index with `due` and then, unless the callback has failed (*cb_rc, which the
+ * callbacks set in ud), the wait index with `wait`: the walk of sched_poll and sched_check.
+ * Returns the scan's error, or else *cb_rc. */
+static int scan_indexes(kv_txn *t, kv_scan_fn due, kv_scan_fn wait, void *ud, const int *cb_rc) {
+    akey k;
+    key_prefix(&k, KEY_SCHEDULE_DUE);
+    int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, due, ud);
+    if (rc == 0 && *cb_rc == 0) {
+        key_prefix(&k, KEY_SCHEDULE_WAIT);
+        rc = kv_scan_prefix(t, k.b, k.n, 0, 0, wait, ud);
+    }
+    return rc != 0 ? rc : *cb_rc;
+}
+
 int sched_poll(kv_txn *t, int64_t now, size_t limit, int (*fn)(void *ud, const char *name),
                void *ud, int64_t *out_next) {
     poll_ctx p = {t, now, limit, 0, fn, ud, INT64_MAX, 0};
-    akey k;
-    key_prefix(&k, KEY_SCHEDULE_DUE);
-    int rc = kv_scan_prefix(t, k.b, k.n, 0, 0, due_cb, &p);
-    if (rc == 0 && p.rc == 0) {
-        key_prefix(&k, KEY_SCHEDULE_WAIT);
-        rc = kv_scan_prefix(t, k.b, k.n, 0, 0, wait_cb, &p);
-    }
-    if (rc == 0) {
-        rc = p.rc;
-    }
+    int rc = scan_indexes(t, due_cb, wait_cb, &p, &p.rc);
     if (rc == 0) {
         *out_next = p.next;
     }
@@ -1012,17 +1017,8 @@ int sched_check(kv_txn *t, void (*report)(void *ud, const char *line), void *ud,
                 uint64_t *out_records, uint64_t *out_problems) {
     check_ctx c = {t, {report, ud, 0}, 0, 0};
     int rc = sched_list(t, check_rec, &c);
-    akey k;
     if (rc == 0) {
-        key_prefix(&k, KEY_SCHEDULE_DUE);
-        rc = kv_scan_prefix(t, k.b, k.n, 0, 0, check_index_cb, &c);
-    }
-    if (rc == 0 && c.rc == 0) {
-        key_prefix(&k, KEY_SCHEDULE_WAIT);
-        rc = kv_scan_prefix(t, k.b, k.n, 0, 0, check_index_cb, &c);
-    }
-    if (rc == 0) {
-        rc = c.rc;
+        rc = scan_indexes(t, check_index_cb, check_index_cb, &c, &c.rc);
     }
     if (rc == 0) {
         *out_records += c.records;
@@ -1041,15 +1037,27 @@ const char *aj_catch_up_name(aj_catch_up c) {
     return c >= AJ_CATCH_UP_SKIP && c <= AJ_CATCH_UP_ALL ? catch_up_names[c] : NULL;
 }
 
-int aj_catch_up_parse(const char *text, aj_catch_up *out) {
-    for (int i = AJ_CATCH_UP_SKIP; i <= AJ_CATCH_UP_ALL; i++) {
-        if (text != NULL && strcmp(text, catch_up_names[i]) == 0) {
-            *out = (aj_catch_up)i;
+/* Looks text up in names[lo..hi] (both policy parsers): 0 with its index in *out, or
+ * AJ_EINVAL naming the `what` policy and its `choices`. */
+static int policy_parse(const char *const names[], int lo, int hi, const char *what,
+                        const char *choices, const char *text, int *out) {
+    for (int i = lo; text != NULL && i <= hi; i++) {
+        if (strcmp(text, names[i]) == 0) {
+            *out = i;
             return 0;
         }
     }
-    return aj__err(AJ_EINVAL, "catch-up policy '%s' is not skip, once or all",
-                   text != NULL ? text : "");
+    return aj__err(AJ_EINVAL, "%s policy '%s' is not %s", what, text != NULL ? text : "", choices);
+}
+
+int aj_catch_up_parse(const char *text, aj_catch_up *out) {
+    int i = 0;
+    int rc = policy_parse(catch_up_names, AJ_CATCH_UP_SKIP, AJ_CATCH_UP_ALL, "catch-up",
+                          "skip, once or all", text, &i);
+    if (rc == 0) {
+        *out = (aj_catch_up)i;
+    }
+    return rc;
 }
 
 const char *aj_overlap_name(aj_overlap o) {
@@ -1057,12 +1065,11 @@ const char *aj_overlap_name(aj_overlap o) {
 }
 
 int aj_overlap_parse(const char *text, aj_overlap *out) {
-    for (int i = AJ_OVERLAP_SKIP; i <= AJ_OVERLAP_CANCEL; i++) {
-        if (text != NULL && strcmp(text, overlap_names[i]) == 0) {
-            *out = (aj_overlap)i;
-            return 0;
-        }
+    int i = 0;
+    int rc = policy_parse(overlap_names, AJ_OVERLAP_SKIP, AJ_OVERLAP_CANCEL, "overlap",
+                          "skip, buffer, allow or cancel", text, &i);
+    if (rc == 0) {
+        *out = (aj_overlap)i;
     }
-    return aj__err(AJ_EINVAL, "overlap policy '%s' is not skip, buffer, allow or cancel",
-                   text != NULL ? text : "");
+    return rc;
 }

@@ -40,9 +40,7 @@ typedef struct submit_ctx {
 
 static int submit_txn(kv_txn *t, const job_env *env0, void *ud) {
     submit_ctx *s = ud;
-    job_env with_hints = *env0;
-    with_hints.blob_hints = s->hints;
-    with_hints.n_blob_hints = s->n_hints;
+    job_env with_hints = job_env_hinted(env0, s->hints, s->n_hints);
     const job_env *env = &with_hints;
     for (size_t i = 0; i < s->n; i++) {
         int created;
@@ -253,9 +251,7 @@ typedef struct op_ctx {
 
 static int op_txn(kv_txn *t, const job_env *env0, void *ud) {
     op_ctx *o = ud;
-    job_env with_hints = *env0;
-    with_hints.blob_hints = o->hints;
-    with_hints.n_blob_hints = o->n_hints;
+    job_env with_hints = job_env_hinted(env0, o->hints, o->n_hints);
     const job_env *env = &with_hints;
     switch (o->kind) {
     case OP_HEARTBEAT:

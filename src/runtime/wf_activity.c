@@ -55,14 +55,20 @@ int aj__wf_activity_outcome(aj_wf *wf, const char *name, uint64_t seq, aj_bytes 
     return activity_outcome(wf, name, seq, out, 0); /* aj_activity_wait records nothing */
 }
 
-int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *out) {
-    /* A cancel that precedes this call's position refuses it, live and on replay alike (the
-     * refusal records nothing, so the position must decide, not the live edge). */
+/* The history's answer for an activity at this position: 1 with *ev when the history holds it
+ * (replay), 0 when it is new, or an error. A cancel that precedes this position refuses it,
+ * live and on replay alike (the refusal records nothing, so the position must decide, not the
+ * live edge). */
+static int next_activity(aj_wf *wf, const char *name, const wf_event **ev) {
     if (wfx_cancel_visible(wf, wfx_horizon(wf))) {
         return aj__err(AJ_ECANCELLED, "workflow cancelled before activity '%s'", name);
     }
+    return wfx_next_command(wf, EV_ACTIVITY_SCHEDULED, EV_ACTIVITY_SCHEDULED, name, ev);
+}
+
+int aj_activity(aj_wf *wf, const char *name, const aj_job_spec *spec, aj_bytes *out) {
     const wf_event *ev = NULL;
-    int rc = wfx_next_command(wf, EV_ACTIVITY_SCHEDULED, EV_ACTIVITY_SCHEDULED, name, &ev);
+    int rc = next_activity(wf, name, &ev);
     if (rc < 0) {
         return rc;
     }
@@ -151,11 +157,8 @@ int aj_activity_cached(aj_wf *wf, const char *name, const aj_job_spec *spec,
     if (spec == NULL || spec->type == NULL) {
         return aj__err(AJ_EINVAL, "activity '%s' needs a job type", name);
     }
-    if (wfx_cancel_visible(wf, wfx_horizon(wf))) {
-        return aj__err(AJ_ECANCELLED, "workflow cancelled before activity '%s'", name);
-    }
     const wf_event *ev = NULL;
-    int rc = wfx_next_command(wf, EV_ACTIVITY_SCHEDULED, EV_ACTIVITY_SCHEDULED, name, &ev);
+    int rc = next_activity(wf, name, &ev);
     if (rc < 0) {
         return rc;
     }

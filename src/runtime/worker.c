@@ -275,9 +275,7 @@ static void outcome_free(outcome *o) {
 
 static int outcome_txn(kv_txn *t, const job_env *env0, void *ud) {
     outcome *o = ud;
-    job_env with_hints = *env0;
-    with_hints.blob_hints = o->hints;
-    with_hints.n_blob_hints = o->n_hints;
+    job_env with_hints = job_env_hinted(env0, o->hints, o->n_hints);
     const job_env *env = &with_hints;
     aj_slice result = {NULL, 0};
     if (o->has_result) {

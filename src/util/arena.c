@@ -40,15 +40,7 @@ void *aj__arena_alloc(aj_arena *a, size_t n) {
 }
 
 void *aj__arena_dup(aj_arena *a, const void *p, size_t n) {
-    char *d = aj__arena_alloc(a, n + 1);
-    if (d == NULL) {
-        return NULL;
-    }
-    if (n > 0) {
-        memcpy(d, p, n);
-    }
-    d[n] = '\0';
-    return d;
+    return aj__copy0(aj__arena_alloc(a, n + 1), p, n);
 }
 
 void aj__arena_free(aj_arena *a) {

@@ -51,16 +51,19 @@ char *aj__strdup(const char *s) {
     return aj__memdup0(s, strlen(s));
 }
 
-void *aj__memdup0(const void *p, size_t n) {
-    char *d = aj__malloc(n + 1);
+void *aj__copy0(void *d, const void *p, size_t n) {
     if (d == NULL) {
         return NULL;
     }
     if (n > 0) {
         memcpy(d, p, n);
     }
-    d[n] = '\0';
+    ((char *)d)[n] = '\0';
     return d;
+}
+
+void *aj__memdup0(const void *p, size_t n) {
+    return aj__copy0(aj__malloc(n + 1), p, n);
 }
 
 void aj_free(void *p) {

@@ -15,6 +15,8 @@ void aj__free(void *p);
 char *aj__strdup(const char *s);
 /* Copies n bytes and appends a NUL not counted in n. */
 void *aj__memdup0(const void *p, size_t n);
+/* The copy itself, into d of n + 1 bytes (NULL: returns NULL); shared with the arena's dup. */
+void *aj__copy0(void *d, const void *p, size_t n);
 
 /* Room for one more element in a growable array of `n` elements and capacity *cap (doubling,
  * from 16): returns the array (moved or not), or NULL when out of memory, leaving `v` and *cap
