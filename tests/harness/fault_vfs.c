@@ -20,8 +20,9 @@
 
 typedef struct fault_file {
     sqlite3_file base;
-    int armed_name; /* the file's name matched the suffix when it was opened */
-    void *hooked;   /* what hooks.open returned for this file, or NULL: no hooks */
+    int armed_name;             /* the file's name matched the suffix when it was opened */
+    void *hooked;               /* what hooks.open returned for this file, or NULL: no hooks */
+    sqlite3_io_methods methods; /* fault_methods with the real file's iVersion */
     sqlite3_file real[];
 } fault_file;
 
@@ -131,9 +132,11 @@ static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags
     }
     size_t n = name != NULL ? strlen(name) : 0, sl = strlen(fault_suffix);
     ff->armed_name = sl > 0 && n >= sl && strcmp(name + n - sl, fault_suffix) == 0;
-    /* Only the methods the real file has: SQLite checks iVersion before the shm and mmap ones. */
-    fault_methods.iVersion = ff->real->pMethods->iVersion;
-    ff->base.pMethods = &fault_methods;
+    /* Only the methods the real file has: SQLite checks iVersion before the shm and mmap ones.
+     * Each file has its own copy of the table, since threads open files at once. */
+    ff->methods = fault_methods;
+    ff->methods.iVersion = ff->real->pMethods->iVersion;
+    ff->base.pMethods = &ff->methods;
     ff->hooked = hooks.open != NULL && name != NULL ? hooks.open(name, flags) : NULL;
     return SQLITE_OK;
 }
