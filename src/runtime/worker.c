@@ -48,154 +48,12 @@
 #include "runtime/engine.h"
 #include "runtime/progress_buf.h"
 #include "runtime/wf_wakeq.h"
+#include "runtime/worker_pool.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/clock_step.h"
 #include "util/err.h"
 #include "util/mem.h"
-
-/* Most handler threads in one pool. */
-#define POOL_CONCURRENCY_MAX 1024
-/* Most jobs claimed ahead of free handler threads. Claims wait for a commit; jobs claimed ahead
- * keep the threads busy meanwhile. How many are needed is measured (see claim_target). */
-#define POOL_PREFETCH_MAX 256
-/* Longest the dispatcher sleeps before looking at the stop flag and the store again. */
-#define POOL_IDLE_WAIT_MS 100
-/* Claims in a row that may fail with a store error that does not go away by waiting (a damaged
- * or unreadable file: AJ_ECORRUPT, AJ_EFORMAT, AJ_EIO) before the pool stops with that error.
- * The dispatcher waits POOL_STORE_RETRY_MS between them. Busy, conflicting and full stores are
- * waited out however long they last. */
-#define POOL_STORE_ERRORS_MAX 10
-#define POOL_STORE_RETRY_MS 500
-/* A store server that cannot be reached (AJ_EUNAVAILABLE: restarted, failing over, cut off) is
- * waited out for as long as the pool runs: claims and outcomes are retried after a backoff from
- * POOL_UNREACHABLE_MIN_MS doubling to POOL_UNREACHABLE_MAX_MS, every failure logged. */
-#define POOL_UNREACHABLE_MIN_MS 100
-#define POOL_UNREACHABLE_MAX_MS 5000
-/* A lease is renewed when this fraction of it has passed (1/3: two chances before expiry). */
-#define POOL_HEARTBEAT_DIVISOR 3
-/* How often the heartbeat thread looks at its slots. */
-#define POOL_HEARTBEAT_TICK_MS 50
-/* First and longest wait before recording an outcome again after a store error. */
-#define OUTCOME_RETRY_FIRST_MS 100
-#define OUTCOME_RETRY_MAX_MS 5000
-/* An outcome still failing is logged again at most this often. */
-#define OUTCOME_RETRY_LOG_MS 10000
-
-typedef enum stop_reason {
-    STOP_NONE = 0,
-    STOP_TIMEOUT = 1,   /* the attempt ran past its execution timeout */
-    STOP_LOST = 2,      /* the lease is gone (reaped, or the epoch is stale) */
-    STOP_CANCELLED = 3, /* the job was cancelled */
-    STOP_SHUTDOWN = 4,  /* the pool's shutdown deadline passed */
-} stop_reason;
-
-typedef enum slot_state {
-    SLOT_QUEUED = 0,
-    SLOT_RUNNING = 1,
-    SLOT_FINISHING = 2,
-} slot_state;
-
-typedef struct slot {
-    aj_job *job;
-    int64_t deadline_us;  /* monotonic time the attempt's execution timeout passes */
-    int64_t next_beat_us; /* monotonic time of the next heartbeat */
-    atomic_int stop;      /* stop_reason */
-    slot_state state;
-    int beating; /* a heartbeat commit is in flight */
-    int settled; /* settling, and its outcome ended while beating: the heartbeat thread frees it */
-    /* Monotonic time the lease surely lasts until: the commit that wrote it began at or after
-     * the moment this counts from. */
-    int64_t lease_until_us;
-    int beat_rc;           /* the last heartbeat's verdict for this slot */
-    struct slot *next_due; /* in the heartbeat thread's batch */
-    struct slot *next;     /* in the pool's list of all slots, or of settling ones */
-    struct slot *next_queued;
-    eng_progress *prog; /* the attempt's progress reports; NULL until the first */
-} slot;
-
-struct aj_job_ctx {
-    slot *s;
-    aj_pool *pool;
-    eng_progress *prog; /* s->prog once created: the handler's thread alone reads this */
-    aj_buf result;
-    int has_result;
-    int failed;
-    int permanent;
-    char *error;
-};
-
-/* What a handler's run ends in (the transaction an outcome commits). */
-typedef enum outcome_kind {
-    OUTCOME_COMPLETE, /* job_complete */
-    OUTCOME_FAIL,     /* job_fail, retryable or not as `how` says */
-    OUTCOME_RELEASE   /* job_release: back to ready, the attempt not counted */
-} outcome_kind;
-
-/* An outcome handed to the committer; kept until it is known to be committed or stale. */
-typedef struct outcome {
-    aj_pool *pool;
-    outcome_kind kind;
-    uint64_t id, epoch;
-    job_failure how;
-    char *error;
-    aj_buf result;
-    int has_result;
-    aj_counters delta;
-    eng_progress *prog; /* written in the outcome's transaction */
-    blob_hint *hints;   /* the result's hash when it is large (blob.h) */
-    size_t n_hints;
-    slot *s;              /* the settling slot that keeps the lease; NULL when none */
-    int failures;         /* store errors recording it so far */
-    int64_t backoff_ms;   /* the last wait between attempts */
-    int64_t next_try_us;  /* monotonic time of the next attempt (0: at once) */
-    int64_t last_log_us;  /* monotonic time the failure was last logged */
-    int ambiguous;        /* a commit of it ended AJ_EAMBIGUOUS: it may already be recorded */
-    wf_woken woken;       /* workflows its asynchronous commit woke, folded after it */
-    struct outcome *next; /* in p->redo or p->folds */
-} outcome;
-
-struct aj_pool {
-    aj_engine *e;
-    char **queues; /* NULL: every queue */
-    size_t n_queues;
-    uint32_t concurrency;
-    int64_t shutdown_deadline_ms;
-    char *worker_id;
-    char *node;  /* routing: the node this pool runs on */
-    char **tags; /* routing: the pool's tags */
-    size_t n_tags;
-    char host[128]; /* for the registry */
-    int64_t started_ms;
-    int64_t next_registry_us; /* monotonic time of the next registry refresh */
-
-    pthread_t dispatcher, heartbeater;
-    pthread_t *threads;
-    uint32_t n_threads;
-
-    pthread_mutex_t mu;
-    pthread_cond_t cv_work;  /* handler threads wait for queued slots */
-    pthread_cond_t cv_freed; /* the dispatcher and stop() wait for freed slots and outcomes */
-    slot *all;
-    slot *settling; /* slots whose outcome is not yet durable; not counted in inflight */
-    slot *queued_head, *queued_tail;
-    size_t inflight; /* slots in any state */
-    size_t outstanding_outcomes;
-    outcome *redo;          /* outcomes whose async commit failed, to record synchronously */
-    outcome *folds;         /* outcomes committed whose workflows are still to wake */
-    int64_t unreachable_ms; /* the current backoff while the store is unreachable (0: reachable) */
-    int unreachable_n;      /* failures in a row against an unreachable store */
-    int exiting;            /* handler threads exit when nothing is queued */
-    int64_t run_us_avg;     /* moving average of handler run time */
-    int64_t claim_us_avg;   /* moving average of a claim's commit time */
-    int64_t stop_deadline_us;
-
-    atomic_int stop_requested;
-    atomic_int stopped; /* the dispatcher has stopped claiming */
-    int store_errors;   /* claims failed in a row with a persistent store error (dispatcher) */
-    atomic_int failed;  /* the error that stopped the pool (POOL_STORE_ERRORS_MAX), or 0 */
-    char failed_msg[AJ__ERRMSG_MAX]; /* its message; written before `failed` is set */
-};
 
 /* ----------------------------------------------------------------------------------------- */
 /* Handler context (public)                                                                  */
@@ -262,320 +120,6 @@ void aj_worker_opts_init(aj_worker_opts *o) {
 }
 
 /* ----------------------------------------------------------------------------------------- */
-/* Outcomes                                                                                  */
-
-static void outcome_free(outcome *o) {
-    wf_woken_free(&o->woken);
-    eng_progress_free(o->prog);
-    aj__free(o->error);
-    aj__buf_free(&o->result);
-    aj__free(o->hints);
-    aj__free(o);
-}
-
-static int outcome_txn(kv_txn *t, const job_env *env0, void *ud) {
-    outcome *o = ud;
-    job_env with_hints = job_env_hinted(env0, o->hints, o->n_hints);
-    const job_env *env = &with_hints;
-    aj_slice result = {NULL, 0};
-    if (o->has_result) {
-        result.p = o->result.p ? o->result.p : (const uint8_t *)"";
-        result.n = o->result.len;
-    }
-    int rc = eng_progress_store(t, o->prog);
-    if (rc != 0) {
-        return rc;
-    }
-    switch (o->kind) {
-    case OUTCOME_COMPLETE:
-        return job_complete(t, env, o->id, o->epoch, result);
-    case OUTCOME_FAIL:
-        return job_fail(t, env, o->id, o->epoch, o->how, o->error, result);
-    case OUTCOME_RELEASE:
-    default:
-        return job_release(t, env, o->id, o->epoch, 0);
-    }
-}
-
-static void outcome_settled(aj_pool *p) {
-    pthread_mutex_lock(&p->mu);
-    p->outstanding_outcomes--;
-    pthread_cond_broadcast(&p->cv_freed);
-    pthread_mutex_unlock(&p->mu);
-}
-
-static void slot_free(slot *s);
-
-/* Removes a slot from the settling list. Called with p->mu held. */
-static void settling_unlink(aj_pool *p, slot *s) {
-    for (slot **pp = &p->settling; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == s) {
-            *pp = s->next;
-            break;
-        }
-    }
-    pthread_cond_broadcast(&p->cv_freed);
-}
-
-/* The outcome is durable or no longer matters: its lease need not be kept. May run on the
- * committer's thread, so it never waits for a heartbeat in flight (that heartbeat's commit may
- * need this very thread): the heartbeat thread frees a slot it is beating. */
-static void outcome_end(aj_pool *p, outcome *o) {
-    slot *s = o->s;
-    if (s != NULL) {
-        pthread_mutex_lock(&p->mu);
-        if (s->beating) {
-            s->settled = 1;
-            s = NULL;
-        } else {
-            settling_unlink(p, s);
-        }
-        pthread_mutex_unlock(&p->mu);
-        if (s != NULL) {
-            slot_free(s);
-        }
-    }
-    outcome_free(o);
-    outcome_settled(p);
-}
-
-/* Puts an outcome on one of the pool's lists (redo, folds) and wakes their threads. */
-static void outcome_push(aj_pool *p, outcome **list, outcome *o) {
-    pthread_mutex_lock(&p->mu);
-    o->next = *list;
-    *list = o;
-    pthread_cond_broadcast(&p->cv_freed);
-    pthread_mutex_unlock(&p->mu);
-}
-
-/* Takes a whole list (redo, folds) off the pool. */
-static outcome *outcome_take(aj_pool *p, outcome **list) {
-    pthread_mutex_lock(&p->mu);
-    outcome *o = *list;
-    *list = NULL;
-    pthread_mutex_unlock(&p->mu);
-    return o;
-}
-
-/* The committer's verdict on an asynchronous outcome. */
-static void outcome_done(void *ud, int rc) {
-    outcome *o = ud;
-    aj_pool *p = o->pool;
-    if (rc == 0) {
-        eng_count(p->e, &o->delta);
-        if (wf_woken_any(&o->woken)) {
-            /* Folded by the heartbeat thread (fold_outcomes): reads and commits cannot run
-             * here, on the committer's thread. Settled once folded. */
-            outcome_push(p, &p->folds, o);
-            return;
-        }
-    } else if (rc == AJ_ECONFLICT || rc == AJ_EIO || rc == AJ_EFULL || rc == AJ_EBUSY ||
-               rc == AJ_EUNAVAILABLE || rc == AJ_EAMBIGUOUS || rc == AJ_ETIMEDOUT) {
-        /* AJ_EAMBIGUOUS: the outcome may be recorded already; recording it again with the same
-         * epoch is refused (AJ_ESTALE: the job is no longer leased), so it is never applied
-         * twice. */
-        o->ambiguous |= rc == AJ_EAMBIGUOUS;
-        /* Retry synchronously on the dispatcher to learn whether the epoch still holds. */
-        outcome_push(p, &p->redo, o);
-        return;
-    }
-    outcome_end(p, o);
-}
-
-/* Logs an outcome the store refused because this worker no longer holds the job: fencing at
- * work, which an operator must be able to see (a stale epoch means that the job's lease expired
- * while it ran here, and it may run, or have run, again elsewhere). */
-static void log_refused(aj_pool *p, const outcome *o, int rc) {
-    static const char *const kinds[] = {[OUTCOME_COMPLETE] = "completion",
-                                        [OUTCOME_FAIL] = "failure",
-                                        [OUTCOME_RELEASE] = "release"};
-    const char *why = rc == AJ_ESTALE       ? "its lease expired and was taken back (stale epoch)"
-                      : rc == AJ_ECANCELLED ? "the job was cancelled"
-                                            : "the job no longer exists";
-    aj__log(&p->e->log, rc == AJ_ESTALE ? AJ_LOG_WARN : AJ_LOG_INFO,
-            "msg=\"job outcome refused: %s\" job=%llu epoch=%llu outcome=%s", why,
-            (unsigned long long)o->id, (unsigned long long)o->epoch,
-            kinds[o->kind <= OUTCOME_RELEASE ? o->kind : OUTCOME_COMPLETE]);
-}
-
-/* Builds the outcome transaction once and hands it to the committer without waiting. A large
- * result is hashed first, on the handler's thread (and staged, when too large to go with the
- * outcome). */
-static void outcome_submit(aj_pool *p, outcome *o) {
-    aj_engine *e = p->e;
-    kv_txn *t;
-    int rc = 0;
-    if (o->has_result && o->result.len > e->opts.blob_threshold) {
-        aj_slice r = {o->result.p, o->result.len};
-        rc = eng_blob_prepare(e, &r, 1, &o->hints, &o->n_hints);
-    }
-    if (rc == 0) {
-        rc = kv_begin(e->kv, &t);
-    }
-    if (rc == 0) {
-        job_env env;
-        eng_id_src ids;
-        eng_env(e, &env, &o->delta, &ids);
-        env.woken = &o->woken;
-        rc = outcome_txn(t, &env, o);
-        if (rc != 0) {
-            kv_abort(t);
-        } else {
-            /* kv_commit frees the transaction whatever it returns. */
-            rc = kv_commit(t, KV_ASYNC, outcome_done, o, NULL);
-            if (rc == 0) {
-                return; /* outcome_done runs once with the verdict */
-            }
-        }
-    }
-    /* A stale epoch or a cancelled job: the outcome no longer matters. Anything else is retried
-     * synchronously. */
-    if (rc == AJ_ESTALE || rc == AJ_ECANCELLED || rc == AJ_ENOTFOUND) {
-        log_refused(p, o, rc);
-        outcome_end(p, o);
-        return;
-    }
-    outcome_done(o, AJ_ECONFLICT);
-}
-
-/* Notes a failure against an unreachable store: logs it and sets the next backoff. Returns the
- * backoff in ms. The caller holds nothing. */
-static int64_t pool_unreachable(aj_pool *p, const char *what) {
-    pthread_mutex_lock(&p->mu);
-    p->unreachable_ms = p->unreachable_ms == 0 ? POOL_UNREACHABLE_MIN_MS : p->unreachable_ms * 2;
-    if (p->unreachable_ms > POOL_UNREACHABLE_MAX_MS) {
-        p->unreachable_ms = POOL_UNREACHABLE_MAX_MS;
-    }
-    int64_t wait_ms = p->unreachable_ms;
-    int n = ++p->unreachable_n;
-    pthread_mutex_unlock(&p->mu);
-    aj__log(&p->e->log, AJ_LOG_ERROR,
-            "msg=\"store unreachable; retrying\" op=%s failures=%d retry_in_ms=%lld detail=\"%s\"",
-            what, n, (long long)wait_ms, aj_errmsg());
-    return wait_ms;
-}
-
-static void pool_reachable(aj_pool *p) {
-    pthread_mutex_lock(&p->mu);
-    if (p->unreachable_n > 0) {
-        aj__log(&p->e->log, AJ_LOG_INFO, "msg=\"store reachable again\" failures=%d",
-                p->unreachable_n);
-    }
-    p->unreachable_ms = 0;
-    p->unreachable_n = 0;
-    pthread_mutex_unlock(&p->mu);
-}
-
-/* Store errors after which recording an outcome is worth trying again: the store may recover
- * (space freed, a lock released), and the lease is kept meanwhile. */
-static int outcome_retryable(int rc) {
-    return rc == AJ_EFULL || rc == AJ_EIO || rc == AJ_EBUSY || rc == AJ_ECONFLICT ||
-           rc == AJ_ERETRIES || rc == AJ_ENOMEM || rc == AJ_EUNAVAILABLE || rc == AJ_EAMBIGUOUS ||
-           rc == AJ_ETIMEDOUT;
-}
-
-/* 1 when an outcome in p->redo is due for another attempt. Called with p->mu held. */
-static int redo_due(aj_pool *p) {
-    int64_t now_us = aj__mono_us();
-    for (outcome *o = p->redo; o != NULL; o = o->next) {
-        if (o->next_try_us <= now_us) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Records outcomes whose asynchronous commit failed, synchronously, those that are due. A store
- * error puts one back with a growing wait (its lease is kept by the heartbeat thread meanwhile);
- * with give_up (the pool is stopping and its deadline passed) each gets a last attempt. Called
- * by the dispatcher, and by aj_workers_stop() once the dispatcher has stopped. */
-static void redo_outcomes(aj_pool *p, int give_up) {
-    pthread_mutex_lock(&p->mu);
-    outcome *list = p->redo;
-    p->redo = NULL;
-    pthread_mutex_unlock(&p->mu);
-    outcome *later = NULL;
-    while (list != NULL) {
-        outcome *o = list;
-        list = o->next;
-        int64_t now_us = aj__mono_us();
-        if (!give_up && now_us < o->next_try_us) {
-            o->next = later;
-            later = o;
-            continue;
-        }
-        int rc = eng_run(p->e, outcome_txn, o, KV_SYNC);
-        o->ambiguous |= rc == AJ_EAMBIGUOUS;
-        if (rc == AJ_ESTALE && o->ambiguous) {
-            rc = 0; /* the ambiguous commit was applied: the job is no longer leased to us */
-        }
-        if (rc == 0) {
-            pool_reachable(p);
-        }
-        char idbuf[32];
-        snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)o->id);
-        if (rc == 0 || rc == AJ_ESTALE || rc == AJ_ECANCELLED || rc == AJ_ENOTFOUND) {
-            if (rc != 0) {
-                log_refused(p, o, rc);
-            }
-            if (o->failures > 0) {
-                aj__log(&p->e->log, AJ_LOG_INFO,
-                        "msg=\"recorded a job outcome after store errors\" job=%s failures=%d "
-                        "result=%s",
-                        idbuf, o->failures, rc == 0 ? "recorded" : aj_err_name(rc));
-            }
-            outcome_end(p, o);
-            continue;
-        }
-        if (!give_up && outcome_retryable(rc)) {
-            o->failures++;
-            o->backoff_ms = o->backoff_ms == 0 ? OUTCOME_RETRY_FIRST_MS : o->backoff_ms * 2;
-            if (o->backoff_ms > OUTCOME_RETRY_MAX_MS) {
-                o->backoff_ms = OUTCOME_RETRY_MAX_MS;
-            }
-            o->next_try_us = now_us + o->backoff_ms * 1000;
-            if (o->failures == 1 || now_us - o->last_log_us >= OUTCOME_RETRY_LOG_MS * 1000) {
-                aj__log(&p->e->log, AJ_LOG_WARN,
-                        "msg=\"could not record a job outcome; keeping its lease and trying "
-                        "again\" job=%s failures=%d error=\"%s\"",
-                        idbuf, o->failures, aj_errmsg());
-                o->last_log_us = now_us;
-            }
-            o->next = later;
-            later = o;
-            continue;
-        }
-        aj__log(&p->e->log, AJ_LOG_WARN,
-                "msg=\"could not record a job outcome; its lease will expire and it will run "
-                "again\" job=%s failures=%d error=\"%s\"",
-                idbuf, o->failures, aj_errmsg());
-        outcome_end(p, o);
-    }
-    if (later != NULL) {
-        pthread_mutex_lock(&p->mu);
-        outcome **tail = &later;
-        while (*tail != NULL) {
-            tail = &(*tail)->next;
-        }
-        *tail = p->redo;
-        p->redo = later;
-        pthread_mutex_unlock(&p->mu);
-    }
-}
-
-/* Wakes the workflows of committed outcomes (core/wf_wakeq.h). Called by the heartbeat thread
- * and, when stopping, by aj_workers_stop. */
-static void fold_outcomes(aj_pool *p) {
-    outcome *list = outcome_take(p, &p->folds);
-    while (list != NULL) {
-        outcome *o = list;
-        list = o->next;
-        aj__wf_fold_woken(p->e, &o->woken);
-        outcome_end(p, o);
-    }
-}
-
-/* ----------------------------------------------------------------------------------------- */
 /* Slots                                                                                      */
 
 static void slot_unlink(aj_pool *p, slot *s) {
@@ -589,7 +133,7 @@ static void slot_unlink(aj_pool *p, slot *s) {
     pthread_cond_broadcast(&p->cv_freed);
 }
 
-static void slot_free(slot *s) {
+void pool_slot_free(slot *s) {
     eng_progress_free(s->prog);
     aj_job_free(s->job);
     aj__free(s);
@@ -633,15 +177,15 @@ static void finish_slot(aj_pool *p, slot *s, outcome_kind kind, job_failure how,
             memset(&ctx->result, 0, sizeof ctx->result);
             o->has_result = ctx->has_result;
         }
-        outcome_submit(p, o);
+        pool_outcome_submit(p, o);
     } else {
         /* Out of memory: the lease expires and the job runs again. */
         eng_progress_free(prog);
-        outcome_settled(p);
+        pool_outcome_settled(p);
         pthread_mutex_lock(&p->mu);
         slot_unlink(p, s);
         pthread_mutex_unlock(&p->mu);
-        slot_free(s);
+        pool_slot_free(s);
     }
 }
 
@@ -672,7 +216,7 @@ static void drop_slot(aj_pool *p, slot *s) {
     }
     slot_unlink(p, s);
     pthread_mutex_unlock(&p->mu);
-    slot_free(s);
+    pool_slot_free(s);
 }
 
 static void run_slot(aj_pool *p, slot *s) {
@@ -918,7 +462,7 @@ static void *heartbeat_main(void *arg) {
     while (!(p->exiting && p->inflight == 0 && p->settling == NULL)) {
         if (p->folds != NULL) {
             pthread_mutex_unlock(&p->mu);
-            fold_outcomes(p);
+            pool_fold_outcomes(p);
             pthread_mutex_lock(&p->mu);
         }
         flush_progress(p);
@@ -978,7 +522,7 @@ static void *heartbeat_main(void *arg) {
             next = s->next_due;
             s->beating = 0;
             if (s->settled) {
-                settling_unlink(p, s);
+                pool_settling_unlink(p, s);
                 s->next_due = done;
                 done = s;
                 continue;
@@ -1004,12 +548,40 @@ static void *heartbeat_main(void *arg) {
         while (done != NULL) {
             slot *s = done;
             done = s->next_due;
-            slot_free(s);
+            pool_slot_free(s);
         }
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
+}
+
+/* Notes a failure against an unreachable store: logs it and sets the next backoff. Returns the
+ * backoff in ms. The caller holds nothing. */
+static int64_t pool_unreachable(aj_pool *p, const char *what) {
+    pthread_mutex_lock(&p->mu);
+    p->unreachable_ms = p->unreachable_ms == 0 ? POOL_UNREACHABLE_MIN_MS : p->unreachable_ms * 2;
+    if (p->unreachable_ms > POOL_UNREACHABLE_MAX_MS) {
+        p->unreachable_ms = POOL_UNREACHABLE_MAX_MS;
+    }
+    int64_t wait_ms = p->unreachable_ms;
+    int n = ++p->unreachable_n;
+    pthread_mutex_unlock(&p->mu);
+    aj__log(&p->e->log, AJ_LOG_ERROR,
+            "msg=\"store unreachable; retrying\" op=%s failures=%d retry_in_ms=%lld detail=\"%s\"",
+            what, n, (long long)wait_ms, aj_errmsg());
+    return wait_ms;
+}
+
+void pool_reachable(aj_pool *p) {
+    pthread_mutex_lock(&p->mu);
+    if (p->unreachable_n > 0) {
+        aj__log(&p->e->log, AJ_LOG_INFO, "msg=\"store reachable again\" failures=%d",
+                p->unreachable_n);
+    }
+    p->unreachable_ms = 0;
+    p->unreachable_n = 0;
+    pthread_mutex_unlock(&p->mu);
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -1186,14 +758,14 @@ static void *dispatcher_main(void *arg) {
     aj_engine *e = p->e;
     int64_t last_error_log = 0;
     while (!atomic_load(&p->stop_requested) && !atomic_load(&e->closing)) {
-        redo_outcomes(p, 0);
+        pool_redo_outcomes(p, 0);
         pthread_mutex_lock(&p->mu);
         size_t target = claim_target(p);
         size_t free_slots = p->inflight < target ? target - p->inflight : 0;
         pthread_mutex_unlock(&p->mu);
         if (free_slots == 0) {
             pthread_mutex_lock(&p->mu);
-            if (p->inflight >= claim_target(p) && !redo_due(p)) {
+            if (p->inflight >= claim_target(p) && !pool_redo_due(p)) {
                 struct timespec ts;
                 aj__deadline_ts(&ts, POOL_IDLE_WAIT_MS);
                 pthread_cond_timedwait(&p->cv_freed, &p->mu, &ts);
@@ -1459,10 +1031,10 @@ int aj_workers_stop(aj_engine *e) {
     pthread_mutex_lock(&p->mu);
     while (p->outstanding_outcomes > 0) {
         int give_up = aj__mono_us() >= deadline;
-        if (p->folds != NULL || (p->redo != NULL && (give_up || redo_due(p)))) {
+        if (p->folds != NULL || (p->redo != NULL && (give_up || pool_redo_due(p)))) {
             pthread_mutex_unlock(&p->mu);
-            redo_outcomes(p, give_up);
-            fold_outcomes(p);
+            pool_redo_outcomes(p, give_up);
+            pool_fold_outcomes(p);
             pthread_mutex_lock(&p->mu);
             continue;
         }
