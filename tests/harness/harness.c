@@ -3,6 +3,7 @@
  */
 #include "harness.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -115,4 +116,15 @@ void aj_test_wf_wait_events(aj_engine *e, const char *id, uint64_t events) {
         usleep(10000);
     }
     fail_msg("%s never reached %llu events", id, (unsigned long long)events);
+}
+
+int aj_test_ledger_add(const char *path, const char *text, size_t n) {
+    char line[258];
+    int len = snprintf(line, sizeof line, "%.*s\n", (int)(n > 256 ? 256 : n), text);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    int ok = fd >= 0 && write(fd, line, (size_t)len) == len;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok ? 0 : -1;
 }

@@ -45,6 +45,22 @@ void aj_test_wf_wait_events(aj_engine *e, const char *id, uint64_t events);
  * fork). Returns the child's pid. */
 int aj_test_worker_process(const char *url, aj_engine *(*open_engine)(const char *url));
 
+/* Programs that fork worker processes cannot use cmocka's assertions across processes: they
+ * stop with a message instead. */
+#define AJ_TEST_CHECK(cond, ...)                                                                   \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                 \
+            fprintf(stderr, "\n");                                                                 \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* Appends "text\n" (text: n bytes, cut at 256) to the ledger file at `path`, in one write with
+ * O_APPEND, so lines from several processes stay whole: how tests count executions of user code.
+ * 0, or -1 when the file cannot be written. */
+int aj_test_ledger_add(const char *path, const char *text, size_t n);
+
 /* PostgreSQL (tests run under tests/pg/pg_harness.sh, which sets AJ_TEST_PG_URL; pg_db.c). */
 /* Creates a fresh database on the test server; returns its name (free with aj_test_pg_drop). */
 char *aj_test_pg_db(void);

@@ -48,27 +48,6 @@
 
 static char ledger_path[600];
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                 \
-            fprintf(stderr, "\n");                                                                 \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-/* One line per execution of user code (O_APPEND keeps lines whole across processes). */
-static int ledger_add(const char *what, size_t n) {
-    char line[LEDGER_LINE];
-    int len = snprintf(line, sizeof line, "%.*s\n", (int)n, what);
-    int fd = open(ledger_path, O_WRONLY | O_APPEND | O_CREAT, 0644);
-    int ok = fd >= 0 && write(fd, line, (size_t)len) == len;
-    if (fd >= 0) {
-        close(fd);
-    }
-    return ok ? 0 : -1;
-}
-
 /* Consumes every signal, counting the distinct ones and the repeats. */
 static int sink(aj_wf *wf, aj_bytes input, void *ud) {
     (void)input;
@@ -98,7 +77,7 @@ static int sink(aj_wf *wf, aj_bytes input, void *ud) {
 static int before_fan_out(aj_step_ctx *ctx, aj_bytes in, void *ud) {
     (void)in;
     const char *id = ud;
-    if (ledger_add(id, strlen(id)) != 0) {
+    if (aj_test_ledger_add(ledger_path, id, strlen(id)) != 0) {
         return aj_step_fail(ctx, "cannot write the ledger", 0);
     }
     return aj_step_set_result(ctx, "1", 1);
@@ -133,7 +112,7 @@ static int fan(aj_wf *wf, aj_bytes input, void *ud) {
 
 static int activity(aj_job_ctx *ctx, const aj_job *job, void *ud) {
     (void)ud;
-    if (ledger_add(job->payload, job->payload_len) != 0) {
+    if (aj_test_ledger_add(ledger_path, job->payload, job->payload_len) != 0) {
         return aj_ctx_fail(ctx, "cannot write the ledger", 0);
     }
     return aj_ctx_set_result(ctx, "1", 1);
@@ -141,18 +120,18 @@ static int activity(aj_job_ctx *ctx, const aj_job *job, void *ud) {
 
 static aj_engine *open_engine(const char *url) {
     aj_engine *e = NULL;
-    CHECK(aj_engine_open(&e, url, NULL) == 0, "open: %s", aj_errmsg());
-    CHECK(aj_workflow_register(e, "arr_sink", sink, NULL) == 0 &&
-              aj_workflow_register(e, "arr_fan", fan, NULL) == 0 &&
-              aj_register(e, "arr_act", activity, NULL) == 0,
-          "register: %s", aj_errmsg());
+    AJ_TEST_CHECK(aj_engine_open(&e, url, NULL) == 0, "open: %s", aj_errmsg());
+    AJ_TEST_CHECK(aj_workflow_register(e, "arr_sink", sink, NULL) == 0 &&
+                      aj_workflow_register(e, "arr_fan", fan, NULL) == 0 &&
+                      aj_register(e, "arr_act", activity, NULL) == 0,
+                  "register: %s", aj_errmsg());
     return e;
 }
 
 /* A worker process until SIGTERM (aj_test_worker_process). */
 static pid_t spawn_worker(const char *url) {
     pid_t pid = (pid_t)aj_test_worker_process(url, open_engine);
-    CHECK(pid >= 0, "fork");
+    AJ_TEST_CHECK(pid >= 0, "fork");
     return pid;
 }
 
@@ -171,7 +150,7 @@ static void *send_signals(void *arg) {
         snprintf(payload, sizeof payload, "%d:%d", s->index, k);
         for (;;) {
             kv_txn *t = NULL;
-            CHECK(kv_begin(s->e->kv, &t) == 0, "begin: %s", aj_errmsg());
+            AJ_TEST_CHECK(kv_begin(s->e->kv, &t) == 0, "begin: %s", aj_errmsg());
             job_env env;
             eng_id_src ids; /* a signal creates no job: its deferred wake-up does, later */
             eng_env(s->e, &env, NULL, &ids);
@@ -180,7 +159,7 @@ static void *send_signals(void *arg) {
             int rc = wf_signal(t, &env, "sink", "s", aj__slice_str(payload));
             if (rc != 0) {
                 kv_abort(t);
-                CHECK(0, "signal %s: %s", payload, aj_errmsg());
+                AJ_TEST_CHECK(0, "signal %s: %s", payload, aj_errmsg());
             }
             rc = kv_commit(t, KV_SYNC, NULL, NULL, NULL);
             if (rc == AJ_ECONFLICT) {
@@ -188,7 +167,7 @@ static void *send_signals(void *arg) {
                 wf_woken_free(&woken);
                 continue;
             }
-            CHECK(rc == 0, "commit of signal %s: %s", payload, aj_errmsg());
+            AJ_TEST_CHECK(rc == 0, "commit of signal %s: %s", payload, aj_errmsg());
             aj__wf_fold_woken(s->e, &woken);
             wf_woken_free(&woken);
             break;
@@ -200,14 +179,14 @@ static void *send_signals(void *arg) {
 /* A sender process: ARR_SENDER_THREADS senders; writes their conflicts and the folds' to `fd`. */
 static pid_t spawn_senders(const char *url, int proc, int fd) {
     pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
+    AJ_TEST_CHECK(pid >= 0, "fork");
     if (pid == 0) {
         aj_engine *e = open_engine(url);
         pthread_t th[ARR_SENDER_THREADS];
         sender s[ARR_SENDER_THREADS];
         for (int i = 0; i < ARR_SENDER_THREADS; i++) {
             s[i] = (sender){e, proc * ARR_SENDER_THREADS + i, 0};
-            CHECK(pthread_create(&th[i], NULL, send_signals, &s[i]) == 0, "thread");
+            AJ_TEST_CHECK(pthread_create(&th[i], NULL, send_signals, &s[i]) == 0, "thread");
         }
         long counts[2] = {0, 0}; /* the signals' conflicts, the folds' (eng_run's counters) */
         for (int i = 0; i < ARR_SENDER_THREADS; i++) {
@@ -215,10 +194,10 @@ static pid_t spawn_senders(const char *url, int proc, int fd) {
             counts[0] += s[i].conflicts;
         }
         aj_stats st;
-        CHECK(aj_stats_get(e, &st) == 0, "stats: %s", aj_errmsg());
+        AJ_TEST_CHECK(aj_stats_get(e, &st) == 0, "stats: %s", aj_errmsg());
         counts[1] = (long)st.process.conflicts;
         aj_engine_close(e);
-        CHECK(write(fd, counts, sizeof counts) == (ssize_t)sizeof counts, "pipe");
+        AJ_TEST_CHECK(write(fd, counts, sizeof counts) == (ssize_t)sizeof counts, "pipe");
         _exit(0);
     }
     return pid;
@@ -227,17 +206,17 @@ static pid_t spawn_senders(const char *url, int proc, int fd) {
 static void wait_ok(pid_t pid, const char *what) {
     int status = 0;
     waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s did not end cleanly", what);
+    AJ_TEST_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s did not end cleanly", what);
 }
 
 static void test_signals(const char *url) {
     aj_engine *e = open_engine(url);
     aj_wf_start_opts o = {"sink", 0, 0};
-    CHECK(aj_wf_start(e, "arr_sink", "", 0, &o, NULL) == 0, "start: %s", aj_errmsg());
+    AJ_TEST_CHECK(aj_wf_start(e, "arr_sink", "", 0, &o, NULL) == 0, "start: %s", aj_errmsg());
     aj_engine_close(e); /* no engine (and no threads) across fork */
 
     int fds[2];
-    CHECK(pipe(fds) == 0, "pipe");
+    AJ_TEST_CHECK(pipe(fds) == 0, "pipe");
     pid_t pids[ARR_SENDER_PROCS];
     for (int p = 0; p < ARR_SENDER_PROCS; p++) {
         pids[p] = spawn_senders(url, p, fds[1]);
@@ -246,7 +225,7 @@ static void test_signals(const char *url) {
     for (int p = 0; p < ARR_SENDER_PROCS; p++) {
         wait_ok(pids[p], "a sender process");
         long c[2] = {0, 0};
-        CHECK(read(fds[0], c, sizeof c) == (ssize_t)sizeof c, "a sender reported nothing");
+        AJ_TEST_CHECK(read(fds[0], c, sizeof c) == (ssize_t)sizeof c, "a sender reported nothing");
         conflicts += c[0];
         fold_conflicts += c[1];
     }
@@ -255,20 +234,21 @@ static void test_signals(const char *url) {
 
     e = open_engine(url);
     aj_wf_state st;
-    CHECK(aj_wf_wait(e, "sink", ARR_WAIT_MS, &st) == 0, "wait sink: %s", aj_errmsg());
+    AJ_TEST_CHECK(aj_wf_wait(e, "sink", ARR_WAIT_MS, &st) == 0, "wait sink: %s", aj_errmsg());
     aj_wf_info *info = NULL;
-    CHECK(aj_wf_get(e, "sink", &info) == 0, "get sink: %s", aj_errmsg());
+    AJ_TEST_CHECK(aj_wf_get(e, "sink", &info) == 0, "get sink: %s", aj_errmsg());
     char want[64];
     snprintf(want, sizeof want, "%d distinct 0 repeats 0 odd", ARR_SENDERS * ARR_SIGNALS);
-    CHECK(st == AJ_WF_COMPLETED && strcmp(info->result, want) == 0, "sink ended %s: %s",
-          aj_wf_state_name(st), st == AJ_WF_COMPLETED ? (const char *)info->result : info->error);
+    AJ_TEST_CHECK(st == AJ_WF_COMPLETED && strcmp(info->result, want) == 0, "sink ended %s: %s",
+                  aj_wf_state_name(st),
+                  st == AJ_WF_COMPLETED ? (const char *)info->result : info->error);
     aj_wf_info_free(info);
     aj_engine_close(e);
     printf("signals: %d senders x %d to one workflow, all consumed once; conflicts of the "
            "signals' own transactions: %ld (of the folds after them: %ld)\n",
            ARR_SENDERS, ARR_SIGNALS, conflicts, fold_conflicts);
-    CHECK(conflicts == 0, "%ld conflicts of signal transactions (arrivals must not conflict)",
-          conflicts);
+    AJ_TEST_CHECK(conflicts == 0,
+                  "%ld conflicts of signal transactions (arrivals must not conflict)", conflicts);
 }
 
 static void test_activities(const char *url) {
@@ -277,32 +257,33 @@ static void test_activities(const char *url) {
     for (int f = 0; f < ARR_FANS; f++) {
         snprintf(id, sizeof id, "fan-%d", f);
         aj_wf_start_opts o = {id, 0, 0};
-        CHECK(aj_wf_start(e, "arr_fan", "", 0, &o, NULL) == 0, "start: %s", aj_errmsg());
+        AJ_TEST_CHECK(aj_wf_start(e, "arr_fan", "", 0, &o, NULL) == 0, "start: %s", aj_errmsg());
     }
     char want[32];
     snprintf(want, sizeof want, "%d", ARR_ACTIVITIES);
     for (int f = 0; f < ARR_FANS; f++) {
         snprintf(id, sizeof id, "fan-%d", f);
         aj_wf_state st;
-        CHECK(aj_wf_wait(e, id, ARR_WAIT_MS, &st) == 0, "wait %s: %s", id, aj_errmsg());
+        AJ_TEST_CHECK(aj_wf_wait(e, id, ARR_WAIT_MS, &st) == 0, "wait %s: %s", id, aj_errmsg());
         aj_wf_info *info = NULL;
-        CHECK(aj_wf_get(e, id, &info) == 0, "get %s: %s", id, aj_errmsg());
-        CHECK(st == AJ_WF_COMPLETED && strcmp(info->result, want) == 0, "%s ended %s: %s", id,
-              aj_wf_state_name(st),
-              st == AJ_WF_COMPLETED ? (const char *)info->result : info->error);
+        AJ_TEST_CHECK(aj_wf_get(e, id, &info) == 0, "get %s: %s", id, aj_errmsg());
+        AJ_TEST_CHECK(st == AJ_WF_COMPLETED && strcmp(info->result, want) == 0, "%s ended %s: %s",
+                      id, aj_wf_state_name(st),
+                      st == AJ_WF_COMPLETED ? (const char *)info->result : info->error);
         aj_wf_info_free(info);
     }
     aj_engine_close(e);
 
     static int steps[ARR_FANS], acts[ARR_FANS][ARR_ACTIVITIES];
     FILE *fl = fopen(ledger_path, "r");
-    CHECK(fl != NULL, "no ledger");
+    AJ_TEST_CHECK(fl != NULL, "no ledger");
     char line[LEDGER_LINE];
     while (fgets(line, sizeof line, fl) != NULL) {
         int f = -1, a = -1;
         int n = sscanf(line, "fan-%d/a%d", &f, &a);
-        CHECK(n >= 1 && f >= 0 && f < ARR_FANS && (n == 1 || (a >= 0 && a < ARR_ACTIVITIES)),
-              "a ledger line names nothing: %s", line);
+        AJ_TEST_CHECK(n >= 1 && f >= 0 && f < ARR_FANS &&
+                          (n == 1 || (a >= 0 && a < ARR_ACTIVITIES)),
+                      "a ledger line names nothing: %s", line);
         if (n == 1) {
             steps[f]++;
         } else {
@@ -312,17 +293,18 @@ static void test_activities(const char *url) {
     fclose(fl);
     int step_reruns = 0, act_reruns = 0;
     for (int f = 0; f < ARR_FANS; f++) {
-        CHECK(steps[f] >= 1, "fan-%d never ran its step", f);
+        AJ_TEST_CHECK(steps[f] >= 1, "fan-%d never ran its step", f);
         step_reruns += steps[f] - 1;
         for (int a = 0; a < ARR_ACTIVITIES; a++) {
-            CHECK(acts[f][a] >= 1, "fan-%d/a%d never ran", f, a);
+            AJ_TEST_CHECK(acts[f][a] >= 1, "fan-%d/a%d never ran", f, a);
             act_reruns += acts[f][a] - 1;
         }
     }
     printf("activities: %d workflows x %d activities: inline step re-runs %d, activity re-runs "
            "%d\n",
            ARR_FANS, ARR_ACTIVITIES, step_reruns, act_reruns);
-    CHECK(step_reruns == 0, "the inline step before the fan-out ran again %d times", step_reruns);
+    AJ_TEST_CHECK(step_reruns == 0, "the inline step before the fan-out ran again %d times",
+                  step_reruns);
 }
 
 int main(void) {
@@ -344,7 +326,7 @@ int main(void) {
     }
     aj_engine *e = open_engine(url);
     aj_stats s;
-    CHECK(aj_stats_get(e, &s) == 0, "stats: %s", aj_errmsg());
+    AJ_TEST_CHECK(aj_stats_get(e, &s) == 0, "stats: %s", aj_errmsg());
     printf("all processes: transactions %llu, conflicts %llu, gave up %llu\n",
            (unsigned long long)s.total.txn_attempts, (unsigned long long)s.total.conflicts,
            (unsigned long long)s.total.txn_gave_up);

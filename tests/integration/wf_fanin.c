@@ -36,30 +36,14 @@
 
 static char ledger_path[600];
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                 \
-            fprintf(stderr, "\n");                                                                 \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
 /* The user code: one line per execution, appended (O_APPEND keeps lines whole across
  * processes). */
 static int append(aj_step_ctx *ctx, aj_bytes in, void *ud) {
     (void)in;
     const char *id = ud;
-    char line[LEDGER_LINE];
-    int n = snprintf(line, sizeof line, "%s\n", id);
-    int fd = open(ledger_path, O_WRONLY | O_APPEND | O_CREAT, 0644);
-    if (fd < 0 || write(fd, line, (size_t)n) != n) {
-        if (fd >= 0) {
-            close(fd);
-        }
+    if (aj_test_ledger_add(ledger_path, id, strlen(id)) != 0) {
         return aj_step_fail(ctx, "cannot write the ledger", 0);
     }
-    close(fd);
     return aj_step_set_result(ctx, "1", 1);
 }
 
@@ -92,17 +76,17 @@ static int parent(aj_wf *wf, aj_bytes input, void *ud) {
 
 static aj_engine *open_engine(const char *url) {
     aj_engine *e = NULL;
-    CHECK(aj_engine_open(&e, url, NULL) == 0, "open: %s", aj_errmsg());
-    CHECK(aj_workflow_register(e, "fanin_child", child, NULL) == 0 &&
-              aj_workflow_register(e, "fanin_parent", parent, NULL) == 0,
-          "register: %s", aj_errmsg());
+    AJ_TEST_CHECK(aj_engine_open(&e, url, NULL) == 0, "open: %s", aj_errmsg());
+    AJ_TEST_CHECK(aj_workflow_register(e, "fanin_child", child, NULL) == 0 &&
+                      aj_workflow_register(e, "fanin_parent", parent, NULL) == 0,
+                  "register: %s", aj_errmsg());
     return e;
 }
 
 /* A worker process until SIGTERM (aj_test_worker_process). */
 static pid_t spawn_worker(const char *url) {
     pid_t pid = (pid_t)aj_test_worker_process(url, open_engine);
-    CHECK(pid >= 0, "fork");
+    AJ_TEST_CHECK(pid >= 0, "fork");
     return pid;
 }
 
@@ -117,7 +101,8 @@ int main(void) {
     for (int p = 0; p < FANIN_PARENTS; p++) {
         snprintf(id, sizeof id, "fan-%d", p);
         aj_wf_start_opts o = {id, 0, 0};
-        CHECK(aj_wf_start(e, "fanin_parent", "", 0, &o, NULL) == 0, "start: %s", aj_errmsg());
+        AJ_TEST_CHECK(aj_wf_start(e, "fanin_parent", "", 0, &o, NULL) == 0, "start: %s",
+                      aj_errmsg());
     }
     aj_engine_close(e); /* no engine (and no threads) across fork */
 
@@ -131,32 +116,33 @@ int main(void) {
     for (int p = 0; p < FANIN_PARENTS; p++) {
         snprintf(id, sizeof id, "fan-%d", p);
         aj_wf_state st;
-        CHECK(aj_wf_wait(e, id, FANIN_WAIT_MS, &st) == 0, "wait %s: %s", id, aj_errmsg());
+        AJ_TEST_CHECK(aj_wf_wait(e, id, FANIN_WAIT_MS, &st) == 0, "wait %s: %s", id, aj_errmsg());
         aj_wf_info *info = NULL;
-        CHECK(aj_wf_get(e, id, &info) == 0, "get %s: %s", id, aj_errmsg());
-        CHECK(st == AJ_WF_COMPLETED && strcmp(info->result, want) == 0, "%s ended %s: %s", id,
-              aj_wf_state_name(st),
-              st == AJ_WF_COMPLETED ? (const char *)info->result : info->error);
+        AJ_TEST_CHECK(aj_wf_get(e, id, &info) == 0, "get %s: %s", id, aj_errmsg());
+        AJ_TEST_CHECK(st == AJ_WF_COMPLETED && strcmp(info->result, want) == 0, "%s ended %s: %s",
+                      id, aj_wf_state_name(st),
+                      st == AJ_WF_COMPLETED ? (const char *)info->result : info->error);
         aj_wf_info_free(info);
     }
     for (int w = 0; w < FANIN_WORKERS; w++) {
         int status = 0;
         kill(pids[w], SIGTERM);
         waitpid(pids[w], &status, 0);
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker %d did not stop cleanly", w);
+        AJ_TEST_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "worker %d did not stop cleanly", w);
     }
 
     /* Executions per child, from the ledger. */
     static int runs[FANIN_PARENTS][FANIN_CHILDREN];
     FILE *f = fopen(ledger_path, "r");
-    CHECK(f != NULL, "no ledger");
+    AJ_TEST_CHECK(f != NULL, "no ledger");
     char line[LEDGER_LINE];
     long total = 0;
     while (fgets(line, sizeof line, f) != NULL) {
         int p = -1, c = -1;
-        CHECK(sscanf(line, "fan-%d/c%d", &p, &c) == 2 && p >= 0 && p < FANIN_PARENTS && c >= 0 &&
-                  c < FANIN_CHILDREN,
-              "a ledger line names no child: %s", line);
+        AJ_TEST_CHECK(sscanf(line, "fan-%d/c%d", &p, &c) == 2 && p >= 0 && p < FANIN_PARENTS &&
+                          c >= 0 && c < FANIN_CHILDREN,
+                      "a ledger line names no child: %s", line);
         runs[p][c]++;
         total++;
     }
@@ -164,22 +150,22 @@ int main(void) {
     int most = 0;
     for (int p = 0; p < FANIN_PARENTS; p++) {
         for (int c = 0; c < FANIN_CHILDREN; c++) {
-            CHECK(runs[p][c] >= 1, "fan-%d/c%d never ran its step", p, c);
+            AJ_TEST_CHECK(runs[p][c] >= 1, "fan-%d/c%d never ran its step", p, c);
             most = runs[p][c] > most ? runs[p][c] : most;
         }
     }
     long children = (long)FANIN_PARENTS * FANIN_CHILDREN;
     long reruns = total - children;
     aj_stats s;
-    CHECK(aj_stats_get(e, &s) == 0, "stats: %s", aj_errmsg());
+    AJ_TEST_CHECK(aj_stats_get(e, &s) == 0, "stats: %s", aj_errmsg());
     printf("fan-in %dx%d, %d worker processes: steps ran %ld times for %ld children (%ld re-runs, "
            "at most %d for one child); transactions %llu, conflicts %llu, gave up %llu\n",
            FANIN_PARENTS, FANIN_CHILDREN, FANIN_WORKERS, total, children, reruns, most,
            (unsigned long long)s.total.txn_attempts, (unsigned long long)s.total.conflicts,
            (unsigned long long)s.total.txn_gave_up);
-    CHECK(reruns * 1000 <= children * FANIN_RERUN_PERMILLE,
-          "%ld re-runs of user code for %ld children (at most %d per mille allowed)", reruns,
-          children, FANIN_RERUN_PERMILLE);
+    AJ_TEST_CHECK(reruns * 1000 <= children * FANIN_RERUN_PERMILLE,
+                  "%ld re-runs of user code for %ld children (at most %d per mille allowed)",
+                  reruns, children, FANIN_RERUN_PERMILLE);
     aj_engine_close(e);
     aj_test_rmtree(dir);
     free(dir);
