@@ -13,8 +13,18 @@ command -v setpriv >/dev/null || { echo "setpriv not installed: skipped"; exit 7
 # Two unprivileged users: the store's owner (a writer) and a reader who may only read it.
 W_UID=65534
 R_UID=1
-as_writer() { setpriv --reuid=$W_UID --regid=$W_UID --clear-groups "$@"; }
-as_reader() { setpriv --reuid=$R_UID --regid=$R_UID --clear-groups "$@"; }
+# They cannot reach the build directory when it is private (a clone in a mktemp -d directory):
+# they run a copy of aj and of libaj.so in $T/bin.
+BIN="$T/bin"
+mkdir "$BIN" && cp "$AJ_BIN" "${AJ_BUILD_DIR:?}"/libaj.so.* "$BIN/" || fail "cannot copy aj to $BIN"
+as_user() {
+    local uid=$1
+    shift
+    [ "$1" = "$AJ_BIN" ] && set -- "$BIN/aj" "${@:2}"
+    setpriv --reuid="$uid" --regid="$uid" --clear-groups env LD_LIBRARY_PATH="$BIN" "$@"
+}
+as_writer() { as_user $W_UID "$@"; }
+as_reader() { as_user $R_UID "$@"; }
 as_writer true 2>/dev/null && as_reader true 2>/dev/null ||
     { echo "cannot switch to uids $W_UID/$R_UID: skipped"; exit 77; }
 
